@@ -1,0 +1,1 @@
+"""rlhub environments (each module is one environment; registry.yaml lists them)."""

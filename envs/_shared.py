@@ -1,0 +1,17 @@
+"""Pieces several math environments share."""
+
+from __future__ import annotations
+
+from rlhub.rewards import Rubric
+from rlhub.rewards.format import boxed_format, think_answer_format
+from rlhub.rewards.math import math_accuracy
+
+
+def math_rubric(answer_format: str, format_weight: float) -> Rubric:
+    """``correct`` (math equivalence of the extracted answer, weight 1) + ``format`` (layout)."""
+
+    def correct(completions, answer, **kwargs):
+        return math_accuracy(completions, answer=answer, answer_format=answer_format)
+
+    fmt = boxed_format if answer_format == "boxed" else think_answer_format
+    return Rubric({"correct": (correct, 1.0), "format": (fmt, format_weight)})

@@ -1,0 +1,70 @@
+"""arithmetic: procedural multi-step integer arithmetic.
+
+Task: evaluate an integer expression such as ``(12 + 7) * 3 - 4``. Difficulty 1 is a sum of two
+small numbers; each level adds a term, larger numbers, multiplication (level 2+) and parentheses
+(level 4+). Every example comes from its own RNG, so (seed, index) reproduces it.
+
+Output format: reasoning in ``<think>...</think>``, the integer in ``<answer>...</answer>`` (or
+``\\boxed{}`` with ``answer_format="boxed"``).
+
+Rewards: ``correct`` (1.0 if the answer equals the value, weight 1.0), ``format`` (1.0 for the exact
+think/answer layout, weight ``format_weight``).
+
+Version history:
+    v0: first version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from random import Random
+
+from rlhub.config import ConfigError
+from rlhub.env import EnvConfig, ProceduralEnv
+from rlhub.envs._shared import math_rubric
+from rlhub.rewards import Rubric
+from rlhub.types import Example
+
+
+@dataclass
+class ArithmeticConfig(EnvConfig):
+    difficulty: int = 2
+    """1 (a + b, numbers up to 20) to 5 (six terms, numbers up to 100, * and parentheses)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not 1 <= self.difficulty <= 5:
+            raise ConfigError(f"difficulty must be in 1..5, got {self.difficulty}; try difficulty=2")
+
+
+class ArithmeticEnv(ProceduralEnv):
+    Config = ArithmeticConfig
+
+    def generate(self, rng: Random, split: str, index: int) -> Example:
+        level = self.config.difficulty
+        high = (20, 50, 100, 100, 100)[level - 1]
+        ops = "+-" if level == 1 else "+-*"
+        # Build left to right, keeping a running value; parentheses wrap the running expression.
+        value = rng.randint(1, high)
+        text, steps = str(value), []
+        for _ in range(level):
+            op = rng.choice(ops)
+            n = rng.randint(1, high if op != "*" else 12)
+            if (level >= 4 and rng.random() < 0.4 and " " in text) or (op == "*" and " " in text):
+                text = f"({text})"
+            text = f"{text} {op} {n}"
+            new = value + n if op == "+" else value - n if op == "-" else value * n
+            steps.append(f"{value} {op} {n} = {new}")
+            value = new
+        return Example(
+            id=f"arithmetic/{split}/{index}",
+            prompt=self.make_prompt(f"What is {text}?"),
+            answer=str(value),
+            info={"steps": ", ".join(steps)},
+        )
+
+    def gold_completion(self, example: Example) -> str:
+        return self.format_answer(example.answer, reasoning=example.info["steps"])
+
+    def build_rubric(self) -> Rubric:
+        return math_rubric(self.config.answer_format, self.config.format_weight)

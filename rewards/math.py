@@ -1,0 +1,545 @@
+r"""Math answer equivalence (``math_equal``) and the ``math_accuracy`` reward.
+
+``math_equal(pred, gold)`` decides in two steps:
+
+1. A fast path answers exactly, with :class:`fractions.Fraction` and without sympy, whenever both sides
+   are plain numbers: ``18``, ``-3``, ``18.00``, ``.5``, ``1,234``, ``1{,}234``, ``3/4``, ``\frac{1}{2}``,
+   ``\dfrac12``, ``50%``, ``$18``, ``\$18``, ``30^\circ``, ``18 dollars``, ``5\text{ cm}``, ``x = 5``,
+   ``The answer is 5``. When either side is written as a decimal, values equal to 6 decimal places
+   match (``0.333333`` = ``\frac13``), as in math-verify. A percentage matches its number or its
+   hundredth (``50%`` = ``50`` = ``0.5``), as in math-verify.
+2. Anything else goes to math-verify in a persistent worker process with a hard deadline. math-verify's
+   own timeout uses ``signal.alarm``, which works only in the main thread and cannot interrupt a long
+   C-level computation such as ``9^{9^{9^9}}``; a worker that misses the deadline is killed and
+   replaced, and the comparison is ``False``. Workers are started on first use, reused, and limited
+   to 2 GiB of address space; verdicts are cached (GRPO repeats answers within a group).
+
+Anti-hacking rules, each of which makes the comparison ``False``:
+
+* A prediction that lists several answers (top-level ``,`` or ``;``, the words ``or``/``and``,
+  ``\quad``, several ``$...$``/``\boxed`` blocks) never matches a gold answer that is a single value:
+  math-verify would otherwise pick one candidate out of ``1, 2, 3, ..., 100``. Commas inside brackets
+  (tuples, intervals, sets) and thousands separators (``1,234``) are not separators.
+* Only the first candidate that math-verify parses from each side is compared (its ``verify`` is
+  ``True`` when *any* candidate pair matches, string fallbacks included).
+* Digits must be ASCII: an answer written with other decimal digits (full-width ``１８``,
+  Arabic-Indic ``١٨``) is not a number and matches nothing. Look-alike characters never earn credit;
+  the one exception is the Unicode minus sign ``−``, read as ``-``.
+* Answers longer than 1,000 characters match nothing.
+
+The worker processes run ``python -c`` with the same interpreter, so they work from any thread and need
+no ``if __name__ == "__main__"`` guard in the caller's script; they are POSIX-only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import logging
+import os
+import queue
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+from rlhub.errors import ConfigError
+
+from .parsing import ANSWER_MODES, completion_text, extract_answer, extract_boxed
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 1000
+"""Answers (predicted or gold) longer than this never match: a real answer is never that long."""
+
+DEFAULT_TIMEOUT = 2.0
+"""Seconds math-verify may spend on one comparison before the worker is killed."""
+
+POOL_SIZE = max(1, min(4, os.cpu_count() or 1))
+"""The most worker processes the slow path runs at once."""
+
+_WORKER_STARTUP_TIMEOUT = 120.0
+_WORKER_MEMORY_BYTES = 2 * 1024**3
+_SLOW_CACHE_SIZE = 4096
+
+# ---------------------------------------------------------------------------------------------------
+# Fast path: plain numbers, exactly.
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Number(NamedTuple):
+    value: Fraction
+    decimal: bool
+    percent: bool
+
+
+_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textrm|textnormal|mathrm|mbox)\s*\{([^{}]*)\}")
+_SPACING = re.compile(r"\\[,;:! ]|~")
+_ENCLOSING = re.compile(r"\$(.*)\$|\\\((.*)\\\)|\\\[(.*)\\\]|\\boxed\s*\{(.*)\}", re.DOTALL)
+_ANSWER_PREFIX = re.compile(r"(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?\s*|[A-Za-z]\s*=(?!=)\s*", re.IGNORECASE)
+_CURRENCY = re.compile(r"([-+]?)\s*(?:\\\$|\$|€|£|¥)\s*")
+_DEGREES = re.compile(r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)$")
+_PERCENT = re.compile(r"\s*\\?%$")
+_UNIT_WORDS = re.compile(
+    r"(?<=[0-9}%])\s*[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?(?:\s+[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?){0,2}$"
+)
+# Trailing words that change a value rather than name its unit ("5 pi" is not 5).
+_VALUE_WORD = re.compile(
+    r"\b(?:pi|sqrt|root|squared|cubed|times|over|plus|minus|and|or|percent|inf|infty|infinity"
+    r"|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|half|halves|thirds?|quarters?)\b",
+    re.IGNORECASE,
+)
+_PLAIN_NUMBER = re.compile(
+    r"""
+    (?P<sign>[-+]?)\s*
+    (?:
+        (?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]*))?
+      | \.(?P<dec>[0-9]+)
+      | \\[dt]?frac\s*(?:\{\s*(?P<num>[-+]?[0-9]+)\s*\}|(?P<num1>[0-9]))
+                  \s*(?:\{\s*(?P<den>[-+]?[0-9]+)\s*\}|(?P<den1>[0-9]))
+      | (?P<snum>[0-9]+)\s*/\s*(?P<sden>[0-9]+)
+    )
+    """,
+    re.VERBOSE,
+)
+_PLAIN_MAX_CHARS = 200
+
+
+def _plain_number(text: str) -> _Number | None:
+    """The value of ``text`` if it is one plain number (see the module docstring), else ``None``."""
+    if len(text) > _PLAIN_MAX_CHARS:
+        return None
+    text = _SPACING.sub(" ", _TEXT_COMMAND.sub(r" \1 ", text)).replace("{,}", ",").strip()
+    for _ in range(3):
+        enclosed = _ENCLOSING.fullmatch(text)
+        if enclosed is None:
+            break
+        text = next(g for g in enclosed.groups() if g is not None).strip()
+    prefix = _ANSWER_PREFIX.match(text)
+    if prefix:
+        text = text[prefix.end() :]
+    text = text.rstrip(". ")
+    currency = _CURRENCY.match(text)
+    if currency:
+        text = currency.group(1) + text[currency.end() :]
+    units = _UNIT_WORDS.search(text)
+    if units and not _VALUE_WORD.search(units.group()):
+        text = text[: units.start()]
+    text = _DEGREES.sub("", text)
+    percent = _PERCENT.search(text)
+    if percent:
+        text = text[: percent.start()]
+    number = _PLAIN_NUMBER.fullmatch(text.strip())
+    if number is None:
+        return None
+    sign = -1 if number["sign"] == "-" else 1
+    if number["int"] is not None:
+        value = Fraction(number["int"].replace(",", "") + "." + (number["frac"] or "0"))
+        decimal = bool(number["frac"])
+    elif number["dec"] is not None:
+        value, decimal = Fraction("0." + number["dec"]), True
+    else:
+        numerator = int(number["num"] or number["num1"] or number["snum"])
+        denominator = int(number["den"] or number["den1"] or number["sden"])
+        if denominator == 0:
+            return None
+        value, decimal = Fraction(numerator, denominator), False
+    return _Number(sign * value, decimal, percent is not None)
+
+
+def _numbers_equal(a: _Number, b: _Number) -> bool:
+    def close(x: Fraction, y: Fraction, decimal: bool) -> bool:
+        return x == y or (decimal and round(x, 6) == round(y, 6))
+
+    decimal = a.decimal or b.decimal
+    if a.percent == b.percent:
+        return close(a.value, b.value, decimal)
+    pct, other = (a, b) if a.percent else (b, a)
+    return close(pct.value, other.value, decimal) or close(pct.value / 100, other.value, decimal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Guards shared by both paths.
+# ---------------------------------------------------------------------------------------------------
+
+_THOUSANDS_COMMA = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+_SEPARATOR_WORD = re.compile(r"\b(?:or|and)\b|\\(?:lor|vee|quad|qquad)(?![A-Za-z])", re.IGNORECASE)
+_DOLLAR = re.compile(r"(?<!\\)\$\$?")
+_TOP_LEVEL_TOKEN = re.compile(r"\\langle|\\rangle|[][(){},;]")
+_OPENERS = frozenset({"(", "[", "{", "\\langle"})
+_CLOSERS = frozenset({")", "]", "}", "\\rangle"})
+
+
+def _lists_several_answers(text: str) -> bool:
+    """Whether ``text`` offers more than one answer (``3, 4``, ``3 or 4``, ``$3$ $4$``)."""
+    if _SEPARATOR_WORD.search(text):
+        return True
+    if len(_DOLLAR.findall(text)) > 2 or text.count("\\(") > 1 or text.count("\\[") > 1:
+        return True
+    if text.count("\\boxed") > 1:
+        return True
+    depth = 0
+    for token in _TOP_LEVEL_TOKEN.findall(_THOUSANDS_COMMA.sub("", text)):
+        if token in _OPENERS:
+            depth += 1
+        elif token in _CLOSERS:
+            depth -= 1
+        elif depth == 0:
+            return True
+    return False
+
+
+def _has_foreign_digits(text: str) -> bool:
+    return not text.isascii() and any(c.isdecimal() and not c.isascii() for c in text)
+
+
+def _quick_verdict(pred: str, gold: str) -> bool | None:
+    """``True``/``False`` when decidable without math-verify, else ``None`` (ask the slow path)."""
+    if not pred or not gold or len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
+        return False
+    if _has_foreign_digits(pred) or _has_foreign_digits(gold):
+        return False
+    pred_number, gold_number = _plain_number(pred), _plain_number(gold)
+    if pred_number is not None and gold_number is not None:
+        return _numbers_equal(pred_number, gold_number)
+    if _lists_several_answers(pred) and not _lists_several_answers(gold):
+        return False
+    return None
+
+
+def _normalize_input(text: Any) -> str:
+    try:
+        text = "" if text is None else str(text)
+    except Exception:
+        return ""
+    return text.replace("\u2212", "-").strip()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Slow path: math-verify in worker processes with a hard deadline.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _as_math(text: str) -> str:
+    """Delimit ``text`` as one LaTeX expression, so math-verify parses the whole answer, not a piece."""
+    if "$" in text or "\\(" in text or "\\[" in text or "\\boxed" in text:
+        return text
+    return f"${text}$"
+
+
+def _math_verify_equal(pred: str, gold: str) -> bool:
+    """math-verify's verdict, first parsed candidate against first parsed candidate (run in a worker)."""
+    from math_verify import parse, verify
+
+    gold_parsed = parse(_as_math(gold), parsing_timeout=None)
+    pred_parsed = parse(_as_math(pred), parsing_timeout=None)
+    gold_exprs = [p for p in gold_parsed if not isinstance(p, str)]
+    pred_exprs = [p for p in pred_parsed if not isinstance(p, str)]
+    if gold_exprs or pred_exprs:
+        return bool(gold_exprs and pred_exprs) and verify(gold_exprs[0], pred_exprs[0], timeout_seconds=None)
+    gold_strs = [p.strip() for p in gold_parsed if isinstance(p, str)]
+    pred_strs = [p.strip() for p in pred_parsed if isinstance(p, str)]
+    return bool(gold_strs and pred_strs and gold_strs[0]) and gold_strs[0] == pred_strs[0]
+
+
+def _serve() -> None:
+    """A worker's main loop: read ``[pred, gold]`` JSON lines on stdin, answer ``1`` or ``0`` lines."""
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (_WORKER_MEMORY_BYTES, _WORKER_MEMORY_BYTES))
+    except (ValueError, OSError):
+        pass
+    # Keep the protocol on a private copy of stdout so that stray prints from sympy cannot corrupt it.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    logging.disable(logging.CRITICAL)
+    import math_verify  # noqa: F401 - import before announcing readiness, so startup is off the clock
+
+    replies.write(b"ready\n")
+    replies.flush()
+    for line in sys.stdin.buffer:
+        try:
+            pred, gold = json.loads(line)
+            equal = _math_verify_equal(pred, gold)
+        except Exception:
+            equal = False
+        replies.write(b"1\n" if equal else b"0\n")
+        replies.flush()
+
+
+class _Worker:
+    """One math-verify worker process, used by one caller at a time."""
+
+    def __init__(self) -> None:
+        module = __name__ if __name__ != "__main__" else "rlhub.rewards.math"
+        env = dict(os.environ)
+        # The parent's path, so the child imports this module under the same name (doctest, scripts).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", f"from {module} import _serve; _serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        self._buffer = b""
+        self._ready = False
+        # poll, not select: select fails on descriptors above 1024, common in a training process.
+        self._poller = select.poll()
+        self._poller.register(self.proc.stdout.fileno(), select.POLLIN)
+
+    def _read_line(self, deadline: float) -> bytes | None:
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._poller.poll(remaining * 1000):
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def ask(self, pred: str, gold: str, timeout: float) -> bool | None:
+        """The worker's verdict, or ``None`` if it died or missed the deadline (then kill it)."""
+        if not self._ready:
+            if self._read_line(time.monotonic() + _WORKER_STARTUP_TIMEOUT) != b"ready":
+                log.warning("a math-verify worker failed to start; comparisons on the slow path score 0")
+                return None
+            self._ready = True
+        try:
+            self.proc.stdin.write(json.dumps([pred, gold]).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        reply = self._read_line(time.monotonic() + timeout)
+        return None if reply is None else reply == b"1"
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:  # unflushed input to a dead worker
+                pass
+
+
+class _WorkerPool:
+    """Up to ``size`` workers, started on demand; a worker that times out is replaced."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _acquire(self) -> _Worker:
+        while True:
+            with self._lock:
+                if self._pid != os.getpid():  # forked: the parent's pipes are not ours to share
+                    self._idle, self._all, self._pid = queue.LifoQueue(), set(), os.getpid()
+                try:
+                    return self._idle.get_nowait()
+                except queue.Empty:
+                    if len(self._all) < self.size:
+                        worker = _Worker()
+                        self._all.add(worker)
+                        return worker
+            try:
+                return self._idle.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        """Return a worker to the pool; an unhealthy one is killed and a fresh one started for later."""
+        if healthy:
+            self._idle.put(worker)
+            return
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+            try:
+                fresh = _Worker()
+            except OSError as exc:
+                log.warning("cannot start a math-verify worker (%s); will retry on the next call", exc)
+                return
+            self._all.add(fresh)
+        self._idle.put(fresh)
+
+    def equal(self, pred: str, gold: str, timeout: float) -> bool:
+        """The verdict of a worker; ``False`` on timeout. A worker found dead is replaced and asked again."""
+        for _ in range(2):
+            try:
+                worker = self._acquire()
+            except OSError as exc:
+                log.warning("cannot start a math-verify worker (%s); scoring the comparison False", exc)
+                return False
+            try:
+                verdict = worker.ask(pred, gold, timeout)
+            except Exception as exc:
+                log.warning("math-verify worker failed (%s: %s); replacing it", type(exc).__name__, exc)
+                verdict = None
+            except BaseException:
+                self._release(worker, healthy=False)
+                raise
+            died = verdict is None and worker.proc.poll() is not None
+            self._release(worker, healthy=verdict is not None)
+            if not died:
+                return bool(verdict)
+        return False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                for worker in self._all:
+                    worker.kill()
+            self._all = set()
+            self._idle = queue.LifoQueue()
+
+    @property
+    def started(self) -> int:
+        """How many worker processes are alive (for tests and diagnostics)."""
+        return len(self._all)
+
+
+_POOL = _WorkerPool(POOL_SIZE)
+atexit.register(_POOL.close)
+
+
+@functools.lru_cache(maxsize=_SLOW_CACHE_SIZE)
+def _slow_equal(pred: str, gold: str, timeout: float) -> bool:
+    # GRPO samples many completions per prompt, so the same (pred, gold) pair recurs within a batch.
+    return _POOL.equal(pred, gold, timeout)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public API.
+# ---------------------------------------------------------------------------------------------------
+
+
+def math_equal(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    r"""Whether the predicted answer equals the gold answer mathematically.
+
+    Plain numbers are compared exactly without sympy; anything else goes to math-verify in a worker
+    process killed after ``timeout`` seconds. See the module docstring for what counts as a plain
+    number and for the anti-hacking rules (a list of candidates never matches a single gold value).
+
+    Args:
+        pred: The model's answer, already extracted from the completion (e.g. an ``<answer>`` block).
+        gold: The reference answer.
+        timeout: Seconds math-verify may spend on this comparison; on timeout the answer is ``False``.
+
+    Returns:
+        ``True`` when the answers are equivalent; ``False`` otherwise, including for malformed input.
+
+    Example:
+        >>> math_equal("$1,000", "1000"), math_equal(r"\dfrac{1}{2}", "0.5"), math_equal("50%", "0.5")
+        (True, True, True)
+        >>> math_equal("1, 2, 3, 4, 5", "3"), math_equal("x = 3 or x = 4", "3")
+        (False, False)
+    """
+    pred, gold = _normalize_input(pred), _normalize_input(gold)
+    verdict = _quick_verdict(pred, gold)
+    if verdict is not None:
+        return verdict
+    return _slow_equal(pred, gold, float(timeout))
+
+
+def math_equal_batch(pairs: Iterable[tuple[str, str]], timeout: float = DEFAULT_TIMEOUT) -> list[bool]:
+    r""":func:`math_equal` over many ``(pred, gold)`` pairs, the slow ones run on all workers at once.
+
+    Args:
+        pairs: ``(pred, gold)`` answer pairs.
+        timeout: Seconds math-verify may spend on each comparison.
+
+    Returns:
+        One verdict per pair, in order.
+
+    Example:
+        >>> math_equal_batch([("18", "18.00"), (r"\frac{\sqrt{2}}{2}", r"\frac{1}{\sqrt 2}"), ("7", "8")])
+        [True, True, False]
+    """
+    normalized = [(_normalize_input(p), _normalize_input(g)) for p, g in pairs]
+    verdicts = [_quick_verdict(p, g) for p, g in normalized]
+    slow = [i for i, v in enumerate(verdicts) if v is None]
+    if len(slow) == 1:
+        verdicts[slow[0]] = _slow_equal(*normalized[slow[0]], float(timeout))
+    elif slow:
+        with ThreadPoolExecutor(max_workers=min(_POOL.size, len(slow))) as pool:
+            slow_verdicts = pool.map(lambda i: _slow_equal(*normalized[i], float(timeout)), slow)
+            for i, verdict in zip(slow, slow_verdicts):
+                verdicts[i] = verdict
+    return [bool(v) for v in verdicts]
+
+
+def gold_answer(answer: Any) -> str | None:
+    r"""The final answer in a gold column: the text after GSM8K's ``####`` or in MATH's last ``\boxed{}``.
+
+    Args:
+        answer: A gold answer or a full reference solution; ``None`` when the row has none.
+
+    Returns:
+        The answer string, or ``None`` for a missing answer.
+
+    Example:
+        >>> gold_answer("She pays 500 + 500 = 1,000 dollars.\n#### 1,000"), gold_answer(r"So \boxed{\frac12}.")
+        ('1,000', '\\frac12')
+    """
+    if answer is None:
+        return None
+    text = str(answer)
+    if "####" in text:
+        return text.rpartition("####")[2].strip()
+    boxed = extract_boxed(text)
+    return boxed if boxed is not None else text.strip()
+
+
+def math_accuracy(
+    completions: Sequence[Any], answer: Sequence[Any], answer_format: str = "tags", **kwargs: Any
+) -> list[float | None]:
+    r"""1.0 when the completion's final answer equals the gold answer, else 0.0.
+
+    The answer is read after the reasoning (:func:`~rlhub.rewards.parsing.strip_think`) from the single
+    ``<answer>`` block (``answer_format="tags"``) or the last ``\boxed{}`` (``"boxed"``). Gold answers
+    may be full GSM8K or MATH solutions (see :func:`gold_answer`).
+
+    Args:
+        completions: Completions (strings or chat-message lists).
+        answer: The gold column, aligned with ``completions``; a ``None`` gold gives ``None``.
+        answer_format: ``"tags"`` or ``"boxed"``.
+        **kwargs: Other dataset columns (ignored).
+
+    Returns:
+        1.0 or 0.0 per completion (``None`` where the gold answer is missing).
+
+    Example:
+        >>> math_accuracy(["<think>2 + 2</think><answer>4</answer>", "<answer>5</answer>"], answer=["4", "4"])
+        [1.0, 0.0]
+        >>> math_accuracy([r"\boxed{\frac{1}{2}}"], answer=["#### 0.5"], answer_format="boxed")
+        [1.0]
+    """
+    return [None if v is None else float(v) for v in _correctness(completions, answer, answer_format)]
+
+
+def _correctness(completions: Sequence[Any], answer: Sequence[Any], answer_format: str) -> list[bool | None]:
+    """Per completion: whether its answer is right, or ``None`` when there is no gold answer."""
+    if answer_format not in ANSWER_MODES:
+        raise ConfigError(f"answer_format must be one of {ANSWER_MODES}, got {answer_format!r}")
+    golds = [gold_answer(a) for a in answer]
+    preds = [extract_answer(completion_text(c), answer_format) for c in completions]
+    if len(golds) != len(preds):
+        raise ValueError(f"got {len(preds)} completions but {len(golds)} answers")
+    graded = [i for i, (p, g) in enumerate(zip(preds, golds)) if p is not None and g is not None]
+    verdicts = dict(zip(graded, math_equal_batch([(preds[i], golds[i]) for i in graded])))
+    return [None if g is None else verdicts.get(i, False) for i, g in enumerate(golds)]

@@ -1,0 +1,244 @@
+"""The environment registry: ``registry.yaml`` plus environments from other pip packages.
+
+Each entry is one versioned id (``countdown-v0``) with an entry point (``module:attr``), domain, tags,
+a one-line description, default config and the license of its data. Other packages add environments
+through the ``rlhub.envs`` entry-point group; the entry point loads to a registry YAML path, a list of
+entry dicts, or a callable returning either.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlhub.errors import RLHubError
+
+DOMAINS = ("math", "code", "tool")
+ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*-v(\d+)$")
+REQUIRED = ("id", "entry_point", "version", "domain", "description", "license")
+OPTIONAL = ("tags", "config")
+ENTRY_POINT_GROUP = "rlhub.envs"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One registered environment."""
+
+    id: str
+    entry_point: str
+    version: int
+    domain: str
+    description: str
+    license: str
+    tags: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    source: str = "rlhub"
+
+    def load_class(self) -> type:
+        module_name, _, attr = self.entry_point.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise RLHubError(f"registry entry {self.id!r}: field 'entry_point' {self.entry_point!r}: {exc}")
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise RLHubError(f"registry entry {self.id!r}: field 'entry_point': module {module_name!r} has no {attr!r}")
+
+    def make(self, **overrides: Any):
+        cls = self.load_class()
+        env = cls(**{**self.config, **overrides})
+        env.env_id = self.id
+        return env
+
+    def code_hash(self) -> str:
+        """sha256 over the entry module's source and the default config: ties a run to the exact env."""
+        h = hashlib.sha256()
+        module = importlib.import_module(self.entry_point.partition(":")[0])
+        try:
+            h.update(inspect.getsource(module).encode())
+        except (OSError, TypeError):
+            h.update(self.entry_point.encode())
+        h.update(json.dumps(self.config, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "domain": self.domain,
+            "tags": list(self.tags),
+            "description": self.description,
+            "license": self.license,
+            "entry_point": self.entry_point,
+            "config": dict(self.config),
+            "source": self.source,
+        }
+
+
+def default_registry_path() -> Path:
+    override = os.environ.get("RLHUB_REGISTRY")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve().parent
+    packaged = here / "_data" / "registry.yaml"
+    return packaged if packaged.is_file() else here.parent / "registry.yaml"
+
+
+def parse_entry(raw: Any, where: str, source: str) -> EnvSpec:
+    """Validate one registry entry; every error names the entry and the field."""
+    if not isinstance(raw, dict):
+        raise RLHubError(f"{where}: each entry must be a mapping with {list(REQUIRED)}, got {type(raw).__name__}")
+    name = raw.get("id", "<missing id>")
+    label = f"{where}: entry {name!r}"
+    for key in REQUIRED:
+        if key not in raw or raw[key] in (None, ""):
+            raise RLHubError(f"{label}: missing field {key!r}")
+    unknown = sorted(set(raw) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise RLHubError(f"{label}: unknown field(s) {unknown}; allowed: {list(REQUIRED + OPTIONAL)}")
+    m = ID_RE.match(str(raw["id"]))
+    if not m:
+        raise RLHubError(f"{label}: field 'id' must look like 'name-v0' (lowercase, versioned)")
+    if not isinstance(raw["version"], int) or raw["version"] != int(m.group(1)):
+        raise RLHubError(
+            f"{label}: field 'version' must be the integer in the id ({m.group(1)}), got {raw['version']!r}"
+        )
+    if raw["domain"] not in DOMAINS:
+        raise RLHubError(f"{label}: field 'domain' must be one of {list(DOMAINS)}, got {raw['domain']!r}")
+    ep = str(raw["entry_point"])
+    if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", ep):
+        raise RLHubError(f"{label}: field 'entry_point' must be 'package.module:Class', got {ep!r}")
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RLHubError(f"{label}: field 'tags' must be a list of strings")
+    config = raw.get("config") or {}
+    if not isinstance(config, dict):
+        raise RLHubError(f"{label}: field 'config' must be a mapping of config keys to defaults")
+    return EnvSpec(
+        id=raw["id"],
+        entry_point=ep,
+        version=raw["version"],
+        domain=raw["domain"],
+        description=str(raw["description"]),
+        license=str(raw["license"]),
+        tags=tuple(tags),
+        config=config,
+        source=source,
+    )
+
+
+def parse_registry(data: Any, where: str, source: str = "rlhub") -> list[EnvSpec]:
+    entries = data.get("envs") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise RLHubError(f"{where}: expected a top-level 'envs:' list of entries")
+    return [parse_entry(raw, where, source) for raw in entries]
+
+
+def read_registry_file(path: Path, source: str = "rlhub") -> list[EnvSpec]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RLHubError(f"registry file {path} not found; set RLHUB_REGISTRY or reinstall rlhub")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark else ""
+        raise RLHubError(f"{path}{at}: not valid YAML ({getattr(exc, 'problem', exc)})")
+    return parse_registry(data, str(path), source)
+
+
+def _plugin_specs() -> list[EnvSpec]:
+    specs = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else ep.value
+        source = f"pip:{dist}"
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj = obj()
+        except Exception as exc:
+            raise RLHubError(f"environment package {dist!r} (entry point {ep.value!r}) failed to load: {exc}")
+        if isinstance(obj, (str, Path)):
+            specs.extend(read_registry_file(Path(obj), source))
+        else:
+            specs.extend(parse_registry(obj, f"entry point {ep.value!r}", source))
+    return specs
+
+
+@cache
+def _load(path: str) -> dict[str, EnvSpec]:
+    specs = read_registry_file(Path(path)) + _plugin_specs()
+    by_id: dict[str, EnvSpec] = {}
+    for spec in specs:
+        if spec.id in by_id:
+            other = by_id[spec.id]
+            raise RLHubError(f"duplicate environment id {spec.id!r} (from {other.source} and {spec.source})")
+        by_id[spec.id] = spec
+    return by_id
+
+
+def load_registry(path: str | Path | None = None) -> dict[str, EnvSpec]:
+    """All registered environments by id (registry.yaml first, then installed env packages)."""
+    return dict(_load(str(path or default_registry_path())))
+
+
+def clear_cache() -> None:
+    _load.cache_clear()
+
+
+def get_spec(env_id: str) -> EnvSpec:
+    registry = load_registry()
+    if env_id in registry:
+        return registry[env_id]
+    close = difflib.get_close_matches(env_id, list(registry), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise RLHubError(f"unknown environment {env_id!r}{hint}; valid ids: {', '.join(sorted(registry))}")
+
+
+def list_envs() -> list[EnvSpec]:
+    """Every registered environment spec, sorted by domain then id."""
+    return sorted(load_registry().values(), key=lambda s: (s.domain, s.id))
+
+
+def make(env_id: str, **config: Any):
+    """Create the environment registered as ``env_id`` with ``config`` overriding its defaults.
+
+    Example:
+        >>> env = make("countdown-v0")
+        >>> ex = env.examples("train", limit=1)[0]
+        >>> env.score(env.gold_completion(ex), ex).rewards["correct"]
+        1.0
+    """
+    return get_spec(env_id).make(**config)
+
+
+def register_with_gymnasium() -> None:
+    """Make every registered env available as ``gymnasium.make("rlhub/<env_id>")``."""
+    import gymnasium
+
+    for spec in load_registry().values():
+        gym_id = f"rlhub/{spec.id}"
+        if gym_id not in gymnasium.registry:
+            gymnasium.register(id=gym_id, entry_point=_GymFactory(spec.id), disable_env_checker=False)
+
+
+class _GymFactory:
+    """A picklable creator, so vectorized gymnasium envs can build rlhub envs in subprocesses."""
+
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+
+    def __call__(self, **config: Any):
+        return make(self.env_id, **config)

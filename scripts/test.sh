@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: set up (idempotent), then the whole suite. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export WANDB_MODE=offline
+exec "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider --doctest-modules rewards tests "$@"

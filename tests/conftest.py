@@ -1,0 +1,40 @@
+"""Test set-up: offline data locations, offline W&B, and small shared fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TEST_DATA = ROOT / "tests" / "data"
+
+if not (SHARED_DATA / "gsm8k" / "test.jsonl").is_file():
+    raise RuntimeError(f"tests need the offline data in {SHARED_DATA} (shared/ beside the checkout)")
+
+os.environ["RLHUB_DATA"] = os.pathsep.join([str(SHARED_DATA), str(TEST_DATA)])
+os.environ.setdefault("WANDB_MODE", "offline")
+# Nothing in the tests may reach a model or dataset hub (this machine has no route to one).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("WANDB_API_KEY", None)
+
+
+@pytest.fixture
+def registry_file(tmp_path, monkeypatch):
+    """Write a registry YAML and point rlhub at it; returns a writer function."""
+    from rlhub import registry
+
+    def write(text: str) -> Path:
+        path = tmp_path / "registry.yaml"
+        path.write_text(text)
+        monkeypatch.setenv("RLHUB_REGISTRY", str(path))
+        registry.clear_cache()
+        return path
+
+    yield write
+    registry.clear_cache()

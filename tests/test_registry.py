@@ -1,0 +1,145 @@
+"""The registry: loading, validation errors that name the entry and field, plugins, gymnasium."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+
+import gymnasium
+import pytest
+
+import rlhub
+from rlhub import registry
+from rlhub.errors import ConfigError, RLHubError
+
+GOOD = """
+envs:
+  - id: arithmetic-v0
+    entry_point: rlhub.envs.arithmetic:ArithmeticEnv
+    version: 0
+    domain: math
+    description: test
+    license: Apache-2.0
+"""
+
+
+def test_list_envs_has_the_four_math_envs():
+    ids = {s.id for s in rlhub.list_envs()}
+    assert {"arithmetic-v0", "countdown-v0", "gsm8k-v0", "math-v0"} <= ids
+    spec = registry.get_spec("countdown-v0")
+    assert (spec.version, spec.domain, spec.source) == (0, "math", "rlhub")
+    assert spec.description and spec.license and spec.tags
+
+
+def test_make_applies_defaults_and_overrides():
+    env = rlhub.make("arithmetic-v0", difficulty=4)
+    assert env.config.difficulty == 4 and env.env_id == "arithmetic-v0"
+    assert rlhub.make("arithmetic-v0").config.difficulty == 2
+
+
+def test_unknown_id_names_valid_choices():
+    with pytest.raises(
+        RLHubError, match=r"unknown environment 'countdwn-v0' \(did you mean 'countdown-v0'\?\).*gsm8k-v0"
+    ):
+        rlhub.make("countdwn-v0")
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"difficulty": 9}, "difficulty must be in 1..5"),
+        ({"dificulty": 2}, r"unknown config key\(s\) \['dificulty'\]; valid keys: .*difficulty"),
+        ({"difficulty": "2"}, "config key 'difficulty' must be int"),
+        ({"answer_format": "xml"}, "answer_format must be 'tags' or 'boxed'"),
+    ],
+)
+def test_bad_config_is_one_clear_error(config, message):
+    with pytest.raises(ConfigError, match=message):
+        rlhub.make("arithmetic-v0", **config)
+
+
+def test_gymnasium_make_returns_the_same_env():
+    env = gymnasium.make("rlhub/gsm8k-v0")
+    obs, info = env.reset(seed=0)
+    assert isinstance(obs, str) and info["prompt"][-1]["content"] == obs
+    _, _, terminated, truncated, step_info = env.step("<think>no</think><answer>-1</answer>")
+    assert terminated and not truncated and "correct" in step_info["rewards"]
+    assert gymnasium.make("rlhub/countdown-v0", max_numbers=3).unwrapped.config.max_numbers == 3
+
+
+@pytest.mark.parametrize(
+    "mutation, message",
+    [
+        (lambda s: s.replace("    domain: math\n", ""), r"entry 'arithmetic-v0': missing field 'domain'"),
+        (
+            lambda s: s.replace("domain: math", "domain: poetry"),
+            r"entry 'arithmetic-v0': field 'domain' must be one of",
+        ),
+        (lambda s: s.replace("version: 0", "version: 1"), r"entry 'arithmetic-v0': field 'version'"),
+        (lambda s: s.replace("id: arithmetic-v0", "id: Arithmetic"), r"entry 'Arithmetic': field 'id'"),
+        (lambda s: s.replace("ArithmeticEnv", "ArithmeticEnv()"), r"field 'entry_point' must be"),
+        (lambda s: s + s.replace("envs:\n", ""), r"duplicate environment id 'arithmetic-v0'"),
+        (
+            lambda s: s.replace("    license: Apache-2.0\n", "    license: Apache-2.0\n    licence: x\n"),
+            r"unknown field\(s\) \['licence'\]",
+        ),
+        (lambda s: s.replace("envs:", "envs: {"), r"not valid YAML"),
+    ],
+)
+def test_malformed_registry_names_entry_and_field(registry_file, mutation, message):
+    registry_file(mutation(GOOD))
+    with pytest.raises(RLHubError, match=message):
+        rlhub.list_envs()
+
+
+def test_unimportable_entry_point_named_when_made(registry_file):
+    registry_file(GOOD.replace("rlhub.envs.arithmetic", "rlhub.envs.nope"))
+    with pytest.raises(RLHubError, match=r"entry 'arithmetic-v0': field 'entry_point' 'rlhub.envs.nope:ArithmeticEnv'"):
+        rlhub.make("arithmetic-v0")
+
+
+class _FakeDist:
+    name = "rlhub-env-demo"
+
+
+class _FakeEntryPoint:
+    value = "rlhub_env_demo:ENVS"
+    dist = _FakeDist()
+
+    def load(self):
+        return [
+            {
+                "id": "demo-arith-v3",
+                "entry_point": "rlhub.envs.arithmetic:ArithmeticEnv",
+                "version": 3,
+                "domain": "math",
+                "description": "from a plugin",
+                "license": "MIT",
+                "config": {"difficulty": 1},
+            }
+        ]
+
+
+def test_env_packages_join_through_entry_points(registry_file, monkeypatch):
+    registry_file(GOOD)
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda group=None, **kw: [_FakeEntryPoint()] if group == "rlhub.envs" else real(group=group, **kw),
+    )
+    specs = {s.id: s for s in rlhub.list_envs()}
+    assert specs["demo-arith-v3"].source == "pip:rlhub-env-demo"
+    assert rlhub.make("demo-arith-v3").config.difficulty == 1
+
+
+def test_code_hash_changes_with_config():
+    spec = registry.get_spec("arithmetic-v0")
+    other = registry.EnvSpec(**{**spec.__dict__, "config": {"difficulty": 5}})
+    assert len(spec.code_hash()) == 16 and spec.code_hash() != other.code_hash()
+
+
+def test_registry_yaml_is_parsed_with_every_field():
+    text = textwrap.dedent(GOOD)
+    specs = registry.parse_registry(__import__("yaml").safe_load(text), "inline")
+    assert specs[0].to_dict()["entry_point"] == "rlhub.envs.arithmetic:ArithmeticEnv"

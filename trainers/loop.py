@@ -1,0 +1,469 @@
+"""The training loop every algorithm shares: rollout, reward, advantage, update, log, checkpoint.
+
+Reads top to bottom. What differs between algorithms (advantages, loss) lives in a small module
+(``grpo.py``); this file owns everything else, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import rlhub
+from rlhub.errors import ConfigError, RLHubError
+from rlhub.registry import get_spec
+from rlhub.rewards import Rubric, get_reward
+from rlhub.trainers import checkpoint
+from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
+from rlhub.trainers.recipe import Recipe
+from rlhub.trainers.rollout import Completion, HFRolloutEngine, left_pad, positions, stop_token_ids
+from rlhub.trainers.tracking import Tracker, git_commit
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = {"grpo": "rlhub.trainers.grpo:GRPO"}
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+def load_algorithm(recipe: Recipe):
+    name = recipe.algorithm.name
+    target = ALGORITHMS.get(name, name)
+    if ":" in target:
+        module_name, attr = target.split(":", 1)
+    else:
+        module_name, _, attr = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"algorithm.name {name!r} is neither one of {sorted(ALGORITHMS)} nor an importable path")
+    return cls(recipe.algorithm)
+
+
+def build_rubric(env, weights: dict[str, float]) -> Rubric:
+    """The env's rubric with the recipe's weights; names the rubric lacks add reward functions."""
+    own = {k: v for k, v in weights.items() if k in env.rubric.names}
+    rubric = env.rubric.reweighted(own) if own else env.rubric
+    extra = {k: v for k, v in weights.items() if k not in env.rubric.names}
+    if not extra:
+        return rubric
+    items = {r.name: (r.fn, r.weight) for r in rubric.items}
+    items.update({name: (get_reward(name), w) for name, w in extra.items()})
+    return Rubric(items)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class PromptStream:
+    """Training examples in a seeded order, reshuffled each epoch; ``position`` makes it resumable."""
+
+    examples: list
+    seed: int
+    position: int = 0
+    _order: list[int] = field(default_factory=list)
+    _epoch: int = -1
+
+    def take(self, n: int) -> list:
+        out = []
+        for _ in range(n):
+            epoch, idx = divmod(self.position, len(self.examples))
+            if epoch != self._epoch:
+                self._order = list(range(len(self.examples)))
+                random.Random(self.seed * 7919 + epoch).shuffle(self._order)
+                self._epoch = epoch
+            out.append(self.examples[self._order[idx]])
+            self.position += 1
+        return out
+
+
+def sequence_batch(
+    prompt_ids: list[list[int]], completions: list[Completion], pad_id: int, device
+) -> dict[str, torch.Tensor]:
+    """[left-padded prompt | right-padded completion] tensors for one micro-batch."""
+    ids_p, mask_p = left_pad(prompt_ids, pad_id, device)
+    width = max(len(c.token_ids) for c in completions)
+    comp = torch.full((len(completions), width), pad_id, dtype=torch.long)
+    comp_mask = torch.zeros((len(completions), width), dtype=torch.float32)
+    old = torch.zeros((len(completions), width), dtype=torch.float32)
+    for i, c in enumerate(completions):
+        comp[i, : len(c.token_ids)] = torch.tensor(c.token_ids)
+        comp_mask[i, : len(c.token_ids)] = 1
+        old[i, : len(c.logprobs)] = torch.tensor(c.logprobs)
+    comp, comp_mask, old = comp.to(device), comp_mask.to(device), old.to(device)
+    input_ids = torch.cat([ids_p, comp], dim=1)
+    attention = torch.cat([mask_p, comp_mask.long()], dim=1)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "completion": comp,
+        "mask": comp_mask,
+        "old_logp": old,
+    }
+
+
+def completion_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits predicting each completion token ([B, T, V]); only those positions reach the LM head."""
+    width = batch["completion"].shape[1]
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=positions(batch["attention_mask"]),
+        logits_to_keep=width + 1,
+        use_cache=False,
+    )
+    return out.logits[:, :-1]
+
+
+def params_digest(model) -> str:
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def make_scheduler(optimizer, recipe: Recipe):
+    t = recipe.training
+    total = max(t.max_steps * recipe.algorithm.num_iterations, 1)
+
+    def factor(update: int) -> float:
+        if update < t.warmup_steps:
+            return (update + 1) / (t.warmup_steps + 1)
+        progress = (update - t.warmup_steps) / max(total - t.warmup_steps, 1)
+        if t.lr_scheduler == "linear":
+            return max(0.0, 1 - progress)
+        if t.lr_scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+# --- the run ----------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: int
+    rewards: list[float]
+    summary: dict[str, Any]
+    is_main_process: bool = True
+
+
+def train(
+    recipe: Recipe,
+    *,
+    recipe_name: str = "recipe",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Run ``recipe`` end to end and return where its outputs went."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from rlhub.models import load_model_and_tokenizer
+
+    t, a = recipe.training, recipe.algorithm
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
+    rank, world = accelerator.process_index, accelerator.num_processes
+    device = accelerator.device
+
+    # Run folder: created fresh, or reused with --resume.
+    run_name = recipe.logging.run_name or f"{recipe_name}-{recipe.env.id}"
+    run_dir = Path(t.output_dir.format(run_name=run_name))
+    last_ckpt = checkpoint.latest(run_dir) if run_dir.exists() else None
+    if resume and last_ckpt is None:
+        raise RLHubError(f"--resume: {run_dir} has no checkpoint yet; run without --resume to start it")
+    if not resume and run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise RLHubError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    if overwrite and not resume and accelerator.is_main_process and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    accelerator.wait_for_everyone()
+
+    # Environment, reward and algorithm.
+    spec = get_spec(recipe.env.id)
+    env = rlhub.make(recipe.env.id, **recipe.env.config)
+    rubric = build_rubric(env, recipe.rewards)
+    algorithm = load_algorithm(recipe)
+    train_examples = env.examples("train", seed=t.seed)
+    if not train_examples:
+        raise RLHubError(f"{recipe.env.id} has no training examples")
+
+    # Model, LoRA, optimizer.
+    generator = seed_everything(t.seed + rank)
+    model, tokenizer = load_model_and_tokenizer(recipe.model.name, dtype=recipe.model.dtype)
+    if recipe.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lora = recipe.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                task_type="CAUSAL_LM",
+            ),
+        )
+    if recipe.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if recipe.lora.enabled:
+            model.enable_input_require_grads()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
+    scheduler = make_scheduler(optimizer, recipe)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    policy = accelerator.unwrap_model(model)
+    if device.type != "cpu":
+        generator = torch.Generator(device=device).manual_seed(t.seed + rank)
+    engine = HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), generator)
+
+    stream = PromptStream(train_examples, seed=t.seed)
+    start_step, history = 0, []
+    if resume:
+        state = checkpoint.load(
+            last_ckpt,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            generator=generator,
+            accelerator=accelerator,
+        )
+        start_step, stream.position, history = state["step"], state["position"], state["reward_history"]
+
+    config = {
+        **recipe.model_dump(),
+        "env_spec": {**spec.to_dict(), "code_hash": spec.code_hash()},
+        "git_commit": git_commit(),
+        "world_size": world,
+        "rlhub_version": rlhub.__version__,
+    }
+    tracker = Tracker(
+        run_dir,
+        config,
+        use_wandb=recipe.logging.wandb,
+        project=recipe.logging.project,
+        run_name=run_name,
+        resume=resume,
+        enabled=accelerator.is_main_process,
+    )
+    if accelerator.is_main_process:
+        (run_dir / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=1))
+
+    prompt_cache: dict[str, list[int]] = {}
+
+    def encode(example) -> list[int]:
+        if example.id not in prompt_cache:
+            prompt_cache[example.id] = tokenizer.apply_chat_template(
+                example.prompt, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        return prompt_cache[example.id]
+
+    G, P, mb = a.group_size, t.prompts_per_step, t.micro_batch_size
+    bar = tqdm(
+        total=t.max_steps,
+        initial=start_step,
+        disable=not (progress and accelerator.is_main_process),
+        desc="train",
+        dynamic_ncols=True,
+    )
+    run_start = time.perf_counter()
+    for step in range(start_step, t.max_steps):
+        step_start = time.perf_counter()
+
+        # 1. Rollout: this process's prompts (processes take interleaved slices of the stream).
+        all_prompts = stream.take(P * world)
+        examples = all_prompts[rank * P : (rank + 1) * P]
+        prompt_ids = [encode(ex) for ex in examples]
+        completions = engine.generate(prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+        gen_time = time.perf_counter() - step_start
+
+        # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
+        reward_start = time.perf_counter()
+        rows = [examples[c.prompt_index] for c in completions]
+        scores = rubric.score_batch([c.text for c in completions], [ex.columns() for ex in rows])
+        rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
+        reward_time = time.perf_counter() - reward_start
+
+        # 3. Advantages, per group.
+        advantages = algorithm.advantages(rewards)
+
+        # 4. Reference log-probs (adapter disabled: the base model, no second copy in memory).
+        seq_prompt_ids = [prompt_ids[c.prompt_index] for c in completions]
+        batches = [
+            (
+                idx,
+                sequence_batch([seq_prompt_ids[i] for i in idx], [completions[i] for i in idx], engine.pad_id, device),
+            )
+            for idx in (list(range(s, s + mb)) for s in range(0, len(completions), mb))
+        ]
+        ref_logps = {}
+        if algorithm.needs_reference:
+            with torch.no_grad(), policy.disable_adapter() if recipe.lora.enabled else nullcontext():
+                for k, (_, batch) in enumerate(batches):
+                    ref_logps[k] = token_logprobs(completion_logits(model, batch), batch["completion"], t.temperature)
+
+        # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
+        totals = BatchTotals(
+            sequences=len(completions),
+            tokens=sum(len(c.token_ids) for c in completions),
+            max_new_tokens=t.max_new_tokens,
+        )
+        # With one process and no KL term, a zero-advantage sequence adds nothing to the gradient:
+        # skip its forward/backward (the normalizers above still count it, so the gradient is unchanged).
+        skippable = world == 1 and not algorithm.needs_reference
+        work = [
+            (k, idx, batch)
+            for k, (idx, batch) in enumerate(batches)
+            if not skippable or bool(advantages[idx].abs().gt(0).any())
+        ]
+        stats: dict[str, list[float]] = {"loss": [], "clipped": [], "kl": [], "entropy": []}
+        grad_norm = 0.0
+        model.train()
+        for _ in range(a.num_iterations):
+            for j, (k, idx, batch) in enumerate(work):
+                sync = j == len(work) - 1
+                with accelerator.no_sync(model) if not sync else nullcontext():
+                    logits = completion_logits(model, batch)
+                    logp = token_logprobs(logits, batch["completion"], t.temperature)
+                    loss, st = algorithm.loss(
+                        logp,
+                        batch["old_logp"],
+                        ref_logps.get(k),
+                        advantages[idx].to(device),
+                        batch["mask"],
+                        totals,
+                    )
+                    accelerator.backward(loss)
+                m = batch["mask"]
+                stats["loss"].append(loss.item())
+                stats["clipped"].append(float((st["clipped"] * m).sum() / m.sum().clamp(min=1)))
+                if "kl" in st:
+                    stats["kl"].append(float((st["kl"] * m).sum() / m.sum().clamp(min=1)))
+                stats["entropy"].append(float((token_entropy(logits.detach(), t.temperature) * m).sum() / m.sum()))
+            if work:
+                grad_norm = float(accelerator.clip_grad_norm_(trainable, t.max_grad_norm))
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        step_time = time.perf_counter() - step_start
+
+        # 6. Log: gathered across processes, namespaced keys.
+        all_rewards = accelerator.gather(rewards.to(device)).cpu()
+        lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float32)
+        all_lengths = accelerator.gather(lengths.to(device)).cpu()
+        metrics: dict[str, Any] = {
+            "reward": float(all_rewards.mean()),
+            "reward_std": float(all_rewards.std()) if all_rewards.numel() > 1 else 0.0,
+            "completions/mean_length": float(all_lengths.mean()),
+            "completions/clipped_ratio": mean([0.0 if c.finished else 1.0 for c in completions]),
+            "losses/policy": mean(stats["loss"]) * len(work) if work else 0.0,
+            "losses/clip_fraction": mean(stats["clipped"]),
+            "losses/entropy": mean(stats["entropy"]),
+            "losses/grad_norm": grad_norm,
+            "charts/learning_rate": scheduler.get_last_lr()[0],
+            "charts/step_time": step_time,
+            "charts/generation_time": gen_time,
+            "charts/reward_time": reward_time,
+            "charts/tokens_per_s": float(all_lengths.sum()) / step_time,
+            "charts/samples_per_s": len(completions) * world / step_time,
+            "charts/zero_advantage_groups": float((rewards.view(-1, G).std(1) == 0).float().mean()),
+        }
+        if stats["kl"]:
+            metrics["losses/kl"] = mean(stats["kl"])
+        for name in rubric.names:
+            vals = [s.rewards[name] for s in scores if s.rewards[name] is not None]
+            metrics[f"rewards/{name}/mean"] = mean(vals)
+            metrics[f"rewards/{name}/std"] = float(np.std(vals)) if vals else 0.0
+        if "correct" in rubric.names:
+            metrics["accuracy"] = mean([1.0 if (s.rewards["correct"] or 0) >= 1.0 else 0.0 for s in scores])
+        metrics["rewards/errors"] = float(sum(len(s.errors) for s in scores))
+        history.append(metrics["reward"])
+        tracker.log(metrics, step=step + 1)
+        every = recipe.logging.completions_every
+        if every and (step + 1) % every == 0:
+            tracker.log_completions(
+                [
+                    {
+                        "prompt": rows[i].prompt[-1]["content"],
+                        "completion": c.text,
+                        **{f"reward/{k}": v for k, v in scores[i].rewards.items()},
+                        "reward": scores[i].reward,
+                        "advantage": float(advantages[i]),
+                    }
+                    for i, c in enumerate(completions)
+                ],
+                step=step + 1,
+            )
+        bar.update(1)
+        bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{step_time:.1f}")
+        if not (progress and accelerator.is_main_process) and accelerator.is_main_process:
+            log.info("step %d reward %.3f step_time %.1fs", step + 1, metrics["reward"], step_time)
+
+        # 7. Checkpoint.
+        if t.save_every and (step + 1) % t.save_every == 0 and step + 1 < t.max_steps:
+            checkpoint.save(
+                run_dir,
+                step + 1,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                generator=generator,
+                state={"position": stream.position, "reward_history": history},
+                accelerator=accelerator,
+            )
+    bar.close()
+
+    final = checkpoint.save(
+        run_dir,
+        t.max_steps,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        generator=generator,
+        state={"position": stream.position, "reward_history": history},
+        accelerator=accelerator,
+    )
+    digest = params_digest(policy)
+    (run_dir / f"final-params-rank{rank}.sha256").write_text(digest)
+    k = min(5, max(len(history) // 2, 1))
+    summary = {
+        "steps": t.max_steps,
+        "wall_time_s": round(time.perf_counter() - run_start, 1),
+        "reward_first": mean(history[:k]),
+        "reward_last": mean(history[-k:]),
+        "window": k,
+        "checkpoint": str(final),
+    }
+    sync = tracker.finish(summary)
+    if sync:
+        summary["wandb_sync"] = sync
+    return RunResult(run_dir, t.max_steps, history, summary, accelerator.is_main_process)

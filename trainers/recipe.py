@@ -1,0 +1,175 @@
+"""Recipes: one flat YAML per training run, validated with pydantic.
+
+Sections: model, env, rewards, algorithm, lora, training, logging, eval. Unknown keys and wrong types
+fail at once with one line naming the key. ``--set training.max_steps=50`` overrides any value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rlhub.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+
+class ModelSection(Section):
+    name: str = "smollm2-135m-instruct"
+    """An embedded model name, an HF hub id (online) or a local checkpoint folder."""
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """Weights dtype; float32 on CPU, bfloat16 on recent GPUs."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory in the training forward pass."""
+
+
+class EnvSection(Section):
+    id: str = "arithmetic-v0"
+    """A registered env id (rlhub envs list)."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of the env's default config."""
+
+
+class AlgorithmSection(Section):
+    name: str = "grpo"
+    """The algorithm: grpo (more arrive with the PPO issue) or a dotted path to your own."""
+    group_size: int = Field(8, ge=2)
+    """G: completions sampled per prompt; advantages are normalized within each group."""
+    scale_rewards: Literal["group", "none"] = "group"
+    """Divide group-centred rewards by the group std ("group", GRPO) or not ("none", Dr. GRPO)."""
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
+    """grpo: mean over each sequence's tokens; dr_grpo: sum / (n * max_new_tokens); dapo: token-level mean."""
+    epsilon: float = Field(0.2, gt=0)
+    """Lower clip range of the importance ratio."""
+    epsilon_high: float | None = Field(None, gt=0)
+    """Upper clip range (DAPO clip-higher, e.g. 0.28); defaults to epsilon."""
+    beta: float = Field(0.0, ge=0)
+    """KL (k3) coefficient to the reference policy (the base model, adapter disabled); 0 skips it."""
+    num_iterations: int = Field(1, ge=1)
+    """Optimizer passes over each generation batch (old log-probs kept from generation)."""
+
+
+class LoraSection(Section):
+    enabled: bool = True
+    """Train a LoRA adapter (peft); false trains every weight."""
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+
+
+class TrainingSection(Section):
+    seed: int = 0
+    max_steps: int = Field(50, ge=1)
+    """Optimizer steps (each on one generation batch when num_iterations=1)."""
+    prompts_per_step: int = Field(4, ge=1)
+    """Prompts per step per process; each gets group_size completions."""
+    micro_batch_size: int = Field(8, ge=1)
+    """Sequences per forward/backward pass (gradient accumulation covers the rest)."""
+    learning_rate: float = Field(1e-5, gt=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(128, ge=1)
+    """Completion length budget in tokens."""
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    save_every: int = Field(10, ge=0)
+    """Checkpoint every N steps (0: only at the end)."""
+    output_dir: str = "runs/{run_name}"
+    """Run folder; {run_name} is filled in."""
+    num_threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+
+
+class LoggingSection(Section):
+    wandb: bool = True
+    """Log to Weights & Biases (offline mode when no API key is set)."""
+    project: str = "rlhub"
+    run_name: str | None = None
+    """Defaults to <recipe>-<env>-<time>."""
+    completions_every: int = Field(10, ge=0)
+    """Log a completions table every N steps (0: never)."""
+
+
+class EvalSection(Section):
+    every: int = Field(0, ge=0)
+    """Evaluate on the test split every N steps (0: never)."""
+    n: int = Field(32, ge=1)
+    """Test examples per evaluation."""
+
+
+class Recipe(Section):
+    model: ModelSection = Field(default_factory=ModelSection)
+    env: EnvSection = Field(default_factory=EnvSection)
+    rewards: dict[str, float] = Field(default_factory=dict)
+    """Reward weights by name: rubric names override weights; other names add reward functions."""
+    algorithm: AlgorithmSection = Field(default_factory=AlgorithmSection)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+
+    @model_validator(mode="after")
+    def _check(self) -> Recipe:
+        n = self.training.prompts_per_step * self.algorithm.group_size
+        if n % self.training.micro_batch_size:
+            raise ValueError(
+                f"training.micro_batch_size ({self.training.micro_batch_size}) must divide prompts_per_step x "
+                f"group_size ({n}); set training.micro_batch_size to a divisor of {n}"
+            )
+        return self
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def _error_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown recipe key {where!r}; check its spelling (see recipes/quickstart.yaml for every key)"
+    if err["type"] == "value_error":
+        return err["msg"].removeprefix("Value error, ")
+    return f"recipe key {where!r}: {err['msg']} (got {err.get('input')!r})"
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe YAML (or defaults when ``path`` is None) and apply ``key.sub=value`` overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            packaged = Path(__file__).resolve().parent.parent / "rlhub" / "_data" / "recipes" / p.name
+            if not packaged.is_file():
+                raise ConfigError(f"recipe {p} not found; pass a path such as recipes/quickstart.yaml")
+            p = packaged
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({getattr(exc, 'problem', exc)})")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: a recipe is a mapping of sections (model, env, training, ...)")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key.sub=value, got {item!r}")
+        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_error_line(exc)) from None

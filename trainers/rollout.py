@@ -1,0 +1,177 @@
+"""Rollout engines: prompts in; completion text, token ids and sampling log-probs out.
+
+The default engine samples with the policy itself on the training device, and is built for speed:
+- each prompt is prefilled once and its KV cache copied to its G completions;
+- a sequence that finishes leaves the batch (its cache rows are dropped), so late steps get cheaper;
+- the log-prob of every sampled token is kept, so the trainer never re-runs a forward pass to get the
+  "old" log-probs of the importance ratio.
+
+Other engines (vLLM, an HTTP endpoint) implement the same ``RolloutEngine.generate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from rlhub.errors import RLHubError
+
+
+@dataclass
+class Completion:
+    """One sampled completion."""
+
+    prompt_index: int
+    """Which prompt of the batch this completes."""
+    token_ids: list[int]
+    """Sampled token ids, the stop token included when the model stopped."""
+    logprobs: list[float]
+    """log p(token) under the sampling policy (logits / temperature)."""
+    text: str
+    finished: bool
+    """True when the model emitted a stop token (False: cut at max_new_tokens)."""
+
+
+class RolloutEngine(Protocol):
+    def generate(
+        self, prompt_ids: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float
+    ) -> list[Completion]:
+        """``n`` completions for each prompt, grouped: prompt 0's n completions first."""
+        ...
+
+
+def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into (ids, attention_mask)."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        if s:
+            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def stop_token_ids(tokenizer, model) -> list[int]:
+    ids = set()
+    for tid in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(tid, int):
+            ids.add(tid)
+        elif isinstance(tid, (list, tuple)):
+            ids.update(t for t in tid if isinstance(t, int))
+    for token in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+            ids.add(tid)
+    if not ids:
+        raise RLHubError("the tokenizer has no eos token; set one (tokenizer.eos_token) so completions can stop")
+    return sorted(ids)
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(-1)
+    drop = probs.cumsum(-1) - probs > top_p
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+class HFRolloutEngine:
+    """Samples with a Hugging Face causal LM (plain or peft-wrapped) and a KV cache.
+
+    Args:
+        model: The policy; called in eval mode under ``torch.no_grad``.
+        tokenizer: Decodes completions; its pad token pads prompts.
+        stop_ids: Token ids that end a completion (the tokenizer's eos and end-of-turn tokens).
+        generator: Seeded torch generator for reproducible sampling.
+    """
+
+    def __init__(self, model, tokenizer, stop_ids: list[int], generator: torch.Generator | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.stop_ids = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+        self.generator = generator
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.stop_ids[0])
+
+    @torch.no_grad()
+    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+        model = self.model
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            rows = self._sample(prompt_ids, n, max_new_tokens, temperature, top_p, device)
+        finally:
+            model.train(was_training)
+        out = []
+        for row, (tokens, logps, finished) in enumerate(rows):
+            text_ids = tokens[:-1] if finished else tokens
+            text = self.tokenizer.decode(text_ids, skip_special_tokens=True)
+            out.append(Completion(row // n, tokens, logps, text, finished))
+        return out
+
+    def _sample(self, prompt_ids, n, max_new_tokens, temperature, top_p, device):
+        from transformers import DynamicCache
+
+        ids, mask = left_pad(prompt_ids, self.pad_id, device)
+        cache = DynamicCache()
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions(mask),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        # Prefill once per prompt, then give each of its n completions a copy of the cache.
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(n)
+        logits = out.logits[:, -1].float().repeat_interleave(n, dim=0)
+        mask = mask.repeat_interleave(n, dim=0)
+        next_pos = positions(mask)[:, -1:] + 1
+        total = len(prompt_ids) * n
+        active = torch.arange(total, device=device)
+        tokens: list[list[int]] = [[] for _ in range(total)]
+        logps: list[list[float]] = [[] for _ in range(total)]
+        finished = [False] * total
+        stop_ids = self.stop_ids.to(device)
+        for step in range(max_new_tokens):
+            scaled = logits / temperature
+            logp_all = scaled.log_softmax(-1)
+            sample_logits = _top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
+            probs = sample_logits.softmax(-1)
+            tok = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+            tok_logp = logp_all.gather(-1, tok[:, None]).squeeze(-1)
+            done = torch.isin(tok, stop_ids)
+            for r, t, lp, d in zip(active.tolist(), tok.tolist(), tok_logp.tolist(), done.tolist()):
+                tokens[r].append(t)
+                logps[r].append(lp)
+                finished[r] = d
+            if step == max_new_tokens - 1:
+                break
+            keep = ~done
+            if not keep.any():
+                break
+            if not keep.all():
+                idx = keep.nonzero().squeeze(-1)
+                cache.batch_select_indices(idx)
+                active, tok, mask, next_pos = active[idx], tok[idx], mask[idx], next_pos[idx]
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            out = self.model(
+                input_ids=tok[:, None],
+                attention_mask=mask,
+                position_ids=next_pos,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache = out.past_key_values
+            logits = out.logits[:, -1].float()
+            next_pos = next_pos + 1
+        return list(zip(tokens, logps, finished))

@@ -1,0 +1,114 @@
+"""Metrics go to ``RUN_DIR/metrics.jsonl`` (always) and Weights & Biases (offline without an API key)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _has_wandb_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path.home() / ".netrc"
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+class Tracker:
+    """Writes metrics on the main process only; other processes get a no-op tracker."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict[str, Any],
+        *,
+        use_wandb: bool,
+        project: str,
+        run_name: str,
+        resume: bool,
+        enabled: bool = True,
+    ):
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self.wandb_run = None
+        self.offline = False
+        if not enabled:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_file = (run_dir / "metrics.jsonl").open("a" if resume else "w")
+        self.completions_file = (run_dir / "completions.jsonl").open("a" if resume else "w")
+        if use_wandb:
+            self._init_wandb(config, project, run_name, resume)
+
+    def _init_wandb(self, config, project, run_name, resume):
+        if not _has_wandb_credentials():
+            os.environ.setdefault("WANDB_MODE", "offline")
+        self.offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun")
+        try:
+            import wandb
+        except ImportError:
+            log.warning("wandb is not installed; logging to metrics.jsonl only (pip install wandb)")
+            return
+        id_file = self.run_dir / "wandb_id.txt"
+        run_id = id_file.read_text().strip() if resume and id_file.is_file() else wandb.util.generate_id()
+        id_file.write_text(run_id)
+        self.wandb_run = wandb.init(
+            project=project,
+            name=run_name,
+            id=run_id,
+            resume="allow",
+            dir=str(self.run_dir),
+            config=config,
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        if not self.enabled:
+            return
+        self.metrics_file.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.metrics_file.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(metrics, step=step)
+
+    def log_completions(self, rows: list[dict[str, Any]], step: int) -> None:
+        """A table of prompt, completion, each reward and the advantage."""
+        if not self.enabled or not rows:
+            return
+        for row in rows:
+            self.completions_file.write(json.dumps({"step": step, **row}) + "\n")
+        self.completions_file.flush()
+        if self.wandb_run is not None:
+            import wandb
+
+            columns = list(rows[0])
+            table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+            self.wandb_run.log({"completions": table}, step=step)
+
+    def finish(self, summary: dict[str, Any]) -> str | None:
+        """Close files and the W&B run; returns the `wandb sync` command for an offline run."""
+        if not self.enabled:
+            return None
+        self.metrics_file.close()
+        self.completions_file.close()
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if self.wandb_run is None:
+            return None
+        self.wandb_run.summary.update(summary)
+        run_dir = Path(self.wandb_run.dir).parent
+        self.wandb_run.finish()
+        return f"wandb sync {run_dir}" if self.offline else None
