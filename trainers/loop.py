@@ -26,9 +26,10 @@ from rlhub.errors import ConfigError, RLHubError
 from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
 from rlhub.trainers import checkpoint
+from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
 from rlhub.trainers.recipe import Recipe
-from rlhub.trainers.rollout import Completion, HFRolloutEngine, left_pad, positions, stop_token_ids
+from rlhub.trainers.rollout import HFRolloutEngine, stop_token_ids
 from rlhub.trainers.tracking import Tracker, git_commit
 
 log = logging.getLogger(__name__)
@@ -91,44 +92,6 @@ class PromptStream:
             out.append(self.examples[self._order[idx]])
             self.position += 1
         return out
-
-
-def sequence_batch(
-    prompt_ids: list[list[int]], completions: list[Completion], pad_id: int, device
-) -> dict[str, torch.Tensor]:
-    """[left-padded prompt | right-padded completion] tensors for one micro-batch."""
-    ids_p, mask_p = left_pad(prompt_ids, pad_id, device)
-    width = max(len(c.token_ids) for c in completions)
-    comp = torch.full((len(completions), width), pad_id, dtype=torch.long)
-    comp_mask = torch.zeros((len(completions), width), dtype=torch.float32)
-    old = torch.zeros((len(completions), width), dtype=torch.float32)
-    for i, c in enumerate(completions):
-        comp[i, : len(c.token_ids)] = torch.tensor(c.token_ids)
-        comp_mask[i, : len(c.token_ids)] = 1
-        old[i, : len(c.logprobs)] = torch.tensor(c.logprobs)
-    comp, comp_mask, old = comp.to(device), comp_mask.to(device), old.to(device)
-    input_ids = torch.cat([ids_p, comp], dim=1)
-    attention = torch.cat([mask_p, comp_mask.long()], dim=1)
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention,
-        "completion": comp,
-        "mask": comp_mask,
-        "old_logp": old,
-    }
-
-
-def completion_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits predicting each completion token ([B, T, V]); only those positions reach the LM head."""
-    width = batch["completion"].shape[1]
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        position_ids=positions(batch["attention_mask"]),
-        logits_to_keep=width + 1,
-        use_cache=False,
-    )
-    return out.logits[:, :-1]
 
 
 def params_digest(model) -> str:
@@ -212,6 +175,11 @@ def train(
     env = rlhub.make(recipe.env.id, **recipe.env.config)
     rubric = build_rubric(env, recipe.rewards)
     algorithm = load_algorithm(recipe)
+    if algorithm.needs_reference and not recipe.lora.enabled:
+        raise ConfigError(
+            "algorithm.beta > 0 needs the reference policy, which rlhub takes from the base model under the LoRA "
+            "adapter; set lora.enabled=true or algorithm.beta=0"
+        )
     train_examples = env.examples("train", seed=t.seed)
     if not train_examples:
         raise RLHubError(f"{recipe.env.id} has no training examples")
@@ -240,8 +208,12 @@ def train(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
     scheduler = make_scheduler(optimizer, recipe)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    policy = accelerator.unwrap_model(model)
+    # Both model calls of the training forward (shared prompt, then completions) sit in one module, so
+    # DDP/FSDP see one forward per backward.
+    forward, optimizer = accelerator.prepare(
+        CompletionLogits(model, share_prefix=not recipe.model.gradient_checkpointing), optimizer
+    )
+    policy = accelerator.unwrap_model(forward).model
     if device.type != "cpu":
         generator = torch.Generator(device=device).manual_seed(t.seed + rank)
     engine = HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), generator)
@@ -251,7 +223,7 @@ def train(
     if resume:
         state = checkpoint.load(
             last_ckpt,
-            model=model,
+            model=policy,
             optimizer=optimizer,
             scheduler=scheduler,
             generator=generator,
@@ -317,19 +289,24 @@ def train(
         advantages = algorithm.advantages(rewards)
 
         # 4. Reference log-probs (adapter disabled: the base model, no second copy in memory).
-        seq_prompt_ids = [prompt_ids[c.prompt_index] for c in completions]
-        batches = [
-            (
-                idx,
-                sequence_batch([seq_prompt_ids[i] for i in idx], [completions[i] for i in idx], engine.pad_id, device),
+        batches = []
+        for start in range(0, len(completions), mb):
+            idx = list(range(start, min(start + mb, len(completions))))
+            part = [completions[i] for i in idx]
+            batch = make_batch(
+                prompt_ids,
+                [c.prompt_index for c in part],
+                [c.token_ids for c in part],
+                [c.logprobs for c in part],
+                engine.pad_id,
+                device,
             )
-            for idx in (list(range(s, s + mb)) for s in range(0, len(completions), mb))
-        ]
+            batches.append((idx, batch))
         ref_logps = {}
         if algorithm.needs_reference:
-            with torch.no_grad(), policy.disable_adapter() if recipe.lora.enabled else nullcontext():
+            with torch.no_grad(), policy.disable_adapter():
                 for k, (_, batch) in enumerate(batches):
-                    ref_logps[k] = token_logprobs(completion_logits(model, batch), batch["completion"], t.temperature)
+                    ref_logps[k] = token_logprobs(forward(batch), batch["completion"], t.temperature)
 
         # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
         totals = BatchTotals(
@@ -347,23 +324,23 @@ def train(
         ]
         stats: dict[str, list[float]] = {"loss": [], "clipped": [], "kl": [], "entropy": []}
         grad_norm = 0.0
-        model.train()
+        forward.train()
         for _ in range(a.num_iterations):
             for j, (k, idx, batch) in enumerate(work):
                 sync = j == len(work) - 1
-                with accelerator.no_sync(model) if not sync else nullcontext():
-                    logits = completion_logits(model, batch)
+                with accelerator.no_sync(forward) if not sync else nullcontext():
+                    logits = forward(batch)
                     logp = token_logprobs(logits, batch["completion"], t.temperature)
                     loss, st = algorithm.loss(
                         logp,
                         batch["old_logp"],
                         ref_logps.get(k),
                         advantages[idx].to(device),
-                        batch["mask"],
+                        batch["completion_mask"],
                         totals,
                     )
                     accelerator.backward(loss)
-                m = batch["mask"]
+                m = batch["completion_mask"]
                 stats["loss"].append(loss.item())
                 stats["clipped"].append(float((st["clipped"] * m).sum() / m.sum().clamp(min=1)))
                 if "kl" in st:
@@ -433,7 +410,7 @@ def train(
             checkpoint.save(
                 run_dir,
                 step + 1,
-                model=model,
+                model=policy,
                 optimizer=optimizer,
                 scheduler=scheduler,
                 generator=generator,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class Tracker:
             log.warning("wandb is not installed; logging to metrics.jsonl only (pip install wandb)")
             return
         id_file = self.run_dir / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if resume and id_file.is_file() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if resume and id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
         self.wandb_run = wandb.init(
             project=project,
