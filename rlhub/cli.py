@@ -189,9 +189,9 @@ def _print_summary(result) -> None:
     table.add_row("checkpoint", s["checkpoint"])
     if "plot" in s:
         table.add_row("reward curves", s["plot"])
-    if "wandb_sync" in s:
-        table.add_row("W&B (offline)", f"upload later with: {s['wandb_sync']}")
     console.print(table)
+    if "wandb_sync" in s:
+        console.print(f"W&B ran offline; upload the run later with:\n  {s['wandb_sync']}", highlight=False, soft_wrap=True)
 
 
 @main.command()

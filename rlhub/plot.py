@@ -13,8 +13,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise RLHubError(f"{run_dir} has no metrics.jsonl; pass a run folder written by `rlhub train`")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    # A resumed run appends; keep the last value logged for each step.
-    by_step = {row["step"]: row for row in rows}
+    # Rows of one step merge (training and eval metrics); a resumed run's re-logged step overrides.
+    by_step: dict[int, dict] = {}
+    for row in rows:
+        by_step.setdefault(row["step"], {}).update(row)
     return [by_step[s] for s in sorted(by_step)]
 
 
@@ -39,6 +41,8 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
         {k for _, rows in runs for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")}
     )
     panels = ["reward", *reward_keys, "completions/mean_length"]
+    if any("eval/reward" in r for _, rows in runs for r in rows):
+        panels.insert(1, "eval/reward")
     if any("losses/kl" in r for _, rows in runs for r in rows):
         panels.append("losses/kl")
     cols = min(3, len(panels))

@@ -68,10 +68,14 @@ def test_grpo_two_steps_updates_the_adapter_and_logs(tiny_model_dir, spread_rewa
     from rlhub.trainers.loop import train
 
     out = tmp_path / "run"
-    recipe = load_recipe(None, tiny_overrides(tiny_model_dir, out, rewards={spread_reward: 1.0}))
+    overrides = {"rewards": {spread_reward: 1.0}, "logging.wandb": True, "eval.every": 2, "eval.n": 3}
+    recipe = load_recipe(None, tiny_overrides(tiny_model_dir, out, **overrides))
     result = train(recipe, recipe_name="tiny", progress=False)
 
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/reward" in r]
+    assert [r["step"] for r in evals] == [0, 2] and "eval/correct" in evals[0]
+    rows = [r for r in rows if "reward" in r]
     assert [r["step"] for r in rows] == [1, 2]
     for key in (
         "reward",
@@ -95,6 +99,16 @@ def test_grpo_two_steps_updates_the_adapter_and_logs(tiny_model_dir, spread_rewa
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "LoRA B starts at zero; training must move it"
     assert (out / "checkpoints" / "step-000002" / "optimizer.pt").is_file()
     assert result.summary["steps"] == 2 and len(result.rewards) == 2
+
+    # W&B ran offline on its own (no API key) and says how to upload later.
+    assert result.summary["wandb_sync"].startswith("wandb sync ")
+    assert list((out / "wandb").glob("offline-run-*"))
+
+    # The reward-curve PNG through the real CLI.
+    png = tmp_path / "curves.png"
+    proc = subprocess.run([shutil.which("rlhub"), "plot", str(out), "-o", str(png)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
 def test_kl_to_reference_is_logged_and_nonnegative(tiny_model_dir, spread_reward, tmp_path):

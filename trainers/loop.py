@@ -125,6 +125,17 @@ def mean(values) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
+def evaluate(engine, env, rubric, encode, n: int, max_new_tokens: int) -> dict[str, float]:
+    """Greedy completions on ``n`` test examples, scored by the training rubric."""
+    examples = env.examples("test", limit=n)
+    completions = engine.generate([encode(ex) for ex in examples], 1, max_new_tokens, 0.0, 1.0)
+    scores = rubric.score_batch([c.text for c in completions], [ex.columns() for ex in examples])
+    metrics = {"eval/reward": mean([s.reward for s in scores])}
+    for name in rubric.names:
+        metrics[f"eval/{name}"] = mean([s.rewards[name] for s in scores])
+    return metrics
+
+
 # --- the run ----------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
@@ -268,6 +279,14 @@ def train(
         dynamic_ncols=True,
     )
     run_start = time.perf_counter()
+    eval_every = recipe.eval.every
+
+    def maybe_evaluate(step: int) -> None:
+        if eval_every and accelerator.is_main_process:
+            tracker.log(evaluate(engine, env, rubric, encode, recipe.eval.n, t.max_new_tokens), step=step)
+
+    if start_step == 0:
+        maybe_evaluate(0)
     for step in range(start_step, t.max_steps):
         step_start = time.perf_counter()
 
@@ -404,6 +423,9 @@ def train(
         bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{step_time:.1f}")
         if not (progress and accelerator.is_main_process) and accelerator.is_main_process:
             log.info("step %d reward %.3f step_time %.1fs", step + 1, metrics["reward"], step_time)
+
+        if eval_every and ((step + 1) % eval_every == 0 or step + 1 == t.max_steps):
+            maybe_evaluate(step + 1)
 
         # 7. Checkpoint.
         if t.save_every and (step + 1) % t.save_every == 0 and step + 1 < t.max_steps:

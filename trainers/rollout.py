@@ -143,11 +143,14 @@ class HFRolloutEngine:
         finished = [False] * total
         stop_ids = self.stop_ids.to(device)
         for step in range(max_new_tokens):
-            scaled = logits / temperature
-            logp_all = scaled.log_softmax(-1)
-            sample_logits = _top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
-            probs = sample_logits.softmax(-1)
-            tok = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+            if temperature == 0:  # greedy (evaluation): log-probs of the untempered distribution
+                logp_all = logits.log_softmax(-1)
+                tok = logits.argmax(-1)
+            else:
+                scaled = logits / temperature
+                logp_all = scaled.log_softmax(-1)
+                sample_logits = _top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
+                tok = torch.multinomial(sample_logits.softmax(-1), 1, generator=self.generator).squeeze(-1)
             tok_logp = logp_all.gather(-1, tok[:, None]).squeeze(-1)
             done = torch.isin(tok, stop_ids)
             for r, t, lp, d in zip(active.tolist(), tok.tolist(), tok_logp.tolist(), done.tolist()):

@@ -1,0 +1,293 @@
+"""A pool of warm sandbox workers that runs programs concurrently, replacing workers that die."""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+import queue
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from rlhub.errors import RLHubError
+from rlhub.sandbox.backends import Backend, make_backend
+from rlhub.sandbox.channel import Channel, WorkerLost
+from rlhub.sandbox.docker_backend import DEFAULT_IMAGE
+from rlhub.sandbox.result import ExecResult, Verdict
+
+DEFAULT_MAX_OUTPUT = 1_000_000
+STARTUP_TIMEOUT = 60.0
+REPLY_GRACE = 5.0
+"""Seconds past a program's own timeout before a silent worker counts as wedged and is replaced."""
+CLOSE_TIMEOUT = 2.0
+PROGRAM_KEYS = frozenset({"code", "stdin", "files"})
+
+
+class _Worker:
+    """One warm zygote, started on first use and restarted after it is lost."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._channel: Channel | None = None
+
+    def ensure_started(self) -> None:
+        if self._channel is not None:
+            return
+        channel = self._backend.start()
+        try:
+            ready = channel.recv(time.monotonic() + STARTUP_TIMEOUT)
+        except WorkerLost as lost:
+            details = channel.diagnostics() or "it wrote nothing to stderr"
+            channel.close(0)
+            raise RLHubError(f"a {self._backend.name} sandbox worker failed to start ({lost}): {details}") from None
+        if not ready.get("ready"):
+            channel.close(0)
+            raise RLHubError(f"a {self._backend.name} sandbox worker sent {ready!r} instead of its ready message")
+        self._channel = channel
+
+    def run(self, request: dict) -> ExecResult:
+        if self._channel is not None and not self._channel.alive():
+            self.close(0)  # it died while idle: replace it before the program starts
+        self.ensure_started()
+        started = time.monotonic()
+        deadline = started + request["timeout"] + REPLY_GRACE
+        try:
+            self._channel.send(request, deadline)
+            reply = self._channel.recv(deadline)
+            if "retired" in reply:  # it did not run this request: run it on a fresh worker
+                self.close(CLOSE_TIMEOUT)
+                self.ensure_started()
+                self._channel.send(request, deadline)
+                reply = self._channel.recv(deadline)
+        except WorkerLost as lost:
+            details = self._channel.diagnostics()
+            self.close(0)
+            return ExecResult(
+                status=lost.status,
+                stdout="",
+                stderr=f"rlhub.sandbox: worker lost: {lost}" + (f"\n{details}" if details else ""),
+                returncode=-signal.SIGKILL,
+                wall_time=time.monotonic() - started,
+            )
+        return ExecResult(**reply)
+
+    def request_exit(self) -> None:
+        if self._channel is not None:
+            self._channel.request_exit()
+
+    def close(self, timeout: float) -> None:
+        if self._channel is not None:
+            self._channel.close(timeout)
+            self._channel = None
+
+
+class SandboxPool:
+    """Warm sandboxed workers; each program gets a fresh process and directory in one of them.
+
+    Thread-safe: concurrent ``run`` calls use different workers, waiting when all are busy. A
+    worker that dies or stops answering is replaced on its next use. Use it as a context manager,
+    or call ``close()``; either way nothing it started is left running. Not fork-safe: use a pool
+    only in the process that made it.
+
+    Args:
+        workers: Number of workers (programs running at once); defaults to the usable CPU count.
+        backend: "bwrap", "docker", "subprocess", "auto", a ``Backend`` instance, or None for
+            $RLHUB_SANDBOX, else "auto" (bwrap if it works here, else subprocess).
+        max_output: Cap, in bytes, on each of stdout and stderr; past it the program is stopped.
+        max_processes: Processes plus threads a program may have at once (bwrap and docker).
+        docker_image: The image docker workers run.
+
+    Raises:
+        RLHubError: The backend is unknown or unusable here.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        backend: str | Backend | None = None,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        max_processes: int = 64,
+        docker_image: str = DEFAULT_IMAGE,
+    ) -> None:
+        if backend is None or isinstance(backend, str):
+            backend = make_backend(backend, max_processes=max_processes, docker_image=docker_image)
+        self.backend = backend
+        self.workers = workers or len(os.sched_getaffinity(0))
+        self.max_output = max_output
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        for _ in range(self.workers):
+            self._idle.put(_Worker(backend))
+        self._closed = False
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def run(
+        self,
+        code: str,
+        *,
+        stdin: str = "",
+        timeout: float = 5.0,
+        memory_mb: int = 512,
+        files: dict[str, str] | None = None,
+    ) -> ExecResult:
+        """Run ``code`` as a fresh ``python`` program's ``__main__``.
+
+        Args:
+            code: Python source.
+            stdin: The program's standard input.
+            timeout: Wall-clock seconds; CPU time is capped a second above it.
+            memory_mb: Address-space limit of each of the program's processes.
+            files: ``{relative_path: content}`` written into the program's working directory.
+
+        Returns:
+            The outcome; a program's failure is reported there, never raised.
+        """
+        return self._execute([["main.py", code]], stdin, timeout, memory_mb, files, token=None)
+
+    def run_tests(
+        self,
+        code: str,
+        test_code: str,
+        *,
+        stdin: str = "",
+        timeout: float = 5.0,
+        memory_mb: int = 512,
+        files: dict[str, str] | None = None,
+    ) -> Verdict:
+        """Run ``code`` then ``test_code`` (plain statements, e.g. asserts) in one namespace.
+
+        Both are compiled, separately, before either runs. The run passes only if it ends with
+        status ok and a fresh random token, which the sandbox prints after the last statement of
+        ``test_code`` has run. So a solution that exits early (``sys.exit(0)``, ``os._exit(0)``),
+        prints a fake token or "All tests passed", or rebinds ``AssertionError`` or other builtins
+        fails. Not covered: a solution that deliberately digs the token out of the interpreter
+        (frames, gc) or returns objects whose comparisons lie; tests that compare printed output in
+        a separate process are immune to both.
+
+        Args:
+            code: The solution.
+            test_code: The tests, run after ``code`` in its namespace.
+            stdin, timeout, memory_mb, files: As for ``run``.
+
+        Returns:
+            A Verdict, truthy if the tests passed.
+        """
+        token = secrets.token_hex(16)
+        segments = [["main.py", code], ["tests.py", test_code]]
+        result = self._execute(segments, stdin, timeout, memory_mb, files, token=token)
+        return Verdict(passed=result.status == "ok" and result.stdout.endswith(f"\n{token}\n"), result=result)
+
+    def run_batch(
+        self, programs: Iterable[str | dict], *, timeout: float = 5.0, memory_mb: int = 512
+    ) -> list[ExecResult]:
+        """Run many programs concurrently on the pool's workers.
+
+        Args:
+            programs: Each a code string or a dict with "code" and optionally "stdin" and "files".
+            timeout, memory_mb: As for ``run``, for every program.
+
+        Returns:
+            One result per program, in the order given.
+        """
+        jobs = [_as_job(program) for program in programs]
+        return list(self._pool_threads().map(lambda job: self.run(**job, timeout=timeout, memory_mb=memory_mb), jobs))
+
+    def warm(self) -> None:
+        """Start every worker now (in parallel) rather than on first use."""
+        workers = [self._checkout() for _ in range(self.workers)]
+        try:
+            list(self._pool_threads().map(_Worker.ensure_started, workers))
+        finally:
+            for worker in workers:
+                self._idle.put(worker)
+
+    def close(self) -> None:
+        """Stop every worker, after letting running programs finish; the pool is unusable after."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        workers = [self._idle.get() for _ in range(self.workers)]
+        for worker in workers:
+            worker.request_exit()
+        for worker in workers:
+            worker.close(CLOSE_TIMEOUT)
+        for worker in workers:
+            self._idle.put(worker)
+        self.backend.close()
+        if self._executor is not None:
+            self._executor.shutdown()
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _execute(self, segments, stdin, timeout, memory_mb, files, token) -> ExecResult:
+        request = {
+            "code": segments,
+            "stdin": stdin,
+            "files": _checked_files(files),
+            "timeout": timeout,
+            "memory_mb": memory_mb,
+            "max_output": self.max_output,
+            "token": token,
+        }
+        _check_request(request)
+        worker = self._checkout()
+        try:
+            return worker.run(request)
+        finally:
+            self._idle.put(worker)
+
+    def _checkout(self) -> _Worker:
+        worker = self._idle.get()
+        if self._closed:
+            self._idle.put(worker)
+            raise RLHubError("this SandboxPool is closed; create a new one")
+        return worker
+
+    def _pool_threads(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="rlhub-sandbox")
+            return self._executor
+
+
+def _as_job(program: str | dict) -> dict:
+    if isinstance(program, str):
+        return {"code": program}
+    if not isinstance(program, dict) or "code" not in program or not PROGRAM_KEYS.issuperset(program):
+        raise ValueError(f"a program is a code string or a dict with keys {sorted(PROGRAM_KEYS)}, got {program!r}")
+    return dict(program)
+
+
+def _checked_files(files: dict[str, str] | None) -> dict[str, str]:
+    files = files or {}
+    for path, content in files.items():
+        normal = posixpath.normpath(path) if isinstance(path, str) else ""
+        if normal in ("", ".", "..") or normal.startswith(("/", "../")):
+            raise ValueError(f"files keys must be relative paths inside the working directory, got {path!r}")
+        if not isinstance(content, str):
+            raise ValueError(f"files[{path!r}] must be a str, got {type(content).__name__}")
+    return dict(files)
+
+
+def _check_request(request: dict) -> None:
+    for filename, source in request["code"]:
+        if not isinstance(source, str):
+            raise ValueError(f"{filename}: code must be a str, got {type(source).__name__}")
+    if not isinstance(request["stdin"], str):
+        raise ValueError(f"stdin must be a str, got {type(request['stdin']).__name__}")
+    timeout = request["timeout"]
+    if not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    memory_mb = request["memory_mb"]
+    if not isinstance(memory_mb, int) or memory_mb <= 0:
+        raise ValueError(f"memory_mb must be a positive int, got {memory_mb!r}")

@@ -1,0 +1,58 @@
+"""What running a program in the sandbox returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Status = Literal["ok", "error", "timeout", "memory", "output_limit", "killed"]
+"""How a program ended.
+
+ok: exit code 0. error: non-zero exit code (an uncaught exception exits 1). timeout: wall-clock or
+CPU-time limit reached. memory: an uncaught ``MemoryError`` (the address-space limit). output_limit:
+stdout or stderr went over the cap; the program was stopped. killed: ended by a signal it did not
+get from the sandbox's limits, or its worker died.
+"""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The outcome of one program.
+
+    Attributes:
+        status: How the program ended; see ``Status``.
+        stdout: Standard output, decoded as UTF-8 (invalid bytes replaced), cut at the output cap.
+        stderr: Standard error, likewise.
+        returncode: The exit code, or minus the signal number that ended the program.
+        wall_time: Seconds from the program's start to its end, as measured inside the sandbox.
+        truncated: True if stdout or stderr was cut at the cap.
+    """
+
+    status: Status
+    stdout: str
+    stderr: str
+    returncode: int
+    wall_time: float
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True if the program exited with code 0 within every limit."""
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a solution passed its tests (see ``run_tests``); truthy when it did.
+
+    Attributes:
+        passed: True only if the program exited cleanly and printed the run's secret token,
+            which it can only do after the last test statement ran.
+        result: The underlying run, with the token line still in ``stdout``.
+    """
+
+    passed: bool
+    result: ExecResult
+
+    def __bool__(self) -> bool:
+        return self.passed

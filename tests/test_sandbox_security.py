@@ -1,0 +1,240 @@
+"""Attacks the bwrap sandbox must contain, each followed by a check that the pool is still healthy.
+
+These run on the bwrap backend only. Without a working bubblewrap they fail, saying how to install
+it, unless RLHUB_ALLOW_NO_BWRAP=1 (then they are skipped).
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from rlhub.sandbox import SandboxPool, bwrap_problem
+from rlhub.sandbox.backends import ZYGOTE_PATH
+
+SECRET = "rlhub-secret-7f3a9c"
+MAX_OUTPUT = 100_000
+
+
+@pytest.fixture(scope="module")
+def pool():
+    problem = bwrap_problem()
+    if problem is not None:
+        if os.environ.get("RLHUB_ALLOW_NO_BWRAP") == "1":
+            pytest.skip(f"bwrap unavailable ({problem}) and RLHUB_ALLOW_NO_BWRAP=1")
+        pytest.fail(
+            f"the sandbox security tests need bubblewrap: {problem}. Install it "
+            "(apt-get install -y bubblewrap), or set RLHUB_ALLOW_NO_BWRAP=1 to skip them."
+        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RLHUB_TEST_SECRET", SECRET)  # in our environment when the workers start
+        with SandboxPool(workers=2, backend="bwrap", max_output=MAX_OUTPUT) as pool:
+            pool.warm()
+            yield pool
+
+
+def assert_healthy(pool):
+    """Both workers still run a normal program correctly."""
+    results = pool.run_batch(["print(sum(range(10)))"] * 4)
+    assert [(r.status, r.stdout) for r in results] == [("ok", "45\n")] * 4
+
+
+def test_infinite_loop_times_out(pool):
+    assert pool.run("while True:\n    pass", timeout=0.5).status == "timeout"
+    assert_healthy(pool)
+
+
+def test_fork_bomb_is_contained(pool):
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    result = pool.run(bomb, timeout=1)
+    assert result.status in ("timeout", "error", "killed")
+    assert pool.run("import os; print(len([p for p in os.listdir('/proc') if p.isdigit()]))").stdout == "2\n"
+    assert_healthy(pool)
+
+
+def test_memory_bomb_hits_the_memory_limit(pool):
+    result = pool.run("x = bytearray(2 * 1024**3)", memory_mb=256)
+    assert result.status == "memory"
+    result = pool.run("chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)", memory_mb=256)
+    assert result.status == "memory"
+    assert_healthy(pool)
+
+
+def test_huge_output_is_capped(pool):
+    result = pool.run("while True:\n    print('spam' * 1000)", timeout=5)
+    assert result.status == "output_limit" and result.truncated
+    assert len(result.stdout) == MAX_OUTPUT
+    assert_healthy(pool)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/work/pwned", "/etc/pwned", "/home/pwned", "/root/pwned", "/usr/pwned", "/pwned", "/opt/rlhub/pwned"],
+)
+def test_writes_outside_the_sandbox_fail(pool, target):
+    code = f"open({target!r}, 'w').write('pwned')\nprint('wrote')"
+    result = pool.run(code)
+    assert result.status == "error" and "wrote" not in result.stdout
+    assert result.stderr.rstrip().splitlines()[-1].split(":")[0] in ("PermissionError", "OSError", "FileNotFoundError")
+    assert not Path(target).exists()
+    assert_healthy(pool)
+
+
+def test_host_checkout_is_invisible_and_untouched(pool):
+    here = str(Path(__file__).resolve())
+    result = pool.run(f"import os\nprint(os.path.exists({here!r}), os.path.exists('/work'))")
+    assert result.stdout == "False False\n"
+
+
+def test_host_environment_is_not_visible(pool):
+    code = """
+import os
+seen = repr(dict(os.environ))
+for path in ('/proc/self/environ', '/proc/1/environ'):
+    try:
+        seen += open(path, 'rb').read().decode(errors='replace')
+    except OSError as exc:
+        seen += type(exc).__name__
+print(seen)
+"""
+    result = pool.run(code)
+    assert result.status == "ok"
+    assert SECRET not in result.stdout and "RLHUB_TEST_SECRET" not in result.stdout
+    assert "/root" not in result.stdout  # not even the host's HOME
+
+
+def test_home_directory_is_not_readable(pool):
+    code = """
+import os
+for path in ('/root', os.path.expanduser('~'), '/home'):
+    try:
+        print(path, os.listdir(path))
+    except OSError as exc:
+        print(path, type(exc).__name__)
+"""
+    lines = pool.run(code).stdout.splitlines()
+    assert lines[0] in ("/root FileNotFoundError", "/root PermissionError", "/root []")
+    assert lines[1] == "/tmp/work []"  # HOME is the program's own empty working directory
+    assert lines[2] in ("/home FileNotFoundError", "/home []")
+
+
+def test_no_network_not_even_to_the_hosts_loopback(pool):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        code = f"""
+import socket
+for address in [('127.0.0.1', {port}), ('8.8.8.8', 53), ('1.1.1.1', 443)]:
+    try:
+        socket.create_connection(address, timeout=1)
+        print('connected', address)
+    except OSError as exc:
+        print('refused', type(exc).__name__)
+"""
+        result = pool.run(code, timeout=5)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nothing ever reached our listening socket
+    assert result.status == "ok" and result.stdout.count("refused") == 3
+    assert_healthy(pool)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import os, signal; os.kill(os.getppid(), signal.SIGKILL)",
+        "import os, signal; os.kill(1, signal.SIGKILL)",
+        "import os, signal; os.kill(-1, signal.SIGKILL)",
+        "import os, signal\nfor sig in (signal.SIGTERM, signal.SIGINT, signal.SIGSTOP):\n    os.kill(-1, sig)",
+        "import os, signal\nfor pid in range(1, 400):\n    try: os.kill(pid, signal.SIGKILL)\n    except OSError: pass",
+    ],
+)
+def test_signals_cannot_reach_the_worker_or_the_host(pool, code):
+    pool.run(code)
+    assert_healthy(pool)  # the test process is alive too, or it would not get here
+
+
+def test_ptrace_of_the_worker_is_refused(pool):
+    attach = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nprint(libc.ptrace(16, 1, 0, 0), ctypes.get_errno())"
+    )
+    assert pool.run(attach).stdout == "-1 1\n"  # PTRACE_ATTACH to PID 1: EPERM
+
+
+def test_detached_processes_do_not_survive_their_program():
+    escape = """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.setpgid(0, 0)
+        print(os.getpid(), flush=True)
+        time.sleep(60)
+    os._exit(0)
+time.sleep(0.2)
+"""
+    with SandboxPool(workers=1, backend="bwrap") as one:
+        escaped = one.run(escape)
+        assert escaped.status == "ok"
+        pid = int(escaped.stdout)
+        assert one.run(f"import os\nprint(os.path.exists('/proc/{pid}'))").stdout == "False\n"
+        timed_out = one.run(escape.replace("time.sleep(0.2)", "time.sleep(60)"), timeout=0.5)
+        assert timed_out.status == "timeout"
+        assert one.run(f"import os\nprint(os.path.exists('/proc/{int(timed_out.stdout)}'))").stdout == "False\n"
+
+
+def test_deleting_the_workers_files_fails_and_harms_nothing(pool):
+    code = """
+import os, shutil
+for path in ('/opt/rlhub/zygote.py', '/opt/rlhub/python', '/usr/bin/env', '/proc/1/exe'):
+    try:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        print('deleted', path)
+    except OSError as exc:
+        print('kept', path, type(exc).__name__)
+for name in os.listdir('/tmp'):
+    shutil.rmtree(os.path.join('/tmp', name), ignore_errors=True)
+"""
+    result = pool.run(code)
+    assert "deleted" not in result.stdout
+    assert ZYGOTE_PATH.exists()
+    assert_healthy(pool)
+
+
+# ----------------------------------------------------------------------------- tampering with run_tests
+
+SOLUTION = "def add(a, b):\n    return a + b\n"
+TESTS = "assert add(1, 2) == 3\nassert add(-1, 1) == 0\n"
+
+
+def test_correct_solution_passes_and_wrong_one_fails(pool):
+    verdict = pool.run_tests(SOLUTION, TESTS)
+    assert verdict and verdict.passed and verdict.result.status == "ok"
+    assert not pool.run_tests("def add(a, b):\n    return a - b\n", TESTS)
+
+
+@pytest.mark.parametrize(
+    "cheat",
+    [
+        "import sys\nsys.exit(0)",
+        "import os\nos._exit(0)",
+        "raise SystemExit",
+        "print('All tests passed')\nimport os\nos._exit(0)",
+        "import secrets\nprint(secrets.token_hex(16))\nimport sys\nsys.exit(0)",
+        "import builtins\nbuiltins.AssertionError = type('Quiet', (Exception,), {})",
+        "AssertionError = None",
+        "import builtins\nbuiltins.print = lambda *a, **k: None",
+        "import atexit, os\natexit.register(lambda: os._exit(0))",
+        "import sys\nsys.excepthook = lambda *a: None",
+        "x = '''",  # try to swallow the tests into a string
+        "if False:",  # try to swallow the tests into a dead block
+    ],
+)
+def test_tampering_does_not_pass_failing_tests(pool, cheat):
+    broken = "def add(a, b):\n    return 0\n"
+    assert not pool.run_tests(broken + cheat, TESTS)
+
+
+def test_early_exit_is_reported_as_it_happened(pool):
+    result = pool.run("import os\nprint('All tests passed', flush=True)\nos._exit(0)")
+    assert (result.status, result.stdout) == ("ok", "All tests passed\n")
