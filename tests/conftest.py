@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("RLHUB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TEST_DATA = ROOT / "tests" / "data"
 
 if not (SHARED_DATA / "gsm8k" / "test.jsonl").is_file():
