@@ -12,6 +12,7 @@ import importlib
 
 from rlhub.errors import ConfigError
 
+from .code import code_all_pass, code_format, code_pass_rate, extract_code
 from .countdown import countdown_reward, evaluate_expression
 from .format import answer_tag_format, boxed_format, tag_count_format, think_answer_format
 from .length import cosine_length_reward, length_penalty
@@ -27,6 +28,9 @@ REWARDS: dict[str, RewardFn] = {
     "boxed_format": boxed_format,
     "tag_count_format": tag_count_format,
     "countdown": countdown_reward,
+    "code_format": code_format,
+    "code_pass_rate": code_pass_rate,
+    "code_all_pass": code_all_pass,
     "repetition_penalty": repetition_penalty(),
     "cosine_length": cosine_length_reward(),
     "length_penalty": length_penalty(),
@@ -74,12 +78,16 @@ __all__ = [
     "Rubric",
     "answer_tag_format",
     "boxed_format",
+    "code_all_pass",
+    "code_format",
+    "code_pass_rate",
     "completion_text",
     "cosine_length_reward",
     "countdown_reward",
     "evaluate_expression",
     "extract_answer",
     "extract_boxed",
+    "extract_code",
     "extract_tag",
     "get_reward",
     "gold_answer",

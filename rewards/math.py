@@ -82,6 +82,8 @@ class _Number(NamedTuple):
 
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textrm|textnormal|mathrm|mbox)\s*\{([^{}]*)\}")
 _SPACING = re.compile(r"\\[,;:! ]|~")
+_LATEX_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!|\{,\})(?=\d{3}(?!\d))")
+"""MATH's thousands separators, ``5,\\!000`` and ``5{,}000``, which are one number, not a list."""
 _ENCLOSING = re.compile(r"\$(.*)\$|\\\((.*)\\\)|\\\[(.*)\\\]|\\boxed\s*\{(.*)\}", re.DOTALL)
 _ANSWER_PREFIX = re.compile(r"(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?\s*|[A-Za-z]\s*=(?!=)\s*", re.IGNORECASE)
 _CURRENCY = re.compile(r"([-+]?)\s*(?:\\\$|\$|€|£|¥)\s*")
@@ -116,7 +118,7 @@ def _plain_number(text: str) -> _Number | None:
     """The value of ``text`` if it is one plain number (see the module docstring), else ``None``."""
     if len(text) > _PLAIN_MAX_CHARS:
         return None
-    text = _SPACING.sub(" ", _TEXT_COMMAND.sub(r" \1 ", text)).replace("{,}", ",").strip()
+    text = _SPACING.sub(" ", _TEXT_COMMAND.sub(r" \1 ", _LATEX_THOUSANDS.sub(",", text))).replace("{,}", ",").strip()
     for _ in range(3):
         enclosed = _ENCLOSING.fullmatch(text)
         if enclosed is None:
@@ -179,6 +181,7 @@ _CLOSERS = frozenset({")", "]", "}", "\\rangle"})
 
 def _lists_several_answers(text: str) -> bool:
     """Whether ``text`` offers more than one answer (``3, 4``, ``3 or 4``, ``$3$ $4$``)."""
+    text = _LATEX_THOUSANDS.sub(",", text)
     if _SEPARATOR_WORD.search(text):
         return True
     if len(_DOLLAR.findall(text)) > 2 or text.count("\\(") > 1 or text.count("\\[") > 1:
@@ -290,6 +293,9 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
+            # `python -c` puts its working directory first on sys.path: start from one that holds no
+            # module that could shadow math_verify or sympy (a caller's cwd may).
+            cwd=os.path.abspath(os.sep),
         )
         self._buffer = b""
         self._ready = False

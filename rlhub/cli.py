@@ -191,7 +191,74 @@ def _print_summary(result) -> None:
         table.add_row("reward curves", s["plot"])
     console.print(table)
     if "wandb_sync" in s:
-        console.print(f"W&B ran offline; upload the run later with:\n  {s['wandb_sync']}", highlight=False, soft_wrap=True)
+        console.print(
+            f"W&B ran offline; upload the run later with:\n  {s['wandb_sync']}", highlight=False, soft_wrap=True
+        )
+
+
+@main.command("eval")
+@click.argument("env_id")
+@click.option("--model", "model", required=True, help="Model name/path, or a LoRA adapter folder from a run.")
+@click.option("-n", "n", default=64, show_default=True, help="Test examples.")
+@click.option("--k", "k", default=1, show_default=True, help="Samples per example (pass@k).")
+@click.option("--temperature", type=float, default=None, help="Default: 0 (greedy) for k=1, 1.0 for k>1.")
+@click.option("--max-new-tokens", default=256, show_default=True)
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Env config override.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--out", type=click.Path(file_okay=False), help="Also write eval.json (with every completion) here.")
+def eval_cmd(env_id, model, n, k, temperature, max_new_tokens, config, as_json, out):
+    """Score a model or adapter on an env's test split: pass@1, pass@k, rewards, format errors, length."""
+    from pathlib import Path
+
+    import yaml
+
+    from rlhub.evaluate import evaluate_env
+    from rlhub.registry import get_spec
+
+    get_spec(env_id)
+    env_config = {}
+    run_recipe = (
+        Path(model).resolve().parents[2] / "recipe.json" if (Path(model) / "adapter_config.json").is_file() else None
+    )
+    if run_recipe is not None and run_recipe.is_file():
+        trained_on = json.loads(run_recipe.read_text())["env"]
+        if trained_on["id"] == env_id:
+            env_config = dict(trained_on["config"])  # evaluate with the prompt format it was trained on
+    for item in config:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise RLHubError(f"--config expects KEY=VALUE, got {item!r}")
+        env_config[key] = yaml.safe_load(raw)
+    result = evaluate_env(
+        env_id,
+        model,
+        n=n,
+        k=k,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        env_config=env_config,
+        progress=not as_json,
+    )
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "eval.json").write_text(json.dumps(result.to_dict(with_records=True), indent=1))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title=f"{env_id}: {result.examples} examples x {k} samples, model {model}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.pass_at_k.items():
+        table.add_row(name, f"{value:.3f}")
+    table.add_row("mean reward", f"{result.mean_reward:.3f}")
+    for name, value in result.rewards.items():
+        table.add_row(f"rewards/{name}", f"{value:.3f}")
+    if result.format_error_rate is not None:
+        table.add_row("format error rate", f"{result.format_error_rate:.3f}")
+    table.add_row("mean length (tokens)", f"{result.mean_length:.1f}")
+    console.print(table)
+    if env_config:
+        console.print(f"env config: {env_config}", highlight=False)
 
 
 @main.command()

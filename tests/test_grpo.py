@@ -66,7 +66,8 @@ def test_micro_batches_sum_to_the_full_batch_loss():
     totals = BatchTotals(sequences=4, tokens=int(mask.sum()), max_new_tokens=5)
     for loss_type in ("grpo", "dr_grpo", "dapo"):
         whole = aggregate(per_token, mask, loss_type, totals)
-        parts = aggregate(per_token[:2], mask[:2], loss_type, totals) + aggregate(per_token[2:], mask[2:], loss_type, totals)
+        halves = [aggregate(per_token[s], mask[s], loss_type, totals) for s in (slice(0, 2), slice(2, 4))]
+        parts = halves[0] + halves[1]
         assert parts.item() == pytest.approx(whole.item()), loss_type
 
 

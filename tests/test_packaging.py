@@ -39,6 +39,7 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
         "rlhub/rewards/math.py",
         "rlhub/trainers/loop.py",
         "rlhub/sandbox/pool.py",
+        "rlhub/integrations/trl.py",
     ):
         assert required in names, required
     target = tmp_path / "site"
@@ -48,7 +49,10 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
         text=True,
     )
     assert install.returncode == 0, install.stderr[-2000:]
-    probe = "import json, rlhub, rlhub.registry as r; print(json.dumps([str(r.default_registry_path()), [s.id for s in rlhub.list_envs()]]))"
+    probe = (
+        "import json, rlhub, rlhub.registry as r; "
+        "print(json.dumps([str(r.default_registry_path()), [s.id for s in rlhub.list_envs()]]))"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("RLHUB_REGISTRY",)}
     # The editable install stays on sys.path; the wheel's copy goes first, so it is the one imported.
     out = subprocess.run(

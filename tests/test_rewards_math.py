@@ -251,3 +251,17 @@ def test_math_accuracy_scores_a_megabyte_of_output_zero():
 def test_math_accuracy_rejects_an_unknown_answer_format():
     with pytest.raises(ConfigError, match="answer_format"):
         math_accuracy(["<answer>1</answer>"], answer=["1"], answer_format="xml")
+
+
+@pytest.mark.parametrize(
+    "pred, gold, equal",
+    [
+        (r"5,\!000", "5000", True),
+        (r"5{,}000", "5000", True),
+        (r"1,\!234,\!567", "1234567", True),
+        ("5, 000", "5000", False),  # a list of two numbers, not a thousands separator
+        (r"3,\!4", "34", False),
+    ],
+)
+def test_latex_thousands_separators(pred, gold, equal):
+    assert math_equal(pred, gold) is equal

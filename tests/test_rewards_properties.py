@@ -25,9 +25,12 @@ RANGES = {
     "repetition_penalty": (-1.0, 0.0),
     "cosine_length": (-0.5, 1.0),
     "length_penalty": (-1.0, 0.0),
+    "code_format": (0.0, 1.0),
+    "code_pass_rate": (0.0, 1.0),
+    "code_all_pass": (0.0, 1.0),
 }
 # Rewards that call math-verify get fewer examples, to keep the suite fast.
-SLOW_PATH_REWARDS = {"math_accuracy", "cosine_length"}
+SLOW_PATH_REWARDS = {"math_accuracy", "cosine_length", "code_pass_rate", "code_all_pass"}
 
 FRAGMENTS = st.sampled_from(
     [
@@ -72,6 +75,7 @@ MESSAGE = st.fixed_dictionaries(
 COMPLETION = st.one_of(TEXT, st.lists(MESSAGE, max_size=3))
 ANSWER = st.one_of(TEXT, st.none(), st.integers(), st.sampled_from(["18", "#### 1,000", r"\frac{1}{2}", "(1, 2)"]))
 TARGET = st.one_of(st.integers(-100, 1000), st.none(), TEXT)
+TESTS = st.sampled_from([None, [], ["assert True"], ["assert f(2) == 4", "assert f(0) == 0"]])
 NUMBERS = st.one_of(st.lists(st.integers(0, 100), max_size=6), st.none(), TEXT)
 
 
@@ -86,6 +90,7 @@ def check_reward_on_arbitrary_output(name, data):
         "answer": data.draw(st.lists(ANSWER, min_size=n, max_size=n)),
         "target": data.draw(st.lists(TARGET, min_size=n, max_size=n)),
         "numbers": data.draw(st.lists(NUMBERS, min_size=n, max_size=n)),
+        "tests": data.draw(st.lists(TESTS, min_size=n, max_size=n)),
     }
     values = REWARDS[name](completions, **columns)
     low, high = RANGES[name]
@@ -113,9 +118,14 @@ def test_rewards_score_a_megabyte_of_garbage_quickly(name):
     garbage = "<answer>" + "\\boxed{" * 100_000 + "\x00\ud800" * 100_000 + "1+" * 200_000
     started = time.monotonic()
     values = REWARDS[name](
-        [garbage, "<answer>" + garbage + "</answer>"], answer=["1"] * 2, target=[1] * 2, numbers=[[1]] * 2
+        [garbage, "<answer>" + garbage + "</answer>"],
+        answer=["1"] * 2,
+        target=[1] * 2,
+        numbers=[[1]] * 2,
+        tests=[["assert True"]] * 2,
     )
-    assert time.monotonic() - started < 2.0
+    # A guard against hangs (pathological input must hit the hard timeouts), not a speed target.
+    assert time.monotonic() - started < 10.0
     low, high = RANGES[name]
     assert len(values) == 2 and all(low <= v <= high for v in values)
 

@@ -174,7 +174,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model_dir, spread_
     # Same prompts and same sampling RNG after the resume: identical rewards at every step.
     assert history(crash_dir) == history(ref_dir) and sorted(history(ref_dir)) == list(range(1, steps + 1))
     # Same weights, bit for bit: the training forward's summation order is fixed (see trainers/forward.py).
-    final = lambda d: (d / "final-params-rank0.sha256").read_text()  # noqa: E731
+    final = lambda d: (d / "final-params-rank0.sha256").read_text()
     assert final(crash_dir) == final(ref_dir)
     from safetensors.torch import load_file
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlhub.trainers.rollout import left_pad, positions
+from rlhub.rollout import left_pad, positions
 
 
 class CompletionLogits(nn.Module):

@@ -25,11 +25,11 @@ import rlhub
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
+from rlhub.rollout import HFRolloutEngine, stop_token_ids
 from rlhub.trainers import checkpoint
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
 from rlhub.trainers.recipe import Recipe
-from rlhub.trainers.rollout import HFRolloutEngine, stop_token_ids
 from rlhub.trainers.tracking import Tracker, git_commit
 
 log = logging.getLogger(__name__)

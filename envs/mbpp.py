@@ -1,0 +1,79 @@
+"""mbpp: short Python programming problems with assert tests (MBPP, Austin et al. 2021).
+
+Data: a local JSONL (``path=``) of MBPP records (``task_id``, ``text``, ``code``, ``test_list``,
+``test_setup_code``), a folder ``mbpp/`` under ``RLHUB_DATA``, or the HF dataset
+``google-research-datasets/mbpp`` (config ``full``: 374 train, 500 test problems) when online.
+
+The prompt gives the problem statement and the first ``show_tests`` of its tests, which name the
+function and show how it is called; the reward runs all of them. Showing every test, as the MBPP
+paper does, invites answers that hard-code them.
+
+Output format: reasoning in ``<think>...</think>``, then the solution in one ```python block.
+
+Rewards: ``correct`` (every test passes, run together after ``test_setup_code``; weight 1.0),
+``pass_rate`` (the fraction of tests passed, each in a program of its own; weight
+``pass_rate_weight``), ``format`` (one python block; weight ``format_weight``).
+
+Version history:
+    v0: first version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlhub.env import DataConfig, DatasetEnv
+from rlhub.errors import ConfigError
+from rlhub.rewards import Rubric
+from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
+from rlhub.types import Example
+
+
+@dataclass
+class MBPPConfig(DataConfig):
+    dataset: str | None = "google-research-datasets/mbpp"
+    show_tests: int = 1
+    """How many of each problem's tests the prompt shows (1 to show the function's name and call)."""
+    pass_rate_weight: float = 0.0
+    """Weight of ``pass_rate``, the fraction of tests passed (0 logs it without optimizing it)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.show_tests < 0:
+            raise ConfigError(f"show_tests must be >= 0, got {self.show_tests}; 1 shows the function's name")
+        if self.pass_rate_weight < 0:
+            raise ConfigError(f"pass_rate_weight must be >= 0, got {self.pass_rate_weight}")
+
+
+class MBPPEnv(DatasetEnv):
+    Config = MBPPConfig
+    data_name = "mbpp"
+    dataset_config = "full"
+
+    @property
+    def instruction(self) -> str:
+        return CODE_INSTRUCTION
+
+    def to_example(self, record: dict, split: str, index: int) -> Example | None:
+        text, code, tests = record.get("text"), record.get("code"), record.get("test_list")
+        if not (isinstance(text, str) and isinstance(code, str) and isinstance(tests, list) and tests):
+            return None
+        if not all(isinstance(t, str) and t.strip() for t in tests):
+            return None
+        setup = record.get("test_setup_code") or ""
+        question = text.strip()
+        shown = tests[: self.config.show_tests]
+        if shown:
+            question += "\nIt is tested with asserts such as:\n```python\n" + "\n".join(shown) + "\n```"
+        return Example(
+            id=f"mbpp/{split}/{index}",
+            prompt=self.make_prompt(question),
+            answer=code,
+            info={"task_id": record.get("task_id"), "tests": tests, "setup_code": setup},
+        )
+
+    def gold_completion(self, example: Example) -> str:
+        return fenced_python(example.answer)
+
+    def build_rubric(self) -> Rubric:
+        return code_rubric(self.config.format_weight, self.config.pass_rate_weight)

@@ -1,0 +1,299 @@
+"""Code rewards: find the program in a completion, run it against its tests in the sandbox, score it.
+
+A completion answers with a fenced ```python block (see :func:`extract_code`). Its tests are assert
+statements (the ``tests`` column, one string per test case), run after the solution in the same
+namespace, with the optional ``setup_code`` column before them (MBPP's ``test_setup_code``) and the
+optional ``prelude`` column before the solution in the same program (HumanEval's prompt, so that its
+imports and helper functions exist). Every run goes through :func:`rlhub.sandbox.SandboxPool.run_tests`
+on the default pool: completions concurrently, one worker each, and a completion's test cases one after
+another, each within :data:`TIMEOUT` seconds; after a timeout its remaining cases fail unrun, so an
+endless loop costs one timeout. Identical programs with identical tests in a batch run once.
+
+A test passes only when the sandbox proves it ran to its end: ``run_tests`` prints a fresh secret token
+after the last test statement, and only a run that ends cleanly with that token counts. So exiting
+early (``sys.exit(0)``, ``os._exit(0)``), printing "All tests passed" or a fake token, or rebinding
+``AssertionError`` earns nothing, and since each test case runs in a program of its own, no ``try``
+around the tests can swallow a failure. Not covered (see ``SandboxPool.run_tests``): a solution that
+returns objects whose comparisons lie (``__eq__`` always true) or that digs the token out of the
+interpreter; tests can guard against the first by checking exact types, as ``codegen-v0`` does.
+
+Rewards never raise on model output: no code scores 0.0, and so does any sandbox failure (logged).
+An example without tests scores ``None`` (not applicable).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from rlhub.sandbox import default_pool
+
+from .parsing import completion_text, strip_think
+from .rubric import Rubric
+
+log = logging.getLogger(__name__)
+
+CODE_INSTRUCTION = (
+    "Think step by step inside <think> </think> tags, then write your complete solution in one ```python code block."
+)
+"""The format instruction of the code environments: the answer is one fenced python block."""
+
+TIMEOUT = 3.0
+"""Wall-clock seconds one program (a solution and one test case) may run."""
+
+MEMORY_MB = 512
+"""Address-space limit of each of a program's processes, in MiB."""
+
+PYTHON_TAGS = frozenset({"python", "py", "python3", "py3"})
+"""Fence info strings (lowercased) that mark a block as Python."""
+
+_OPEN_FENCE = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,})[ \t]*(?P<info>[^`]*)")
+_LANGUAGE = re.compile(r"[\w+.#-]*")
+
+
+class _Block(NamedTuple):
+    language: str
+    code: str
+    closed: bool
+
+
+def _blocks(text: str) -> list[_Block]:
+    """Every fenced block of ``text`` in order; a fence left open runs to the end (as in CommonMark)."""
+    blocks = []
+    lines = text.replace("\r\n", "\n").split("\n")
+    i = 0
+    while i < len(lines):
+        opening = _OPEN_FENCE.fullmatch(lines[i])
+        i += 1
+        if opening is None:
+            continue
+        language = _LANGUAGE.match(opening["info"].strip()).group().lower()
+        closing = re.compile(rf"[ \t]*`{{{len(opening['fence'])},}}[ \t]*")
+        body, closed = [], False
+        while i < len(lines):
+            line = lines[i]
+            i += 1
+            if closing.fullmatch(line):
+                closed = True
+                break
+            body.append(line)
+        indent = len(opening["indent"])
+        code = "\n".join(line[min(indent, len(line) - len(line.lstrip(" \t"))) :] for line in body)
+        blocks.append(_Block(language, code, closed))
+    return blocks
+
+
+def extract_code(text: str) -> str | None:
+    """The program a completion answers with, after its reasoning is dropped.
+
+    The last non-empty ```python block wins (also ```py / ```python3); without one, the last bare
+    ``` block. Only when the text has no closed block at all does an unclosed fence count (a
+    completion cut off by the token limit): its code runs to the end of the text. Blocks of other
+    languages (```text, ```bash) are never code. As in CommonMark, an indented fence's indentation is
+    removed from its lines; a block's own indentation is kept (an answer may be an indented function body).
+
+    Args:
+        text: A completion's text.
+
+    Returns:
+        The code without its fences, or ``None`` when there is none.
+
+    Example:
+        >>> extract_code("<think>```python\\nx = 0\\n```</think>Use:\\n```python\\nx = 1\\n```\\n```\\nout\\n```")
+        'x = 1'
+        >>> extract_code("```\\nprint(2)\\n```"), extract_code("```python\\nprint(3)"), extract_code("no code")
+        ('print(2)', 'print(3)', None)
+    """
+    if not isinstance(text, str):
+        return None
+    blocks = [b for b in _blocks(strip_think(text)) if b.code.strip()]
+    closed = [b for b in blocks if b.closed]
+    candidates = closed or blocks
+    for wanted in (lambda b: b.language in PYTHON_TAGS, lambda b: not b.language):
+        found = [b.code for b in candidates if wanted(b)]
+        if found:
+            return found[-1]
+    return None
+
+
+def fenced_python(code: str) -> str:
+    """``code`` as a ```python block: the answer format of the code environments (gold completions).
+
+    The fence is longer than any run of backticks that starts a line of ``code``, so it cannot end early.
+
+    Example:
+        >>> print(fenced_python("x = 1\\n"))
+        ```python
+        x = 1
+        ```
+    """
+    body = code.strip("\n")
+    fence = "`" * max([3, *(len(run) + 1 for run in re.findall(r"^[ \t]*(`{3,})", body, re.MULTILINE))])
+    return f"{fence}python\n{body}\n{fence}"
+
+
+def code_format(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+    """1.0 iff, after the reasoning, there is exactly one ```python block, it is closed and not empty.
+
+    Args:
+        completions: Completions (strings or chat-message lists).
+        **kwargs: Dataset columns (ignored).
+
+    Returns:
+        1.0 or 0.0 per completion.
+
+    Example:
+        >>> code_format(["```python\\nx = 1\\n```", "```python\\n```", "```python\\na\\n```\\n```python\\nb\\n```"])
+        [1.0, 0.0, 0.0]
+    """
+    scores = []
+    for completion in completions:
+        blocks = [b for b in _blocks(strip_think(completion_text(completion))) if b.language in PYTHON_TAGS]
+        ok = len(blocks) == 1 and blocks[0].closed and bool(blocks[0].code.strip())
+        scores.append(float(ok))
+    return scores
+
+
+def _column(values: Sequence[Any] | None, n: int) -> list[Any]:
+    """A per-example column, or ``None`` for every example when the column is absent."""
+    return [None] * n if values is None else list(values)
+
+
+def _test_list(tests: Any) -> list[str] | None:
+    if isinstance(tests, str):
+        tests = [tests]
+    if not isinstance(tests, (list, tuple)) or not tests or not all(isinstance(t, str) for t in tests):
+        return None
+    return list(tests)
+
+
+def _run_cases(pool, program: str, cases: tuple[str, ...]) -> list[bool]:
+    """Run ``program`` with each test case in turn; after a timeout, the remaining cases fail unrun."""
+    passed = []
+    for case in cases:
+        try:
+            verdict = pool.run_tests(program, case, timeout=TIMEOUT, memory_mb=MEMORY_MB)
+        except Exception as exc:  # a sandbox failure scores 0; it must never stop training
+            log.warning("sandbox run failed (%s: %s); scoring 0", type(exc).__name__, exc)
+            return passed + [False] * (len(cases) - len(passed))
+        passed.append(verdict.passed)
+        if verdict.result.status == "timeout":  # an endless loop costs one timeout, not one per case
+            return passed + [False] * (len(cases) - len(passed))
+    return passed
+
+
+def run_test_cases(
+    completions: Sequence[Any],
+    tests: Sequence[Any],
+    setup_code: Sequence[str | None] | None = None,
+    prelude: Sequence[str | None] | None = None,
+) -> list[list[bool] | None]:
+    """Whether each completion's program passes each of its test cases, each case a program of its own.
+
+    Completions run concurrently on the default sandbox pool, their cases one after another; a
+    program that times out on one case is not run on the rest (they fail), and identical programs
+    with identical tests run once.
+
+    Args:
+        completions: Completions (strings or chat-message lists).
+        tests: Per completion, its test cases (strings of statements, usually asserts).
+        setup_code: Per completion, code run before its tests (after the solution), or ``None``.
+        prelude: Per completion, code placed before the solution in the same source, or ``None``.
+
+    Returns:
+        Per completion, one bool per test case (all ``False`` when it has no code or the sandbox
+        fails), or ``None`` when it has no valid tests.
+    """
+    n = len(completions)
+    jobs: list[tuple[str | None, tuple[str, ...]] | None] = []
+    for completion, cases, setup, before in zip(completions, tests, _column(setup_code, n), _column(prelude, n)):
+        cases = _test_list(cases)
+        if cases is None:
+            jobs.append(None)
+            continue
+        code = extract_code(completion_text(completion))
+        if code is not None and isinstance(before, str) and before:
+            code = f"{before}\n{code}"
+        prefix = f"{setup}\n" if isinstance(setup, str) and setup.strip() else ""
+        jobs.append((code, tuple(prefix + case for case in cases)))
+    unique = list(dict.fromkeys(job for job in jobs if job is not None and job[0] is not None))
+    verdicts: dict[tuple[str, tuple[str, ...]], list[bool]] = {}
+    if unique:
+        try:
+            pool = default_pool()
+        except Exception as exc:
+            log.warning("no sandbox (%s: %s); scoring 0", type(exc).__name__, exc)
+        else:
+            with ThreadPoolExecutor(pool.workers, thread_name_prefix="rlhub-code-reward") as executor:
+                verdicts = dict(zip(unique, executor.map(lambda job: _run_cases(pool, *job), unique)))
+    return [None if job is None else verdicts.get(job, [False] * len(job[1])) for job in jobs]
+
+
+def code_pass_rate(
+    completions: Sequence[Any],
+    tests: Sequence[Any],
+    setup_code: Sequence[str | None] | None = None,
+    prelude: Sequence[str | None] | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """The fraction of its test cases each completion's program passes (partial credit).
+
+    Args:
+        completions: Completions (strings or chat-message lists).
+        tests: Per completion, its test cases (strings of assert statements).
+        setup_code: Per completion, code run before its tests, or ``None``.
+        prelude: Per completion, code placed before the solution, or ``None``.
+        **kwargs: Other dataset columns (ignored).
+
+    Returns:
+        A value in [0, 1] per completion; ``None`` for an example without tests.
+
+    Example:
+        >>> answer = "```python\\ndef add(a, b):\\n    return a + b\\n```"
+        >>> code_pass_rate([answer, "no code"], tests=[["assert add(1, 2) == 3", "assert add(2, 2) == 5"]] * 2)
+        [0.5, 0.0]
+    """
+    results = run_test_cases(completions, tests, setup_code, prelude)
+    return [None if r is None else sum(r) / len(r) for r in results]
+
+
+def code_all_pass(
+    completions: Sequence[Any],
+    tests: Sequence[Any],
+    setup_code: Sequence[str | None] | None = None,
+    prelude: Sequence[str | None] | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """1.0 iff each completion's program passes all its tests, run together in one program.
+
+    Args:
+        completions: Completions (strings or chat-message lists).
+        tests: Per completion, its test cases; they are joined into one test program.
+        setup_code: Per completion, code run before its tests, or ``None``.
+        prelude: Per completion, code placed before the solution, or ``None``.
+        **kwargs: Other dataset columns (ignored).
+
+    Returns:
+        1.0 or 0.0 per completion; ``None`` for an example without tests.
+
+    Example:
+        >>> code_all_pass(["I would loop over the list.", "```text\\nnot python\\n```"], tests=[["assert True"]] * 2)
+        [0.0, 0.0]
+    """
+    joined = [None if (cases := _test_list(t)) is None else "\n".join(cases) for t in tests]
+    results = run_test_cases(completions, joined, setup_code, prelude)
+    return [None if r is None else float(all(r)) for r in results]
+
+
+def code_rubric(format_weight: float, pass_rate_weight: float = 0.0) -> Rubric:
+    """``correct`` (all tests pass, weight 1) + ``pass_rate`` (partial credit) + ``format`` (one python block)."""
+    return Rubric(
+        {
+            "correct": (code_all_pass, 1.0),
+            "pass_rate": (code_pass_rate, pass_rate_weight),
+            "format": (code_format, format_weight),
+        }
+    )

@@ -1,0 +1,306 @@
+"""Train on any rlhub environment with TRL's ``GRPOTrainer``.
+
+:func:`to_dataset` turns an env's examples into a dataset in TRL's conversational format (a ``prompt``
+column of chat messages plus the env's reward columns), :func:`reward_funcs` wraps the env's rubric
+functions as TRL reward functions, and :func:`reward_weights` gives their weights for
+``GRPOConfig.reward_weights``::
+
+    from trl import GRPOConfig, GRPOTrainer
+    from rlhub.integrations.trl import reward_funcs, reward_weights, to_dataset
+
+    env = rlhub.make("arithmetic-v0", difficulty=3)
+    trainer = GRPOTrainer(
+        model="HuggingFaceTB/SmolLM2-135M-Instruct",
+        reward_funcs=reward_funcs(env),
+        args=GRPOConfig(output_dir="out", reward_weights=reward_weights(env)),
+        train_dataset=to_dataset(env, "train", limit=1000),
+    )
+
+TRL logs each reward as ``rewards/<name>/mean`` under the rubric's names (``correct``, ``format``), plus
+``rewards/<name>/errors``: the share of completions the function raised on (each of those scores 0.0).
+
+Dataset columns must survive Arrow: a column whose values Arrow would change (dicts with varying
+keys, mixed types) is stored as JSON text and listed in the ``rlhub_json_columns`` column; the reward
+wrappers decode it again, so rubric functions always see the values ``Example.columns()`` holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rlhub.env import TextEnv
+from rlhub.errors import ConfigError
+from rlhub.registry import make
+from rlhub.rewards import Rubric
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+JSON_COLUMNS = "rlhub_json_columns"
+"""The dataset column naming, per row, the columns stored as JSON text."""
+
+RESERVED_COLUMNS = frozenset(
+    {"prompt", "completion", "completion_ids", "prompts", "completions", "trainer_state", "log_extra", "log_metric"}
+    | {"environment", "environments", "image", "images", JSON_COLUMNS}
+)
+"""Names GRPOTrainer gives a meaning of its own (reward keyword arguments, env routing, images)."""
+
+REASONING_FIELDS = ("reasoning_content", "thinking")
+"""Message fields where TRL's response parsers put the text they cut out of ``<think>...</think>``."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reward functions.
+# ---------------------------------------------------------------------------------------------------
+
+
+class EnvReward:
+    """One rubric function of an rlhub env, called as a TRL reward function.
+
+    TRL calls ``fn(prompts=..., completions=..., completion_ids=..., trainer_state=..., **columns)``
+    with one list entry per completion. The wrapper decodes JSON-stored columns, puts back the
+    ``<think>`` block that TRL's response parsers move into a separate message field, and scores
+    through a one-function :class:`~rlhub.rewards.Rubric`, so a function that raises, returns the wrong
+    length or a non-finite value scores 0.0 and never stops training. ``None`` ("not applicable")
+    passes through; TRL leaves those completions out of that reward.
+
+    Instances pickle as the env's id (or class) and config and rebuild the rubric on first use, as
+    TRL's async GRPO trainer needs to send reward functions to a spawned process.
+
+    Attributes:
+        __name__: The rubric's name for the function; TRL logs ``rewards/<__name__>/mean``.
+        weight: The rubric's weight for the function.
+    """
+
+    def __init__(self, env: TextEnv, name: str):
+        self.__name__ = name
+        self.weight = env.rubric.weights[name]
+        self._env_source = (env.env_id or type(env), dataclasses.asdict(env.config))
+        self._rubric: Rubric | None = _one_function_rubric(env, name)
+
+    @property
+    def rubric(self) -> Rubric:
+        """The one-function rubric that scores, rebuilt from the env's id or class after unpickling."""
+        if self._rubric is None:
+            source, config = self._env_source
+            env = make(source, **config) if isinstance(source, str) else source(**config)
+            self._rubric = _one_function_rubric(env, self.__name__)
+        return self._rubric
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        n = len(completions)
+        try:
+            rows = _rows(kwargs, n)
+            scores = self.rubric.score_batch([_with_reasoning(c) for c in completions], rows)
+        except Exception as exc:  # malformed trainer input, not model output: still never stop training
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("reward %r could not score the batch (%s); scoring 0", self.__name__, reason)
+            scores = None
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric) and n:
+            failed = n if scores is None else sum(bool(s.errors) for s in scores)
+            log_metric(f"rewards/{self.__name__}/errors", failed / n)
+        if scores is None:
+            return [0.0] * n
+        return [s.rewards[self.__name__] for s in scores]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"__name__": self.__name__, "weight": self.weight, "_env_source": self._env_source, "_rubric": None}
+
+    def __repr__(self) -> str:
+        source = self._env_source[0]
+        label = source if isinstance(source, str) else source.__name__
+        return f"EnvReward({label!r}, {self.__name__!r}, weight={self.weight:g})"
+
+
+def _one_function_rubric(env: TextEnv, name: str) -> Rubric:
+    item = next(r for r in env.rubric.items if r.name == name)
+    return Rubric({name: (item.fn, 1.0)})
+
+
+def _rows(kwargs: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """TRL's per-completion keyword lists as one dict per completion, JSON-stored columns decoded.
+
+    Only lists with one entry per completion are columns; ``trainer_state``, ``log_extra`` and
+    ``log_metric`` are for the wrapper, not for rubric functions.
+    """
+    columns = {k: v for k, v in kwargs.items() if isinstance(v, list) and len(v) == n}
+    rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+    for row in rows:
+        for name in row.pop(JSON_COLUMNS, None) or ():
+            if isinstance(row.get(name), str):
+                row[name] = json.loads(row[name])
+    return rows
+
+
+def _with_reasoning(completion: Any) -> Any:
+    """A chat completion with any parsed-out reasoning put back as ``<think>...</think>`` before the content.
+
+    When the tokenizer has a response template (some ship one; TRL adds one for known chat templates when
+    training with tools), TRL's ``parse_response`` moves the ``<think>`` block out of ``content`` into a
+    field of its own; rlhub's format rewards grade the whole text.
+    """
+    if not isinstance(completion, list):
+        return completion
+    messages = []
+    for message in completion:
+        if isinstance(message, dict):
+            reasoning = next((r for f in REASONING_FIELDS if isinstance(r := message.get(f), str) and r), "")
+            content = message.get("content") or ""
+            if reasoning and isinstance(content, str):
+                message = {**message, "content": f"<think>{reasoning}</think>\n{content}"}
+        messages.append(message)
+    return messages
+
+
+def _env(env_or_id: TextEnv | str, config: dict[str, Any]) -> TextEnv:
+    if isinstance(env_or_id, str):
+        return make(env_or_id, **config)
+    if not isinstance(env_or_id, TextEnv):
+        raise ConfigError(f"expected an rlhub env or env id, got {type(env_or_id).__name__}")
+    if config:
+        raise ConfigError(
+            f"config overrides {sorted(config)} go with an env id, e.g. reward_funcs('arithmetic-v0', difficulty=3); "
+            "an env you built already has its config"
+        )
+    return env_or_id
+
+
+def reward_funcs(env_or_id: TextEnv | str, **config: Any) -> list[EnvReward]:
+    """The env's rubric functions as TRL ``GRPOTrainer`` reward functions, in rubric order.
+
+    Args:
+        env_or_id: An rlhub env, or a registered env id such as ``"arithmetic-v0"``.
+        **config: Config overrides, with an env id only.
+
+    Returns:
+        One :class:`EnvReward` per rubric function, named as in the rubric; pass
+        :func:`reward_weights` as ``GRPOConfig.reward_weights`` to weigh them as the env does.
+
+    Example:
+        >>> fns = reward_funcs("arithmetic-v0")
+        >>> [f.__name__ for f in fns]
+        ['correct', 'format']
+        >>> completion = [{"role": "assistant", "content": "<think>2 + 2</think>\\n<answer>4</answer>"}]
+        >>> [f(completions=[completion], answer=["4"]) for f in fns]
+        [[1.0], [1.0]]
+    """
+    env = _env(env_or_id, config)
+    return [EnvReward(env, name) for name in env.rubric.names]
+
+
+def reward_weights(env_or_id: TextEnv | str, **config: Any) -> list[float]:
+    """The env's rubric weights, aligned with :func:`reward_funcs` (for ``GRPOConfig.reward_weights``).
+
+    Args:
+        env_or_id: An rlhub env, or a registered env id.
+        **config: Config overrides, with an env id only (``format_weight`` changes the weights).
+
+    Returns:
+        One weight per reward function; 0 means logged, not optimized.
+
+    Example:
+        >>> reward_weights("arithmetic-v0"), reward_weights("arithmetic-v0", format_weight=0.0)
+        ([1.0, 0.1], [1.0, 0.0])
+    """
+    env = _env(env_or_id, config)
+    return [env.rubric.weights[name] for name in env.rubric.names]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Datasets.
+# ---------------------------------------------------------------------------------------------------
+
+
+def to_dataset(
+    env_or_id: TextEnv | str, split: str = "train", limit: int | None = None, seed: int = 0, **config: Any
+) -> Dataset:
+    """An env's examples as a dataset in TRL's conversational format.
+
+    Args:
+        env_or_id: An rlhub env, or a registered env id.
+        split: ``"train"`` or ``"test"``.
+        limit: The most examples; ``None`` takes the split's default size (procedural envs) or every record.
+        seed: Which examples (procedural envs) or their order (dataset envs); see ``TextEnv.examples``.
+        **config: Config overrides, with an env id only.
+
+    Returns:
+        A ``datasets.Dataset`` with a ``prompt`` column of chat messages and one column per reward
+        column (``answer`` and the info fields). Columns Arrow would alter are stored as JSON text and
+        named in a ``rlhub_json_columns`` column, which :func:`reward_funcs` decodes.
+
+    Raises:
+        ConfigError: An info field uses a name GRPOTrainer reserves, or holds values neither Arrow
+            nor JSON can store.
+
+    Example:
+        >>> ds = to_dataset("countdown-v0", limit=2)
+        >>> ds.column_names
+        ['prompt', 'answer', 'numbers', 'target', 'solution']
+        >>> ds[0]["prompt"][-1]["role"], type(ds[0]["numbers"][0])
+        ('user', <class 'int'>)
+    """
+    from datasets import Dataset
+
+    env = _env(env_or_id, config)
+    examples = env.examples(split, limit=limit, seed=seed)
+    rows = [ex.columns() for ex in examples]
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    reserved = sorted(set(names) & RESERVED_COLUMNS)
+    if reserved:
+        raise ConfigError(
+            f"{env.env_id or type(env).__name__}: reward column(s) {reserved} clash with names GRPOTrainer reserves; "
+            f"rename those Example.info fields (reserved: {sorted(RESERVED_COLUMNS)})"
+        )
+    data: dict[str, list] = {"prompt": [ex.prompt for ex in examples]}
+    encoded = []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if _arrow_keeps(values):
+            data[name] = values
+        else:
+            data[name] = [_json(v, name, env) for v in values]
+            encoded.append(name)
+    if encoded:
+        data[JSON_COLUMNS] = [encoded] * len(examples)
+    return Dataset.from_dict(data)
+
+
+def _arrow_keeps(values: list) -> bool:
+    """Whether Arrow stores ``values`` as one column and gives back exactly the same Python values and types."""
+    import pyarrow as pa
+
+    try:
+        back = pa.array(values).to_pylist()
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return False
+    return _identical(back, values)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+def _json(value: Any, name: str, env: TextEnv) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{env.env_id or type(env).__name__}: reward column {name!r} holds {type(value).__name__} values that "
+            f"neither Arrow nor JSON can store ({exc}); make Example.info values JSON-serializable"
+        )
