@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -237,9 +238,11 @@ def test_grpo_two_steps_on_codegen(tmp_path):
 
     model = save_tiny_model(tmp_path / "model", seed=0)
     out = tmp_path / "run"
-    values = {
+    values = {  # the shipped recipe, shrunk to a tiny CPU model
         "model.name": str(model),
-        "env.id": "codegen-v0",
+        "model.dtype": "float32",
+        "model.gradient_checkpointing": False,
+        "training.mixed_precision": "no",
         "env.config": {"difficulty": 1, "pass_rate_weight": 0.5},
         "algorithm.group_size": 4,
         "training.max_steps": 2,
@@ -249,7 +252,9 @@ def test_grpo_two_steps_on_codegen(tmp_path):
         "training.output_dir": str(out),
         "logging.wandb": False,
     }
-    recipe = load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    recipe_file = Path(__file__).resolve().parents[1] / "recipes" / "codegen-grpo-lora.yaml"
+    recipe = load_recipe(recipe_file, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    assert recipe.env.id == "codegen-v0"
     result = train(recipe, recipe_name="tiny-code", progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "reward" in r]

@@ -42,7 +42,9 @@ def test_shared_prefix_matches_separate_rows(lora_model):
     torch.testing.assert_close(lp_shared, lp_sep, atol=1e-5, rtol=1e-5)
     assert g_shared.keys() == g_sep.keys() and g_shared
     for name in g_shared:
-        torch.testing.assert_close(g_shared[name], g_sep[name], atol=1e-5, rtol=1e-4, msg=name)
+        # Equal up to float32 rounding (the two paths sum in different orders), relative to the tensor's scale.
+        scale = g_sep[name].abs().max()
+        assert scale > 0 and (g_shared[name] - g_sep[name]).abs().max() <= 1e-4 * scale, name
 
 
 def test_make_batch_runs_each_prompt_once():
