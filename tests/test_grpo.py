@@ -86,3 +86,20 @@ def test_kl_term_adds_to_the_loss_when_policy_moves():
     loss, stats = algo.loss(logp, logp, ref, torch.zeros(2), torch.ones(2, 1), BatchTotals(2, 2, 1))
     assert loss.item() == pytest.approx(0.5 * (math.exp(-1) + 1 - 1) / 2)
     assert stats["kl"][1].item() == 0.0
+
+
+def test_rloo_leaves_each_completion_out_of_its_own_baseline():
+    from rlhub.trainers.rloo import RLOO
+
+    adv = RLOO(AlgorithmSection(group_size=4)).advantages(torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0]))
+    assert adv.tolist() == pytest.approx([1 - 1 / 3, -2 / 3, -2 / 3, 1 - 1 / 3, 0.0, 0.0, 0.0, 0.0])
+
+
+def test_reinforce_pp_normalizes_over_the_batch_not_the_group():
+    from rlhub.trainers.reinforce_pp import ReinforcePlusPlus
+
+    rewards = torch.tensor([0.0, 1.0, 10.0, 11.0])
+    adv = ReinforcePlusPlus(AlgorithmSection(group_size=2)).advantages(rewards)
+    expected = (rewards - rewards.mean()) / (rewards.std() + 1e-4)
+    assert adv.tolist() == pytest.approx(expected.tolist())
+    assert adv[0] < 0 < adv[2]  # the group-level view (GRPO) would give both groups +-0.707

@@ -124,6 +124,28 @@ def test_kl_to_reference_is_logged_and_nonnegative(tiny_model_dir, spread_reward
     assert rows[1]["losses/kl"] > 0  # after one update the adapter has moved away
 
 
+@pytest.mark.parametrize("algorithm", ["rloo", "reinforce_pp", "rlhub.trainers.grpo:GRPO"])
+def test_each_algorithm_plugs_into_the_same_loop(algorithm, tiny_model_dir, spread_reward, tmp_path):
+    from safetensors.torch import load_file
+
+    from rlhub.trainers.loop import train
+
+    out = tmp_path / "run"
+    overrides = {"rewards": {spread_reward: 1.0}, "algorithm.name": algorithm}
+    result = train(load_recipe(None, tiny_overrides(tiny_model_dir, out, steps=1, **overrides)), progress=False)
+    adapter = load_file(str(Path(result.summary["checkpoint"]) / "adapter" / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+
+
+def test_unknown_algorithm_is_a_clear_error(tiny_model_dir, tmp_path):
+    from rlhub.errors import ConfigError
+    from rlhub.trainers.loop import train
+
+    recipe = load_recipe(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **{"algorithm.name": "ppo2"}))
+    with pytest.raises(ConfigError, match=r"algorithm\.name 'ppo2' is neither one of"):
+        train(recipe, progress=False)
+
+
 def _cli(args, env=None):
     return subprocess.Popen(
         [shutil.which("rlhub"), *args],

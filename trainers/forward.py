@@ -95,6 +95,7 @@ def make_batch(
     logprobs: list[list[float]],
     pad_id: int,
     device,
+    loss_masks: list[list[int]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Tensors for one micro-batch: distinct prompts once (left-padded), completions right-padded.
 
@@ -103,6 +104,8 @@ def make_batch(
         prompt_index: For each completion, which prompt it answers.
         completions: Completion token ids.
         logprobs: The sampling log-prob of each completion token (the "old" policy).
+        loss_masks: 1 on the tokens the loss covers (the model's own); default: every completion token.
+            Environment tokens (tool results) stay visible to attention but out of the loss.
     """
     distinct = sorted(set(prompt_index))
     where = {p: i for i, p in enumerate(distinct)}
@@ -111,10 +114,12 @@ def make_batch(
     comp = torch.full((len(completions), width), pad_id, dtype=torch.long)
     comp_mask = torch.zeros((len(completions), width), dtype=torch.float32)
     old = torch.zeros((len(completions), width), dtype=torch.float32)
+    loss_mask = torch.zeros((len(completions), width), dtype=torch.float32)
     for i, (tokens, lps) in enumerate(zip(completions, logprobs)):
         comp[i, : len(tokens)] = torch.tensor(tokens)
         comp_mask[i, : len(tokens)] = 1
         old[i, : len(lps)] = torch.tensor(lps)
+        loss_mask[i, : len(tokens)] = torch.tensor(loss_masks[i], dtype=torch.float32) if loss_masks else 1
     return {
         "prompt_ids": ids_p,
         "prompt_mask": mask_p,
@@ -122,4 +127,5 @@ def make_batch(
         "completion": comp.to(device),
         "completion_mask": comp_mask.to(device),
         "old_logp": old.to(device),
+        "loss_mask": loss_mask.to(device),
     }

@@ -25,7 +25,7 @@ import rlhub
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
-from rlhub.rollout import HFRolloutEngine, stop_token_ids
+from rlhub.rollout import HFRolloutEngine, run_episodes, stop_token_ids
 from rlhub.trainers import checkpoint
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
@@ -34,7 +34,11 @@ from rlhub.trainers.tracking import Tracker, git_commit
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = {"grpo": "rlhub.trainers.grpo:GRPO"}
+ALGORITHMS = {
+    "grpo": "rlhub.trainers.grpo:GRPO",
+    "rloo": "rlhub.trainers.rloo:RLOO",
+    "reinforce_pp": "rlhub.trainers.reinforce_pp:ReinforcePlusPlus",
+}
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -128,8 +132,13 @@ def mean(values) -> float:
 def evaluate(engine, env, rubric, encode, n: int, max_new_tokens: int) -> dict[str, float]:
     """Greedy completions on ``n`` test examples, scored by the training rubric."""
     examples = env.examples("test", limit=n)
-    completions = engine.generate([encode(ex) for ex in examples], 1, max_new_tokens, 0.0, 1.0)
-    scores = rubric.score_batch([c.text for c in completions], [ex.columns() for ex in examples])
+    prompt_ids = [encode(ex) for ex in examples]
+    if getattr(env, "multi_turn", False):
+        episodes = run_episodes(engine, env, examples, prompt_ids, 1, max_new_tokens, 0.0, 1.0)
+        scores = env.score_batch([e.messages for e in episodes], examples)
+    else:
+        completions = engine.generate(prompt_ids, 1, max_new_tokens, 0.0, 1.0)
+        scores = env.score_batch([c.text for c in completions], examples)
     metrics = {"eval/reward": mean([s.reward for s in scores])}
     for name in rubric.names:
         metrics[f"eval/{name}"] = mean([s.rewards[name] for s in scores])
@@ -184,7 +193,8 @@ def train(
     # Environment, reward and algorithm.
     spec = get_spec(recipe.env.id)
     env = rlhub.make(recipe.env.id, **recipe.env.config)
-    rubric = build_rubric(env, recipe.rewards)
+    rubric = env.rubric = build_rubric(env, recipe.rewards)
+    multi_turn = getattr(env, "multi_turn", False)
     algorithm = load_algorithm(recipe)
     if algorithm.needs_reference and not recipe.lora.enabled:
         raise ConfigError(
@@ -294,13 +304,16 @@ def train(
         all_prompts = stream.take(P * world)
         examples = all_prompts[rank * P : (rank + 1) * P]
         prompt_ids = [encode(ex) for ex in examples]
-        completions = engine.generate(prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+        if multi_turn:  # the env answers each tool call; its tokens are kept out of the loss
+            completions = run_episodes(engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+        else:
+            completions = engine.generate(prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
         gen_time = time.perf_counter() - step_start
 
         # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
         reward_start = time.perf_counter()
         rows = [examples[c.prompt_index] for c in completions]
-        scores = rubric.score_batch([c.text for c in completions], [ex.columns() for ex in rows])
+        scores = env.score_batch([c.messages if multi_turn else c.text for c in completions], rows)
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         reward_time = time.perf_counter() - reward_start
 
@@ -330,7 +343,7 @@ def train(
         # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
         totals = BatchTotals(
             sequences=len(completions),
-            tokens=sum(len(c.token_ids) for c in completions),
+            tokens=sum(sum(c.loss_mask) if multi_turn else len(c.token_ids) for c in completions),
             max_new_tokens=t.max_new_tokens,
         )
         # With one process and no KL term, a zero-advantage sequence adds nothing to the gradient:
@@ -355,16 +368,18 @@ def train(
                         batch["old_logp"],
                         ref_logps.get(k),
                         advantages[idx].to(device),
-                        batch["completion_mask"],
+                        batch["loss_mask"],
                         totals,
                     )
                     accelerator.backward(loss)
-                m = batch["completion_mask"]
+                m = batch["loss_mask"]
                 stats["loss"].append(loss.item())
                 stats["clipped"].append(float((st["clipped"] * m).sum() / m.sum().clamp(min=1)))
                 if "kl" in st:
                     stats["kl"].append(float((st["kl"] * m).sum() / m.sum().clamp(min=1)))
-                stats["entropy"].append(float((token_entropy(logits.detach(), t.temperature) * m).sum() / m.sum()))
+                stats["entropy"].append(
+                    float((token_entropy(logits.detach(), t.temperature) * m).sum() / m.sum().clamp(min=1))
+                )
             if work:
                 grad_norm = float(accelerator.clip_grad_norm_(trainable, t.max_grad_norm))
                 optimizer.step()
@@ -374,7 +389,9 @@ def train(
 
         # 6. Log: gathered across processes, namespaced keys.
         all_rewards = accelerator.gather(rewards.to(device)).cpu()
-        lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float32)
+        lengths = torch.tensor(
+            [sum(c.loss_mask) if multi_turn else len(c.token_ids) for c in completions], dtype=torch.float32
+        )
         all_lengths = accelerator.gather(lengths.to(device)).cpu()
         metrics: dict[str, Any] = {
             "reward": float(all_rewards.mean()),
@@ -395,6 +412,16 @@ def train(
         }
         if stats["kl"]:
             metrics["losses/kl"] = mean(stats["kl"])
+        if multi_turn:
+            states = [c.state for c in completions]
+            calls = sum(st.tools.calls for st in states)
+            metrics["tools/turns_per_episode"] = mean([st.turns for st in states])
+            metrics["tools/calls_per_episode"] = calls / len(states)
+            metrics["tools/error_rate"] = sum(st.tools.errors for st in states) / max(calls, 1)
+            metrics["tools/env_tokens"] = float(sum(len(c.loss_mask) - sum(c.loss_mask) for c in completions))
+            metrics["tools/model_tokens"] = float(sum(sum(c.loss_mask) for c in completions))
+            for name in env.toolbox.tools:
+                metrics[f"tools/calls/{name}"] = float(sum(st.tools.per_tool.get(name, 0) for st in states))
         for name in rubric.names:
             vals = [s.rewards[name] for s in scores if s.rewards[name] is not None]
             metrics[f"rewards/{name}/mean"] = mean(vals)
@@ -410,7 +437,9 @@ def train(
                 [
                     {
                         "prompt": rows[i].prompt[-1]["content"],
-                        "completion": c.text,
+                        "completion": "\n".join(f"[{m['role']}] {m['content']}" for m in c.messages)
+                        if multi_turn
+                        else c.text,
                         **{f"reward/{k}": v for k, v in scores[i].rewards.items()},
                         "reward": scores[i].reward,
                         "advantage": float(advantages[i]),

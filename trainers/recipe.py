@@ -37,7 +37,7 @@ class EnvSection(Section):
 
 class AlgorithmSection(Section):
     name: str = "grpo"
-    """The algorithm: grpo (more arrive with the PPO issue) or a dotted path to your own."""
+    """The algorithm: grpo, rloo, reinforce_pp, or a dotted path (pkg.module:Class) to your own."""
     group_size: int = Field(8, ge=2)
     """G: completions sampled per prompt; advantages are normalized within each group."""
     scale_rewards: Literal["group", "none"] = "group"
