@@ -107,9 +107,16 @@ def evaluate_env(
             tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
             for ex in chunk
         ]
-        completions = engine.generate(ids, k, max_new_tokens, temperature, 1.0)
-        rows = [chunk[c.prompt_index] for c in completions]
-        scores = env.score_batch([c.text for c in completions], rows)
+        if getattr(env, "multi_turn", False):
+            from rlhub.rollout import run_episodes
+
+            completions = run_episodes(engine, env, chunk, ids, k, max_new_tokens, temperature, 1.0)
+            rows = [chunk[c.prompt_index] for c in completions]
+            scores = env.score_batch([c.messages for c in completions], rows)
+        else:
+            completions = engine.generate(ids, k, max_new_tokens, temperature, 1.0)
+            rows = [chunk[c.prompt_index] for c in completions]
+            scores = env.score_batch([c.text for c in completions], rows)
         for c, ex, s in zip(completions, rows, scores):
             records.append(
                 {
@@ -117,7 +124,7 @@ def evaluate_env(
                     "completion": c.text,
                     "reward": s.reward,
                     "rewards": s.rewards,
-                    "length": len(c.token_ids),
+                    "length": sum(getattr(c, "loss_mask", None) or [1] * len(c.token_ids)),
                     "passed": (s.rewards.get(first) or 0.0) >= 1.0,
                 }
             )

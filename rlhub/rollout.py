@@ -178,3 +178,78 @@ class HFRolloutEngine:
             logits = out.logits[:, -1].float()
             next_pos = next_pos + 1
         return list(zip(tokens, logps, finished))
+
+
+@dataclass
+class Episode:
+    """A multi-turn episode as the trainer sees it: every token after the prompt, and which are the model's."""
+
+    prompt_index: int
+    token_ids: list[int]
+    """Model turns and environment replies (tool results, chat-template glue), in order."""
+    logprobs: list[float]
+    """Sampling log-probs of the model's tokens; 0.0 on environment tokens."""
+    loss_mask: list[int]
+    """1 on tokens the model generated, 0 on tokens the environment inserted."""
+    messages: list[dict]
+    """The transcript: assistant and tool messages."""
+    state: object
+    finished: bool = True
+
+    @property
+    def text(self) -> str:
+        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
+
+
+def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[int]:
+    """Token ids of the environment's replies plus the next assistant header, as the chat template writes them.
+
+    The model's own turn keeps its generated ids (no re-tokenization); only the text the template adds
+    after the model's end-of-turn token is tokenized here.
+    """
+    before = tokenizer.apply_chat_template(history, tokenize=False)
+    after = tokenizer.apply_chat_template(history + replies, tokenize=False, add_generation_prompt=True)
+    stem = before.rstrip()  # the generated turn ended at its end-of-turn token, before any trailing newline
+    if not after.startswith(stem):
+        raise RLHubError("the chat template rewrites earlier turns when a tool message is added; use another model")
+    return tokenizer.encode(after[len(stem) :], add_special_tokens=False)
+
+
+def run_episodes(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temperature: float, top_p: float):
+    """``n`` multi-turn episodes per example, batched turn by turn; ``max_new_tokens`` budgets each episode."""
+    from rlhub.multiturn import EpisodeState
+
+    tokenizer = engine.tokenizer
+    episodes = [Episode(i, [], [], [], [], EpisodeState()) for i in range(len(examples)) for _ in range(n)]
+    contexts = [list(prompt_ids[ep.prompt_index]) for ep in episodes]
+    active = list(range(len(episodes)))
+    while active:
+        budget = {e: max_new_tokens - sum(episodes[e].loss_mask) for e in active}
+        active = [e for e in active if budget[e] > 0]
+        if not active:
+            break
+        outs = engine.generate([contexts[e] for e in active], 1, max(budget[e] for e in active), temperature, top_p)
+        still = []
+        for e, out in zip(active, outs):
+            ep = episodes[e]
+            tokens, logps = out.token_ids[: budget[e]], out.logprobs[: budget[e]]
+            finished = out.finished and len(tokens) == len(out.token_ids)
+            text = out.text if finished else tokenizer.decode(tokens, skip_special_tokens=True)
+            ep.token_ids += tokens
+            ep.logprobs += logps
+            ep.loss_mask += [1] * len(tokens)
+            ep.messages.append({"role": "assistant", "content": text})
+            history = examples[ep.prompt_index].prompt + ep.messages
+            replies = env.respond(history, ep.state)
+            if ep.state.done or not finished:
+                ep.finished = finished
+                continue
+            ep.messages += replies
+            glue = _reply_tokens(tokenizer, history, replies)
+            ep.token_ids += glue
+            ep.logprobs += [0.0] * len(glue)
+            ep.loss_mask += [0] * len(glue)
+            contexts[e] += tokens + glue
+            still.append(e)
+        active = still
+    return episodes

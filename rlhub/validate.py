@@ -94,8 +94,13 @@ def validate_env(env_id: str, n: int = 16, **config) -> Report:
 
     ex = train[0]
     obs, _ = env.reset(seed=0, options={"example": ex})
-    _, reward, terminated, _, _ = env.step(env.gold_completion(ex))
-    expected = env.score(env.gold_completion(ex), ex).reward
+    gold = env.gold_completion(ex)
+    turns = [m["content"] for m in gold if m.get("role") == "assistant"] if isinstance(gold, list) else [gold]
+    for turn in turns:  # a multi-turn env replays the gold transcript's assistant turns
+        _, reward, terminated, truncated, _ = env.step(turn)
+        if terminated or truncated:
+            break
+    expected = env.score(gold, ex).reward
     ok = env.observation_space.contains(obs) and terminated and abs(reward - expected) < 1e-9
     report.add("gymnasium api", ok, f"reset -> prompt, step(gold) -> reward {reward:g}, terminated={terminated}")
     return report

@@ -332,6 +332,7 @@ def train(
                 [c.logprobs for c in part],
                 engine.pad_id,
                 device,
+                loss_masks=[c.loss_mask for c in part] if multi_turn else None,
             )
             batches.append((idx, batch))
         ref_logps = {}

@@ -1,0 +1,129 @@
+"""calculator: GSM8K word problems with a calculator tool, over several turns.
+
+Task: solve a grade-school word problem. The model may call ``calculate(expression)`` (exact
+arithmetic: + - * / // % ** and parentheses, evaluated by a safe AST walker) as often as it likes
+within ``max_turns``, then answers. Data as gsm8k-v0 (``path=``, ``RLHUB_DATA/gsm8k/``, or
+``openai/gsm8k`` online).
+
+Output format: tool calls as ``<tool_call>{"name": "calculate", "arguments": {"expression": "..."}}
+</tool_call>``; the final turn has reasoning in ``<think>...</think>`` and the number in
+``<answer>...</answer>``.
+
+Rewards (on the final turn): ``correct`` (math equivalence, weight 1.0), ``format`` (think/answer
+layout, weight ``format_weight``), ``used_calculator`` (1.0 if the transcript called the tool;
+weight 0: logged, not optimized).
+
+Version history:
+    v0: first version.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from rlhub.env import DataConfig, DatasetEnv
+from rlhub.envs._shared import math_rubric
+from rlhub.envs.gsm8k import gold_answer
+from rlhub.multiturn import MultiTurnConfig, MultiTurnEnv
+from rlhub.rewards import Rubric
+from rlhub.types import Example, Message
+
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_ANNOTATION = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
+
+
+def _evaluate(node: ast.AST) -> Fraction:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        if abs(node.value) > 1e15:
+            raise ValueError("number too large")
+        return Fraction(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, right = _evaluate(node.left), _evaluate(node.right)
+        if isinstance(node.op, ast.Pow) and (right.denominator != 1 or abs(right) > 64):
+            raise ValueError("exponents must be whole numbers up to 64")
+        result = _OPS[type(node.op)](left, right)
+        return Fraction(result)
+    raise ValueError("only numbers, + - * / // % ** and parentheses are allowed")
+
+
+def calculate(expression: str) -> str:
+    """Evaluate an arithmetic expression exactly.
+
+    Args:
+        expression: Numbers, + - * / // % ** and parentheses, e.g. "(16 - 3 - 4) * 2".
+    """
+    if len(expression) > 200:
+        raise ValueError("expression longer than 200 characters")
+    value = _evaluate(ast.parse(expression.replace("^", "**"), mode="eval"))
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):.10g}"
+
+
+def used_calculator(completions, transcript, **kwargs):
+    """1.0 if the episode called the calculator at least once."""
+    return [
+        float(any(m.get("role") == "tool" and m.get("name") == "calculate" for m in t if isinstance(m, dict)))
+        if isinstance(t, list)
+        else 0.0
+        for t in transcript
+    ]
+
+
+@dataclass
+class CalculatorConfig(MultiTurnConfig, DataConfig):
+    dataset: str | None = "openai/gsm8k"
+
+
+class CalculatorEnv(MultiTurnEnv, DatasetEnv):
+    Config = CalculatorConfig
+    data_name = "gsm8k"
+    dataset_config = "main"
+
+    def tool_functions(self) -> list:
+        return [calculate]
+
+    def to_example(self, record: dict, split: str, index: int) -> Example | None:
+        question, solution = record.get("question"), record.get("answer")
+        if not isinstance(question, str) or not isinstance(solution, str) or not gold_answer(solution):
+            return None
+        return Example(
+            id=f"calculator/{split}/{index}",
+            prompt=self.make_prompt(question),
+            answer=gold_answer(solution),
+            info={"reasoning": solution.rsplit("####", 1)[0].strip()},
+        )
+
+    def gold_transcript(self, example: Example) -> list[Message]:
+        """One calculator call per '<<expr=result>>' annotation of the reference solution, then the answer."""
+        import json
+
+        messages: list[Message] = []
+        for expression, _ in _ANNOTATION.findall(example.info["reasoning"])[:2]:
+            call = json.dumps({"name": "calculate", "arguments": {"expression": expression}})
+            messages.append({"role": "assistant", "content": f"<tool_call>{call}</tool_call>"})
+            result = self.toolbox.call("calculate", {"expression": expression})
+            messages.append({"role": "tool", "name": "calculate", "content": result.content})
+        reasoning = _ANNOTATION.sub(r"\2", example.info["reasoning"])
+        messages.append({"role": "assistant", "content": self.format_answer(example.answer, reasoning=reasoning)})
+        return messages
+
+    def build_rubric(self) -> Rubric:
+        rubric = math_rubric(self.config.answer_format, self.config.format_weight)
+        items = {r.name: (r.fn, r.weight) for r in rubric.items}
+        return Rubric({**items, "used_calculator": (used_calculator, 0.0)})

@@ -1,0 +1,146 @@
+"""Multi-turn environments: the model calls tools, the environment answers, until a final answer.
+
+The episode runs through the same gymnasium API as single-turn envs: ``reset`` gives the prompt,
+``step(text)`` takes one assistant turn. A turn with ``<tool_call>{"name": ..., "arguments": {...}}
+</tool_call>`` blocks (several = parallel calls) gets the tool results as the next observation; a
+turn without calls is the final answer, and the rubric scores the whole transcript. Malformed
+calls, unknown tools, bad arguments and tool exceptions become an error message to the model.
+
+Trainers drive episodes through ``respond(messages, state)``, which holds the same logic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from rlhub.config import ConfigError
+from rlhub.env import EnvConfig, TextEnv
+from rlhub.tools import ToolBox, ToolStats
+from rlhub.types import Example, Message
+
+
+@dataclasses.dataclass
+class MultiTurnConfig(EnvConfig):
+    max_turns: int = 4
+    """Assistant turns per episode; the episode is truncated after the last."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not 1 <= self.max_turns <= 32:
+            raise ConfigError(f"max_turns must be in 1..32, got {self.max_turns}")
+
+
+@dataclasses.dataclass
+class EpisodeState:
+    """What an episode has done so far (trainers sum these into metrics)."""
+
+    turns: int = 0
+    done: bool = False
+    truncated: bool = False
+    tools: ToolStats = dataclasses.field(default_factory=ToolStats)
+    format_errors: int = 0
+
+
+CALL_FORMAT = (
+    "To call a tool, write one block per call: "
+    '<tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call> '
+    "and stop; the results come back in the next message. When you know the answer, reply without tool calls."
+)
+
+
+class MultiTurnEnv(TextEnv):
+    """Base class of tool-using environments; subclasses give ``tool_functions`` and data and rubric."""
+
+    Config = MultiTurnConfig
+    multi_turn = True
+
+    def __init__(self, render_mode: str | None = None, **config: Any):
+        super().__init__(render_mode=render_mode, **config)
+        self.toolbox = ToolBox(self.tool_functions())
+        self._messages: list[Message] = []
+        self._state = EpisodeState()
+
+    def tool_functions(self) -> list:
+        raise NotImplementedError
+
+    @property
+    def system_prompt(self) -> str:
+        if self.config.system_prompt is not None:
+            return self.config.system_prompt
+        tools = "\n".join(json.dumps(schema) for schema in self.toolbox.schemas)
+        base = f"You are a helpful assistant with these tools:\n{tools}\n{CALL_FORMAT}"
+        return base if self.config.prompt_style == "user" else f"{base} {self.instruction}"
+
+    # --- the episode logic, shared by step() and trainers ---------------------------------------
+    def respond(self, messages: list[Message], state: EpisodeState) -> list[Message]:
+        """The environment's reply to the last assistant message; sets ``state.done`` at the end."""
+        from rlhub.rewards.tool_calls import parse_tool_calls_verbose
+
+        state.turns += 1
+        calls, errors = parse_tool_calls_verbose(messages[-1]["content"])
+        if not calls and not errors:
+            state.done = True
+            return []
+        replies = []
+        for call in calls or []:
+            result = self.toolbox.call(call.name, dict(call.arguments), state.tools)
+            replies.append({"role": "tool", "name": result.name, "content": result.content})
+        for error in errors:
+            state.format_errors += 1
+            state.tools.errors += 1
+            replies.append({"role": "tool", "name": "error", "content": f"error: malformed tool call: {error}"})
+        if state.turns >= self.config.max_turns:
+            state.done = state.truncated = True
+        return replies
+
+    # --- gymnasium API ------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        self._messages = list(self._example.prompt)
+        self._state = EpisodeState()
+        return obs, info
+
+    def step(self, action: str):
+        if self._example is None:
+            import gymnasium as gym
+
+            raise gym.error.ResetNeeded("call reset() before step()")
+        self._messages.append({"role": "assistant", "content": action if isinstance(action, str) else ""})
+        replies = self.respond(self._messages, self._state)
+        self._messages.extend(replies)
+        info = {
+            "turns": self._state.turns,
+            "tool_calls": self._state.tools.calls,
+            "tool_errors": self._state.tools.errors,
+        }
+        if not self._state.done:
+            return "\n".join(r["content"] for r in replies), 0.0, False, False, info
+        transcript = self._messages[len(self._example.prompt) :]
+        score = self.score(transcript, self._example)
+        self._last = (action, score)
+        info.update(rewards=score.rewards, reward_errors=score.errors, example_id=self._example.id)
+        terminated = not self._state.truncated
+        return "", score.reward, terminated, self._state.truncated, info
+
+    def score_batch(self, completions, examples) -> list:
+        """Score transcripts: the rubric's ``completions`` are the final assistant messages, and each
+        function also gets the whole transcript as the ``transcript`` column."""
+        finals, columns = [], []
+        for transcript, example in zip(completions, examples):
+            messages = transcript if isinstance(transcript, list) else [{"role": "assistant", "content": transcript}]
+            final = next(
+                (m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
+                "",
+            )
+            finals.append(final if isinstance(final, str) else "")
+            columns.append({**example.columns(), "transcript": messages})
+        return self.rubric.score_batch(finals, columns)
+
+    def gold_transcript(self, example: Example) -> list[Message]:
+        """A transcript of assistant and tool messages that earns full marks (for ``rlhub validate``)."""
+        raise NotImplementedError
+
+    def gold_completion(self, example: Example) -> list[Message]:
+        return self.gold_transcript(example)

@@ -1,0 +1,149 @@
+"""Multi-turn tool use: the toolbox, the calculator env, episodes, and the loss mask in training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import rlhub
+from rlhub.envs.calculator import calculate
+from rlhub.rollout import Completion, HFRolloutEngine, run_episodes
+from rlhub.tools import ToolBox, ToolStats
+
+CALL = '<tool_call>{"name": "calculate", "arguments": {"expression": "3 + 4"}}</tool_call>'
+
+
+def test_toolbox_turns_every_failure_into_a_message():
+    def boom(x: int) -> int:
+        """Fails.
+
+        Args:
+            x: Anything.
+        """
+        raise RuntimeError("kaput")
+
+    box, stats = ToolBox([calculate, boom]), ToolStats()
+    assert box.call("calculate", {"expression": "2 ** 10"}, stats).content == "1024"
+    assert box.call("nope", {}, stats).content.startswith("error: unknown tool 'nope'")
+    assert "bad arguments" in box.call("calculate", {"expr": "1"}, stats).content
+    assert "RuntimeError: kaput" in box.call("boom", {"x": 1}, stats).content
+    assert (stats.calls, stats.errors, stats.per_tool["calculate"]) == (4, 3, 2)
+    assert box.schemas[0]["function"]["parameters"]["required"] == ["expression"]
+
+
+@pytest.mark.parametrize("expression", ["__import__('os')", "2 ** 999", "x + 1", "9" * 300])
+def test_calculator_rejects_anything_but_arithmetic(expression):
+    with pytest.raises((ValueError, SyntaxError)):
+        calculate(expression)
+
+
+def test_calculator_episode_through_gymnasium_api():
+    env = rlhub.make("calculator-v0", max_turns=3)
+    ex = env.examples("test", limit=1)[0]
+    env.reset(options={"example": ex})
+    obs, reward, terminated, truncated, info = env.step(CALL)
+    assert obs == "7" and not terminated and info["tool_calls"] == 1
+    obs, reward, terminated, truncated, info = env.step('<tool_call>{"name": "calculate", "arguments": 5}</tool_call>')
+    assert "malformed" in obs and info["tool_errors"] == 1 and not terminated
+    _, reward, terminated, truncated, info = env.step(f"<think>done</think>\n<answer>{ex.answer}</answer>")
+    assert terminated and not truncated and reward == pytest.approx(1.0 + env.config.format_weight)
+    assert info["rewards"]["correct"] == 1.0 and info["rewards"]["used_calculator"] == 1.0
+
+
+def test_turn_limit_truncates():
+    env = rlhub.make("calculator-v0", max_turns=1)
+    env.reset(options={"example": env.examples("test", limit=1)[0]})
+    _, reward, terminated, truncated, _ = env.step(CALL)
+    assert truncated and not terminated and reward == 0.0
+
+
+class ScriptedEngine(HFRolloutEngine):
+    """Calls the calculator on the first turn, then answers (well-formatted on even samples only)."""
+
+    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+        eos = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        outs = []
+        for i, ids in enumerate(prompt_ids):
+            seen_tool = "<|im_start|>tool" in self.tokenizer.decode(ids)
+            for g in range(n):
+                final = "<think>sum</think>\n<answer>7</answer>" if (i + g) % 2 == 0 else "<answer>7</answer>"
+                reply = CALL if not seen_tool else final
+                tokens = [*self.tokenizer.encode(reply, add_special_tokens=False)[: max_new_tokens - 1], eos]
+                outs.append(Completion(i, tokens, [-0.5] * len(tokens), reply, True))
+        return outs
+
+
+def test_episode_tokens_mask_out_what_the_environment_wrote():
+    from rlhub.models import load_embedded_tokenizer
+
+    tokenizer = load_embedded_tokenizer()
+    env = rlhub.make("calculator-v0")
+    examples = env.examples("test", limit=2)
+    prompt_ids = [
+        tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        for ex in examples
+    ]
+    engine = ScriptedEngine(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
+    episodes = run_episodes(engine, env, examples, prompt_ids, 2, 200, 1.0, 1.0)
+    assert len(episodes) == 4
+    for ep in episodes:
+        model_text = tokenizer.decode([t for t, m in zip(ep.token_ids, ep.loss_mask) if m])
+        env_text = tokenizer.decode([t for t, m in zip(ep.token_ids, ep.loss_mask) if not m])
+        assert CALL in model_text and "<answer>" in model_text
+        assert env_text.startswith("\n<|im_start|>tool\n7<|im_end|>") and "<tool_call>" not in env_text
+        assert [m["role"] for m in ep.messages] == ["assistant", "tool", "assistant"]
+        assert ep.state.turns == 2 and ep.state.tools.calls == 1
+        assert len(ep.token_ids) == len(ep.logprobs) == len(ep.loss_mask)
+        assert all(lp == 0.0 for lp, m in zip(ep.logprobs, ep.loss_mask) if not m)
+
+
+def test_grpo_two_steps_on_calculator_keeps_tool_tokens_out_of_the_loss(tmp_path, monkeypatch):
+    from rlhub.models import save_tiny_model
+    from rlhub.trainers import loop
+    from rlhub.trainers.recipe import load_recipe
+
+    monkeypatch.setattr(loop, "HFRolloutEngine", ScriptedEngine)
+    seen = []
+    real_make_batch = loop.make_batch
+
+    def spy(*args, **kwargs):
+        batch = real_make_batch(*args, **kwargs)
+        seen.append(batch)
+        return batch
+
+    monkeypatch.setattr(loop, "make_batch", spy)
+    model = save_tiny_model(tmp_path / "model")
+    out = tmp_path / "run"
+    values = {
+        "model.name": str(model),
+        "env.id": "calculator-v0",
+        "env.config": {"max_turns": 3},
+        "algorithm.group_size": 2,
+        "training.max_steps": 2,
+        "training.prompts_per_step": 2,
+        "training.micro_batch_size": 4,
+        "training.max_new_tokens": 64,
+        "training.output_dir": str(out),
+        "logging.wandb": False,
+    }
+    loop.train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert rows[0]["tools/calls_per_episode"] == 1.0 and rows[0]["tools/turns_per_episode"] == 2.0
+    assert rows[0]["tools/env_tokens"] > 0 and rows[0]["rewards/format/std"] > 0
+    tool_marker = model_tokenizer_ids(model, "<|im_start|>tool")
+    for batch in seen:
+        comp, attend, loss = batch["completion"], batch["completion_mask"], batch["loss_mask"]
+        assert (loss <= attend).all() and (loss < attend).any()  # env tokens: attended, not trained on
+        for row in range(comp.shape[0]):
+            ids = comp[row].tolist()
+            start = next(i for i in range(len(ids)) if ids[i : i + len(tool_marker)] == tool_marker)
+            assert loss[row, start : start + len(tool_marker)].sum() == 0
+
+
+def model_tokenizer_ids(model_dir, text):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir).encode(text, add_special_tokens=False)
