@@ -20,6 +20,7 @@ from .math import gold_answer, math_accuracy, math_equal, math_equal_batch
 from .parsing import completion_text, extract_answer, extract_boxed, extract_tag, strip_think
 from .repetition import repetition_penalty
 from .rubric import RewardFn, Rubric
+from .tool_calls import ToolCall, parse_tool_calls, tool_call_format, tool_call_match
 
 REWARDS: dict[str, RewardFn] = {
     "math_accuracy": math_accuracy,
@@ -31,6 +32,8 @@ REWARDS: dict[str, RewardFn] = {
     "code_format": code_format,
     "code_pass_rate": code_pass_rate,
     "code_all_pass": code_all_pass,
+    "tool_call_match": tool_call_match,
+    "tool_call_format": tool_call_format,
     "repetition_penalty": repetition_penalty(),
     "cosine_length": cosine_length_reward(),
     "length_penalty": length_penalty(),
@@ -76,6 +79,7 @@ __all__ = [
     "REWARDS",
     "RewardFn",
     "Rubric",
+    "ToolCall",
     "answer_tag_format",
     "boxed_format",
     "code_all_pass",
@@ -95,8 +99,11 @@ __all__ = [
     "math_accuracy",
     "math_equal",
     "math_equal_batch",
+    "parse_tool_calls",
     "repetition_penalty",
     "strip_think",
     "tag_count_format",
     "think_answer_format",
+    "tool_call_format",
+    "tool_call_match",
 ]

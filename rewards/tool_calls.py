@@ -32,7 +32,7 @@ categories of BFCL's ``ast_checker`` (bfcl-eval, ``eval_checker/ast_eval/ast_che
    optional key, unknown keys fail); arrays of dicts match templates position by position.
 
 Apart from rule 1's pairing, the differences from BFCL are all in nested values (found by running BFCL's
-own checker beside this one on about 30,000 variants of the shipped ground truths; all other verdicts
+own checker beside this one on about 47,000 variants of the shipped ground truths; all other verdicts
 agree): BFCL type-checks array elements one level deep
 and dict values not at all, where rule 4 applies here at every depth, so an integer is accepted inside
 an array of floats (BFCL refuses it unless the ground truth lists integers) and ``20.0`` or ``true`` is

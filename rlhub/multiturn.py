@@ -41,6 +41,8 @@ class EpisodeState:
     truncated: bool = False
     tools: ToolStats = dataclasses.field(default_factory=ToolStats)
     format_errors: int = 0
+    example: Example | None = None
+    """The episode's example, for tools whose answers depend on it (``MultiTurnEnv.toolbox_for``)."""
 
 
 CALL_FORMAT = (
@@ -65,6 +67,10 @@ class MultiTurnEnv(TextEnv):
     def tool_functions(self) -> list:
         raise NotImplementedError
 
+    def toolbox_for(self, example: Example | None) -> ToolBox:
+        """The tools of one episode; override when a tool reads the example (e.g. its documents)."""
+        return self.toolbox
+
     @property
     def system_prompt(self) -> str:
         if self.config.system_prompt is not None:
@@ -84,8 +90,9 @@ class MultiTurnEnv(TextEnv):
             state.done = True
             return []
         replies = []
+        toolbox = self.toolbox_for(state.example)
         for call in calls or []:
-            result = self.toolbox.call(call.name, dict(call.arguments), state.tools)
+            result = toolbox.call(call.name, dict(call.arguments), state.tools)
             replies.append({"role": "tool", "name": result.name, "content": result.content})
         for error in errors:
             state.format_errors += 1
@@ -99,7 +106,7 @@ class MultiTurnEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = super().reset(seed=seed, options=options)
         self._messages = list(self._example.prompt)
-        self._state = EpisodeState()
+        self._state = EpisodeState(example=self._example)
         return obs, info
 
     def step(self, action: str):

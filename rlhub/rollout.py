@@ -220,7 +220,9 @@ def run_episodes(engine, env, examples, prompt_ids, n: int, max_new_tokens: int,
     from rlhub.multiturn import EpisodeState
 
     tokenizer = engine.tokenizer
-    episodes = [Episode(i, [], [], [], [], EpisodeState()) for i in range(len(examples)) for _ in range(n)]
+    episodes = [
+        Episode(i, [], [], [], [], EpisodeState(example=examples[i])) for i in range(len(examples)) for _ in range(n)
+    ]
     contexts = [list(prompt_ids[ep.prompt_index]) for ep in episodes]
     active = list(range(len(episodes)))
     while active:

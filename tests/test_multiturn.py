@@ -59,7 +59,9 @@ def test_turn_limit_truncates():
 
 
 class ScriptedEngine(HFRolloutEngine):
-    """Calls the calculator on the first turn, then answers (well-formatted on even samples only)."""
+    """Calls a tool on the first turn, then answers (well-formatted on even samples only)."""
+
+    call = CALL
 
     def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
         eos = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -68,7 +70,7 @@ class ScriptedEngine(HFRolloutEngine):
             seen_tool = "<|im_start|>tool" in self.tokenizer.decode(ids)
             for g in range(n):
                 final = "<think>sum</think>\n<answer>7</answer>" if (i + g) % 2 == 0 else "<answer>7</answer>"
-                reply = CALL if not seen_tool else final
+                reply = self.call if not seen_tool else final
                 tokens = [*self.tokenizer.encode(reply, add_special_tokens=False)[: max_new_tokens - 1], eos]
                 outs.append(Completion(i, tokens, [-0.5] * len(tokens), reply, True))
         return outs
@@ -98,11 +100,16 @@ def test_episode_tokens_mask_out_what_the_environment_wrote():
         assert all(lp == 0.0 for lp, m in zip(ep.logprobs, ep.loss_mask) if not m)
 
 
-def test_grpo_two_steps_on_calculator_keeps_tool_tokens_out_of_the_loss(tmp_path, monkeypatch):
+SEARCH = '<tool_call>{"name": "search", "arguments": {"query": "capital"}}</tool_call>'
+
+
+@pytest.mark.parametrize("env_id, call", [("calculator-v0", CALL), ("retrieval-v0", SEARCH)])
+def test_grpo_two_steps_on_tool_envs_keeps_tool_tokens_out_of_the_loss(env_id, call, tmp_path, monkeypatch):
     from rlhub.models import save_tiny_model
     from rlhub.trainers import loop
     from rlhub.trainers.recipe import load_recipe
 
+    monkeypatch.setattr(ScriptedEngine, "call", call)
     monkeypatch.setattr(loop, "HFRolloutEngine", ScriptedEngine)
     seen = []
     real_make_batch = loop.make_batch
@@ -117,7 +124,7 @@ def test_grpo_two_steps_on_calculator_keeps_tool_tokens_out_of_the_loss(tmp_path
     out = tmp_path / "run"
     values = {
         "model.name": str(model),
-        "env.id": "calculator-v0",
+        "env.id": env_id,
         "env.config": {"max_turns": 3},
         "algorithm.group_size": 2,
         "training.max_steps": 2,
@@ -147,3 +154,27 @@ def model_tokenizer_ids(model_dir, text):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir).encode(text, add_special_tokens=False)
+
+
+def test_grpo_two_steps_on_bfcl(tmp_path):
+    from rlhub.models import save_tiny_model
+    from rlhub.trainers import loop
+    from rlhub.trainers.recipe import load_recipe
+
+    model = save_tiny_model(tmp_path / "model")
+    out = tmp_path / "run"
+    values = {
+        "model.name": str(model),
+        "env.id": "bfcl-v0",
+        "algorithm.group_size": 2,
+        "training.max_steps": 2,
+        "training.prompts_per_step": 2,
+        "training.micro_batch_size": 4,
+        "training.max_new_tokens": 8,
+        "training.output_dir": str(out),
+        "logging.wandb": False,
+    }
+    loop.train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and rows[0]["rewards/errors"] == 0.0
+    assert rows[0]["rewards/correct/mean"] == 0.0  # a random 8-token model never calls a function right

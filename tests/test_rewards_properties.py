@@ -28,6 +28,8 @@ RANGES = {
     "code_format": (0.0, 1.0),
     "code_pass_rate": (0.0, 1.0),
     "code_all_pass": (0.0, 1.0),
+    "tool_call_match": (0.0, 1.0),
+    "tool_call_format": (0.0, 1.0),
 }
 # Rewards that call math-verify get fewer examples, to keep the suite fast.
 SLOW_PATH_REWARDS = {"math_accuracy", "cosine_length", "code_pass_rate", "code_all_pass"}
@@ -75,6 +77,8 @@ MESSAGE = st.fixed_dictionaries(
 COMPLETION = st.one_of(TEXT, st.lists(MESSAGE, max_size=3))
 ANSWER = st.one_of(TEXT, st.none(), st.integers(), st.sampled_from(["18", "#### 1,000", r"\frac{1}{2}", "(1, 2)"]))
 TARGET = st.one_of(st.integers(-100, 1000), st.none(), TEXT)
+GROUND_TRUTH = [{"f": {"x": [1, 2]}}]
+FUNCTIONS = [{"name": "f", "parameters": {"type": "dict", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}]
 TESTS = st.sampled_from([None, [], ["assert True"], ["assert f(2) == 4", "assert f(0) == 0"]])
 NUMBERS = st.one_of(st.lists(st.integers(0, 100), max_size=6), st.none(), TEXT)
 
@@ -91,6 +95,8 @@ def check_reward_on_arbitrary_output(name, data):
         "target": data.draw(st.lists(TARGET, min_size=n, max_size=n)),
         "numbers": data.draw(st.lists(NUMBERS, min_size=n, max_size=n)),
         "tests": data.draw(st.lists(TESTS, min_size=n, max_size=n)),
+        "ground_truth": [GROUND_TRUTH] * n,
+        "functions": [FUNCTIONS] * n,
     }
     values = REWARDS[name](completions, **columns)
     low, high = RANGES[name]
@@ -123,6 +129,8 @@ def test_rewards_score_a_megabyte_of_garbage_quickly(name):
         target=[1] * 2,
         numbers=[[1]] * 2,
         tests=[["assert True"]] * 2,
+        ground_truth=[GROUND_TRUTH] * 2,
+        functions=[FUNCTIONS] * 2,
     )
     # A guard against hangs (pathological input must hit the hard timeouts), not a speed target.
     assert time.monotonic() - started < 10.0
