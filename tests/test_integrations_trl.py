@@ -11,7 +11,15 @@ import pytest
 import rlhub
 from rlhub.env import ProceduralEnv
 from rlhub.errors import ConfigError
-from rlhub.integrations.trl import JSON_COLUMNS, reward_funcs, reward_weights, to_dataset
+from rlhub.integrations.trl import (
+    EXAMPLE_ID,
+    JSON_COLUMNS,
+    RLHubEnvironment,
+    environment_factory,
+    reward_funcs,
+    reward_weights,
+    to_dataset,
+)
 from rlhub.rewards import Rubric
 from rlhub.types import Example
 
@@ -243,3 +251,195 @@ def test_grpo_trainer_takes_a_step_with_rlhub_rewards(tmp_path):
         assert logged[f"rewards/{name}/errors"] == 0.0
     assert logged["rewards/vowel_share/std"] > 0  # rlhub's rewards mix with plain TRL ones
     assert any(not torch.equal(p, before[name]) for name, p in trainer.model.named_parameters())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Multi-turn envs through GRPOTrainer's environment_factory.
+# ---------------------------------------------------------------------------------------------------
+
+
+def trl_tools(environment):
+    """The tools TRL takes from an environment instance, as trl 1.16's ``GRPOTrainer.__init__`` lists them."""
+    import inspect
+
+    return {
+        name: getattr(environment, name)
+        for name, _ in inspect.getmembers(type(environment), predicate=inspect.isfunction)
+        if name not in ("reset", "get_reward") and not name.startswith("_")
+    }
+
+
+def tool_turns(transcript):
+    """An rlhub transcript as TRL's completion holds it: tool calls parsed into ``tool_calls``, TRL's tool messages."""
+    from rlhub.rewards.tool_calls import parse_tool_calls_verbose
+
+    out = []
+    for message in transcript:
+        if message["role"] == "assistant":
+            calls, _ = parse_tool_calls_verbose(message["content"])
+            if calls:
+                tool_calls = [
+                    {"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
+                ]
+                message = {"role": "assistant", "content": "", "tool_calls": tool_calls}
+        out.append(message)
+    return out
+
+
+def test_environment_tools_have_the_env_schemas_and_answer_from_the_episode_example():
+    from transformers.utils import get_json_schema
+
+    env = rlhub.make("retrieval-v0")
+    Retrieval = environment_factory(env)
+    assert issubclass(Retrieval, RLHubEnvironment) and Retrieval.env is env
+    first, second = Retrieval(), Retrieval()
+    tools = trl_tools(first)
+    assert list(tools) == ["search"]
+    assert [get_json_schema(fn) for fn in tools.values()] == env.toolbox.schemas
+
+    rows = list(to_dataset(env, limit=2))
+    examples = env.examples("train", limit=2)
+    assert [row[EXAMPLE_ID] for row in rows] == [ex.id for ex in examples]
+    assert first.reset(**rows[0]) is None and second.reset(**rows[1]) is None  # the prompt is already in the row
+    assert (first.example, second.example) == tuple(examples)  # rebuilt from the row, JSON columns decoded
+    # Each instance searches its own example's documents, as the env's own episodes do.
+    for environment, ex in ((first, examples[0]), (second, examples[1])):
+        person = ex.info["person"]
+        assert (
+            trl_tools(environment)["search"](query=person)
+            == env.toolbox_for(ex).call("search", {"query": person}).content
+        )
+        assert f"{person} was born in {ex.info['country']}." in environment.search(query=person)
+    assert first.state.tools.calls == 2 and first.tool_messages[0]["name"] == "search"
+    # reset starts a fresh episode on the same instance (TRL reuses instances across batches).
+    first.reset(**rows[1])
+    assert first.example == examples[1] and first.state.tools.calls == 0 and first.tool_messages == []
+
+
+def test_environment_tool_errors_come_back_as_messages_and_are_counted():
+    Calculator = environment_factory("calculator-v0", max_turns=3)
+    environment = Calculator()
+    with pytest.raises(RuntimeError, match="reset"):
+        environment.calculate(expression="1 + 1")
+    environment.reset(prompt=[{"role": "user", "content": "?"}], answer="2", example_id="calculator/test/0")
+    assert environment.calculate(expression="(16 - 3 - 4) * 2") == "18"
+    assert environment.calculate("2 ** 10") == "1024"  # positional arguments bind to the tool's parameters
+    assert "bad arguments" in environment.calculate(expr="1")
+    assert "bad arguments" in environment.calculate()
+    assert environment.calculate(expression="x + 1").startswith("error: calculate failed: ValueError")
+    stats = environment.state.tools
+    assert (stats.calls, stats.errors, stats.per_tool) == (5, 3, {"calculate": 5})
+    assert [m["content"][:6] for m in environment.tool_messages] == ["18", "1024", *["error:"] * 3]
+    assert "example='calculator/test/0'" in repr(environment)
+
+    with pytest.raises(ConfigError, match="single-turn"):
+        environment_factory("arithmetic-v0")
+    with pytest.raises(ConfigError, match="go with an env id"):
+        environment_factory(rlhub.make("retrieval-v0"), max_turns=2)
+
+
+def test_multi_turn_rewards_score_the_transcript_like_the_env():
+    env = rlhub.make("retrieval-v0")
+    examples = env.examples("train", limit=2)
+    rows = list(to_dataset(env, limit=2))
+    # TRL's completion with tools: assistant turns with parsed tool_calls, then the tool messages TRL appended.
+    gold = [tool_turns(env.gold_transcript(ex)) for ex in examples]
+    wrong = [chat("<think>guess</think>\n<answer>Nowhere</answer>")] * 2
+    completions = [gold[0], wrong[0], gold[1], wrong[1]]
+    expected = env.score_batch(
+        [env.gold_transcript(examples[0]), wrong[0], env.gold_transcript(examples[1]), wrong[1]],
+        [ex for ex in examples for _ in range(2)],
+    )
+    metrics = MetricLog()
+    for fn in reward_funcs(env):
+        got = trl_call(fn, rows, completions, num_generations=2, log_metric=metrics)
+        assert got == [s.rewards[fn.__name__] for s in expected]
+    assert [s.rewards["searches"] for s in expected] == [2.0, 0.0, 2.0, 0.0]
+    assert all(value == 0.0 for _, value in metrics)  # no reward raised (searches needs the transcript column)
+
+    # With environments= (as TRL passes them), tool use the completion does not show is taken from the environment.
+    Retrieval = environment_factory(env)
+    environments = [Retrieval() for _ in range(2)]
+    for environment, row, ex in zip(environments, rows, examples):
+        environment.reset(**row)
+        environment.search(query=ex.info["person"])
+    searches = reward_funcs(env)[2]
+    plain = [chat(env.format_answer(ex.answer, reasoning="found")) for ex in examples]
+    assert trl_call(searches, rows, plain) == [0.0, 0.0]
+    assert searches(completions=plain, environments=environments, **{k: [r[k] for r in rows] for k in rows[0]}) == [
+        1.0,
+        1.0,
+    ]
+    correct = reward_funcs(env)[0]
+    assert correct(completions=plain, environments=environments, answer=[ex.answer for ex in examples]) == [1.0, 1.0]
+
+
+def test_to_dataset_marks_multi_turn_examples_only():
+    assert EXAMPLE_ID in to_dataset("retrieval-v0", limit=1).column_names
+    assert EXAMPLE_ID not in to_dataset("arithmetic-v0", limit=1).column_names
+
+
+@pytest.mark.slow
+def test_grpo_trainer_runs_calculator_tools_through_environment_factory(tmp_path, monkeypatch):
+    """One GRPO step on calculator-v0 with TRL's tool loop; a sequence bias makes the random model call the tool."""
+    from pathlib import Path
+
+    import trl
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlhub.models import save_tiny_model
+
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    model_dir = save_tiny_model(tmp_path / "model", seed=0)
+    env = rlhub.make("calculator-v0")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def trainer(generation_kwargs=None):
+        args = GRPOConfig(
+            output_dir=str(tmp_path / "out"),
+            per_device_train_batch_size=4,
+            num_generations=4,
+            max_completion_length=64,
+            max_tool_calling_iterations=1,  # one tool round keeps the test fast; train with env.config.max_turns - 1
+            max_steps=1,
+            logging_steps=1,
+            reward_weights=reward_weights(env),
+            generation_kwargs=generation_kwargs,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=True,
+            bf16=False,
+            seed=0,
+        )
+        return GRPOTrainer(
+            model=str(model_dir),
+            reward_funcs=reward_funcs(env),
+            args=args,
+            train_dataset=to_dataset(env, "test", limit=4),
+            processing_class=tokenizer,
+            environment_factory=environment_factory(env),
+        )
+
+    # SmolLM2's own chat template has no tool support, and TRL refuses it for tools.
+    with pytest.raises(ValueError, match="does not support tool calling"):
+        trainer()
+
+    # Qwen2.5's template is ChatML too (SmolLM2's tokenizer has its special tokens), and TRL can parse its tool calls.
+    tokenizer.chat_template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
+    call = '<tool_call>\n{"name": "calculate", "arguments": {"expression": "6 * 7"}}\n</tool_call><|im_end|>'
+    head = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    ids = head + tokenizer(call, add_special_tokens=False)["input_ids"]
+    bias = [[ids[: i + 1], 100.0] for i in range(len(head), len(ids))]  # each token of the call, after its prefix
+    grpo = trainer({"sequence_bias": bias})
+    grpo.train()
+
+    assert grpo.state.global_step == 1
+    logged = grpo.state.log_history[0]
+    for name in ("correct", "format", "used_calculator"):
+        assert 0.0 <= logged[f"rewards/{name}/mean"] <= 1.0 and logged[f"rewards/{name}/errors"] == 0.0
+    assert logged["tools/call_frequency"] > 0 and logged["tools/failure_frequency"] == 0.0
+    assert logged["rewards/used_calculator/mean"] == 1.0  # scored from the transcript TRL built
+    ids_in_data = set(to_dataset(env, "test", limit=4)[EXAMPLE_ID])
+    assert {e.example.id for e in grpo.environments} <= ids_in_data
+    assert all(e.state.tools.calls > 0 and e.tool_messages[0]["content"] == "42" for e in grpo.environments)

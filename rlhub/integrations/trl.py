@@ -22,21 +22,39 @@ TRL logs each reward as ``rewards/<name>/mean`` under the rubric's names (``corr
 Dataset columns must survive Arrow: a column whose values Arrow would change (dicts with varying
 keys, mixed types) is stored as JSON text and listed in the ``rlhub_json_columns`` column; the reward
 wrappers decode it again, so rubric functions always see the values ``Example.columns()`` holds.
+
+Multi-turn (tool-using) envs train through GRPOTrainer's ``environment_factory``:
+:func:`environment_factory` gives a class whose public methods are the env's tools, and the reward
+wrappers score the whole transcript (TRL's completion holds the assistant turns and tool results)::
+
+    env = rlhub.make("calculator-v0")
+    trainer = GRPOTrainer(
+        model=...,  # a tokenizer whose chat template TRL can parse tool calls for (e.g. Qwen's)
+        reward_funcs=reward_funcs(env),
+        args=GRPOConfig(..., reward_weights=reward_weights(env), max_tool_calling_iterations=env.config.max_turns - 1),
+        train_dataset=to_dataset(env),
+        environment_factory=environment_factory(env),
+    )
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import math
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlhub.env import TextEnv
 from rlhub.errors import ConfigError
+from rlhub.multiturn import EpisodeState, MultiTurnEnv
 from rlhub.registry import make
 from rlhub.rewards import Rubric
+from rlhub.tools import ToolBox
+from rlhub.types import Example, Message
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -51,6 +69,9 @@ RESERVED_COLUMNS = frozenset(
     | {"environment", "environments", "image", "images", JSON_COLUMNS}
 )
 """Names GRPOTrainer gives a meaning of its own (reward keyword arguments, env routing, images)."""
+
+EXAMPLE_ID = "example_id"
+"""The dataset column holding ``Example.id`` for multi-turn envs, read by :func:`environment_factory`."""
 
 REASONING_FIELDS = ("reasoning_content", "thinking")
 """Message fields where TRL's response parsers put the text they cut out of ``<think>...</think>``."""
@@ -82,6 +103,7 @@ class EnvReward:
     def __init__(self, env: TextEnv, name: str):
         self.__name__ = name
         self.weight = env.rubric.weights[name]
+        self.multi_turn = bool(getattr(env, "multi_turn", False))
         self._env_source = (env.env_id or type(env), dataclasses.asdict(env.config))
         self._rubric: Rubric | None = _one_function_rubric(env, name)
 
@@ -96,9 +118,13 @@ class EnvReward:
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         n = len(completions)
+        environments = kwargs.pop("environments", None)
         try:
             rows = _rows(kwargs, n)
-            scores = self.rubric.score_batch([_with_reasoning(c) for c in completions], rows)
+            completions = [_with_reasoning(c) for c in completions]
+            if self.multi_turn:
+                completions, rows = _transcript_columns(completions, rows, environments)
+            scores = self.rubric.score_batch(completions, rows)
         except Exception as exc:  # malformed trainer input, not model output: still never stop training
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("reward %r could not score the batch (%s); scoring 0", self.__name__, reason)
@@ -112,7 +138,7 @@ class EnvReward:
         return [s.rewards[self.__name__] for s in scores]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"__name__": self.__name__, "weight": self.weight, "_env_source": self._env_source, "_rubric": None}
+        return {**self.__dict__, "_rubric": None}
 
     def __repr__(self) -> str:
         source = self._env_source[0]
@@ -138,6 +164,31 @@ def _rows(kwargs: dict[str, Any], n: int) -> list[dict[str, Any]]:
             if isinstance(row.get(name), str):
                 row[name] = json.loads(row[name])
     return rows
+
+
+def _transcript_columns(
+    completions: list[Any], rows: list[dict[str, Any]], environments: Sequence[Any] | None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Multi-turn scoring as ``MultiTurnEnv.score_batch`` does it: the final assistant text is the completion,
+    the whole transcript goes in the ``transcript`` column.
+
+    TRL's completion with tools is the transcript (assistant turns and the tool messages TRL appended). A
+    completion without tool messages, from an :func:`environment_factory` environment that ran tools (a
+    plain-text completion), gets the environment's tool messages before its final turn.
+    """
+    finals, columns = [], []
+    for i, (completion, row) in enumerate(zip(completions, rows)):
+        messages = completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]
+        environment = environments[i] if environments is not None and i < len(environments) else None
+        recorded = getattr(environment, "tool_messages", None) if isinstance(environment, RLHubEnvironment) else None
+        if recorded and not any(isinstance(m, dict) and m.get("role") == "tool" for m in messages):
+            messages = [*recorded, *messages]
+        final = next(
+            (m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "assistant"), ""
+        )
+        finals.append(final if isinstance(final, str) else "")
+        columns.append({**row, "transcript": messages})
+    return finals, columns
 
 
 def _with_reasoning(completion: Any) -> Any:
@@ -234,7 +285,8 @@ def to_dataset(
     Returns:
         A ``datasets.Dataset`` with a ``prompt`` column of chat messages and one column per reward
         column (``answer`` and the info fields). Columns Arrow would alter are stored as JSON text and
-        named in a ``rlhub_json_columns`` column, which :func:`reward_funcs` decodes.
+        named in a ``rlhub_json_columns`` column, which :func:`reward_funcs` decodes. Multi-turn envs
+        also get an ``example_id`` column (``Example.id``), which :func:`environment_factory` reads.
 
     Raises:
         ConfigError: An info field uses a name GRPOTrainer reserves, or holds values neither Arrow
@@ -260,6 +312,13 @@ def to_dataset(
             f"rename those Example.info fields (reserved: {sorted(RESERVED_COLUMNS)})"
         )
     data: dict[str, list] = {"prompt": [ex.prompt for ex in examples]}
+    if getattr(env, "multi_turn", False):
+        if EXAMPLE_ID in names:
+            raise ConfigError(
+                f"{env.env_id or type(env).__name__}: reward column {EXAMPLE_ID!r} clashes with the column to_dataset "
+                "adds for multi-turn envs (the example's id); rename that Example.info field"
+            )
+        data[EXAMPLE_ID] = [ex.id for ex in examples]
     encoded = []
     for name in names:
         values = [row.get(name) for row in rows]
@@ -304,3 +363,146 @@ def _json(value: Any, name: str, env: TextEnv) -> str:
             f"{env.env_id or type(env).__name__}: reward column {name!r} holds {type(value).__name__} values that "
             f"neither Arrow nor JSON can store ({exc}); make Example.info values JSON-serializable"
         )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Multi-turn envs: GRPOTrainer's environment_factory.
+# ---------------------------------------------------------------------------------------------------
+
+
+class RLHubEnvironment:
+    """One rollout's environment for TRL's ``GRPOTrainer(environment_factory=...)``; base of the classes
+    :func:`environment_factory` builds.
+
+    TRL makes instances with no arguments and calls ``reset(**row)`` with the episode's dataset row before
+    each rollout. Every public method of the built class is a tool of the env (TRL lists the class's
+    functions and renders their signatures and docstrings as tool schemas); a call runs the tool of this
+    episode's toolbox (``MultiTurnEnv.toolbox_for(example)``), so tools that read the example, such as
+    retrieval's ``search``, see this episode's data. Calls never raise: unknown tools, bad arguments and
+    tool exceptions come back as ``"error: ..."`` text for the model, as in rlhub's own episodes, and are
+    counted in ``state.tools``.
+
+    Attributes:
+        env: The rlhub env (shared by all instances of the class).
+        example: The episode's example, rebuilt from the dataset row by ``reset``.
+        state: The episode's counts: ``state.tools.calls``, ``state.tools.errors``, ``state.tools.per_tool``.
+        tool_messages: The tool results of the episode, as ``{"role": "tool", "name", "content"}`` messages.
+    """
+
+    env: MultiTurnEnv
+
+    def __init__(self) -> None:
+        self.example: Example | None = None
+        self.state = EpisodeState()
+        self.tool_messages: list[Message] = []
+        self._toolbox: ToolBox | None = None
+
+    def reset(self, **row: Any) -> str | None:
+        """Start an episode on the example of a :func:`to_dataset` row; the prompt is already in the row."""
+        self.example = _example_from_row(row)
+        self.state = EpisodeState(example=self.example)
+        self.tool_messages = []
+        self._toolbox = self.env.toolbox_for(self.example)
+        return None
+
+    def _call(self, name: str, signature: inspect.Signature, args: tuple, kwargs: dict[str, Any]) -> str:
+        if self._toolbox is None:
+            raise RuntimeError(f"{type(self).__name__}.reset() must run before its tools")
+        arguments = dict(kwargs)
+        if args:
+            try:
+                arguments = dict(signature.bind(*args, **kwargs).arguments)
+            except TypeError as exc:
+                arguments = {**kwargs, **{f"<positional {i}>": a for i, a in enumerate(args)}}
+                log.debug("tool %s got bad positional arguments: %s", name, exc)
+        result = self._toolbox.call(name, arguments, self.state.tools)
+        self.tool_messages.append({"role": "tool", "name": name, "content": result.content})
+        return result.content
+
+    def __repr__(self) -> str:
+        example = self.example.id if self.example is not None else None
+        return f"{type(self).__name__}(example={example!r}, tool_calls={self.state.tools.calls})"
+
+
+def _example_from_row(row: dict[str, Any]) -> Example:
+    """The ``Example`` a :func:`to_dataset` row came from (JSON-stored columns decoded)."""
+    row = dict(row)
+    for name in row.pop(JSON_COLUMNS, None) or ():
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    example_id = row.pop(EXAMPLE_ID, None)
+    prompt = row.pop("prompt", None) or []
+    answer = row.pop("answer", None)
+    info = {k: v for k, v in row.items() if k not in RESERVED_COLUMNS}
+    return Example(id="" if example_id is None else str(example_id), prompt=prompt, answer=answer, info=info)
+
+
+def _tool_method(name: str, fn: Callable) -> Callable:
+    """A method named, documented and typed as the tool ``fn``, that calls this episode's tool of that name.
+
+    It takes any arguments (so bad ones reach the toolbox and come back as an error message) but shows
+    ``fn``'s signature, which is what TRL and transformers read to build the tool's schema.
+    """
+    signature = inspect.signature(fn)
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    hints = typing.get_type_hints(fn)
+
+    def method(self: RLHubEnvironment, *args: Any, **kwargs: Any) -> str:
+        return self._call(name, signature, args, kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = fn.__doc__
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self_param, *signature.parameters.values()],
+        return_annotation=hints.get("return", signature.return_annotation),
+    )
+    method.__annotations__ = hints
+    return method
+
+
+def environment_factory(env_or_id: MultiTurnEnv | str, **config: Any) -> type[RLHubEnvironment]:
+    """A class for ``GRPOTrainer(environment_factory=...)`` that runs a multi-turn rlhub env's tools.
+
+    Train on the rows of :func:`to_dataset` (``reset`` rebuilds each episode's example from its columns,
+    ``example_id`` included) and score with :func:`reward_funcs`: with ``environments=``, as TRL passes
+    them, each rubric function gets the final assistant text as the completion and the whole transcript
+    as the ``transcript`` column, as in rlhub's own episodes. TRL bounds an episode with
+    ``GRPOConfig.max_tool_calling_iterations`` (the env's ``max_turns`` counts the final turn too, so pass
+    ``max_turns - 1``). The class defines no ``get_reward``, which TRL would add as one more reward with
+    weight 1 on top of the rubric's.
+
+    Args:
+        env_or_id: A multi-turn rlhub env, or a registered id such as ``"calculator-v0"``.
+        **config: Config overrides, with an env id only.
+
+    Returns:
+        A subclass of :class:`RLHubEnvironment` with one public method per tool of the env, named, typed
+        and documented as the tool function.
+
+    Raises:
+        ConfigError: The env is not multi-turn, or a tool's name is not a usable method name.
+
+    Example:
+        >>> Calculator = environment_factory("calculator-v0")
+        >>> environment = Calculator()
+        >>> environment.reset(prompt=[], answer="4", example_id="calculator/train/0")
+        >>> environment.calculate(expression="2 + 2"), environment.calculate(expression="2 ** 100")
+        ('4', 'error: calculate failed: ValueError: exponents must be whole numbers up to 64')
+        >>> environment.state.tools.calls, environment.state.tools.errors
+        (2, 1)
+    """
+    env = _env(env_or_id, config)
+    label = env.env_id or type(env).__name__
+    if not isinstance(env, MultiTurnEnv):
+        raise ConfigError(f"{label} is a single-turn env; environment_factory is for multi-turn (tool) envs")
+    namespace: dict[str, Any] = {"env": env, "__module__": __name__}
+    for name, fn in env.toolbox.tools.items():
+        if not name.isidentifier() or name.startswith("_") or hasattr(RLHubEnvironment, name):
+            raise ConfigError(f"{label}: tool {name!r} cannot be a method of the TRL environment; rename the tool")
+        namespace[name] = _tool_method(name, fn)
+    class_name = "".join(part.capitalize() for part in label.replace("-", "_").split("_") if part) + "Environment"
+    if not class_name.isidentifier():
+        class_name = "RLHubToolEnvironment"
+    cls = type(class_name, (RLHubEnvironment,), namespace)
+    cls.__doc__ = f"The tools of rlhub's {label} for TRL's GRPOTrainer (see rlhub.integrations.trl.RLHubEnvironment)."
+    return cls
