@@ -2,15 +2,16 @@
 
 Task: solve a grade-school word problem. The model may call ``calculate(expression)`` (exact
 arithmetic: + - * / // % ** and parentheses, evaluated by a safe AST walker) as often as it likes
-within ``max_turns``, then answers. Data as gsm8k-v0 (``path=``, ``RLHUB_DATA/gsm8k/``, or
-``openai/gsm8k`` online).
+within ``max_turns``, then answers. With ``python_tool=True`` it may also call ``python(code)``,
+which runs in rlhub's sandbox (no network, no host files, time and memory limits). Data as
+gsm8k-v0 (``path=``, ``RLHUB_DATA/gsm8k/``, or ``openai/gsm8k`` online).
 
 Output format: tool calls as ``<tool_call>{"name": "calculate", "arguments": {"expression": "..."}}
 </tool_call>``; the final turn has reasoning in ``<think>...</think>`` and the number in
 ``<answer>...</answer>``.
 
 Rewards (on the final turn): ``correct`` (math equivalence, weight 1.0), ``format`` (think/answer
-layout, weight ``format_weight``), ``used_calculator`` (1.0 if the transcript called the tool;
+layout, weight ``format_weight``), ``used_calculator`` (1.0 if the transcript called a tool;
 weight 0: logged, not optimized).
 
 Version history:
@@ -75,10 +76,26 @@ def calculate(expression: str) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):.10g}"
 
 
+def python(code: str) -> str:
+    """Run a short Python program in rlhub's sandbox and return what it prints.
+
+    Args:
+        code: A complete program; print the values you need, e.g. "print(16 - 3 - 4)".
+    """
+    from rlhub.sandbox import run_python
+
+    result = run_python(code, timeout=5.0, memory_mb=256)
+    if result.status != "ok":
+        return f"{result.status}: {result.stderr.strip()[-500:]}"
+    return result.stdout.strip()[-2000:] or "(no output)"
+
+
 def used_calculator(completions, transcript, **kwargs):
     """1.0 if the episode called the calculator at least once."""
     return [
-        float(any(m.get("role") == "tool" and m.get("name") == "calculate" for m in t if isinstance(m, dict)))
+        float(
+            any(m.get("role") == "tool" and m.get("name") in ("calculate", "python") for m in t if isinstance(m, dict))
+        )
         if isinstance(t, list)
         else 0.0
         for t in transcript
@@ -88,6 +105,8 @@ def used_calculator(completions, transcript, **kwargs):
 @dataclass
 class CalculatorConfig(MultiTurnConfig, DataConfig):
     dataset: str | None = "openai/gsm8k"
+    python_tool: bool = False
+    """Also offer ``python(code)``, which runs the model's program in the bubblewrap sandbox."""
 
 
 class CalculatorEnv(MultiTurnEnv, DatasetEnv):
@@ -96,7 +115,7 @@ class CalculatorEnv(MultiTurnEnv, DatasetEnv):
     dataset_config = "main"
 
     def tool_functions(self) -> list:
-        return [calculate]
+        return [calculate, python] if self.config.python_tool else [calculate]
 
     def to_example(self, record: dict, split: str, index: int) -> Example | None:
         question, solution = record.get("question"), record.get("answer")

@@ -86,7 +86,7 @@ def evaluate_env(
     from tqdm.auto import tqdm
 
     import rlhub
-    from rlhub.rollout import HFRolloutEngine, stop_token_ids
+    from rlhub.rollout import HFRolloutEngine, encode_prompt, stop_token_ids
 
     env = rlhub.make(env_id, **(env_config or {}))
     examples = env.examples("test", limit=n, seed=seed)
@@ -103,10 +103,7 @@ def evaluate_env(
     bar = tqdm(total=len(examples), desc=f"eval {env_id}", disable=not progress)
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
-        ids = [
-            tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
-            for ex in chunk
-        ]
+        ids = [encode_prompt(tokenizer, env, ex) for ex in chunk]
         if getattr(env, "multi_turn", False):
             from rlhub.rollout import run_episodes
 

@@ -25,11 +25,16 @@ from rlhub.types import Example, Message
 class MultiTurnConfig(EnvConfig):
     max_turns: int = 4
     """Assistant turns per episode; the episode is truncated after the last."""
+    tool_prompt: str = "system"
+    """Where the tool schemas go: "system" (listed in the system prompt; any model) or "template"
+    (passed as ``tools=`` to the tokenizer's chat template, for templates that render tools)."""
 
     def validate(self) -> None:
         super().validate()
         if not 1 <= self.max_turns <= 32:
             raise ConfigError(f"max_turns must be in 1..32, got {self.max_turns}")
+        if self.tool_prompt not in ("system", "template"):
+            raise ConfigError(f"tool_prompt must be 'system' or 'template', got {self.tool_prompt!r}")
 
 
 @dataclasses.dataclass
@@ -67,6 +72,19 @@ class MultiTurnEnv(TextEnv):
     def tool_functions(self) -> list:
         raise NotImplementedError
 
+    @property
+    def template_tools(self) -> list[dict] | None:
+        """Tool schemas for the chat template's ``tools=`` argument, when ``tool_prompt="template"``."""
+        return self.toolbox.schemas if self.config.tool_prompt == "template" else None
+
+    def turn_reward(self, messages: list[Message], replies: list[Message], state: EpisodeState) -> float:
+        """A reward for one intermediate turn, returned by ``step``; 0 unless a subclass shapes turns.
+
+        rlhub's trainers optimize the episode's final reward; per-turn rewards are there for other
+        learners and for logging.
+        """
+        return 0.0
+
     def toolbox_for(self, example: Example | None) -> ToolBox:
         """The tools of one episode; override when a tool reads the example (e.g. its documents)."""
         return self.toolbox
@@ -75,8 +93,11 @@ class MultiTurnEnv(TextEnv):
     def system_prompt(self) -> str:
         if self.config.system_prompt is not None:
             return self.config.system_prompt
-        tools = "\n".join(json.dumps(schema) for schema in self.toolbox.schemas)
-        base = f"You are a helpful assistant with these tools:\n{tools}\n{CALL_FORMAT}"
+        if self.config.tool_prompt == "template":
+            base = f"You are a helpful assistant with tools. {CALL_FORMAT}"
+        else:
+            tools = "\n".join(json.dumps(schema) for schema in self.toolbox.schemas)
+            base = f"You are a helpful assistant with these tools:\n{tools}\n{CALL_FORMAT}"
         return base if self.config.prompt_style == "user" else f"{base} {self.instruction}"
 
     # --- the episode logic, shared by step() and trainers ---------------------------------------
@@ -123,7 +144,8 @@ class MultiTurnEnv(TextEnv):
             "tool_errors": self._state.tools.errors,
         }
         if not self._state.done:
-            return "\n".join(r["content"] for r in replies), 0.0, False, False, info
+            reward = self.turn_reward(self._messages, replies, self._state)
+            return "\n".join(r["content"] for r in replies), reward, False, False, info
         transcript = self._messages[len(self._example.prompt) :]
         score = self.score(transcript, self._example)
         self._last = (action, score)

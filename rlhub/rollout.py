@@ -201,6 +201,15 @@ class Episode:
         return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
 
 
+def encode_prompt(tokenizer, env, example) -> list[int]:
+    """Token ids of an example's chat prompt plus the assistant header (tools via the template if asked)."""
+    tools = getattr(env, "template_tools", None)
+    extra = {"tools": tools} if tools else {}
+    return tokenizer.apply_chat_template(
+        example.prompt, add_generation_prompt=True, tokenize=True, return_dict=False, **extra
+    )
+
+
 def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[int]:
     """Token ids of the environment's replies plus the next assistant header, as the chat template writes them.
 

@@ -178,3 +178,34 @@ def test_grpo_two_steps_on_bfcl(tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and rows[0]["rewards/errors"] == 0.0
     assert rows[0]["rewards/correct/mean"] == 0.0  # a random 8-token model never calls a function right
+
+
+def test_python_tool_runs_in_the_sandbox_and_cannot_read_the_host():
+    env = rlhub.make("calculator-v0", python_tool=True)
+    assert set(env.toolbox.tools) == {"calculate", "python"}
+    stats = ToolStats()
+    assert env.toolbox.call("python", {"code": "print(sum(range(10)))"}, stats).content == "45"
+    leaked = env.toolbox.call("python", {"code": "print(open('/etc/shadow').read())"}, stats).content
+    assert leaked.startswith("error:") and "root:" not in leaked
+    loop = env.toolbox.call("python", {"code": "while True: pass"}, stats).content
+    assert loop.startswith("timeout")
+
+
+def test_tools_can_go_through_the_chat_template():
+    from pathlib import Path
+
+    import trl
+
+    from rlhub.models import load_embedded_tokenizer
+    from rlhub.rollout import encode_prompt
+
+    tokenizer = load_embedded_tokenizer()
+    # A template that renders tools= (Qwen2.5's, shipped with TRL); SmolLM2's own ignores them.
+    tokenizer.chat_template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
+    in_system = rlhub.make("calculator-v0")
+    in_template = rlhub.make("calculator-v0", tool_prompt="template")
+    ex = in_template.examples("test", limit=1)[0]
+    rendered = tokenizer.decode(encode_prompt(tokenizer, in_template, ex))
+    assert '"name": "calculate"' in rendered and in_template.template_tools
+    assert '"name": "calculate"' not in in_template.system_prompt and '"calculate"' in in_system.system_prompt
+    assert in_system.template_tools is None

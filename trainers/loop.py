@@ -25,7 +25,7 @@ import rlhub
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
-from rlhub.rollout import HFRolloutEngine, run_episodes, stop_token_ids
+from rlhub.rollout import HFRolloutEngine, encode_prompt, run_episodes, stop_token_ids
 from rlhub.trainers import checkpoint
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
@@ -275,9 +275,7 @@ def train(
 
     def encode(example) -> list[int]:
         if example.id not in prompt_cache:
-            prompt_cache[example.id] = tokenizer.apply_chat_template(
-                example.prompt, add_generation_prompt=True, tokenize=True, return_dict=False
-            )
+            prompt_cache[example.id] = encode_prompt(tokenizer, env, example)
         return prompt_cache[example.id]
 
     G, P, mb = a.group_size, t.prompts_per_step, t.micro_batch_size
