@@ -86,7 +86,7 @@ def evaluate_env(
     from tqdm.auto import tqdm
 
     import rlhub
-    from rlhub.rollout import HFRolloutEngine, encode_prompt, stop_token_ids
+    from rlhub.rollout import HFRolloutEngine, encode_prompt, rollout, stop_token_ids
 
     env = rlhub.make(env_id, **(env_config or {}))
     examples = env.examples("test", limit=n, seed=seed)
@@ -104,16 +104,9 @@ def evaluate_env(
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         ids = [encode_prompt(tokenizer, env, ex) for ex in chunk]
-        if getattr(env, "multi_turn", False):
-            from rlhub.rollout import run_episodes
-
-            completions = run_episodes(engine, env, chunk, ids, k, max_new_tokens, temperature, 1.0)
-            rows = [chunk[c.prompt_index] for c in completions]
-            scores = env.score_batch([c.messages for c in completions], rows)
-        else:
-            completions = engine.generate(ids, k, max_new_tokens, temperature, 1.0)
-            rows = [chunk[c.prompt_index] for c in completions]
-            scores = env.score_batch([c.text for c in completions], rows)
+        completions = rollout(engine, env, chunk, ids, k, max_new_tokens, temperature, 1.0)
+        rows = [chunk[c.prompt_index] for c in completions]
+        scores = env.score_batch([c.output for c in completions], rows)
         for c, ex, s in zip(completions, rows, scores):
             records.append(
                 {
@@ -121,7 +114,7 @@ def evaluate_env(
                     "completion": c.text,
                     "reward": s.reward,
                     "rewards": s.rewards,
-                    "length": sum(getattr(c, "loss_mask", None) or [1] * len(c.token_ids)),
+                    "length": sum(c.loss_mask),
                     "passed": (s.rewards.get(first) or 0.0) >= 1.0,
                 }
             )

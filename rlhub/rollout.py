@@ -33,6 +33,16 @@ class Completion:
     finished: bool
     """True when the model emitted a stop token (False: cut at max_new_tokens)."""
 
+    @property
+    def loss_mask(self) -> list[int]:
+        """Every token is the model's own."""
+        return [1] * len(self.token_ids)
+
+    @property
+    def output(self) -> str:
+        """What the environment scores."""
+        return self.text
+
 
 class RolloutEngine(Protocol):
     def generate(
@@ -200,6 +210,11 @@ class Episode:
     def text(self) -> str:
         return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
 
+    @property
+    def output(self) -> list[dict]:
+        """What the environment scores: the whole transcript."""
+        return self.messages
+
 
 def encode_prompt(tokenizer, env, example) -> list[int]:
     """Token ids of an example's chat prompt plus the assistant header (tools via the template if asked)."""
@@ -264,3 +279,14 @@ def run_episodes(engine, env, examples, prompt_ids, n: int, max_new_tokens: int,
             still.append(e)
         active = still
     return episodes
+
+
+def rollout(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temperature: float, top_p: float):
+    """``n`` samples per example: multi-turn episodes for tool envs, single completions otherwise.
+
+    Either kind has ``prompt_index``, ``token_ids``, ``logprobs``, ``loss_mask``, ``text`` and
+    ``output`` (what ``env.score_batch`` takes).
+    """
+    if getattr(env, "multi_turn", False):
+        return run_episodes(engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p)
+    return engine.generate(prompt_ids, n, max_new_tokens, temperature, top_p)

@@ -25,7 +25,7 @@ import rlhub
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
-from rlhub.rollout import HFRolloutEngine, encode_prompt, run_episodes, stop_token_ids
+from rlhub.rollout import HFRolloutEngine, encode_prompt, rollout, stop_token_ids
 from rlhub.trainers import checkpoint
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
@@ -129,18 +129,13 @@ def mean(values) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
-def evaluate(engine, env, rubric, encode, n: int, max_new_tokens: int) -> dict[str, float]:
-    """Greedy completions on ``n`` test examples, scored by the training rubric."""
+def evaluate(engine, env, encode, n: int, max_new_tokens: int) -> dict[str, float]:
+    """Greedy completions on ``n`` test examples, scored by the env's (training) rubric."""
     examples = env.examples("test", limit=n)
-    prompt_ids = [encode(ex) for ex in examples]
-    if getattr(env, "multi_turn", False):
-        episodes = run_episodes(engine, env, examples, prompt_ids, 1, max_new_tokens, 0.0, 1.0)
-        scores = env.score_batch([e.messages for e in episodes], examples)
-    else:
-        completions = engine.generate(prompt_ids, 1, max_new_tokens, 0.0, 1.0)
-        scores = env.score_batch([c.text for c in completions], examples)
+    samples = rollout(engine, env, examples, [encode(ex) for ex in examples], 1, max_new_tokens, 0.0, 1.0)
+    scores = env.score_batch([c.output for c in samples], examples)
     metrics = {"eval/reward": mean([s.reward for s in scores])}
-    for name in rubric.names:
+    for name in env.rubric.names:
         metrics[f"eval/{name}"] = mean([s.rewards[name] for s in scores])
     return metrics
 
@@ -291,7 +286,7 @@ def train(
 
     def maybe_evaluate(step: int) -> None:
         if eval_every and accelerator.is_main_process:
-            tracker.log(evaluate(engine, env, rubric, encode, recipe.eval.n, t.max_new_tokens), step=step)
+            tracker.log(evaluate(engine, env, encode, recipe.eval.n, t.max_new_tokens), step=step)
 
     if start_step == 0:
         maybe_evaluate(0)
@@ -302,16 +297,14 @@ def train(
         all_prompts = stream.take(P * world)
         examples = all_prompts[rank * P : (rank + 1) * P]
         prompt_ids = [encode(ex) for ex in examples]
-        if multi_turn:  # the env answers each tool call; its tokens are kept out of the loss
-            completions = run_episodes(engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
-        else:
-            completions = engine.generate(prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+        # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
+        completions = rollout(engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
         gen_time = time.perf_counter() - step_start
 
         # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
         reward_start = time.perf_counter()
         rows = [examples[c.prompt_index] for c in completions]
-        scores = env.score_batch([c.messages if multi_turn else c.text for c in completions], rows)
+        scores = env.score_batch([c.output for c in completions], rows)
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         reward_time = time.perf_counter() - reward_start
 
@@ -330,7 +323,7 @@ def train(
                 [c.logprobs for c in part],
                 engine.pad_id,
                 device,
-                loss_masks=[c.loss_mask for c in part] if multi_turn else None,
+                loss_masks=[c.loss_mask for c in part],
             )
             batches.append((idx, batch))
         ref_logps = {}
@@ -342,7 +335,7 @@ def train(
         # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
         totals = BatchTotals(
             sequences=len(completions),
-            tokens=sum(sum(c.loss_mask) if multi_turn else len(c.token_ids) for c in completions),
+            tokens=sum(sum(c.loss_mask) for c in completions),
             max_new_tokens=t.max_new_tokens,
         )
         # With one process and no KL term, a zero-advantage sequence adds nothing to the gradient:
@@ -388,9 +381,7 @@ def train(
 
         # 6. Log: gathered across processes, namespaced keys.
         all_rewards = accelerator.gather(rewards.to(device)).cpu()
-        lengths = torch.tensor(
-            [sum(c.loss_mask) if multi_turn else len(c.token_ids) for c in completions], dtype=torch.float32
-        )
+        lengths = torch.tensor([sum(c.loss_mask) for c in completions], dtype=torch.float32)
         all_lengths = accelerator.gather(lengths.to(device)).cpu()
         metrics: dict[str, Any] = {
             "reward": float(all_rewards.mean()),
