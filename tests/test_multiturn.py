@@ -103,8 +103,11 @@ def test_episode_tokens_mask_out_what_the_environment_wrote():
 SEARCH = '<tool_call>{"name": "search", "arguments": {"query": "capital"}}</tool_call>'
 
 
-@pytest.mark.parametrize("env_id, call", [("calculator-v0", CALL), ("retrieval-v0", SEARCH)])
-def test_grpo_two_steps_on_tool_envs_keeps_tool_tokens_out_of_the_loss(env_id, call, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "env_id, call, algorithm",
+    [("calculator-v0", CALL, "grpo"), ("retrieval-v0", SEARCH, "grpo"), ("calculator-v0", CALL, "ppo")],
+)
+def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, algorithm, tmp_path, monkeypatch):
     from rlhub.models import save_tiny_model
     from rlhub.trainers import loop
     from rlhub.trainers.recipe import load_recipe
@@ -126,6 +129,7 @@ def test_grpo_two_steps_on_tool_envs_keeps_tool_tokens_out_of_the_loss(env_id, c
         "model.name": str(model),
         "env.id": env_id,
         "env.config": {"max_turns": 3},
+        "algorithm.name": algorithm,
         "algorithm.group_size": 2,
         "training.max_steps": 2,
         "training.prompts_per_step": 2,
@@ -148,6 +152,9 @@ def test_grpo_two_steps_on_tool_envs_keeps_tool_tokens_out_of_the_loss(env_id, c
             ids = comp[row].tolist()
             start = next(i for i in range(len(ids)) if ids[i : i + len(tool_marker)] == tool_marker)
             assert loss[row, start : start + len(tool_marker)].sum() == 0
+        if algorithm == "ppo":  # GAE gives tool tokens no advantage and no return; model tokens get both
+            for key in ("advantages", "returns"):
+                assert (batch[key][loss == 0] == 0).all() and (batch[key][loss > 0] != 0).any()
 
 
 def model_tokenizer_ids(model_dir, text):

@@ -29,6 +29,34 @@ def test_overrides_and_errors():
     recipe = load_recipe(RECIPES[0], ["training.max_steps=3", "env.config={difficulty: 2}"])
     assert recipe.training.max_steps == 3 and recipe.env.config == {"difficulty": 2}
     with pytest.raises(ConfigError, match=r"recipe key 'algorithm\.group_size'"):
-        load_recipe(RECIPES[0], ["algorithm.group_size=1"])
+        load_recipe(RECIPES[0], ["algorithm.group_size=0"])
     with pytest.raises(ConfigError, match=r"--set expects key\.sub=value"):
         load_recipe(RECIPES[0], ["training.max_steps"])
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_trains_one_step_on_a_tiny_model(path, tmp_path):
+    """Each recipe's algorithm, critic, LoRA and env settings run as written; only size and device change."""
+    import json
+
+    from rlhub.models import save_tiny_model
+    from rlhub.trainers.loop import train
+
+    recipe = load_recipe(path)
+    shrink = {
+        "model.name": str(save_tiny_model(tmp_path / "model")),
+        "model.dtype": "float32",
+        "training.mixed_precision": "no",
+        "training.max_steps": 1,
+        "training.prompts_per_step": 2,
+        "training.micro_batch_size": recipe.algorithm.group_size,
+        "training.max_new_tokens": 8,
+        "training.output_dir": str(tmp_path / "run"),
+        "logging.wandb": False,
+        "eval.every": 0,
+    }
+    if recipe.critic.model:
+        shrink["critic.model"] = shrink["model.name"]
+    result = train(load_recipe(path, [f"{k}={json.dumps(v)}" for k, v in shrink.items()]), progress=False)
+    assert result.steps == 1 and (tmp_path / "run" / "checkpoints" / "step-000001" / "state.json").is_file()
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count('"reward"') == 1

@@ -124,7 +124,7 @@ def test_kl_to_reference_is_logged_and_nonnegative(tiny_model_dir, spread_reward
     assert rows[1]["losses/kl"] > 0  # after one update the adapter has moved away
 
 
-@pytest.mark.parametrize("algorithm", ["rloo", "reinforce_pp", "rlhub.trainers.grpo:GRPO"])
+@pytest.mark.parametrize("algorithm", ["ppo", "rloo", "reinforce_pp", "rlhub.trainers.grpo:GRPO"])
 def test_each_algorithm_plugs_into_the_same_loop(algorithm, tiny_model_dir, spread_reward, tmp_path):
     from safetensors.torch import load_file
 
@@ -135,6 +135,44 @@ def test_each_algorithm_plugs_into_the_same_loop(algorithm, tiny_model_dir, spre
     result = train(load_recipe(None, tiny_overrides(tiny_model_dir, out, steps=1, **overrides)), progress=False)
     adapter = load_file(str(Path(result.summary["checkpoint"]) / "adapter" / "adapter_model.safetensors"))
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+
+
+@pytest.mark.parametrize("kind", ["shared", "separate"])
+def test_ppo_warms_up_its_critic_then_resumes_policy_and_critic_exactly(kind, tiny_model_dir, spread_reward, tmp_path):
+    from safetensors.torch import load_file
+
+    from rlhub.trainers.loop import train
+
+    def run(out, steps, resume=False):
+        extra = {"rewards": {spread_reward: 1.0}, "algorithm.name": "ppo", "algorithm.beta": 0.05}
+        extra |= {"critic.kind": kind, "critic.warmup_steps": 1}
+        recipe = load_recipe(None, tiny_overrides(tiny_model_dir, out, steps, **extra))
+        return train(recipe, resume=resume, progress=False)
+
+    straight = tmp_path / "straight"
+    run(straight, 3)
+    rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [r["charts/policy_frozen"] for r in rows] == [1.0, 0.0, 0.0]
+    assert rows[0]["values/mean"] == 0.0 and rows[1]["values/mean"] != 0.0  # the zero-initialized head learned
+    assert all(r["losses/value_loss"] > 0 and "values/explained_variance" in r for r in rows)
+
+    def adapter(run, step):
+        return load_file(str(run / f"checkpoints/step-{step:06d}/adapter/adapter_model.safetensors"))
+
+    assert any(v.abs().sum() > 0 for k, v in adapter(straight, 3).items() if "lora_B" in k)
+    critic = torch.load(straight / "checkpoints/step-000003/critic.pt", weights_only=True)
+    assert critic and any(v.abs().sum() > 0 for v in critic.values())
+    if kind == "separate":
+        assert any("lora_B" in k for k in critic)  # the separate critic has its own adapter
+    assert (straight / "checkpoints/step-000003/critic_optimizer.pt").is_file()
+
+    # Stop after 2 steps, resume to 3: policy and critic end bit-identical to the straight run.
+    split = tmp_path / "split"
+    run(split, 2)
+    # Warm-up trains the critic only: after step 1 the policy's LoRA B matrices are still all zero.
+    assert all(v.abs().sum() == 0 for k, v in adapter(split, 1).items() if "lora_B" in k)
+    run(split, 3, resume=True)
+    assert (split / "final-params-rank0.sha256").read_text() == (straight / "final-params-rank0.sha256").read_text()
 
 
 def test_unknown_algorithm_is_a_clear_error(tiny_model_dir, tmp_path):
@@ -204,11 +242,13 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model_dir, spread_
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
 
 
-def test_two_processes_end_with_identical_adapters(tiny_model_dir, spread_reward, tmp_path):
+@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
+def test_two_processes_end_with_identical_adapters(algorithm, tiny_model_dir, spread_reward, tmp_path):
     out = tmp_path / "ddp"
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("logging: {wandb: false}\n")
-    overrides = [a for o in tiny_overrides(tiny_model_dir, out, 2) for a in ("--set", o)]
+    settings = tiny_overrides(tiny_model_dir, out, 2, **{"algorithm.name": algorithm})
+    overrides = [a for o in settings for a in ("--set", o)]
     cmd = [
         shutil.which("rlhub"),
         "train",

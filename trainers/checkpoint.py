@@ -6,6 +6,7 @@ Layout of ``RUN_DIR/checkpoints/step-000010/``:
     optimizer.pt, scheduler.pt
     rng-rank{r}.pt    python, numpy, torch and sampler RNG states of each process
     state.json        step, data position and the metrics history needed to resume
+    critic.pt, critic_optimizer.pt   PPO only: the critic's trainable weights and its optimizer
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def save(
     generator: torch.Generator,
     state: dict[str, Any],
     accelerator,
+    extras: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` into a temp folder, then rename it into place and update ``latest``."""
+    """Write checkpoint ``step`` into a temp folder, then rename it into place and update ``latest``.
+
+    ``extras`` maps a file stem to a module (its trainable weights are saved) or an optimizer.
+    """
     final = _step_dir(run_dir, step)
     tmp = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process:
@@ -67,6 +72,8 @@ def save(
         unwrapped.save_pretrained(weights_dir)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        for stem, obj in (extras or {}).items():
+            torch.save(_state_of(accelerator, obj), tmp / f"{stem}.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -94,8 +101,35 @@ def latest(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load(path: Path, *, model, optimizer, scheduler, generator: torch.Generator, accelerator) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler and this process's RNG; returns the saved state."""
+def _state_of(accelerator, obj) -> dict[str, Any]:
+    if isinstance(obj, torch.nn.Module):
+        module = accelerator.unwrap_model(obj)
+        return {n: p.detach().cpu() for n, p in module.named_parameters() if p.requires_grad}
+    return obj.state_dict()
+
+
+def _restore(accelerator, obj, saved: dict[str, Any], where: Path) -> None:
+    if isinstance(obj, torch.nn.Module):
+        module = accelerator.unwrap_model(obj)
+        missing = {n for n, p in module.named_parameters() if p.requires_grad} - set(saved)
+        if missing:
+            raise RuntimeError(f"{where} lacks {sorted(missing)[:3]}; was it saved by another recipe?")
+        module.load_state_dict(saved, strict=False)
+    else:
+        obj.load_state_dict(saved)
+
+
+def load(
+    path: Path,
+    *,
+    model,
+    optimizer,
+    scheduler,
+    generator: torch.Generator,
+    accelerator,
+    extras: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler, ``extras`` and this process's RNG; returns the saved state."""
     unwrapped = accelerator.unwrap_model(model)
     if hasattr(unwrapped, "peft_config"):
         from peft import set_peft_model_state_dict
@@ -111,6 +145,11 @@ def load(path: Path, *, model, optimizer, scheduler, generator: torch.Generator,
         unwrapped.load_state_dict(loaded.state_dict())
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    for stem, obj in (extras or {}).items():
+        where = path / f"{stem}.pt"
+        if not where.is_file():
+            raise RuntimeError(f"{where} is missing: the checkpoint was written without a critic")
+        _restore(accelerator, obj, torch.load(where, weights_only=False), where)
     rank_file = path / f"rng-rank{accelerator.process_index}.pt"
     if rank_file.is_file():
         restore_rng(torch.load(rank_file, weights_only=False), generator)

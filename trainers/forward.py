@@ -16,26 +16,41 @@ from rlhub.rollout import left_pad, positions
 
 
 class CompletionLogits(nn.Module):
-    """Wraps a causal LM (plain or peft) so one ``forward`` gives [B, T, V] logits for completion tokens.
+    """Wraps a causal LM (plain or peft) so one ``forward`` gives [B, T, V] logits for completion tokens,
+    and, with a ``value_head``, [B, T] values of the states those logits are predicted from.
 
     It is an ``nn.Module`` so DDP/FSDP wrap it whole: both model calls happen inside one wrapped forward.
 
     Args:
-        model: The policy.
+        model: The policy (or a separate critic's trunk).
         share_prefix: Run each distinct prompt once (needs a KV cache, so not with gradient checkpointing).
+        value_head: Maps the last hidden state [..., H] to [..., 1] (PPO's critic); None for no values.
     """
 
-    def __init__(self, model: nn.Module, share_prefix: bool = True):
+    def __init__(self, model: nn.Module, share_prefix: bool = True, value_head: nn.Module | None = None):
         super().__init__()
         self.model = model
         self.share_prefix = share_prefix
+        self.value_head = value_head
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.share_prefix:
-            return self._shared(batch)
-        return self._separate(batch)
+    def forward(self, batch: dict[str, torch.Tensor], mode: str = "logits", detach_values: bool = False):
+        """``mode``: "logits" -> logits; "values" -> values; "both" -> (logits, values).
 
-    def _shared(self, batch):
+        ``detach_values`` stops the value loss's gradient at the head (trains the head alone).
+        """
+        want_values = mode in ("values", "both")
+        if want_values and self.value_head is None:
+            raise ValueError("this CompletionLogits has no value_head")
+        run = self._shared if self.share_prefix else self._separate
+        logits, hidden = run(batch, keep_logits=mode != "values", hidden=want_values)
+        if not want_values:
+            return logits
+        if detach_values:
+            hidden = hidden.detach()
+        values = self.value_head(hidden.to(next(self.value_head.parameters()).dtype)).squeeze(-1)
+        return values if mode == "values" else (logits, values)
+
+    def _shared(self, batch, keep_logits: bool = True, hidden: bool = False):
         from transformers import DynamicCache
 
         prompt_ids, prompt_mask, rows = batch["prompt_ids"], batch["prompt_mask"], batch["rows"]
@@ -47,10 +62,13 @@ class CompletionLogits(nn.Module):
             past_key_values=DynamicCache(),
             use_cache=True,
             logits_to_keep=1,
+            output_hidden_states=hidden,
         )
-        first = _take_rows(out.logits, rows)  # [B, 1, V]: predicts each completion's first token
+        # Position -1 of the (left-padded) prompt predicts each completion's first token.
+        first = _take_rows(out.logits, rows) if keep_logits else None
+        first_h = _take_rows(out.hidden_states[-1][:, -1:], rows) if hidden else None
         if width == 1:
-            return first
+            return first, first_h
         cache = out.past_key_values
         for layer in cache.layers:
             layer.keys, layer.values = _take_rows(layer.keys, rows), _take_rows(layer.values, rows)
@@ -58,22 +76,34 @@ class CompletionLogits(nn.Module):
         start = prompt_mask.sum(-1)[rows, None]
         pos = start + torch.arange(width - 1, device=start.device)[None]
         rest = self.model(
-            input_ids=completion[:, :-1], attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
-        ).logits
-        return torch.cat([first, rest], dim=1)
+            input_ids=completion[:, :-1],
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=0 if keep_logits else 1,
+            output_hidden_states=hidden,
+        )
+        logits = torch.cat([first, rest.logits], dim=1) if keep_logits else None
+        states = torch.cat([first_h, rest.hidden_states[-1]], dim=1) if hidden else None
+        return logits, states
 
-    def _separate(self, batch):
+    def _separate(self, batch, keep_logits: bool = True, hidden: bool = False):
         prompt_mask, rows, completion = batch["prompt_mask"], batch["rows"], batch["completion"]
+        width = completion.shape[1]
         input_ids = torch.cat([batch["prompt_ids"][rows], completion], dim=1)
         mask = torch.cat([prompt_mask[rows], batch["completion_mask"].long()], dim=1)
         out = self.model(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions(mask),
-            logits_to_keep=completion.shape[1] + 1,
+            logits_to_keep=width + 1 if keep_logits else 1,
             use_cache=False,
+            output_hidden_states=hidden,
         )
-        return out.logits[:, :-1]
+        logits = out.logits[:, :-1] if keep_logits else None
+        states = out.hidden_states[-1][:, -(width + 1) : -1] if hidden else None
+        return logits, states
 
 
 def _take_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

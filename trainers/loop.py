@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
 from rlhub.rollout import HFRolloutEngine, encode_prompt, rollout, stop_token_ids
 from rlhub.trainers import checkpoint
+from rlhub.trainers.critic import Critic, build_critic
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
 from rlhub.trainers.recipe import Recipe
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 ALGORITHMS = {
     "grpo": "rlhub.trainers.grpo:GRPO",
+    "ppo": "rlhub.trainers.ppo:PPO",
     "rloo": "rlhub.trainers.rloo:RLOO",
     "reinforce_pp": "rlhub.trainers.reinforce_pp:ReinforcePlusPlus",
 }
@@ -53,6 +55,8 @@ def load_algorithm(recipe: Recipe):
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError):
         raise ConfigError(f"algorithm.name {name!r} is neither one of {sorted(ALGORITHMS)} nor an importable path")
+    if getattr(cls, "uses_critic", False):
+        return cls(recipe.algorithm, recipe.critic)
     return cls(recipe.algorithm)
 
 
@@ -98,9 +102,9 @@ class PromptStream:
         return out
 
 
-def params_digest(model) -> str:
+def params_digest(*models) -> str:
     h = hashlib.sha256()
-    for name, p in sorted(model.named_parameters()):
+    for name, p in sorted((f"{i}.{n}", p) for i, m in enumerate(models) for n, p in m.named_parameters()):
         if p.requires_grad:
             h.update(name.encode())
             h.update(p.detach().float().cpu().numpy().tobytes())
@@ -109,7 +113,8 @@ def params_digest(model) -> str:
 
 def make_scheduler(optimizer, recipe: Recipe):
     t = recipe.training
-    total = max(t.max_steps * recipe.algorithm.num_iterations, 1)
+    frozen = recipe.critic.warmup_steps if recipe.algorithm.name == "ppo" else 0  # the policy waits for the critic
+    total = max((t.max_steps - frozen) * recipe.algorithm.num_iterations, 1)
 
     def factor(update: int) -> float:
         if update < t.warmup_steps:
@@ -138,6 +143,42 @@ def evaluate(engine, env, encode, n: int, max_new_tokens: int) -> dict[str, floa
     for name in env.rubric.names:
         metrics[f"eval/{name}"] = mean([s.rewards[name] for s in scores])
     return metrics
+
+
+def critic_advantages(algorithm, critic: Critic, batches, rewards: torch.Tensor, ref_logps: dict):
+    """PPO: the critic's values of the rollout, GAE per micro-batch, whitened over the step.
+
+    Stores ``old_values``, ``returns`` and ``advantages`` ([B, T]) in each micro-batch; returns per-sequence
+    mean advantages (for the completions table) and critic metrics.
+    """
+    raw, masks = [], []
+    with torch.no_grad():
+        for k, (idx, batch) in enumerate(batches):
+            values = critic.module(batch, mode="values").float()
+            adv, returns = algorithm.token_advantages(
+                rewards[idx].to(values.device), batch["loss_mask"], values, batch["old_logp"], ref_logps.get(k)
+            )
+            batch["old_values"], batch["returns"] = values, returns
+            raw.append(adv)
+            masks.append(batch["loss_mask"])
+    per_sequence = []
+    for (_, batch), adv in zip(batches, algorithm.whiten(raw, masks)):
+        batch["advantages"] = adv
+        m = batch["loss_mask"]
+        per_sequence.append((adv * m).sum(-1) / m.sum(-1).clamp(min=1))
+    m = torch.cat([b["loss_mask"].flatten() for _, b in batches]) > 0
+    values = torch.cat([b["old_values"].flatten() for _, b in batches])[m]
+    returns = torch.cat([b["returns"].flatten() for _, b in batches])[m]
+    raw_adv = torch.cat([a.flatten() for a in raw])[m]
+    var = returns.var() if returns.numel() > 1 else torch.tensor(0.0)
+    metrics = {
+        "values/mean": float(values.mean()) if values.numel() else 0.0,
+        "values/returns_mean": float(returns.mean()) if returns.numel() else 0.0,
+        "values/advantage_mean": float(raw_adv.mean()) if raw_adv.numel() else 0.0,
+        # 1 - Var(returns - values) / Var(returns): 1 is a perfect critic, <= 0 no better than a constant.
+        "values/explained_variance": float(1 - (returns - values).var() / var) if var > 0 else 0.0,
+    }
+    return torch.cat(per_sequence).cpu(), metrics
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -191,6 +232,7 @@ def train(
     rubric = env.rubric = build_rubric(env, recipe.rewards)
     multi_turn = getattr(env, "multi_turn", False)
     algorithm = load_algorithm(recipe)
+    uses_critic = getattr(algorithm, "uses_critic", False)
     if algorithm.needs_reference and not recipe.lora.enabled:
         raise ConfigError(
             "algorithm.beta > 0 needs the reference policy, which rlhub takes from the base model under the LoRA "
@@ -224,11 +266,28 @@ def train(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
     scheduler = make_scheduler(optimizer, recipe)
+    # PPO's critic: a value head inside the policy's forward module (shared), or a module of its own.
+    critic: Critic | None = None
+    critic_part, critic_params = build_critic(recipe, model, tokenizer) if uses_critic else (None, [])
+    shared_critic = uses_critic and recipe.critic.kind == "shared"
     # Both model calls of the training forward (shared prompt, then completions) sit in one module, so
     # DDP/FSDP see one forward per backward.
-    forward, optimizer = accelerator.prepare(
-        CompletionLogits(model, share_prefix=not recipe.model.gradient_checkpointing), optimizer
+    forward_module = CompletionLogits(
+        model,
+        share_prefix=not recipe.model.gradient_checkpointing,
+        value_head=critic_part if shared_critic else None,
     )
+    forward, optimizer = accelerator.prepare(forward_module, optimizer)
+    if uses_critic:
+        critic_optimizer = torch.optim.AdamW(
+            critic_params, lr=recipe.critic.learning_rate or t.learning_rate, weight_decay=t.weight_decay
+        )
+        if shared_critic:
+            critic_optimizer = accelerator.prepare(critic_optimizer)
+            critic_module = forward
+        else:
+            critic_module, critic_optimizer = accelerator.prepare(critic_part, critic_optimizer)
+        critic = Critic(shared_critic, critic_module, critic_optimizer, critic_params, recipe.critic.warmup_steps)
     policy = accelerator.unwrap_model(forward).model
     if device.type != "cpu":
         generator = torch.Generator(device=device).manual_seed(t.seed + rank)
@@ -236,6 +295,10 @@ def train(
 
     stream = PromptStream(train_examples, seed=t.seed)
     start_step, history = 0, []
+    extras = {}
+    if critic is not None:
+        critic_weights = accelerator.unwrap_model(forward).value_head if critic.shared else critic.module
+        extras = {"critic": critic_weights, "critic_optimizer": critic.optimizer}
     if resume:
         state = checkpoint.load(
             last_ckpt,
@@ -244,6 +307,7 @@ def train(
             scheduler=scheduler,
             generator=generator,
             accelerator=accelerator,
+            extras=extras,
         )
         start_step, stream.position, history = state["step"], state["position"], state["reward_history"]
 
@@ -308,10 +372,7 @@ def train(
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         reward_time = time.perf_counter() - reward_start
 
-        # 3. Advantages, per group.
-        advantages = algorithm.advantages(rewards)
-
-        # 4. Reference log-probs (adapter disabled: the base model, no second copy in memory).
+        # 3. Reference log-probs (adapter disabled: the base model, no second copy in memory).
         batches = []
         for start in range(0, len(completions), mb):
             idx = list(range(start, min(start + mb, len(completions))))
@@ -332,6 +393,13 @@ def train(
                 for k, (_, batch) in enumerate(batches):
                     ref_logps[k] = token_logprobs(forward(batch), batch["completion"], t.temperature)
 
+        # 4. Advantages: per sequence from the rewards (group baselines), or per token from the critic (PPO).
+        critic_metrics: dict[str, float] = {}
+        if critic is None:
+            advantages = algorithm.advantages(rewards)
+        else:
+            advantages, critic_metrics = critic_advantages(algorithm, critic, batches, rewards, ref_logps)
+
         # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
         totals = BatchTotals(
             sequences=len(completions),
@@ -340,42 +408,64 @@ def train(
         )
         # With one process and no KL term, a zero-advantage sequence adds nothing to the gradient:
         # skip its forward/backward (the normalizers above still count it, so the gradient is unchanged).
-        skippable = world == 1 and not algorithm.needs_reference
+        skippable = world == 1 and not algorithm.needs_reference and critic is None
         work = [
             (k, idx, batch)
             for k, (idx, batch) in enumerate(batches)
             if not skippable or bool(advantages[idx].abs().gt(0).any())
         ]
-        stats: dict[str, list[float]] = {"loss": [], "clipped": [], "kl": [], "entropy": []}
-        grad_norm = 0.0
+        # PPO's value warm-up: the critic learns from the frozen policy's samples first.
+        policy_frozen = critic is not None and step < critic.warmup_steps
+        stats: dict[str, list[float]] = {"loss": [], "entropy": []}
+        grad_norm = critic_grad_norm = 0.0
         forward.train()
         for _ in range(a.num_iterations):
             for j, (k, idx, batch) in enumerate(work):
-                sync = j == len(work) - 1
-                with accelerator.no_sync(forward) if not sync else nullcontext():
-                    logits = forward(batch)
+                with ExitStack() as no_sync:
+                    if j < len(work) - 1:  # gradients are all-reduced on the last micro-batch only
+                        no_sync.enter_context(accelerator.no_sync(forward))
+                        if critic is not None and not critic.shared:
+                            no_sync.enter_context(accelerator.no_sync(critic.module))
+                    extra: dict[str, Any] = {}
+                    if critic is None:
+                        logits, adv = forward(batch), advantages[idx].to(device)
+                    else:
+                        if critic.shared:
+                            logits, values = forward(batch, mode="both", detach_values=policy_frozen)
+                        else:
+                            logits, values = forward(batch), critic.module(batch, mode="values")
+                        adv = batch["advantages"]
+                        extra = {
+                            "values": values,
+                            "old_values": batch["old_values"],
+                            "returns": batch["returns"],
+                            "policy_weight": 0.0 if policy_frozen else 1.0,
+                        }
                     logp = token_logprobs(logits, batch["completion"], t.temperature)
                     loss, st = algorithm.loss(
-                        logp,
-                        batch["old_logp"],
-                        ref_logps.get(k),
-                        advantages[idx].to(device),
-                        batch["loss_mask"],
-                        totals,
+                        logp, batch["old_logp"], ref_logps.get(k), adv, batch["loss_mask"], totals, **extra
                     )
                     accelerator.backward(loss)
                 m = batch["loss_mask"]
                 stats["loss"].append(loss.item())
-                stats["clipped"].append(float((st["clipped"] * m).sum() / m.sum().clamp(min=1)))
-                if "kl" in st:
-                    stats["kl"].append(float((st["kl"] * m).sum() / m.sum().clamp(min=1)))
+                for key, value in st.items():  # per-token statistics: masked means; scalars: batch shares
+                    if value.dim():
+                        value = float((value * m).sum() / m.sum().clamp(min=1))
+                    else:
+                        value, key = float(value) * len(work), f"{key}:share"
+                    stats.setdefault(key, []).append(value)
                 stats["entropy"].append(
                     float((token_entropy(logits.detach(), t.temperature) * m).sum() / m.sum().clamp(min=1))
                 )
-            if work:
+            if work and critic is not None:
+                critic_grad_norm = float(accelerator.clip_grad_norm_(critic.params, t.max_grad_norm))
+                critic.optimizer.step()
+                critic.optimizer.zero_grad(set_to_none=True)
+            if work and not policy_frozen:
                 grad_norm = float(accelerator.clip_grad_norm_(trainable, t.max_grad_norm))
                 optimizer.step()
-            scheduler.step()
+            if not policy_frozen:
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         step_time = time.perf_counter() - step_start
 
@@ -389,7 +479,7 @@ def train(
             "completions/mean_length": float(all_lengths.mean()),
             "completions/clipped_ratio": mean([0.0 if c.finished else 1.0 for c in completions]),
             "losses/policy": mean(stats["loss"]) * len(work) if work else 0.0,
-            "losses/clip_fraction": mean(stats["clipped"]),
+            "losses/clip_fraction": mean(stats.get("clipped", [])),
             "losses/entropy": mean(stats["entropy"]),
             "losses/grad_norm": grad_norm,
             "charts/learning_rate": scheduler.get_last_lr()[0],
@@ -398,10 +488,17 @@ def train(
             "charts/reward_time": reward_time,
             "charts/tokens_per_s": float(all_lengths.sum()) / step_time,
             "charts/samples_per_s": len(completions) * world / step_time,
-            "charts/zero_advantage_groups": float((rewards.view(-1, G).std(1) == 0).float().mean()),
         }
-        if stats["kl"]:
+        if G > 1:
+            metrics["charts/zero_advantage_groups"] = float((rewards.view(-1, G).std(1) == 0).float().mean())
+        if stats.get("kl"):
             metrics["losses/kl"] = mean(stats["kl"])
+        for key in sorted(set(stats) - {"loss", "clipped", "kl", "entropy"}):
+            metrics[f"losses/{key.removesuffix(':share')}"] = mean(stats[key])
+        if critic is not None:
+            metrics.update(critic_metrics)
+            metrics["losses/critic_grad_norm"] = critic_grad_norm
+            metrics["charts/policy_frozen"] = float(policy_frozen)
         if multi_turn:
             states = [c.state for c in completions]
             calls = sum(st.tools.calls for st in states)
@@ -457,6 +554,7 @@ def train(
                 generator=generator,
                 state={"position": stream.position, "reward_history": history},
                 accelerator=accelerator,
+                extras=extras,
             )
     bar.close()
 
@@ -469,8 +567,9 @@ def train(
         generator=generator,
         state={"position": stream.position, "reward_history": history},
         accelerator=accelerator,
+        extras=extras,
     )
-    digest = params_digest(policy)
+    digest = params_digest(policy, *([accelerator.unwrap_model(extras["critic"])] if extras else []))
     (run_dir / f"final-params-rank{rank}.sha256").write_text(digest)
     k = min(5, max(len(history) // 2, 1))
     summary = {

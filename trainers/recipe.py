@@ -37,9 +37,9 @@ class EnvSection(Section):
 
 class AlgorithmSection(Section):
     name: str = "grpo"
-    """The algorithm: grpo, rloo, reinforce_pp, or a dotted path (pkg.module:Class) to your own."""
-    group_size: int = Field(8, ge=2)
-    """G: completions sampled per prompt; advantages are normalized within each group."""
+    """The algorithm: grpo, ppo, rloo, reinforce_pp, or a dotted path (pkg.module:Class) to your own."""
+    group_size: int = Field(8, ge=1)
+    """G: completions sampled per prompt; advantages are normalized within each group (>= 2 except for ppo)."""
     scale_rewards: Literal["group", "none"] = "group"
     """Divide group-centred rewards by the group std ("group", GRPO) or not ("none", Dr. GRPO)."""
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
@@ -49,9 +49,34 @@ class AlgorithmSection(Section):
     epsilon_high: float | None = Field(None, gt=0)
     """Upper clip range (DAPO clip-higher, e.g. 0.28); defaults to epsilon."""
     beta: float = Field(0.0, ge=0)
-    """KL (k3) coefficient to the reference policy (the base model, adapter disabled); 0 skips it."""
+    """KL coefficient to the reference policy (the base model, adapter disabled); 0 skips it. A k3 loss term,
+    except for ppo, which subtracts beta * (log pi - log ref) from each token's reward."""
     num_iterations: int = Field(1, ge=1)
     """Optimizer passes over each generation batch (old log-probs kept from generation)."""
+    gamma: float = Field(1.0, ge=0, le=1)
+    """ppo: discount per token (1.0: the final reward reaches every token undiminished)."""
+    lam: float = Field(0.95, ge=0, le=1)
+    """ppo: GAE lambda (1.0: Monte Carlo returns minus values; lower leans on the critic)."""
+    whiten_advantages: bool = True
+    """ppo: normalize the step's token advantages to zero mean and unit variance."""
+
+
+class CriticSection(Section):
+    """The value model of ppo (other algorithms have none)."""
+
+    kind: Literal["shared", "separate"] = "shared"
+    """shared: a value head on the policy's last hidden state (the LoRA trunk is shared);
+    separate: its own model (with its own LoRA adapter when lora.enabled) and value head."""
+    model: str | None = None
+    """separate: the critic's base model (default: model.name); it must share the policy's tokenizer."""
+    learning_rate: float | None = Field(None, gt=0)
+    """The critic's learning rate (default: training.learning_rate)."""
+    value_coef: float = Field(0.5, ge=0)
+    """Weight of the value loss in the total loss."""
+    value_clip: float | None = Field(0.2, gt=0)
+    """Clip range of the value update around the rollout's values (None: plain squared error)."""
+    warmup_steps: int = Field(0, ge=0)
+    """Steps that train only the critic (the policy stays fixed) before PPO updates begin."""
 
 
 class LoraSection(Section):
@@ -112,6 +137,7 @@ class Recipe(Section):
     rewards: dict[str, float] = Field(default_factory=dict)
     """Reward weights by name: rubric names override weights; other names add reward functions."""
     algorithm: AlgorithmSection = Field(default_factory=AlgorithmSection)
+    critic: CriticSection = Field(default_factory=CriticSection)
     lora: LoraSection = Field(default_factory=LoraSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
@@ -119,6 +145,16 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
+        a = self.algorithm
+        if a.name != "ppo":
+            stray = [f"critic.{k}" for k in sorted(self.critic.model_fields_set)]
+            stray += [f"algorithm.{k}" for k in ("gamma", "lam", "whiten_advantages") if k in a.model_fields_set]
+            if stray and "." not in a.name and ":" not in a.name:
+                raise ValueError(f"{stray[0]} applies only to algorithm.name=ppo (got {a.name!r}); remove it")
+            if a.group_size < 2 and a.name in ("grpo", "rloo"):
+                raise ValueError(
+                    f"algorithm.group_size must be >= 2 for {a.name} (advantages compare completions of a prompt)"
+                )
         n = self.training.prompts_per_step * self.algorithm.group_size
         if n % self.training.micro_batch_size:
             raise ValueError(
