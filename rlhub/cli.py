@@ -186,6 +186,8 @@ def _print_summary(result) -> None:
     table.add_row("wall time", f"{s['wall_time_s']:.0f} s")
     table.add_row(f"reward, first {s['window']} steps", f"{s['reward_first']:.3f}")
     table.add_row(f"reward, last {s['window']} steps", f"{s['reward_last']:.3f}")
+    for key, v in s.get("eval", {}).items():
+        table.add_row(f"{key}, before -> after", f"{v['before']:.3f} -> {v['after']:.3f} ({v['gain']:+.3f})")
     table.add_row("checkpoint", s["checkpoint"])
     if "plot" in s:
         table.add_row("reward curves", s["plot"])

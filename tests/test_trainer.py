@@ -131,10 +131,15 @@ def test_each_algorithm_plugs_into_the_same_loop(algorithm, tiny_model_dir, spre
     from rlhub.trainers.loop import train
 
     out = tmp_path / "run"
-    overrides = {"rewards": {spread_reward: 1.0}, "algorithm.name": algorithm}
+    overrides = {"rewards": {spread_reward: 1.0}, "algorithm.name": algorithm, "eval.before_after": True, "eval.n": 2}
     result = train(load_recipe(None, tiny_overrides(tiny_model_dir, out, steps=1, **overrides)), progress=False)
     adapter = load_file(str(Path(result.summary["checkpoint"]) / "adapter" / "adapter_model.safetensors"))
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+    # Evaluated before and after training (eval.every is 0): the summary carries both and the gain.
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval/pass@1" in r] == [0, 1]
+    gain = result.summary["eval"]["eval/reward"]
+    assert gain["gain"] == pytest.approx(gain["after"] - gain["before"]) and 0 <= gain["before"] <= 1
 
 
 @pytest.mark.parametrize("kind", ["shared", "separate"])

@@ -140,6 +140,9 @@ def evaluate(engine, env, encode, n: int, max_new_tokens: int) -> dict[str, floa
     samples = rollout(engine, env, examples, [encode(ex) for ex in examples], 1, max_new_tokens, 0.0, 1.0)
     scores = env.score_batch([c.output for c in samples], examples)
     metrics = {"eval/reward": mean([s.reward for s in scores])}
+    # pass@1 as `rlhub eval` counts it: the env's first reward function (its correctness check) scores 1.0.
+    first = env.rubric.names[0]
+    metrics["eval/pass@1"] = mean([1.0 if (s.rewards[first] or 0) >= 1.0 else 0.0 for s in scores])
     for name in env.rubric.names:
         metrics[f"eval/{name}"] = mean([s.rewards[name] for s in scores])
     return metrics
@@ -347,10 +350,12 @@ def train(
     )
     run_start = time.perf_counter()
     eval_every = recipe.eval.every
+    evals: dict[int, dict[str, float]] = {}
 
     def maybe_evaluate(step: int) -> None:
-        if eval_every and accelerator.is_main_process:
-            tracker.log(evaluate(engine, env, encode, recipe.eval.n, t.max_new_tokens), step=step)
+        if (eval_every or recipe.eval.before_after) and accelerator.is_main_process:
+            evals[step] = evaluate(engine, env, encode, recipe.eval.n, t.max_new_tokens)
+            tracker.log(evals[step], step=step)
 
     if start_step == 0:
         maybe_evaluate(0)
@@ -540,7 +545,7 @@ def train(
         if not (progress and accelerator.is_main_process) and accelerator.is_main_process:
             log.info("step %d reward %.3f step_time %.1fs", step + 1, metrics["reward"], step_time)
 
-        if eval_every and ((step + 1) % eval_every == 0 or step + 1 == t.max_steps):
+        if (eval_every and (step + 1) % eval_every == 0) or step + 1 == t.max_steps:
             maybe_evaluate(step + 1)
 
         # 7. Checkpoint.
@@ -580,6 +585,9 @@ def train(
         "window": k,
         "checkpoint": str(final),
     }
+    if 0 in evals and t.max_steps in evals:  # before and after training, on the same test examples
+        before, after = evals[0], evals[t.max_steps]
+        summary["eval"] = {k: {"before": before[k], "after": after[k], "gain": after[k] - before[k]} for k in before}
     sync = tracker.finish(summary)
     if sync:
         summary["wandb_sync"] = sync

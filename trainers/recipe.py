@@ -126,9 +126,11 @@ class LoggingSection(Section):
 
 class EvalSection(Section):
     every: int = Field(0, ge=0)
-    """Evaluate on the test split every N steps (0: never)."""
+    """Evaluate on the test split every N steps, and before the first and after the last (0: never)."""
+    before_after: bool = False
+    """Evaluate before the first step and after the last one (also when every=0); the run summary shows the gain."""
     n: int = Field(32, ge=1)
-    """Test examples per evaluation."""
+    """Test examples per evaluation (greedy; the same examples each time)."""
 
 
 class Recipe(Section):
