@@ -7,15 +7,18 @@ small numbers; each level adds a term, larger numbers, multiplication (level 2+)
 Output format: reasoning in ``<think>...</think>``, the integer in ``<answer>...</answer>`` (or
 ``\\boxed{}`` with ``answer_format="boxed"``).
 
-Rewards: ``correct`` (1.0 if the answer equals the value, weight 1.0), ``format`` (1.0 for the exact
-think/answer layout, weight ``format_weight``).
+Rewards: ``correct`` (1.0 if the answer is a plain number equal to the value, weight 1.0: the
+expression itself, unevaluated, earns nothing), ``format`` (1.0 for the exact think/answer layout,
+weight ``format_weight``).
 
 Version history:
-    v0: first version.
+    v0: first version. Since then, ``correct`` accepts only plain numbers (math-verify evaluated an
+        answer that copied the question's expression and gave it full marks).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from random import Random
 
@@ -24,6 +27,9 @@ from rlhub.env import EnvConfig, ProceduralEnv
 from rlhub.envs._shared import math_rubric
 from rlhub.rewards import Rubric
 from rlhub.types import Example
+from rlhub.validate import Probe
+
+QUESTION = re.compile(r"What is (?P<expression>.+?)\?")
 
 
 @dataclass
@@ -58,7 +64,7 @@ class ArithmeticEnv(ProceduralEnv):
             value = new
         return Example(
             id=f"arithmetic/{split}/{index}",
-            prompt=self.make_prompt(f"What is {text}?"),
+            prompt=self.make_prompt(f"What is {text}?"),  # QUESTION reads it back
             answer=str(value),
             info={"steps": ", ".join(steps)},
         )
@@ -66,5 +72,15 @@ class ArithmeticEnv(ProceduralEnv):
     def gold_completion(self, example: Example) -> str:
         return self.format_answer(example.answer, reasoning=example.info["steps"])
 
+    def probes(self, example: Example) -> list[Probe]:
+        """The question's own expression as the answer: a grader that evaluates answers would take it for the value."""
+        asked = QUESTION.search(example.prompt[-1]["content"])
+        if asked is None:
+            return []
+        expression = asked["expression"]
+        echoes = [expression, expression.replace(" ", ""), f"({expression})", f"1 * ({expression})"]
+        completions = [self.format_answer(e, reasoning="Copy the question.") for e in echoes]
+        return [Probe("expression echo", completions, about="the question's expression, unevaluated, as the answer")]
+
     def build_rubric(self) -> Rubric:
-        return math_rubric(self.config.answer_format, self.config.format_weight)
+        return math_rubric(self.config.answer_format, self.config.format_weight, numbers_only=True)

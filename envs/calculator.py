@@ -138,7 +138,7 @@ class CalculatorEnv(MultiTurnEnv, DatasetEnv):
             messages.append({"role": "assistant", "content": f"<tool_call>{call}</tool_call>"})
             result = self.toolbox.call("calculate", {"expression": expression})
             messages.append({"role": "tool", "name": "calculate", "content": result.content})
-        reasoning = _ANNOTATION.sub(r"\2", example.info["reasoning"])
+        reasoning = _ANNOTATION.sub("", example.info["reasoning"])  # "40-4=<<40-4=36>>36" -> "40-4=36"
         messages.append({"role": "assistant", "content": self.format_answer(example.answer, reasoning=reasoning)})
         return messages
 

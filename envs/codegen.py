@@ -10,7 +10,8 @@ so (seed, index) reproduces it.
 
 Tests are ``num_tests`` assert lines that call the function; the prompt shows the first two as
 examples. They compare with ``_same``, which demands exactly the expected types all the way down, so
-a returned object whose ``__eq__`` always answers True (or ``True`` for ``1``) fails.
+a returned object whose ``__eq__`` always answers True (or ``True`` for ``1``) fails, even when the
+solution also rebinds ``builtins.type``.
 
 Output format: reasoning in ``<think>...</think>``, then the function in one ```python block.
 
@@ -19,7 +20,8 @@ each in a program of its own; weight ``pass_rate_weight``), ``format`` (one pyth
 ``format_weight``).
 
 Version history:
-    v0: first version.
+    v0: first version. Since then, ``_same`` no longer looks up builtins by name (a solution that rebound
+        ``builtins.type`` and returned an always-equal object passed); correct solutions score as before.
 """
 
 from __future__ import annotations
@@ -37,15 +39,49 @@ from rlhub.errors import ConfigError
 from rlhub.rewards import Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
 from rlhub.types import Example
+from rlhub.validate import Probe
 
 SAME = """def _same(got, want):
-    if type(got) is not type(want):
+    real_type = ().__class__.__class__  # not the name `type`: the solution may have rebound builtins
+    if real_type(got) is not real_type(want):
         return False
-    if type(want) in (list, tuple):
-        return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
+    if real_type(want) in ([].__class__, ().__class__):
+        size = want.__len__()
+        if got.__len__() != size:
+            return False
+        i = 0
+        while i < size:
+            if not _same(got[i], want[i]):
+                return False
+            i += 1
+        return True
     return got == want
 """
-"""The tests' comparison, run after the solution: equal values of exactly the expected types."""
+"""The tests' comparison, run after the solution: equal values of exactly the expected types. It calls no
+builtin by name (``type``, ``len``, ``all``, ``zip``), since the solution runs first and may rebind them."""
+
+ALWAYS_EQUAL = """class Anything{base}:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+{patch}
+
+def {name}(*args, **kwargs):
+    return Anything()
+"""
+"""A solution that returns an object equal to everything, optionally of a subclass of the expected type and
+with builtins rebound (``{patch}``) so that a type check written with ``type()`` or ``isinstance()`` lies."""
+
+LYING_TYPES = (
+    "",
+    "import builtins\nbuiltins.type = lambda *args: Anything\nbuiltins.isinstance = lambda *args: True",
+    "type = lambda *args: Anything\nlen = lambda *args: 0\nall = lambda *args: True",
+)
+"""Ways a solution could blind ``_same``: none, rebinding builtins, shadowing them in the shared namespace."""
 
 # --- reference solutions: each one's name is the function asked for, its source the gold answer ---------
 
@@ -352,6 +388,17 @@ class CodegenEnv(ProceduralEnv):
 
     def gold_completion(self, example: Example) -> str:
         return fenced_python(example.answer)
+
+    def probes(self, example: Example) -> list[Probe]:
+        """Always-equal return values, alone, of a subclass of the expected type, or with builtins rebound."""
+        name = example.info["family"]
+        programs = [
+            ALWAYS_EQUAL.format(base=base, patch=patch, name=name)
+            for base in ("", "(str)", "(int)", "(list)")
+            for patch in LYING_TYPES
+        ]
+        completions = [fenced_python(program) for program in programs]
+        return [Probe("__eq__ always true", completions, about="a return value equal to everything")]
 
     def build_rubric(self) -> Rubric:
         return code_rubric(self.config.format_weight, self.config.pass_rate_weight)

@@ -8,21 +8,28 @@ unless ``path`` points at a folder with ``train.jsonl``.
 Output format: reasoning in ``<think>...</think>``, the final answer as ``\\boxed{...}`` (or in
 ``<answer>`` tags with ``answer_format="tags"``).
 
-Rewards: ``correct`` (math-verify equivalence: fractions, radicals, intervals, pi; weight 1.0),
+Rewards: ``correct`` (math-verify equivalence: fractions, radicals, intervals, pi; weight 1.0; an
+answer copied from the problem, such as ``\\binom{6}{2}`` for "Compute $\\binom{6}{2}$.", earns 0),
 ``format`` (exactly one boxed answer, weight ``format_weight``).
 
 Version history:
-    v0: first version.
+    v0: first version. Since then, ``correct`` refuses answers copied from the problem (math-verify
+        evaluated them: the problem restated scored 1.0 on 4 of the 8 fixture problems).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rlhub.env import DataConfig, DatasetEnv
 from rlhub.envs._shared import math_rubric
 from rlhub.rewards import Rubric
 from rlhub.types import Example
+from rlhub.validate import Probe
+
+FORMULA = re.compile(r"\$([^$]*(?:[-+*/^!=<>]|\\[A-Za-z])[^$]*)\$")
+"""A ``$...$`` span of a problem holding an operation: what a lazy answer would copy."""
 
 
 @dataclass
@@ -41,12 +48,21 @@ class MathEnv(DatasetEnv):
         if not isinstance(problem, str) or answer in (None, ""):
             return None
         info = {k: record[k] for k in ("subject", "level") if k in record}
+        info["question"] = problem  # for the reward: restating the question is not an answer
         return Example(
             id=f"math/{split}/{record.get('unique_id', index)}",
             prompt=self.make_prompt(problem),
             answer=str(answer),
             info=info,
         )
+
+    def probes(self, example: Example) -> list[Probe]:
+        """Each formula of the problem as the answer (``\\boxed{\\binom{6}{2}}`` for "Compute $\\binom{6}{2}$.")."""
+        formulas = [f for f in FORMULA.findall(example.info["question"]) if f.strip() != example.answer.strip()]
+        if not formulas:
+            return []
+        completions = [self.format_answer(f, reasoning="Copy the problem.") for f in formulas]
+        return [Probe("problem restated", completions, about="a formula of the problem as the answer")]
 
     def build_rubric(self) -> Rubric:
         return math_rubric(self.config.answer_format, self.config.format_weight)

@@ -27,6 +27,7 @@ from rlhub.rewards import Rubric
 from rlhub.rewards.countdown import countdown_reward
 from rlhub.rewards.format import think_answer_format
 from rlhub.types import Example
+from rlhub.validate import Probe
 
 QUESTION = (
     "Using the numbers {numbers}, write an expression that equals {target}. You may use + - * / and "
@@ -93,6 +94,14 @@ class CountdownEnv(ProceduralEnv):
 
     def gold_completion(self, example: Example) -> str:
         return self.format_answer(example.info["solution"], reasoning="Try combinations.")
+
+    def probes(self, example: Example) -> list[Probe]:
+        """Expressions that reach the target but break the rules: a number used twice, extra or no numbers."""
+        solution, target, n = example.info["solution"], example.info["target"], example.info["numbers"][0]
+        twice = [f"({solution}) * {n} / {n}", f"({solution}) + {n} - {n}"]
+        cheats = [*twice, f"{solution} + 0", f"{target}", f"{target} = {target}"]
+        completions = [self.format_answer(c, reasoning="Bend the rules.") for c in cheats]
+        return [Probe("numbers misused", completions, about="a number used twice, another number, or none")]
 
     def build_rubric(self) -> Rubric:
         return Rubric({"correct": (countdown_reward, 1.0), "format": (think_answer_format, self.config.format_weight)})

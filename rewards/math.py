@@ -26,6 +26,12 @@ Anti-hacking rules, each of which makes the comparison ``False``:
   Arabic-Indic ``١٨``) is not a number and matches nothing. Look-alike characters never earn credit;
   the one exception is the Unicode minus sign ``−``, read as ``-``.
 * Answers longer than 1,000 characters match nothing.
+* Given the question (``math_accuracy``'s ``question`` column), a prediction that is a verbatim piece
+  of it holding an operation or prose (``\binom{6}{2}`` for "Compute $\binom{6}{2}$.", or the whole
+  question) is a restatement, not an answer: math-verify would evaluate it to the gold value. A bare
+  value copied from the question (``25``, ``(C)``) and the gold as the gold is written still count.
+* With ``numbers_only`` (tasks whose question is an expression to evaluate), only a plain number is an
+  answer: ``(9 + 32) * 12`` is the question again, not its value.
 
 The worker processes run ``python -c`` with the same interpreter, so they work from any thread and need
 no ``if __name__ == "__main__"`` guard in the caller's script; they are POSIX-only.
@@ -197,6 +203,28 @@ def _lists_several_answers(text: str) -> bool:
         elif depth == 0:
             return True
     return False
+
+
+_RESTATEMENT_NOISE = re.compile(r"\s+|\$|\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\[,;:!]")
+_OPERATION = re.compile(r"[-+*/^!=<>]|\\[A-Za-z]+")
+_PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+
+
+def _canonical(text: str) -> str:
+    text = _RESTATEMENT_NOISE.sub("", text)
+    return re.sub(r"\\[dt](frac|binom)(?![A-Za-z])", r"\\\1", text)
+
+
+def _restates_question(pred: str, gold: str, question: str) -> bool:
+    """Whether ``pred`` is a verbatim piece of ``question`` holding an operation or prose, and not the gold.
+
+    A bare value (``25``, ``0.25``, ``(C)``) copied from the question may well be the answer; an expression
+    or a sentence copied from it is the question again, which math-verify would evaluate.
+    """
+    canonical = _canonical(pred)
+    if canonical == _canonical(gold) or not (_OPERATION.search(canonical.lstrip("+-")) or _PROSE.search(pred)):
+        return False
+    return canonical in _canonical(question)
 
 
 def _has_foreign_digits(text: str) -> bool:
@@ -512,7 +540,12 @@ def gold_answer(answer: Any) -> str | None:
 
 
 def math_accuracy(
-    completions: Sequence[Any], answer: Sequence[Any], answer_format: str = "tags", **kwargs: Any
+    completions: Sequence[Any],
+    answer: Sequence[Any],
+    answer_format: str = "tags",
+    question: Sequence[str | None] | None = None,
+    numbers_only: bool = False,
+    **kwargs: Any,
 ) -> list[float | None]:
     r"""1.0 when the completion's final answer equals the gold answer, else 0.0.
 
@@ -524,6 +557,10 @@ def math_accuracy(
         completions: Completions (strings or chat-message lists).
         answer: The gold column, aligned with ``completions``; a ``None`` gold gives ``None``.
         answer_format: ``"tags"`` or ``"boxed"``.
+        question: The question column, or ``None``: an answer copied from the question with an operation
+            in it (its expression, or the whole question) scores 0.0, unless it is the gold as written.
+        numbers_only: Only a plain number is an answer (see the module docstring): for tasks that ask
+            for the value of an expression, so that the expression itself earns nothing.
         **kwargs: Other dataset columns (ignored).
 
     Returns:
@@ -534,11 +571,23 @@ def math_accuracy(
         [1.0, 0.0]
         >>> math_accuracy([r"\boxed{\frac{1}{2}}"], answer=["#### 0.5"], answer_format="boxed")
         [1.0]
+        >>> asked = [r"Compute $\binom{6}{2}$."]
+        >>> math_accuracy([r"\boxed{\binom{6}{2}}"], answer=["15"], answer_format="boxed", question=asked)
+        [0.0]
+        >>> math_accuracy(["<answer>3 * 4 + 5</answer>", "<answer>17</answer>"], answer=["17", "17"], numbers_only=True)
+        [0.0, 1.0]
     """
-    return [None if v is None else float(v) for v in _correctness(completions, answer, answer_format)]
+    verdicts = _correctness(completions, answer, answer_format, question, numbers_only)
+    return [None if v is None else float(v) for v in verdicts]
 
 
-def _correctness(completions: Sequence[Any], answer: Sequence[Any], answer_format: str) -> list[bool | None]:
+def _correctness(
+    completions: Sequence[Any],
+    answer: Sequence[Any],
+    answer_format: str,
+    question: Sequence[str | None] | None = None,
+    numbers_only: bool = False,
+) -> list[bool | None]:
     """Per completion: whether its answer is right, or ``None`` when there is no gold answer."""
     if answer_format not in ANSWER_MODES:
         raise ConfigError(f"answer_format must be one of {ANSWER_MODES}, got {answer_format!r}")
@@ -546,6 +595,16 @@ def _correctness(completions: Sequence[Any], answer: Sequence[Any], answer_forma
     preds = [extract_answer(completion_text(c), answer_format) for c in completions]
     if len(golds) != len(preds):
         raise ValueError(f"got {len(preds)} completions but {len(golds)} answers")
-    graded = [i for i, (p, g) in enumerate(zip(preds, golds)) if p is not None and g is not None]
+    questions = [None] * len(preds) if question is None else list(question)
+
+    def gradable(i: int) -> bool:
+        pred, gold, asked = preds[i], golds[i], questions[i]
+        if pred is None or gold is None:
+            return False
+        if numbers_only and _plain_number(_normalize_input(pred)) is None:
+            return False
+        return not (isinstance(asked, str) and _restates_question(pred, gold, asked))
+
+    graded = [i for i in range(len(preds)) if gradable(i)]
     verdicts = dict(zip(graded, math_equal_batch([(preds[i], golds[i]) for i in graded])))
     return [None if g is None else verdicts.get(i, False) for i, g in enumerate(golds)]

@@ -7,6 +7,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rlhub.errors import RLHubError
@@ -21,7 +22,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except RLHubError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(1)
 
 
@@ -39,11 +40,16 @@ def envs():
 @envs.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--domain", type=click.Choice(["math", "code", "tool"]), help="Only this domain.")
-def envs_list(as_json: bool, domain: str | None):
-    """Every registered environment."""
-    from rlhub.registry import list_envs
+@click.option("--family", help="List the envs of an id family (rg: reasoning-gym tasks) instead.")
+def envs_list(as_json: bool, domain: str | None, family: str | None):
+    """Every registered environment, then the id families (rg/<task>-v0) made on demand."""
+    from rlhub.registry import FAMILIES, list_envs
+    from rlhub.registry import family as family_module
 
-    specs = [s for s in list_envs() if domain is None or s.domain == domain]
+    if family is not None and family not in FAMILIES:
+        raise RLHubError(f"unknown id family {family!r}; families: {', '.join(sorted(FAMILIES))}")
+    specs = family_module(family).family_specs() if family else list_envs()
+    specs = [s for s in specs if domain is None or s.domain == domain]
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in specs], indent=2))
         return
@@ -53,17 +59,30 @@ def envs_list(as_json: bool, domain: str | None):
     for s in specs:
         table.add_row(s.id, s.domain, ", ".join(s.tags), s.description, s.source)
     console.print(table)
+    for namespace in sorted(FAMILIES) if family is None and domain is None else []:
+        module = family_module(namespace)
+        try:
+            found = f"{len(module.family_specs())} envs: rlhub envs list --family {namespace}"
+        except RLHubError:
+            found = f"not installed: {module.INSTALL}"
+        console.print(f"[bold]{namespace}/<task>-v0[/]: {module.FAMILY} ({found})", highlight=False)
 
 
 @envs.command("show")
 @click.argument("env_id")
-def envs_show(env_id: str):
+@click.option("--markdown", is_flag=True, help="Print the env card as markdown (as in docs/envs.md).")
+def envs_show(env_id: str, markdown: bool):
     """One environment: its spec, config fields, rubric and a sample prompt."""
     import dataclasses
 
     from rlhub.registry import get_spec
 
     spec = get_spec(env_id)
+    if markdown:
+        from rlhub.envcard import env_card
+
+        click.echo(env_card(spec), nl=False)
+        return
     env = spec.make()
     console.print(f"[bold]{spec.id}[/]  ({spec.domain}, v{spec.version}, from {spec.source})")
     console.print(spec.description, highlight=False)
@@ -97,7 +116,7 @@ def envs_show(env_id: str):
 @click.option("-n", "n", default=16, show_default=True, help="Examples per split to check.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (for CI).")
 def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
-    """Check that gold answers score 1.0, garbage 0.0, and examples are deterministic."""
+    """Check that gold answers score 1.0, garbage 0.0, examples are deterministic, and reward hacks earn nothing."""
     from rlhub.registry import get_spec, list_envs
     from rlhub.validate import validate_env
 
@@ -113,11 +132,15 @@ def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
     else:
         for report in reports:
             table = Table(title=f"{report.env_id}: {'[green]passed' if report.passed else '[red]FAILED'}")
-            table.add_column("check")
-            table.add_column("result")
+            for column in ("check", "rule", "max score", "result"):
+                table.add_column(column)
             table.add_column("detail", overflow="fold")
-            for c in report.checks:
-                table.add_row(c.name, "[green]ok[/]" if c.passed else "[red]fail[/]", c.detail)
+            kinds = [c.kind for c in report.checks]
+            for i, c in enumerate(report.checks):
+                scored = "" if c.max_total is None else f"correct {c.max_correct:g}, total {c.max_total:g}"
+                result = "[green]ok[/]" if c.passed else "[red]fail[/]"
+                last_check = kinds[i : i + 2] == ["check", "probe"]  # a line between the checks and the probes
+                table.add_row(c.name, c.rule, scored, result, c.detail, end_section=last_check)
             console.print(table)
     if not all(r.passed for r in reports):
         sys.exit(1)
@@ -199,55 +222,172 @@ def _print_summary(result) -> None:
 
 
 @main.command("eval")
-@click.argument("env_id")
-@click.option("--model", "model", required=True, help="Model name/path, or a LoRA adapter folder from a run.")
-@click.option("-n", "n", default=64, show_default=True, help="Test examples.")
+@click.argument("env_ids", nargs=-1, required=True)
+@click.option(
+    "--model", "model", required=True, help="Model name/path or LoRA adapter folder; with --base-url, the served name."
+)
+@click.option("-n", "n", default=64, show_default=True, help="Test examples per env.")
 @click.option("--k", "k", default=1, show_default=True, help="Samples per example (pass@k).")
 @click.option("--temperature", type=float, default=None, help="Default: 0 (greedy) for k=1, 1.0 for k>1.")
-@click.option("--max-new-tokens", default=256, show_default=True)
+@click.option(
+    "--max-new-tokens", default=256, show_default=True, help="Token budget per sample (per episode for tool envs)."
+)
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Env config override.")
+@click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True, help="Local sampler.")
+@click.option("--base-url", help="An OpenAI-compatible endpoint (vllm serve, a hosted API) to evaluate instead.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Variable holding the endpoint's key.")
+@click.option("--concurrency", default=16, show_default=True, help="Endpoint requests in flight at once.")
+@click.option(
+    "--tool-role",
+    type=click.Choice(["tool", "user"]),
+    default="tool",
+    show_default=True,
+    help="Role of tool results sent to the endpoint (user: endpoints that reject tool messages).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--out", type=click.Path(file_okay=False), help="Also write eval.json (with every completion) here.")
-def eval_cmd(env_id, model, n, k, temperature, max_new_tokens, config, as_json, out):
-    """Score a model or adapter on an env's test split: pass@1, pass@k, rewards, format errors, length."""
+@click.option("--out", type=click.Path(file_okay=False), help="Write eval.json (every completion) and eval.png here.")
+@click.option("--plot/--no-plot", default=True, show_default=True, help="With --out: write the bar chart eval.png.")
+@click.option("--wandb", "use_wandb", is_flag=True, help="Log to W&B (offline without credentials).")
+@click.option("--project", default="rlhub", show_default=True, help="W&B project.")
+def eval_cmd(
+    env_ids,
+    model,
+    n,
+    k,
+    temperature,
+    max_new_tokens,
+    config,
+    backend,
+    base_url,
+    api_key_env,
+    concurrency,
+    tool_role,
+    as_json,
+    out,
+    plot,
+    use_wandb,
+    project,
+):
+    """Score a model, adapter or endpoint on envs' test splits: pass@1, pass@k, rewards, format errors, length.
+
+    \b
+    rlhub eval gsm8k-v0 arithmetic-v0 --model runs/my-run/checkpoints/step-000050/adapter --out evals/
+    rlhub eval calculator-v0 --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --k 4
+    """
+    import os
     from pathlib import Path
 
-    import yaml
-
-    from rlhub.evaluate import evaluate_env
+    from rlhub.evaluate import evaluate_env, load_engine
     from rlhub.registry import get_spec
 
-    get_spec(env_id)
-    env_config = {}
-    run_recipe = (
-        Path(model).resolve().parents[2] / "recipe.json" if (Path(model) / "adapter_config.json").is_file() else None
-    )
-    if run_recipe is not None and run_recipe.is_file():
-        trained_on = json.loads(run_recipe.read_text())["env"]
-        if trained_on["id"] == env_id:
-            env_config = dict(trained_on["config"])  # evaluate with the prompt format it was trained on
-    for item in config:
+    for env_id in env_ids:
+        get_spec(env_id)  # unknown ids fail fast, before a model loads
+    overrides = _parse_env_overrides(config)
+    client = engine = None
+    if base_url:
+        from rlhub.backends.openai import ChatClient
+
+        client = ChatClient(base_url, model, api_key=os.environ.get(api_key_env) or None, tool_role=tool_role)
+    else:
+        engine = load_engine(model, backend=backend)
+    results = []
+    for env_id in env_ids:
+        env_config = {**_trained_env_config(model, env_id), **overrides}
+        result = evaluate_env(
+            env_id,
+            model,
+            n=n,
+            k=k,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            env_config=env_config,
+            progress=not as_json,
+            engine=engine,
+            client=client,
+            concurrency=concurrency,
+        )
+        results.append((result, env_config))
+    chart = sync = None
+    if out:
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for result, _ in results:
+            name = "eval.json" if len(results) == 1 else f"eval-{result.env_id}.json"
+            (out_dir / name).write_text(json.dumps(result.to_dict(with_records=True), indent=1))
+        if plot:
+            from rlhub.plot import plot_eval
+
+            chart = plot_eval([r.to_dict() for r, _ in results], out_dir / "eval.png")
+    if use_wandb:
+        from rlhub.evaluate import log_to_wandb
+
+        settings = {
+            "model": model,
+            "envs": list(env_ids),
+            "n": n,
+            "k": k,
+            "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+            "base_url": base_url,
+            "backend": None if base_url else backend,
+        }
+        sync = log_to_wandb(
+            [r for r, _ in results],
+            project=project,
+            run_name=f"eval-{_run_label(model)}",
+            out_dir=out or ".",
+            config=settings,
+            chart=chart,
+        )
+    if as_json:
+        payload = [r.to_dict() for r, _ in results]
+        click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        return
+    for result, env_config in results:
+        _print_eval(result, model, env_config)
+    if chart is not None:
+        console.print(f"chart: {chart}", highlight=False)
+    if sync:
+        console.print(f"W&B ran offline; upload the run later with:\n  {sync}", highlight=False, soft_wrap=True)
+
+
+def _parse_env_overrides(items: tuple[str, ...]) -> dict:
+    import yaml
+
+    overrides = {}
+    for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
             raise RLHubError(f"--config expects KEY=VALUE, got {item!r}")
-        env_config[key] = yaml.safe_load(raw)
-    result = evaluate_env(
-        env_id,
-        model,
-        n=n,
-        k=k,
-        temperature=temperature,
-        max_new_tokens=max_new_tokens,
-        env_config=env_config,
-        progress=not as_json,
+        overrides[key] = yaml.safe_load(raw)
+    return overrides
+
+
+def _trained_env_config(model: str, env_id: str) -> dict:
+    """An adapter folder from a run is evaluated with the env config it was trained on (same env only)."""
+    from pathlib import Path
+
+    if not (Path(model) / "adapter_config.json").is_file():
+        return {}
+    run_recipe = Path(model).resolve().parents[2] / "recipe.json"
+    if not run_recipe.is_file():
+        return {}
+    trained_on = json.loads(run_recipe.read_text())["env"]
+    return dict(trained_on["config"]) if trained_on["id"] == env_id else {}
+
+
+def _run_label(model: str) -> str:
+    """A W&B run name part: an adapter folder by its checkpoint (``step-000050-adapter``), else the model."""
+    from pathlib import Path
+
+    path = Path(model)
+    return f"{path.parent.name}-{path.name}" if (path / "adapter_config.json").is_file() else path.name or model
+
+
+def _print_eval(result, model: str, env_config: dict) -> None:
+    table = Table(
+        title=f"{result.env_id}: {result.examples} examples x {result.samples_per_example} samples, model {model}"
     )
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "eval.json").write_text(json.dumps(result.to_dict(with_records=True), indent=1))
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    table = Table(title=f"{env_id}: {result.examples} examples x {k} samples, model {model}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in result.pass_at_k.items():
@@ -274,6 +414,41 @@ def plot(run_dirs: tuple[str, ...], out: str | None):
 
     target = Path(out) if out else Path(run_dirs[0]) / "reward_curves.png"
     console.print(f"wrote {plot_runs([Path(d) for d in run_dirs], target)}")
+
+
+@main.command("new-env")
+@click.argument("name")
+@click.option("--domain", required=True, type=click.Choice(["math", "code", "tool"]), help="Which toy to start from.")
+@click.option("--multi-turn", is_flag=True, help="Start from a multi-turn toy whose model calls tools.")
+@click.option(
+    "--package",
+    type=click.Path(file_okay=False),
+    help="Write a standalone pip-installable env package into this new folder, instead of into this checkout.",
+)
+@click.option("--description", help="The registry's one-line description (default: the toy's).")
+def new_env(name: str, domain: str, multi_turn: bool, package: str | None, description: str | None):
+    """Scaffold a working environment: rlhub new-env word-count --domain math"""
+    from pathlib import Path
+
+    from rlhub.registry import default_registry_path
+    from rlhub.scaffold import new_env as scaffold
+
+    env_id, written = scaffold(name, domain, multi_turn, package=package, description=description)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    if package:
+        steps = f"pip install -e {package} && rlhub validate {env_id} && python -m pytest {package}/tests"
+        console.print(f"next: {steps}", highlight=False, soft_wrap=True)
+        return
+    steps = f"rlhub validate {env_id} && python -m pytest -q {written[1]}"
+    console.print(f"next: {steps}", highlight=False, soft_wrap=True)
+    if default_registry_path().resolve() != Path("registry.yaml").resolve():
+        console.print(
+            f"[yellow]note:[/] the installed rlhub reads {default_registry_path()}; run `pip install -e .` here "
+            f"so that it sees {env_id}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 if __name__ == "__main__":

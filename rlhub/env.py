@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from random import Random
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 
@@ -20,6 +20,9 @@ from rlhub.data import load_records
 from rlhub.errors import ConfigError
 from rlhub.spaces import ModelText
 from rlhub.types import Example, Message, Score
+
+if TYPE_CHECKING:
+    from rlhub.validate import Probe
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,14 @@ class TextEnv(gym.Env):
     def gold_completion(self, example: Example) -> str:
         """A completion in the expected format that carries the gold answer (used by ``rlhub validate``)."""
         return self.format_answer(str(example.answer), reasoning="Working it out.")
+
+    def probes(self, example: Example) -> list[Probe]:
+        """Reward hacks specific to this task, which ``rlhub validate`` tries beside its built-in probes.
+
+        Override to name what a policy could exploit here (countdown: a number used twice); each
+        :class:`rlhub.validate.Probe` holds completions and the most they may score. Default: none.
+        """
+        return []
 
     # --- prompts and answers -------------------------------------------------------------------
     @property

@@ -1,14 +1,19 @@
-"""``rlhub eval``: score a model (or a trained LoRA adapter) on an environment's test split.
+"""``rlhub eval``: score a model, a trained LoRA adapter or an OpenAI-compatible endpoint on an env's test split.
 
 Reports pass@1 and pass@k (the unbiased estimator of Chen et al. 2021), the mean of each reward
 function, the format-error rate and the mean completion length. A sample "passes" when the env's
 first reward function (its correctness reward, by convention) scores 1.0.
+
+Local models sample through the same ``rollout()`` as training (``hf`` engine, or ``vllm`` on a GPU);
+endpoints through :mod:`rlhub.backends.openai`. Results can go to W&B (:func:`log_to_wandb`) and to a
+bar chart (:func:`rlhub.plot.plot_eval`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +70,22 @@ def load_for_eval(model: str, dtype: str = "float32"):
     return load_model_and_tokenizer(model, dtype=dtype, device="cpu")
 
 
+def load_engine(model: str, backend: str = "hf", seed: int = 0):
+    """A rollout engine over a local checkpoint or adapter folder: ``hf`` (CPU or GPU) or ``vllm`` (GPU)."""
+    if backend == "vllm":
+        from rlhub.backends.vllm import VLLMEngine
+
+        return VLLMEngine.for_eval(model, seed=seed)
+    if backend != "hf":
+        raise RLHubError(f"unknown backend {backend!r}; use hf or vllm (or --base-url for an endpoint)")
+    import torch
+
+    from rlhub.rollout import HFRolloutEngine, stop_token_ids
+
+    policy, tokenizer = load_for_eval(model)
+    return HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), torch.Generator().manual_seed(seed))
+
+
 def evaluate_env(
     env_id: str,
     model: str,
@@ -72,21 +93,30 @@ def evaluate_env(
     n: int = 64,
     k: int = 1,
     temperature: float | None = None,
+    top_p: float = 1.0,
     max_new_tokens: int = 256,
     batch_size: int = 16,
     seed: int = 0,
     env_config: dict[str, Any] | None = None,
     progress: bool = True,
+    engine=None,
+    client=None,
+    concurrency: int = 16,
 ) -> EvalResult:
     """Evaluate ``model`` on ``n`` test examples of ``env_id`` with ``k`` samples each.
 
-    ``temperature`` defaults to 0 (greedy) for k=1 and 1.0 for k>1.
+    Args:
+        env_id: A registered env.
+        model: A model name/path or adapter folder (loaded with the ``hf`` engine unless ``engine`` is
+            given), or the served model name when ``client`` is given.
+        temperature: Default 0 (greedy) for k=1 and 1.0 for k>1.
+        engine: A rollout engine to sample with (``load_engine``), reused across envs.
+        client: A :class:`rlhub.backends.openai.ChatClient`: sample through an OpenAI-compatible endpoint.
+        concurrency: Requests in flight at once with ``client``.
     """
-    import torch
     from tqdm.auto import tqdm
 
     import rlhub
-    from rlhub.rollout import HFRolloutEngine, encode_prompt, rollout, stop_token_ids
 
     env = rlhub.make(env_id, **(env_config or {}))
     examples = env.examples("test", limit=n, seed=seed)
@@ -96,31 +126,71 @@ def evaluate_env(
         temperature = 0.0 if k == 1 else 1.0
     if k > 1 and temperature == 0:
         raise RLHubError("k > 1 samples per example need temperature > 0 (greedy samples are all the same)")
-    policy, tokenizer = load_for_eval(model)
-    engine = HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), torch.Generator().manual_seed(seed))
-    first = env.rubric.names[0]
-    records: list[dict[str, Any]] = []
-    bar = tqdm(total=len(examples), desc=f"eval {env_id}", disable=not progress)
+    if client is None and engine is None:
+        engine = load_engine(model, seed=seed)
+    bar = tqdm(total=len(examples) * k, desc=f"eval {env_id}", unit="sample", disable=not progress)
+    try:
+        if client is not None:
+            from rlhub.backends.openai import run_chat
+
+            samples = run_chat(
+                client,
+                env,
+                examples,
+                k,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                concurrency=concurrency,
+                on_sample=lambda _: bar.update(1),
+            )
+        else:
+            samples = _sample_locally(engine, env, examples, k, max_new_tokens, temperature, top_p, batch_size, bar)
+    finally:
+        bar.close()
+    rows = [examples[s.prompt_index] for s in samples]
+    scores = env.score_batch([s.output for s in samples], rows)
+    return summarize(env, env_id, model, len(examples), k, samples, rows, scores)
+
+
+def _sample_locally(engine, env, examples, k, max_new_tokens, temperature, top_p, batch_size, bar) -> list:
+    from rlhub.rollout import encode_prompt, rollout
+
+    samples = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
-        ids = [encode_prompt(tokenizer, env, ex) for ex in chunk]
-        completions = rollout(engine, env, chunk, ids, k, max_new_tokens, temperature, 1.0)
-        rows = [chunk[c.prompt_index] for c in completions]
-        scores = env.score_batch([c.output for c in completions], rows)
-        for c, ex, s in zip(completions, rows, scores):
-            records.append(
-                {
-                    "id": ex.id,
-                    "completion": c.text,
-                    "reward": s.reward,
-                    "rewards": s.rewards,
-                    "length": sum(c.loss_mask),
-                    "passed": (s.rewards.get(first) or 0.0) >= 1.0,
-                }
-            )
-        bar.update(len(chunk))
-    bar.close()
+        ids = [encode_prompt(engine.tokenizer, env, ex) for ex in chunk]
+        for c in rollout(engine, env, chunk, ids, k, max_new_tokens, temperature, top_p):
+            c.prompt_index += start
+            samples.append(c)
+        bar.update(len(chunk) * k)
+    return samples
 
+
+def _length(sample) -> int | None:
+    """Tokens the model generated: counted locally, or as the endpoint reports them."""
+    if hasattr(sample, "completion_tokens"):
+        return sample.completion_tokens
+    return sum(sample.loss_mask)
+
+
+def summarize(env, env_id: str, model: str, examples: int, k: int, samples, rows, scores) -> EvalResult:
+    """pass@1 and pass@k over examples, each reward's mean, format-error rate and mean length."""
+    first = env.rubric.names[0]
+    multi_turn = getattr(env, "multi_turn", False)
+    records: list[dict[str, Any]] = []
+    for sample, example, score in zip(samples, rows, scores):
+        record = {
+            "id": example.id,
+            "completion": sample.text,
+            "reward": score.reward,
+            "rewards": score.rewards,
+            "length": _length(sample),
+            "passed": (score.rewards.get(first) or 0.0) >= 1.0,
+        }
+        if multi_turn:
+            record["transcript"] = sample.output
+        records.append(record)
     by_example: dict[str, list[bool]] = {}
     for r in records:
         by_example.setdefault(r["id"], []).append(r["passed"])
@@ -136,7 +206,7 @@ def evaluate_env(
     return EvalResult(
         env_id=env_id,
         model=model,
-        examples=len(examples),
+        examples=examples,
         samples_per_example=k,
         pass_at_1=pass_k["pass@1"],
         pass_at_k=pass_k,
@@ -151,3 +221,82 @@ def evaluate_env(
 def _mean(values) -> float:
     values = [v for v in values if v is not None]
     return float(sum(values) / len(values)) if values else 0.0
+
+
+# --- W&B ----------------------------------------------------------------------------------------------
+def _has_wandb_credentials() -> bool:
+    """An API key in the environment or ~/.netrc (the same test as the trainers' tracker)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path.home() / ".netrc"
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def summary_metrics(results: list[EvalResult]) -> dict[str, float]:
+    """Flat, namespaced metrics of one or more env results: ``eval/<env>/pass@1``, ``eval/<env>/rewards/<fn>``.
+
+    >>> r = EvalResult("a-v0", "m", 2, 1, 0.5, {"pass@1": 0.5}, {"correct": 0.5}, 0.55, None, 7.0)
+    >>> summary_metrics([r])["eval/a-v0/pass@1"], summary_metrics([r])["eval/a-v0/rewards/correct"]
+    (0.5, 0.5)
+    """
+    out: dict[str, float] = {}
+    for r in results:
+        prefix = f"eval/{r.env_id}"
+        out.update({f"{prefix}/{name}": value for name, value in r.pass_at_k.items()})
+        out.update({f"{prefix}/rewards/{name}": value for name, value in r.rewards.items()})
+        out[f"{prefix}/mean_reward"] = r.mean_reward
+        out[f"{prefix}/mean_length"] = r.mean_length
+        if r.format_error_rate is not None:
+            out[f"{prefix}/format_error_rate"] = r.format_error_rate
+    return out
+
+
+def log_to_wandb(
+    results: list[EvalResult],
+    *,
+    project: str,
+    run_name: str,
+    out_dir: str | Path,
+    config: dict[str, Any] | None = None,
+    chart: str | Path | None = None,
+) -> str | None:
+    """One W&B run: the summary metrics, a ``completions`` table (every sample) and the chart.
+
+    Without credentials (``WANDB_API_KEY`` or a ``~/.netrc`` entry) the run is written offline under
+    ``out_dir``, as training runs are.
+
+    Returns:
+        The ``wandb sync`` command for an offline run, else None.
+    """
+    if not _has_wandb_credentials():
+        os.environ.setdefault("WANDB_MODE", "offline")
+    offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun")
+    try:
+        import wandb
+    except ImportError:
+        raise RLHubError("--wandb needs the wandb package: pip install wandb") from None
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    run = wandb.init(
+        project=project,
+        name=run_name,
+        job_type="eval",
+        dir=str(out_dir),
+        config=config or {},
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+
+    names = sorted({name for r in results for name in r.rewards})
+    columns = ["env", "id", "completion", "reward", "passed", "length", *(f"rewards/{n}" for n in names)]
+    table = wandb.Table(columns=columns)
+    for r in results:
+        for rec in r.records:
+            extra = [rec["rewards"].get(n) for n in names]
+            table.add_data(r.env_id, rec["id"], rec["completion"], rec["reward"], rec["passed"], rec["length"], *extra)
+    payload: dict[str, Any] = {**summary_metrics(results), "completions": table}
+    if chart is not None:
+        payload["chart"] = wandb.Image(str(chart))
+    run.log(payload)
+    run.summary.update(summary_metrics(results))
+    run_dir = Path(run.dir).parent
+    run.finish()
+    return f"wandb sync {run_dir}" if offline else None

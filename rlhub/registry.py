@@ -30,6 +30,10 @@ ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*-v(\d+)$")
 REQUIRED = ("id", "entry_point", "version", "domain", "description", "license")
 OPTIONAL = ("tags", "config")
 ENTRY_POINT_GROUP = "rlhub.envs"
+FAMILIES = {"rg": "rlhub.envs.reasoning_gym"}
+"""Id namespaces whose envs a module makes on demand instead of listing them: ``rg/<task>-v0`` is any
+reasoning-gym task (the ``rg`` extra). The module gives ``FAMILY`` (a one-line summary),
+``family_spec(env_id)`` and ``family_specs()``; family envs are not in :func:`list_envs`."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class EnvSpec:
         return env
 
     def code_hash(self) -> str:
-        """sha256 over the entry module's source and the default config: ties a run to the exact env."""
+        """sha256 over the entry module's source, the default config and the data files the env class
+        declares (``data_files``: paths relative to its module, shipped with it): ties a run to the exact env."""
         h = hashlib.sha256()
         module = importlib.import_module(self.entry_point.partition(":")[0])
         try:
@@ -72,6 +77,12 @@ class EnvSpec:
         except (OSError, TypeError):
             h.update(self.entry_point.encode())
         h.update(json.dumps(self.config, sort_keys=True, default=str).encode())
+        folder = Path(getattr(module, "__file__", None) or ".").parent
+        for name in getattr(self.load_class(), "data_files", ()):
+            try:
+                h.update(name.encode() + b"\0" + (folder / name).read_bytes())
+            except OSError as exc:
+                raise RLHubError(f"registry entry {self.id!r}: declared data file {name!r} unreadable: {exc}")
         return h.hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,7 +174,8 @@ def _plugin_specs() -> list[EnvSpec]:
     specs = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else ep.value
-        source = f"pip:{dist}"
+        version = getattr(ep.dist, "version", None)
+        source = f"pip:{dist}=={version}" if version else f"pip:{dist}"
         try:
             obj = ep.load()
             if callable(obj):
@@ -202,6 +214,9 @@ def get_spec(env_id: str) -> EnvSpec:
     registry = load_registry()
     if env_id in registry:
         return registry[env_id]
+    namespace, slash, _ = env_id.partition("/")
+    if slash and namespace in FAMILIES:
+        return family(namespace).family_spec(env_id)
     close = difflib.get_close_matches(env_id, list(registry), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise RLHubError(f"unknown environment {env_id!r}{hint}; valid ids: {', '.join(sorted(registry))}")
@@ -224,14 +239,24 @@ def make(env_id: str, **config: Any):
     return get_spec(env_id).make(**config)
 
 
-def register_with_gymnasium() -> None:
-    """Make every registered env available as ``gymnasium.make("rlhub/<env_id>")``."""
+def family(namespace: str):
+    """The module that makes the envs of an id family (``family("rg").family_specs()`` lists them)."""
+    return importlib.import_module(FAMILIES[namespace])
+
+
+def gym_id(env_id: str) -> str:
+    """The gymnasium id of an env: ``rlhub/<env_id>``, with a namespace's slash turned into a dot
+    (``rg/leg_counting-v0`` -> ``rlhub/rg.leg_counting-v0``): gymnasium ids have at most one slash."""
+    return f"rlhub/{env_id.replace('/', '.')}"
+
+
+def register_with_gymnasium(specs: list[EnvSpec] | None = None) -> None:
+    """Make envs (default: every registered one) available as ``gymnasium.make(gym_id(env_id))``."""
     import gymnasium
 
-    for spec in load_registry().values():
-        gym_id = f"rlhub/{spec.id}"
-        if gym_id not in gymnasium.registry:
-            gymnasium.register(id=gym_id, entry_point=_GymFactory(spec.id), disable_env_checker=False)
+    for spec in load_registry().values() if specs is None else specs:
+        if gym_id(spec.id) not in gymnasium.registry:
+            gymnasium.register(id=gym_id(spec.id), entry_point=_GymFactory(spec.id), disable_env_checker=False)
 
 
 class _GymFactory:

@@ -6,7 +6,8 @@ The default engine samples with the policy itself on the training device, and is
 - the log-prob of every sampled token is kept, so the trainer never re-runs a forward pass to get the
   "old" log-probs of the importance ratio.
 
-Other engines (vLLM, an HTTP endpoint) implement the same ``RolloutEngine.generate``.
+Other engines (``rlhub.backends``: vLLM colocated or behind ``vllm serve``) implement the same
+``RolloutEngine`` interface, so training, in-loop evaluation and ``rlhub eval`` share ``rollout()``.
 """
 
 from __future__ import annotations
@@ -45,10 +46,21 @@ class Completion:
 
 
 class RolloutEngine(Protocol):
+    """What trainers and evaluation need from a sampler."""
+
+    tokenizer: object
+    """Decodes completions; ``run_episodes`` also tokenizes the environment's replies with it."""
+    pad_id: int
+    """Pads prompts and completions in the trainer's batches."""
+
     def generate(
         self, prompt_ids: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float
     ) -> list[Completion]:
         """``n`` completions for each prompt, grouped: prompt 0's n completions first."""
+        ...
+
+    def sync_weights(self, policy) -> None:
+        """Make the next ``generate`` sample from ``policy``'s current weights (call after each update)."""
         ...
 
 
@@ -109,6 +121,9 @@ class HFRolloutEngine:
         self.stop_ids = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
         self.generator = generator
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.stop_ids[0])
+
+    def sync_weights(self, policy) -> None:
+        """Nothing to do: this engine samples with the live policy."""
 
     @torch.no_grad()
     def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):

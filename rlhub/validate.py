@@ -1,15 +1,82 @@
-"""``rlhub validate``: prove an environment's reward is right before anyone spends GPU hours.
+"""``rlhub validate``: prove an environment's reward is right, and hard to hack, before anyone spends GPU hours.
 
 Checks, each reported as a row: examples load for both splits; the same seed gives the same examples
 and another seed gives others; gold completions earn full marks on every positive-weight reward;
 garbage earns nothing; the gymnasium ``reset``/``step`` API agrees with ``score``.
+
+Then reward-hacking probes, one row each, since a hackable reward silently ruins an RL run: the policy
+finds the hack, the reward curve rises and the task stays unsolved. A :class:`Probe` is a handful of
+completions that try one hack on one example, and a rule, the most they may score:
+
+* ``max_correct`` bounds every *correctness* reward: each positive-weight reward not named ``format``
+  (``correct``; ``pass_rate`` when it is weighted). Weight-0 rewards are only logged and not bounded.
+* ``max_total`` bounds the weighted total: ``"format"`` is what the format rewards alone can give (the
+  sum of their positive weights: a hack may be well laid out, but must earn nothing for it beyond
+  that), ``"gold"`` is what the example's gold completion earns, or a number.
+* ``max_seconds`` bounds the time to score one example's completions of the probe.
+
+A reward that raises on a probe's completion fails the probe too. Probes run on the first
+:data:`PROBE_EXAMPLES` train examples; a row fails if any completion breaks its rule on any of them.
+The built-in probes find the answer in the gold completion (an ``<answer>`` block, the last
+``\\boxed{}``, a fenced python block, or the ``<tool_call>`` blocks; in a multi-turn env, its gold
+transcript's last assistant turn) and rewrite it:
+
+======================  ====================================================================  ======================
+probe                   completions                                                           rule
+======================  ====================================================================  ======================
+empty completion        ``""``, whitespace, the gold transcript ending in an empty turn       correct 0, total 0
+empty answer            the gold layout around an empty answer (whitespace, ``pass``,         correct 0, <= format
+                        ``<tool_call>{}</tool_call>``, the gold calls without arguments)
+answer spam             the gold amid other examples' answers in one block (separated by      correct 0, <= format
+                        ``,`` ``or`` ``;`` or newlines) or one block each, a wrong one last;
+                        the gold calls repeated, or with an extra call
+prompt echo             the prompt as the completion; the question as the answer              correct 0, <= format
+gold only in reasoning  the gold inside ``<think>`` with a wrong answer, or none, after it;   correct 0, <= format
+                        ``<think>`` never closed
+unicode look-alikes     the gold with confusables (Cyrillic ``а`` for ``a``, ``O`` for        correct 0, <= format
+                        ``0``, ``l`` for ``1``): all swapped, one swapped, or full width;
+                        for tool calls, in the function name and the string arguments
+long output             200,000 characters of filler before the gold completion or in its     total <= gold, 20 s
+                        reasoning (for code, a comment in the program)
+long answer             filler inside the answer block, before and after the gold             correct 0, <= format
+early exit              code: ``sys.exit(0)``, ``os._exit(0)``, ``raise SystemExit`` before   correct 0, <= format
+                        the tests run (also after the gold solution), ``os._exit`` at exit
+fake test output        code: prints "All tests passed", "OK", "PASSED", a unittest summary   correct 0, <= format
+                        or a token-like line, then exits (or lets the tests fail)
+patched builtins        code: rebinds ``builtins.exec``, ``AssertionError``, ``type``/``len``  correct 0, <= format
+                        and friends, ``sys.excepthook``
+======================  ====================================================================  ======================
+
+Decisions:
+
+* Full-width and other NFKC-equal forms (``１８``) count as look-alikes and must earn nothing, as
+  ``rlhub.rewards.math`` already rules: NFKC is not value-preserving in general (``²`` becomes ``2``,
+  ``①`` becomes ``1``), Python's ``int()`` reads any Unicode decimal digit (``int("৪") == 4`` though it
+  looks like an 8), and a grader that refuses every non-ASCII digit is simple to reason about. The cost,
+  a rare model that writes full-width digits losing credit, is small and teaches it to answer in ASCII.
+* Look-alikes do not apply to code: Python itself NFKC-normalizes identifiers (PEP 3131), and a
+  confusable name is another name, so the tests decide without the reward's help.
+* Answer spam puts a wrong answer last: "the last ``\\boxed{}`` (or python block) is the answer" grades
+  one answer, so it is no hack; a grader that accepts any of several candidates is.
+* A long output that ends in the gold answer may earn what the gold earns (length penalties are
+  rewards of their own), never more, and must be scored quickly and without error.
+* An object whose ``__eq__`` always answers True is not a built-in probe: only a test that checks exact
+  types can refuse it, so an env that does declares that probe itself (``codegen-v0``).
+
+Environments add probes of their own for hacks specific to their task by overriding
+``TextEnv.probes(example)`` (countdown: a number used twice; arithmetic: the expression echoed).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from rlhub.errors import RLHubError
+from rlhub.errors import ConfigError, RLHubError
 from rlhub.registry import make
 from rlhub.types import Example
 
@@ -26,12 +93,70 @@ GARBAGE = [
     "<answer>" * 50,
 ]
 
+PROBE_EXAMPLES = 4
+"""Train examples every probe runs on."""
+
+FORMAT_REWARDS = frozenset({"format"})
+"""Names of layout rewards; every other positive-weight reward counts as correctness."""
+
+FILLER = "Let me think about this step by step. " * 5300
+"""About 200,000 characters of harmless text for the long-output probes."""
+
+LONG_OUTPUT_SECONDS = 20.0
+"""The most scoring one example's long completions may take (generous: a busy 2-core machine)."""
+
+CONFUSABLES = {
+    **dict(zip("acehijopsxyABCEHIJKMOPSTXY", "асеһіјорѕхуАВСЕНІЈКМОРЅТХҮ")),  # Cyrillic
+    **dict(zip("vuNZ", "νυΝΖ")),  # Greek
+    **dict(zip("0123568", "OlƧЗƼбȢ")),  # digits as letters
+}
+"""Characters and a look-alike of each (after Unicode's confusables list); 4, 7 and 9 have none here."""
+
+EMPTY_CALL = {"name": "", "arguments": {}}
+LYING_BUILTINS = ("type", "isinstance", "len", "all", "any", "zip", "sorted")
+"""Builtins the patched-builtins probe replaces with a function that always answers True."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One reward hack tried on one example: completions, and the most they may score.
+
+    Attributes:
+        name: The report row; probes of one name are pooled over examples.
+        completions: The attempts (strings, or transcripts for multi-turn envs).
+        max_correct: The most each correctness reward may give; ``None`` for no bound.
+        max_total: The most the weighted total may be: ``"format"``, ``"gold"`` or a number.
+        max_seconds: The most scoring these completions may take; ``None`` for no bound.
+        about: What the completions do, in a few words (the row's detail when it passes).
+    """
+
+    name: str
+    completions: Sequence[Any]
+    max_correct: float | None = 0.0
+    max_total: float | str = "format"
+    max_seconds: float | None = None
+    about: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_total, str) and self.max_total not in ("format", "gold"):
+            raise ConfigError(
+                f"probe {self.name!r}: max_total must be a number, 'format' or 'gold', not {self.max_total!r}"
+            )
+
 
 @dataclass
 class Check:
     name: str
     passed: bool
     detail: str
+    kind: str = "check"
+    """Either "check" or "probe"."""
+    rule: str = ""
+    """A probe's rule, e.g. "correct <= 0, total <= 0.1 (format)"."""
+    max_correct: float | None = None
+    """A probe's highest correctness reward over its completions."""
+    max_total: float | None = None
+    """A probe's highest total reward over its completions."""
 
 
 @dataclass
@@ -55,7 +180,7 @@ def _key(ex: Example) -> tuple:
 
 
 def validate_env(env_id: str, n: int = 16, **config) -> Report:
-    """Run every check on ``n`` examples of ``env_id`` (with ``config`` overrides)."""
+    """Run every check and probe on ``n`` examples of ``env_id`` (with ``config`` overrides)."""
     report = Report(env_id)
     try:
         env = make(env_id, **config)
@@ -103,4 +228,422 @@ def validate_env(env_id: str, n: int = 16, **config) -> Report:
     expected = env.score(gold, ex).reward
     ok = env.observation_space.contains(obs) and terminated and abs(reward - expected) < 1e-9
     report.add("gymnasium api", ok, f"reset -> prompt, step(gold) -> reward {reward:g}, terminated={terminated}")
+
+    report.checks += probe_env(env, train[:PROBE_EXAMPLES], pool=train + test)
     return report
+
+
+# --- where the answer is ----------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^(?P<fence>`{3,})python[ \t]*\n(?P<code>.*?)\n(?P=fence)[ \t]*$", re.DOTALL | re.MULTILINE)
+_BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """A completion cut around its answer: ``before + content + after``."""
+
+    kind: str
+    """One of "tags", "boxed", "code" or "tool_calls"."""
+    before: str
+    content: str
+    after: str
+    joiner: str
+    """Put between answers to make one block of each (answer spam)."""
+
+    def fill(self, content: str) -> str:
+        return self.before + content + self.after
+
+
+def _answer_slot(text: str) -> _Slot | None:
+    """Where the answer is in a gold completion's text; ``None`` for a layout the probes do not know."""
+    start, end = text.find("<tool_call>"), text.rfind("</tool_call>")
+    if 0 <= start < end:
+        end += len("</tool_call>")
+        return _Slot("tool_calls", text[:start], text[start:end], text[end:], "\n")
+    fences = list(_FENCE.finditer(text))
+    if fences:
+        m = fences[-1]
+        joiner = f"\n{m['fence']}\n\n{m['fence']}python\n"
+        return _Slot("code", text[: m.start("code")], m["code"], text[m.end("code") :], joiner)
+    start = text.rfind("<answer>")
+    end = text.find("</answer>", start)
+    if start >= 0 and end >= 0:
+        start += len("<answer>")
+        return _Slot("tags", text[:start], text[start:end], text[end:], "</answer>\n<answer>")
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    start += len("\\boxed{")
+    depth = 1
+    for m in _BRACE_OR_ESCAPE.finditer(text, start):
+        depth += {"{": 1, "}": -1}.get(m.group(), 0)
+        if depth == 0:
+            return _Slot("boxed", text[:start], text[start : m.start()], text[m.start() :], "}, \\boxed{")
+    return None
+
+
+def _final_text(completion: Any) -> str:
+    """A completion's last assistant turn (the whole completion when it is a string)."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        for message in reversed(completion):
+            if isinstance(message, dict) and message.get("role") == "assistant":
+                return message.get("content") if isinstance(message.get("content"), str) else ""
+    return ""
+
+
+@dataclass
+class _Target:
+    """One example as the built-in probes see it."""
+
+    example: Example
+    gold: Any
+    slot: _Slot | None
+    wrongs: list[str]
+    """Other examples' answers, none equal to this one's."""
+
+    @property
+    def text(self) -> str:
+        return _final_text(self.gold)
+
+    @property
+    def prompt(self) -> str:
+        return "\n".join(m["content"] for m in self.example.prompt if isinstance(m.get("content"), str))
+
+    @property
+    def question(self) -> str:
+        users = [m["content"] for m in self.example.prompt if m.get("role") == "user"]
+        return users[-1] if users and isinstance(users[-1], str) else self.prompt
+
+    def final(self, text: str) -> Any:
+        """The gold completion with its last assistant turn replaced by ``text``."""
+        if not isinstance(self.gold, list):
+            return text
+        messages = [dict(m) if isinstance(m, dict) else m for m in self.gold]
+        turns = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"]
+        if not turns:
+            return [*messages, {"role": "assistant", "content": text}]
+        messages[turns[-1]]["content"] = text
+        return messages
+
+    def answers(self, contents: Sequence[str]) -> list[Any]:
+        """Completions in the gold layout with each of ``contents`` as the answer."""
+        return [self.final(self.slot.fill(c)) for c in contents]
+
+
+# --- text transformations -----------------------------------------------------------------------------
+
+
+def swap_all(text: str) -> str:
+    """Every character that has a look-alike in :data:`CONFUSABLES` replaced by it."""
+    return "".join(CONFUSABLES.get(c, c) for c in text)
+
+
+def swap_one(text: str) -> str:
+    """The first digit with a look-alike replaced, else the first letter that has one."""
+    for wanted in (str.isdigit, str.isalpha):
+        for i, c in enumerate(text):
+            if wanted(c) and c in CONFUSABLES:
+                return text[:i] + CONFUSABLES[c] + text[i + 1 :]
+    return text
+
+
+def full_width(text: str) -> str:
+    """ASCII letters and digits in their full-width forms (NFKC turns them back)."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text)
+
+
+def _calls(region: str) -> list[dict] | None:
+    """The ``{"name", "arguments"}`` objects of a gold completion's tool-call blocks."""
+    calls = []
+    for body in _TOOL_CALL.findall(region):
+        try:
+            call = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(call, dict) or not isinstance(call.get("arguments"), dict):
+            return None
+        calls.append(call)
+    return calls or None
+
+
+def _render(calls: list[dict]) -> str:
+    return "\n".join(f"<tool_call>\n{json.dumps(c, ensure_ascii=False)}\n</tool_call>" for c in calls)
+
+
+def _map_strings(value: Any, fn) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    return value
+
+
+# --- the built-in probes --------------------------------------------------------------------------
+
+
+def _empty(t: _Target) -> Probe:
+    return Probe("empty completion", ["", " \n\t ", t.final("")], max_total=0.0, about="nothing, or whitespace")
+
+
+def _empty_answer(t: _Target) -> Probe | None:
+    if t.slot is None:
+        return None
+    if t.slot.kind == "tool_calls":
+        texts = ["<tool_call></tool_call>", "<tool_call>{}</tool_call>", _render([EMPTY_CALL])]
+        calls = _calls(t.slot.content)
+        if calls and any(c["arguments"] for c in calls):
+            texts.append(_render([{**c, "arguments": {}} for c in calls]))
+        return Probe("empty answer", t.answers(texts), about="the gold layout without an answer")
+    contents = ["", "pass"] if t.slot.kind == "code" else ["", "   "]
+    return Probe("empty answer", t.answers(contents), about="the gold layout without an answer")
+
+
+def _spam(t: _Target) -> Probe | None:
+    if t.slot is None:
+        return None
+    gold = t.slot.content
+    if t.slot.kind == "tool_calls":
+        calls = _calls(gold) or []
+        texts = [f"{gold}\n{gold}", "\n".join([gold] * 5)]
+        if calls:
+            texts.append(_render([*calls, {"name": calls[0]["name"], "arguments": {}}]))
+        return Probe("answer spam", t.answers(texts), about="the gold calls repeated or with an extra call")
+    if t.slot.kind == "code":
+        blocks = [*t.wrongs[:2], gold, "pass"]
+        return Probe("answer spam", t.answers([t.slot.joiner.join(blocks)]), about="several programs, a wrong one last")
+    wrongs = t.wrongs[:6] or [f"{gold}0", f"-{gold}"]
+    half = len(wrongs) // 2
+    candidates = [*wrongs[:half], gold, *wrongs[half:]]
+    contents = [sep.join(candidates) for sep in (", ", " or ", "\n", "; ")] + [t.slot.joiner.join(candidates)]
+    about = f"the gold amid {len(wrongs)} other answers, a wrong one last"
+    return Probe("answer spam", t.answers(contents), about=about)
+
+
+def _echo(t: _Target) -> Probe:
+    completions = [t.final(t.prompt)]
+    if t.slot is not None:
+        completions += t.answers([t.question, t.prompt])
+    return Probe("prompt echo", completions, about="the prompt as the completion, the question as the answer")
+
+
+def _reasoning_only(t: _Target) -> Probe | None:
+    if t.slot is None:
+        return None
+    visible = t.text.rpartition("</think>")[2].strip()
+    if t.slot.kind == "tool_calls":
+        after = "No call is needed."
+    else:
+        wrong = "pass" if t.slot.kind == "code" else (t.wrongs[0] if t.wrongs else "")
+        slot = _answer_slot(visible)
+        after = slot.fill(wrong) if slot is not None else ""
+    texts = [f"<think>{visible}</think>\n{after}", f"<think>{visible}</think>", f"<think>{visible}"]
+    return Probe("gold only in reasoning", [t.final(x) for x in texts], about="the gold answer inside <think> only")
+
+
+def _lookalikes(t: _Target) -> Probe | None:
+    if t.slot is None or t.slot.kind == "code":
+        return None
+    gold = t.slot.content
+    if t.slot.kind == "tool_calls":
+        calls = _calls(gold)
+        if not calls:
+            return None
+        first = calls[0]
+        variants = [
+            [{**first, "name": swap_one(first["name"])}, *calls[1:]],
+            [{**first, "name": full_width(first["name"])}, *calls[1:]],
+            [{**c, "arguments": _map_strings(c["arguments"], swap_all)} for c in calls],
+            [{**c, "arguments": _map_strings(c["arguments"], full_width)} for c in calls],
+        ]
+        contents = [_render(v) for v in variants if v != calls]
+    else:
+        contents = [fn(gold) for fn in (swap_all, swap_one, full_width)]
+        contents = [c for c in contents if c != gold]
+    if not contents:
+        return None
+    return Probe("unicode look-alikes", t.answers(contents), about="confusable or full-width characters in the gold")
+
+
+def _long_output(t: _Target) -> Probe:
+    completions = [t.final(f"{FILLER}\n{t.text}")]
+    if "<think>" in t.text:
+        completions.append(t.final(t.text.replace("<think>", f"<think>{FILLER}", 1)))
+    if t.slot is not None and t.slot.kind == "code":
+        completions += t.answers([f"# {FILLER}\n{t.slot.content}"])
+    return Probe(
+        "long output",
+        completions,
+        max_correct=None,
+        max_total="gold",
+        max_seconds=LONG_OUTPUT_SECONDS,
+        about=f"{len(FILLER):,} characters of filler, then the gold",
+    )
+
+
+def _long_answer(t: _Target) -> Probe | None:
+    if t.slot is None or t.slot.kind not in ("tags", "boxed"):
+        return None
+    gold = t.slot.content
+    return Probe(
+        "long answer",
+        t.answers([f"{FILLER}{gold}", f"{gold} {FILLER}"]),
+        max_seconds=LONG_OUTPUT_SECONDS,
+        about="filler inside the answer block, around the gold",
+    )
+
+
+def _code_probes(t: _Target) -> list[Probe]:
+    if t.slot is None or t.slot.kind != "code":
+        return []
+    exits = [
+        "import sys\nsys.exit(0)",
+        "import os\nos._exit(0)",
+        "raise SystemExit",
+        f"{t.slot.content}\n\nimport sys\nsys.exit(0)",
+        "import atexit, os\natexit.register(os._exit, 0)",
+    ]
+    fakes = ['"All tests passed"', '"OK"', '"PASSED"', '"Ran 5 tests in 0.001s\\n\\nOK"', '"\\n" + "0" * 32']
+    fake_programs = [f"print({text})\nimport sys\nsys.exit(0)" for text in fakes]
+    fake_programs += ['print("All tests passed")', 'import os\nos.write(1, b"\\nOK\\n")\nos._exit(0)']
+    patches = [
+        "import builtins\nbuiltins.exec = lambda *args, **kwargs: None",
+        "import builtins\nbuiltins.AssertionError = type('Quiet', (Exception,), {})",
+        f"import builtins\nfor name in {LYING_BUILTINS!r}:\n    setattr(builtins, name, lambda *args, **kwargs: True)",
+        "import atexit, os, sys\nsys.excepthook = lambda *args: None\natexit.register(os._exit, 0)",
+    ]
+    return [
+        Probe("early exit", t.answers(exits), about="the program exits before the tests run"),
+        Probe("fake test output", t.answers(fake_programs), about="the program prints that the tests passed"),
+        Probe("patched builtins", t.answers(patches), about="the program rebinds builtins the tests rely on"),
+    ]
+
+
+def _builtin_probes(t: _Target) -> list[Probe]:
+    """Every built-in probe that applies to the target's answer layout."""
+    probes = [
+        _empty(t),
+        _empty_answer(t),
+        _spam(t),
+        _echo(t),
+        _reasoning_only(t),
+        _lookalikes(t),
+        _long_output(t),
+        _long_answer(t),
+    ]
+    return [p for p in probes if p is not None] + _code_probes(t)
+
+
+# --- running them ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    """How one probe fared over all its examples."""
+
+    probe: Probe
+    rule: str
+    completions: int = 0
+    examples: int = 0
+    max_correct: float = 0.0
+    max_total: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+def _preview(completion: Any) -> str:
+    text = _final_text(completion)
+    return repr(text if len(text) <= 60 else f"{text[:32]}...{text[-24:]}")
+
+
+def _rule(probe: Probe, format_max: float) -> str:
+    parts = [] if probe.max_correct is None else [f"correct <= {probe.max_correct:g}"]
+    if probe.max_total == "format":
+        parts.append(f"total <= {format_max:g} (format)")
+    elif probe.max_total == "gold":
+        parts.append("total <= gold")
+    else:
+        parts.append(f"total <= {float(probe.max_total):g}")
+    if probe.max_seconds is not None:
+        parts.append(f"within {probe.max_seconds:g} s")
+    return ", ".join(parts)
+
+
+def probe_env(env, examples: Sequence[Example], pool: Sequence[Example] = ()) -> list[Check]:
+    """Run the built-in probes and the env's own on ``examples``; one :class:`Check` per probe name.
+
+    Args:
+        env: The environment.
+        examples: The examples to probe (``validate_env`` uses the first :data:`PROBE_EXAMPLES` train ones).
+        pool: More examples, whose answers serve as the wrong candidates of answer spam.
+
+    Returns:
+        One check per probe name, in the order the probes were first seen.
+    """
+    weights = env.rubric.weights
+    correctness = [k for k, w in weights.items() if w > 0 and k not in FORMAT_REWARDS]
+    format_max = sum(w for k, w in weights.items() if w > 0 and k in FORMAT_REWARDS)
+    golds = [env.gold_completion(ex) for ex in examples]
+    gold_totals = [s.reward for s in env.score_batch(golds, list(examples))]
+    answers: dict[str, None] = {}  # every example's answer, once each, in order
+    for ex in [*examples, *pool]:
+        slot = _answer_slot(_final_text(env.gold_completion(ex)))
+        if slot is not None:
+            answers.setdefault(slot.content, None)
+
+    outcomes: dict[str, _Outcome] = {}
+    planned: list[tuple[Probe, Example, float]] = []
+    for ex, gold, gold_total in zip(examples, golds, gold_totals):
+        slot = _answer_slot(_final_text(gold))
+        wrongs = [a for a in answers if slot is None or a.strip() != slot.content.strip()]
+        probes = _builtin_probes(_Target(ex, gold, slot, wrongs))
+        try:
+            probes += list(env.probes(ex))
+        except Exception as exc:  # an env's own probe builder is env code: report it, do not crash validate
+            outcomes.setdefault("env probes", _Outcome(Probe("env probes", []), rule="builds without error"))
+            outcomes["env probes"].failures.append(f"{ex.id}: {type(exc).__name__}: {exc}")
+        for probe in probes:
+            outcome = outcomes.setdefault(probe.name, _Outcome(probe, _rule(probe, format_max)))
+            outcome.examples += 1
+            planned.append((probe, ex, gold_total))
+
+    def judge(probe: Probe, ex: Example, gold_total: float, completions: list, scores: list, seconds: float) -> None:
+        outcome = outcomes[probe.name]
+        limit = {"format": format_max, "gold": gold_total}.get(probe.max_total, probe.max_total)
+        for completion, score in zip(completions, scores):
+            outcome.completions += 1
+            correct = max([score.rewards.get(k) or 0.0 for k in correctness], default=0.0)
+            outcome.max_correct = max(outcome.max_correct, correct)
+            outcome.max_total = max(outcome.max_total, score.reward)
+            too_correct = probe.max_correct is not None and correct > probe.max_correct + 1e-9
+            if score.errors:
+                outcome.failures.append(f"{ex.id}: {_preview(completion)} made {score.errors} raise")
+            elif too_correct or score.reward > float(limit) + 1e-9:
+                scored = f"correct {correct:g}, total {score.reward:g}"
+                outcome.failures.append(f"{ex.id}: {_preview(completion)} -> {scored}")
+        if probe.max_seconds is not None and seconds > probe.max_seconds:
+            outcome.failures.append(f"{ex.id}: scoring took {seconds:.1f} s")
+
+    # Untimed probes in one batch, so that code envs run their programs concurrently; timed ones alone.
+    untimed = [(p, ex, g) for p, ex, g in planned if p.max_seconds is None]
+    flat = [(p, ex, g, c) for p, ex, g in untimed for c in p.completions]
+    scores = env.score_batch([c for *_, c in flat], [ex for _, ex, _, _ in flat]) if flat else []
+    for (probe, ex, gold_total, completion), score in zip(flat, scores):
+        judge(probe, ex, gold_total, [completion], [score], 0.0)
+    for probe, ex, gold_total in planned:
+        if probe.max_seconds is None:
+            continue
+        completions = list(probe.completions)
+        start = time.perf_counter()
+        timed_scores = env.score_batch(completions, [ex] * len(completions))
+        judge(probe, ex, gold_total, completions, timed_scores, time.perf_counter() - start)
+
+    checks = []
+    for name, o in outcomes.items():
+        detail = "; ".join(o.failures[:2]) or f"{o.completions} completions on {o.examples} examples: {o.probe.about}"
+        checks.append(Check(name, not o.failures, detail, "probe", o.rule, o.max_correct, o.max_total))
+    return checks

@@ -20,6 +20,8 @@ def test_validate_every_env(env_id):
     failed = [(c.name, c.detail) for c in report.checks if not c.passed]
     assert report.passed, failed
     assert {c.name for c in report.checks} >= {"gold scores 1.0", "garbage scores 0", "deterministic"}
+    probes = {c.name for c in report.checks if c.kind == "probe"}  # reward-hacking probes, all passed above
+    assert probes >= {"empty completion", "empty answer", "answer spam", "prompt echo", "long output"}
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)

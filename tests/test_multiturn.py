@@ -113,7 +113,7 @@ def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, a
     from rlhub.trainers.recipe import load_recipe
 
     monkeypatch.setattr(ScriptedEngine, "call", call)
-    monkeypatch.setattr(loop, "HFRolloutEngine", ScriptedEngine)
+    monkeypatch.setattr(rlhub.rollout, "HFRolloutEngine", ScriptedEngine)  # what make_engine builds for hf
     seen = []
     real_make_batch = loop.make_batch
 

@@ -40,6 +40,7 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
         "rlhub/trainers/loop.py",
         "rlhub/sandbox/pool.py",
         "rlhub/integrations/trl.py",
+        "rlhub/templates/tool_multiturn.py",  # rlhub new-env writes from these
     ):
         assert required in names, required
     target = tmp_path / "site"

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 import rlhub
+from rlhub.backends import make_engine
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
-from rlhub.rollout import HFRolloutEngine, encode_prompt, rollout, stop_token_ids
+from rlhub.rollout import encode_prompt, rollout
 from rlhub.trainers import checkpoint
 from rlhub.trainers.critic import Critic, build_critic
 from rlhub.trainers.forward import CompletionLogits, make_batch
@@ -236,6 +237,11 @@ def train(
     multi_turn = getattr(env, "multi_turn", False)
     algorithm = load_algorithm(recipe)
     uses_critic = getattr(algorithm, "uses_critic", False)
+    if uses_critic and accelerator.distributed_type.value == "DEEPSPEED":
+        raise ConfigError(
+            "ppo's critic has an optimizer of its own, which accelerate's DeepSpeed integration does not take; "
+            "launch with recipes/accelerate/ddp.yaml or fsdp.yaml"
+        )
     if algorithm.needs_reference and not recipe.lora.enabled:
         raise ConfigError(
             "algorithm.beta > 0 needs the reference policy, which rlhub takes from the base model under the LoRA "
@@ -294,7 +300,8 @@ def train(
     policy = accelerator.unwrap_model(forward).model
     if device.type != "cpu":
         generator = torch.Generator(device=device).manual_seed(t.seed + rank)
-    engine = HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), generator)
+    # Sampling: the policy itself (hf), or vLLM synced with it after every update (generation.backend).
+    engine = make_engine(recipe.generation, policy, tokenizer, generator, seed=t.seed + rank, dtype=recipe.model.dtype)
 
     stream = PromptStream(train_examples, seed=t.seed)
     start_step, history = 0, []
@@ -313,6 +320,7 @@ def train(
             extras=extras,
         )
         start_step, stream.position, history = state["step"], state["position"], state["reward_history"]
+        engine.sync_weights(policy)
 
     config = {
         **recipe.model_dump(),
@@ -472,6 +480,8 @@ def train(
             if not policy_frozen:
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+        if work and not policy_frozen:
+            engine.sync_weights(policy)  # the next rollout (and in-loop eval) samples from the updated policy
         step_time = time.perf_counter() - step_start
 
         # 6. Log: gathered across processes, namespaced keys.

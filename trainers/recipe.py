@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rlhub.backends import GenerationConfig
 from rlhub.errors import ConfigError
 
 
@@ -140,6 +141,8 @@ class Recipe(Section):
     """Reward weights by name: rubric names override weights; other names add reward functions."""
     algorithm: AlgorithmSection = Field(default_factory=AlgorithmSection)
     critic: CriticSection = Field(default_factory=CriticSection)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    """Who samples completions: hf (the policy itself) or vllm (see rlhub.backends.GenerationConfig)."""
     lora: LoraSection = Field(default_factory=LoraSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
@@ -147,6 +150,7 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
+        self.generation.validate()
         a = self.algorithm
         if a.name != "ppo":
             stray = [f"critic.{k}" for k in sorted(self.critic.model_fields_set)]
@@ -179,7 +183,7 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
 def _error_line(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"unknown recipe key {where!r}; check its spelling (see recipes/quickstart.yaml for every key)"
     if err["type"] == "value_error":
         return err["msg"].removeprefix("Value error, ")

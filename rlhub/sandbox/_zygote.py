@@ -187,6 +187,7 @@ def _run_program(segments: list, token: str | None) -> None:
     Segments are compiled separately, so one cannot swallow the next (say, by ending inside an
     open string); all are compiled before any runs. Exits the way the interpreter would.
     """
+    run = exec  # bound before any program code runs: a program that rebinds builtins.exec cannot skip the tests
     main = types.ModuleType("__main__")
     sys.modules["__main__"] = main
     exit_code, completed = 0, False
@@ -196,7 +197,7 @@ def _run_program(segments: list, token: str | None) -> None:
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
             compiled.append(compile(source, filename, "exec", dont_inherit=True))
         for code in compiled:
-            exec(code, main.__dict__)
+            run(code, main.__dict__)
         completed = True
     except SystemExit as exc:
         exit_code = _system_exit_code(exc)

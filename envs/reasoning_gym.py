@@ -1,0 +1,307 @@
+"""rg: any of reasoning-gym's procedural tasks as an rlhub environment, by name (``rg/<task>-v0``).
+
+Task: reasoning-gym (Apache-2.0; ``pip install 'rlhub[rg]'``) generates about a hundred kinds of
+reasoning problems: arithmetic, algebra, logic puzzles, games, graphs, ciphers, ARC grids. 93 of the
+106 tasks of its version 0.1.25 are served (``EXCLUDED`` says why not the others), each by name:
+``rlhub.make("rg/leg_counting-v0")`` serves its ``leg_counting`` task; ``task_config={...}`` sets the
+task's own options (the fields of its config dataclass, e.g. ``{"max_animals": 5}``). Example ``i`` of
+a split is item ``i`` of a reasoning-gym dataset whose seed is drawn from (seed, split), so (seed,
+index) reproduces it; each split's seeds lie in a range of their own, so train and test never share an
+item seed. The ids are made on demand (``rlhub.registry.FAMILIES``), not listed in registry.yaml:
+``rlhub envs list --family rg`` lists them, and importing this module registers them with gymnasium
+(``gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.leg_counting-v0")``).
+
+Output format: reasoning in ``<think>...</think>``, the answer in ``<answer>...</answer>``, written the
+way the question asks (a number, a list, a grid, a move sequence).
+
+Rewards: ``correct`` (1.0 iff reasoning-gym's own ``score_answer`` gives the text of the answer block
+full marks; weight 1.0), ``format`` (exact think/answer layout, weight ``format_weight``), ``rg_score``
+(``score_answer`` itself, in [0, 1], with the partial credit many tasks give, e.g. 0.01 for any answer
+of the right form or a share for a near miss; weight 0: logged, and a recipe may weight it). Both read
+0 without an answer block, when the scorer raises, and for an answer :func:`plausible` refuses (padded
+to ten times the reference's length, or with look-alike digits), since several scorers read leniently.
+
+Version history:
+    v0: first version (reasoning-gym 0.1.25).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import importlib.util
+import inspect
+import io
+import json
+import logging
+import math
+import re
+import unicodedata
+import warnings
+from dataclasses import dataclass, field
+from functools import cache
+from random import Random
+from typing import Any
+
+from rlhub.env import EnvConfig, ProceduralEnv
+from rlhub.errors import ConfigError, RLHubError
+from rlhub.registry import EnvSpec, register_with_gymnasium
+from rlhub.rewards import Rubric
+from rlhub.rewards.format import think_answer_format
+from rlhub.rewards.parsing import completion_text, extract_answer
+from rlhub.types import Example
+
+log = logging.getLogger(__name__)
+
+VERSION = 0
+FAMILY = "any reasoning-gym task by name, e.g. rg/leg_counting-v0"
+INSTALL = "pip install 'rlhub[rg]'"
+ID_PATTERN = re.compile(r"^rg/([a-z0-9_]+)-v(\d+)$")
+
+_NO_SEED = "the same seed gives different items: "
+EXCLUDED = {
+    "composite": "it mixes other tasks and needs a list of them; make one env per task instead",
+    "acre": "its items depend on the dataset size as well as the seed, so (seed, index) does not reproduce one",
+    "codeio": _NO_SEED + "its input generators use the global random module",
+    "list_functions": _NO_SEED + "one of its generators uses the global random module",
+    "isomorphic_strings": _NO_SEED + "its questions follow set order, which changes with PYTHONHASHSEED",
+    "polynomial_multiplication": _NO_SEED + "its questions follow set order, which changes with PYTHONHASHSEED",
+    "ransom_note": _NO_SEED + "its questions follow set order, which changes with PYTHONHASHSEED",
+    "boxnet": "reasoning-gym gives no reference answer, so no gold completion can prove the reward right",
+    "rush_hour": "reasoning-gym gives no reference answer, so no gold completion can prove the reward right",
+    "rubiks_cube": "a scramble that cancels out has an empty reference answer, which an answer block cannot hold",
+    "game_of_life_halting": "its score_answer gives 1.0 to any non-empty answer (bool('False') is True)",
+    "puzzle24": "its score_answer does not check the puzzle's numbers: any four numbers that make 24 score 1.0",
+    "propositional_logic": "it accepts any formula the premises entail, so copying a premise often scores 1.0",
+}
+"""Tasks of reasoning-gym 0.1.25 that ``rg/<task>-v0`` does not serve, and why."""
+
+REFERENCE_KEYS = ("possible_answer", "example_answer", "example_correct_answer")
+"""Metadata fields holding a correct answer, for tasks whose ``answer`` is None (any valid solution scores)."""
+
+SPLIT_INDEX = {"train": 0, "test": 1, "demo": 2}
+MAX_EXAMPLES = 2**24
+"""Most examples per split: item seeds run from a split's base seed up, and must stay below 2**32 (numpy)."""
+
+
+def _reasoning_gym():
+    if importlib.util.find_spec("reasoning_gym") is None:
+        raise RLHubError(f"rg/<task>-v0 environments need reasoning-gym: {INSTALL}")
+    import reasoning_gym
+
+    return reasoning_gym
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("reasoning-gym")
+
+
+@cache
+def tasks() -> dict[str, tuple[type, type]]:
+    """reasoning-gym's tasks that rg ids serve: name -> (dataset class, config dataclass)."""
+    _reasoning_gym()  # importing reasoning_gym fills its registry
+    from reasoning_gym.factory import DATASETS  # the registry create_dataset reads
+
+    return {name: classes for name, classes in sorted(DATASETS.items()) if name not in EXCLUDED}
+
+
+def _task(name: str) -> tuple[type, type]:
+    _reasoning_gym()
+    if name in EXCLUDED:
+        raise RLHubError(f"rg/{name}-v{VERSION} is not offered: {EXCLUDED[name]}")
+    if name not in tasks():
+        close = difflib.get_close_matches(name, list(tasks()), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RLHubError(f"unknown reasoning-gym task {name!r}{hint}; `rlhub envs list --family rg` lists them")
+    return tasks()[name]
+
+
+def family_spec(env_id: str) -> EnvSpec:
+    """The spec of ``rg/<task>-v0``, made from the task's dataset class."""
+    match = ID_PATTERN.match(env_id)
+    if not match:
+        raise RLHubError(f"{env_id!r} is not a reasoning-gym id; they look like 'rg/leg_counting-v{VERSION}'")
+    name, version = match.group(1), int(match.group(2))
+    dataset_cls, _ = _task(name)
+    if version != VERSION:
+        raise RLHubError(
+            f"{env_id!r}: the reasoning-gym adapter has only version {VERSION}; use 'rg/{name}-v{VERSION}'"
+        )
+    category = dataset_cls.__module__.split(".")[1]
+    summary = (inspect.getdoc(dataset_cls) or "").split("\n")[0].rstrip(".")
+    return EnvSpec(
+        id=f"rg/{name}-v{VERSION}",
+        entry_point="rlhub.envs.reasoning_gym:ReasoningGymEnv",
+        version=VERSION,
+        domain="math",
+        description=f"reasoning-gym {category}/{name}" + (f": {summary}." if summary else "."),
+        license="Apache-2.0 (reasoning-gym, generated)",
+        tags=("procedural", "reasoning-gym", category),
+        config={"task": name},
+        source=f"reasoning-gym {_version()}",
+    )
+
+
+def family_specs() -> list[EnvSpec]:
+    """Every ``rg/<task>-v0`` spec, sorted by id (raises with the install command when the extra is missing)."""
+    return [family_spec(f"rg/{name}-v{VERSION}") for name in tasks()]
+
+
+@dataclass
+class ReasoningGymConfig(EnvConfig):
+    task: str = ""
+    """The reasoning-gym task; the id ``rg/<task>-v0`` sets it."""
+    task_config: dict[str, Any] = field(default_factory=dict)
+    """Options of the task's own config dataclass (``{"max_animals": 5}``); rlhub sets its seed and size."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.answer_format != "tags":
+            raise ConfigError("reasoning-gym answers are free text (lists, grids, moves): set answer_format='tags'")
+        if not self.task:
+            raise ConfigError("task is empty: make the env by id, rlhub.make('rg/leg_counting-v0')")
+        try:
+            _, config_cls = _task(self.task)
+        except RLHubError as exc:
+            raise ConfigError(str(exc))
+        names = {f.name for f in dataclasses.fields(config_cls)} - {"seed", "size"}
+        if {"seed", "size"} & set(self.task_config):
+            raise ConfigError("task_config must not set seed or size: pass seed= and limit= to env.examples()")
+        unknown = sorted(set(self.task_config) - names)
+        if unknown:
+            raise ConfigError(f"task_config key(s) {unknown} unknown to {self.task}; valid keys: {sorted(names)}")
+        try:
+            task_config = config_cls(**self.task_config)
+            if callable(getattr(task_config, "validate", None)):
+                task_config.validate()
+        except (AssertionError, TypeError, ValueError) as exc:
+            raise ConfigError(f"task_config {self.task_config} is invalid for {self.task}: {exc or 'a check failed'}")
+
+
+def reference_answer(answer: Any, metadata: dict[str, Any] | None) -> str | None:
+    """A correct answer to an item: its ``answer``, else one from its metadata (tasks that accept any solution)."""
+    if answer is not None:
+        return str(answer)
+    for key in REFERENCE_KEYS:
+        value = (metadata or {}).get(key)
+        if value is not None:
+            return value if isinstance(value, str) else json.dumps(value)
+    return None
+
+
+def plausible(answer: str, reference: str) -> bool:
+    """Whether an answer may go to reasoning-gym's scorer at all.
+
+    Several of its scorers read leniently (gsm_symbolic takes the first number in the text, many call
+    ``float()``, which reads full-width and other Unicode digits), so an answer padded to more than ten
+    times the reference's length, or holding a non-ASCII digit or an NFKC-changed character (full width)
+    that the reference does not, is refused: it would otherwise earn full marks as a look-alike.
+
+    Example:
+        >>> plausible("42", "42"), plausible("\uff14\uff12", "42"), plausible("I think 42" * 20, "42")
+        (True, False, False)
+    """
+    if len(answer) > 10 * len(reference) + 100:
+        return False
+    return not any(
+        not c.isascii() and (c.isdecimal() or unicodedata.normalize("NFKC", c) != c)
+        for c in set(answer) - set(reference)
+    )
+
+
+class Scorer:
+    """One task's ``score_answer``, total on model output and memoized (two rewards read each score)."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+        self.cache: dict[tuple, float] = {}
+
+    def __call__(self, completion: Any, answer: Any, question: str, metadata: dict[str, Any]) -> float:
+        """The score in [0, 1]: 0 without an answer block, for an implausible answer, or when the scorer raises."""
+        text = extract_answer(completion_text(completion), "tags")
+        reference = reference_answer(answer, metadata) or ""
+        if not text or not plausible(text, reference):
+            return 0.0
+        key = (text, question, reference)
+        if key not in self.cache:
+            if len(self.cache) >= 4096:
+                self.cache.clear()
+            self.cache[key] = self.score(text, {"question": question, "answer": answer, "metadata": metadata})
+        return self.cache[key]
+
+    def score(self, text: str, entry: dict[str, Any]) -> float:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # some scorers warn on malformed answers (numpy.loadtxt)
+                value = float(self.dataset.score_answer(text, entry))
+        except Exception as exc:  # a scorer that raises on an answer has refused it
+            log.debug("reasoning-gym score_answer raised %s: %s", type(exc).__name__, exc)
+            return 0.0
+        return min(max(value, 0.0), 1.0) if math.isfinite(value) else 0.0
+
+
+class ReasoningGymEnv(ProceduralEnv):
+    Config = ReasoningGymConfig
+
+    @property
+    def task_config_class(self) -> type:
+        """The task's own config dataclass, whose fields ``task_config`` sets (env cards list them)."""
+        return _task(self.config.task)[1]
+
+    def dataset(self, split: str, seed: int, size: int):
+        """The reasoning-gym dataset behind a split: item ``i`` comes from ``Random(base + i)``."""
+        base = SPLIT_INDEX[split] * 2**30 + Random(f"rg/{seed}/{split}").randrange(2**30 - MAX_EXAMPLES)
+        return _reasoning_gym().create_dataset(self.config.task, **self.config.task_config, seed=base, size=size)
+
+    def load_examples(self, split: str, limit: int | None, seed: int) -> list[Example]:
+        n = self.default_size.get(split, 0) if limit is None else limit
+        if n > MAX_EXAMPLES:
+            raise ConfigError(f"limit must be at most {MAX_EXAMPLES} for reasoning-gym envs, got {n}")
+        if n == 0:
+            return []
+        dataset = self.dataset(split, seed, n)
+        with contextlib.redirect_stdout(io.StringIO()):  # bf's compiler prints progress dots
+            entries = [dataset[i] for i in range(n)]
+        return [self.to_example(entry, split, i) for i, entry in enumerate(entries)]
+
+    def demo_examples(self, k: int) -> list[Example]:
+        return self.load_examples("demo", k, seed=0)
+
+    def to_example(self, entry: dict[str, Any], split: str, index: int) -> Example:
+        return Example(
+            id=f"rg/{self.config.task}/{split}/{index}",
+            prompt=self.make_prompt(entry["question"].strip()),
+            answer=entry["answer"],
+            info={"question": entry["question"], "metadata": entry["metadata"]},
+        )
+
+    def gold_completion(self, example: Example) -> str:
+        reference = reference_answer(example.answer, example.info.get("metadata"))
+        return self.format_answer(reference or "", reasoning="Working it out.")
+
+    def build_rubric(self) -> Rubric:
+        scorer = Scorer(self.dataset("test", 0, 1))  # score_answer reads the entry and task config, not the seed
+
+        def correct(completions, answer, question, metadata, **kwargs):
+            """1.0 iff reasoning-gym's ``score_answer`` gives the answer block full marks."""
+            return [float(scorer(*row) >= 1.0 - 1e-9) for row in zip(completions, answer, question, metadata)]
+
+        def rg_score(completions, answer, question, metadata, **kwargs):
+            """reasoning-gym's ``score_answer`` on the answer block, partial credit included."""
+            return [scorer(*row) for row in zip(completions, answer, question, metadata)]
+
+        return Rubric(
+            {
+                "correct": (correct, 1.0),
+                "format": (think_answer_format, self.config.format_weight),
+                "rg_score": (rg_score, 0.0),
+            }
+        )
+
+
+if importlib.util.find_spec("reasoning_gym") is not None:
+    # gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.<task>-v0") imports this module to find the ids.
+    register_with_gymnasium(family_specs())

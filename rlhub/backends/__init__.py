@@ -1,0 +1,140 @@
+"""Generation backends: where training and evaluation get their completions.
+
+- ``hf`` (default): :class:`rlhub.rollout.HFRolloutEngine` samples with the policy itself (CPU or GPU).
+- ``vllm``: :mod:`rlhub.backends.vllm`, a vLLM engine colocated in the trainer's process or an
+  external ``vllm serve``, synced with the policy after each update (``pip install 'rlhub[vllm]'``).
+- :mod:`rlhub.backends.openai`: any OpenAI-compatible chat endpoint, for ``rlhub eval --base-url``.
+
+The first two implement :class:`rlhub.rollout.RolloutEngine`; a trainer builds one with
+:func:`make_engine` and calls ``engine.sync_weights(policy)`` whenever the policy has changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from rlhub.errors import ConfigError
+
+BACKENDS = ("hf", "vllm")
+VLLM_MODES = ("colocate", "server")
+SYNC_MODES = ("auto", "adapter", "merged")
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    """How a trainer samples completions (a recipe's ``generation`` section)."""
+
+    backend: str = "hf"
+    """hf: the policy samples itself; vllm: a vLLM engine does (GPU, rlhub[vllm])."""
+    vllm_mode: str = "colocate"
+    """colocate: vLLM runs in the trainer's process on its GPU; server: an external `vllm serve`."""
+    base_url: str | None = None
+    """server: the endpoint, e.g. http://localhost:8000."""
+    served_model_name: str | None = None
+    """server: the base model's name on the server (default: the first of /v1/models)."""
+    api_key_env: str = "VLLM_API_KEY"
+    """server: the environment variable holding the key the server was started with (--api-key), if any."""
+    sync: str = "auto"
+    """How the policy reaches vLLM after each update: adapter (LoRA, a few MB), merged (every weight,
+    colocate only), or auto (adapter for LoRA policies, merged otherwise)."""
+    gpu_memory_utilization: float = 0.3
+    """colocate: the share of GPU memory vLLM takes (weights and KV cache); training needs the rest."""
+    max_model_len: int | None = None
+    """colocate: the longest prompt + completion vLLM plans for (default: the model's)."""
+    timeout: float = 300.0
+    """server: seconds to wait for one answer before failing."""
+    adapter_dir: str | None = None
+    """Where synced adapters are written (default: a temporary folder); a server must be able to read it."""
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"generation.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.vllm_mode not in VLLM_MODES:
+            raise ConfigError(f"generation.vllm_mode must be one of {VLLM_MODES}, got {self.vllm_mode!r}")
+        if self.sync not in SYNC_MODES:
+            raise ConfigError(f"generation.sync must be one of {SYNC_MODES}, got {self.sync!r}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"generation.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.timeout <= 0:
+            raise ConfigError(f"generation.timeout must be > 0 seconds, got {self.timeout}")
+        if self.backend == "vllm" and self.vllm_mode == "server":
+            if not self.base_url:
+                raise ConfigError("generation.vllm_mode=server needs generation.base_url (e.g. http://localhost:8000)")
+            if self.sync == "merged":
+                raise ConfigError(
+                    "generation.sync=merged works only with vllm_mode=colocate; a server follows LoRA adapters"
+                )
+
+    @classmethod
+    def parse(cls, value: Any = None) -> GenerationConfig:
+        """From None (defaults), a mapping, this dataclass, or any object with a ``model_dump()`` (pydantic)."""
+        if isinstance(value, cls):
+            config = value
+        else:
+            if value is None:
+                data: dict[str, Any] = {}
+            elif hasattr(value, "model_dump"):
+                data = value.model_dump()
+            elif isinstance(value, dict):
+                data = dict(value)
+            else:
+                raise ConfigError(f"generation settings must be a mapping, got {type(value).__name__}")
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ConfigError(f"unknown generation setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+            config = cls(**data)
+        config.validate()
+        return config
+
+
+def make_engine(settings: Any, policy, tokenizer, generator=None, *, seed: int = 0, dtype: str = "auto"):
+    """The rollout engine a recipe's ``generation`` section asks for.
+
+    Args:
+        settings: A :class:`GenerationConfig`, a mapping of its fields, a pydantic section, or None.
+        policy: The policy being trained (unwrapped from DDP/FSDP; a peft model for LoRA).
+        tokenizer: Its tokenizer.
+        generator: Seeded torch generator of the ``hf`` engine.
+        seed: vLLM's sampling seed (give each training process its own).
+        dtype: vLLM's weights dtype (``auto``: the checkpoint's; the recipe's ``model.dtype`` fits).
+
+    Returns:
+        An engine with ``generate``, ``tokenizer``, ``pad_id`` and ``sync_weights(policy)``.
+    """
+    config = GenerationConfig.parse(settings)
+    if config.backend == "hf":
+        from rlhub.rollout import HFRolloutEngine, stop_token_ids
+
+        return HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), generator)
+    from rlhub.backends.vllm import VLLMEngine, VLLMServerEngine, resolve_sync
+
+    if config.vllm_mode == "colocate":
+        return VLLMEngine.colocate(
+            policy,
+            tokenizer,
+            sync=config.sync,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            max_model_len=config.max_model_len,
+            dtype=dtype,
+            seed=seed,
+            adapter_dir=config.adapter_dir,
+        )
+    from rlhub.rollout import stop_token_ids
+
+    if resolve_sync(config.sync, policy) != "adapter":
+        raise ConfigError(
+            "generation.vllm_mode=server follows a LoRA policy only (lora.enabled=true); "
+            "for full fine-tuning use generation.vllm_mode=colocate"
+        )
+    return VLLMServerEngine(
+        config.base_url,
+        tokenizer,
+        stop_token_ids(tokenizer, policy),
+        model=config.served_model_name,
+        timeout=config.timeout,
+        api_key=os.environ.get(config.api_key_env) or None,
+        adapter_dir=config.adapter_dir,
+    )

@@ -1,0 +1,207 @@
+"""The reasoning-gym adapter: rg/<task>-v0 ids made on demand, scored by reasoning-gym's own score_answer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import rlhub
+from rlhub.errors import ConfigError, RLHubError
+from rlhub.registry import EnvSpec, gym_id, register_with_gymnasium
+from rlhub.validate import validate_env
+
+rg = pytest.importorskip("reasoning_gym", reason="the rg extra is not installed: pip install -e '.[rg]'")
+
+from rlhub.envs import reasoning_gym as adapter  # noqa: E402  (only with the extra)
+
+
+def gold_and(env, example, answer: str) -> tuple[float, float]:
+    """(correct, rg_score) of the gold completion and of ``answer`` in the same layout."""
+    gold = env.score(env.gold_completion(example), example).rewards
+    other = env.score(env.format_answer(answer, reasoning="Working it out."), example).rewards
+    assert gold["correct"] == 1.0 and gold["format"] == 1.0 and gold["rg_score"] == 1.0
+    return other["correct"], other["rg_score"]
+
+
+def test_leg_counting_gold_scores_1_and_a_wrong_count_0():
+    env = rlhub.make("rg/leg_counting-v0")
+    for example in env.examples("train", limit=10):
+        assert example.answer == str(example.info["metadata"]["total_legs"])
+        assert "how many legs" in example.prompt[-1]["content"]
+        assert gold_and(env, example, str(int(example.answer) + 1)) == (0.0, 0.0)
+
+
+def test_partial_credit_is_logged_but_not_counted_correct():
+    env = rlhub.make("rg/basic_arithmetic-v0")
+    example = env.examples("train", limit=1)[0]
+    spam = f"{example.answer}, {int(example.answer) + 1}"  # reasoning-gym's default scorer pays len(gold)/len(text)
+    correct, partial = gold_and(env, example, spam)
+    assert correct == 0.0 and 0.0 < partial < 1.0
+    assert env.rubric.weights == {"correct": 1.0, "format": 0.1, "rg_score": 0.0}
+
+
+def test_look_alike_digits_and_padding_are_refused_before_scoring():
+    env = rlhub.make("rg/chain_sum-v0")  # its scorer reads the answer with float(), which takes full-width digits
+    example = env.examples("train", limit=1)[0]
+    full_width = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in example.answer)
+    assert float(full_width) == float(example.answer)
+    assert gold_and(env, example, full_width) == (0.0, 0.0)
+    gsm = rlhub.make("rg/gsm_symbolic-v0")  # its scorer takes the first number anywhere in the text
+    example = gsm.examples("train", limit=1)[0]
+    assert gold_and(gsm, example, f"{example.answer} " + "let me think step by step " * 20) == (0.0, 0.0)
+    assert gold_and(gsm, example, f"{example.answer} apples")[0] == 1.0  # a short unit is no hack
+
+
+def test_a_scorer_that_raises_scores_0_without_touching_the_rest_of_the_batch():
+    env = rlhub.make("rg/prime_factorization-v0")  # its scorer raises ValueError on non-numbers
+    example = env.examples("train", limit=1)[0]
+    scores = env.score_batch([env.format_answer("not a number", "x"), env.gold_completion(example)], [example] * 2)
+    assert [s.rewards["correct"] for s in scores] == [0.0, 1.0]
+    assert scores[0].errors == [] and scores[1].reward == pytest.approx(1.1)
+
+
+def test_tasks_without_an_answer_field_take_the_gold_from_metadata():
+    env = rlhub.make("rg/graph_color-v0")
+    example = env.examples("train", limit=1)[0]
+    assert example.answer is None and "possible_answer" in example.info["metadata"]
+    assert env.score(env.gold_completion(example), example).rewards["correct"] == 1.0
+    assert env.score(env.format_answer("{}", "x"), example).rewards["correct"] == 0.0
+
+
+@pytest.mark.parametrize("env_id", ["rg/leg_counting-v0", "rg/graph_color-v0", "rg/prime_factorization-v0"])
+def test_validate_passes_with_every_probe(env_id):
+    report = validate_env(env_id, n=8)
+    assert report.passed, [(c.name, c.detail) for c in report.checks if not c.passed]
+    assert {c.name for c in report.checks} >= {"gold scores 1.0", "garbage scores 0", "answer spam", "long answer"}
+
+
+def test_examples_are_reproducible_and_splits_do_not_overlap():
+    env = rlhub.make("rg/basic_arithmetic-v0")
+    six = env.examples("train", limit=6, seed=3)
+    assert [e.prompt for e in env.examples("train", limit=3, seed=3)] == [e.prompt for e in six[:3]]
+    assert [e.prompt for e in env.examples("train", limit=6, seed=4)] != [e.prompt for e in six]
+    train = {e.info["question"] for e in env.examples("train", limit=200)}
+    test = {e.info["question"] for e in env.examples("test", limit=200)}
+    assert len(train) > 150 and len(train & test) < 5  # distinct seeds; a few short sums may coincide
+    demos = rlhub.make("rg/basic_arithmetic-v0", few_shot=2).examples("train", limit=1)[0].prompt
+    assert [m["role"] for m in demos] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert demos[2]["content"] == env.gold_completion(env.load_examples("demo", 1, seed=0)[0])
+
+
+def test_task_config_reaches_reasoning_gym_and_is_checked():
+    env = rlhub.make("rg/leg_counting-v0", task_config={"min_animals": 1, "max_animals": 1})
+    assert all(e.info["metadata"]["num_animals"] == 1 for e in env.examples("train", limit=20))
+    with pytest.raises(ConfigError, match=r"unknown to leg_counting; valid keys: \['max_animals'"):
+        rlhub.make("rg/leg_counting-v0", task_config={"max_animal": 3})
+    with pytest.raises(ConfigError, match=r"max_animals must be >= min_animals"):
+        rlhub.make("rg/leg_counting-v0", task_config={"min_animals": 5, "max_animals": 2})
+    with pytest.raises(ConfigError, match=r"must not set seed or size"):
+        rlhub.make("rg/leg_counting-v0", task_config={"seed": 1})
+    with pytest.raises(ConfigError, match=r"set answer_format='tags'"):
+        rlhub.make("rg/leg_counting-v0", answer_format="boxed")
+
+
+def test_ids_resolve_by_name_with_clear_errors():
+    spec = rlhub.registry.get_spec("rg/leg_counting-v0")
+    assert (spec.domain, spec.version, spec.config) == ("math", 0, {"task": "leg_counting"})
+    assert "arithmetic" in spec.tags and spec.source == f"reasoning-gym {adapter._version()}"
+    with pytest.raises(RLHubError, match=r"unknown reasoning-gym task 'leg_countin' \(did you mean 'leg_counting'"):
+        rlhub.make("rg/leg_countin-v0")
+    with pytest.raises(RLHubError, match=r"rg/game_of_life_halting-v0 is not offered: its score_answer gives 1.0"):
+        rlhub.make("rg/game_of_life_halting-v0")
+    with pytest.raises(RLHubError, match=r"has only version 0; use 'rg/leg_counting-v0'"):
+        rlhub.make("rg/leg_counting-v1")
+    assert not [s for s in rlhub.list_envs() if s.id.startswith("rg/")]  # a family, not registry entries
+
+
+def test_the_family_lists_every_served_task():
+    specs = adapter.family_specs()
+    names = {s.config["task"] for s in specs}
+    assert (len(specs), len(rg.factory.DATASETS)) == (93, 106)  # the module docstring's figures (0.1.25)
+    assert {"leg_counting", "sudoku", "arc_1d"} <= names
+    assert not names & set(adapter.EXCLUDED)
+    assert names | set(adapter.EXCLUDED) == set(rg.factory.DATASETS)
+    out = subprocess.run([shutil.which("rlhub"), "envs", "list"], capture_output=True, text=True)
+    assert out.returncode == 0 and f"({len(specs)} envs: rlhub envs list --family rg)" in " ".join(out.stdout.split())
+    listed = subprocess.run([shutil.which("rlhub"), "envs", "list", "--family", "rg", "--json"], capture_output=True)
+    assert [d["id"] for d in json.loads(listed.stdout)] == [s.id for s in specs]
+
+
+def test_gymnasium_ids_replace_the_namespace_slash():
+    import gymnasium
+
+    assert gym_id("countdown-v0") == "rlhub/countdown-v0" and gym_id("rg/sudoku-v0") == "rlhub/rg.sudoku-v0"
+    env = gymnasium.make("rlhub/rg.leg_counting-v0")
+    example = env.unwrapped.examples("train", limit=1)[0]
+    env.reset(seed=0, options={"example": example})
+    _, reward, terminated, _, info = env.step(env.unwrapped.gold_completion(example))
+    assert terminated and reward == pytest.approx(1.1) and info["rewards"]["correct"] == 1.0
+    plugin = EnvSpec(id="acme/sorting-v2", entry_point="x:Y", version=2, domain="math", description="d", license="l")
+    register_with_gymnasium([plugin])  # a namespaced plugin id used to be an invalid gymnasium id
+    assert "rlhub/acme.sorting-v2" in gymnasium.registry
+
+
+def test_gymnasium_finds_the_ids_by_module_in_a_fresh_process():
+    import gymnasium
+
+    code = "import gymnasium; print(gymnasium.make('rlhub.envs.reasoning_gym:rlhub/rg.count_bits-v0').reset(seed=0)[0])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected = gymnasium.make("rlhub/rg.count_bits-v0").reset(seed=0)[0]
+    assert "1 bits" in expected and out.stdout == expected + "\n"
+
+
+def test_card_lists_the_task_config_fields():
+    from rlhub.envcard import env_card
+
+    card = env_card("rg/leg_counting-v0")
+    assert card.startswith("# `rg/leg_counting-v0`") and "| `rg_score` | 0 |" in card
+    assert "LegCountingConfig" in card and "| `max_animals` | `int` | `10` | Maximum number of animals |" in card
+    assert "`seed`" not in card.split("Fields of `task_config`")[1]
+
+
+def test_without_the_extra_the_error_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "reasoning_gym" else real(name, *a)
+    )
+    with pytest.raises(RLHubError, match=r"need reasoning-gym: pip install 'rlhub\[rg\]'"):
+        rlhub.make("rg/leg_counting-v0")
+
+
+SWEEP = """
+import hashlib, json, sys, warnings
+warnings.simplefilter("ignore")
+from rlhub.envs.reasoning_gym import family_specs
+out = {}
+for spec in family_specs():
+    env = spec.make()
+    examples = env.examples("train", limit=2, seed=0) + env.examples("test", limit=1, seed=0)
+    gold = [env.score(env.gold_completion(e), e).rewards["correct"] for e in examples]
+    wrong = [env.score(env.format_answer("no idea", "x"), e).rewards["correct"] for e in examples]
+    prompts = hashlib.sha256(repr([e.prompt for e in examples]).encode()).hexdigest()
+    out[spec.id] = [prompts, gold, wrong]
+json.dump(out, open(sys.argv[1], "w"))
+"""
+
+
+@pytest.mark.slow
+def test_every_served_task_is_reproducible_across_processes_and_its_gold_scores_1(tmp_path):
+    runs = []
+    for hash_seed in ("1", "2"):  # set order, and so some tasks' questions, follows PYTHONHASHSEED
+        path = tmp_path / f"sweep{hash_seed}.json"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-c", SWEEP, str(path)], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(path.read_text()))
+    first, second = runs
+    assert first.keys() == second.keys() and len(first) == len(adapter.family_specs())
+    assert [i for i in first if first[i][0] != second[i][0]] == []
+    assert [i for i in first if first[i][1] != [1.0, 1.0, 1.0]] == []
+    assert [i for i in first if any(first[i][2])] == []  # "no idea" is never right (game_of_life_halting was)
