@@ -9,7 +9,7 @@ split, index)``, as ``rlhub/envs/gsm8k.py`` does.
 Output format: reasoning in ``<think>...</think>``, the number in ``<answer>...</answer>`` (or
 ``\\boxed{}`` with ``answer_format="boxed"``).
 
-Rewards: ``correct`` (the answer is mathematically equal to the gold answer; weight 1.0), ``format``
+Rewards: ``correct`` (the answer is a plain number equal to the gold answer; weight 1.0), ``format``
 (the exact think/answer layout; weight ``format_weight``).
 
 Version history:
@@ -27,6 +27,7 @@ from rlhub.rewards import Rubric
 from rlhub.rewards.format import boxed_format, think_answer_format
 from rlhub.rewards.math import math_accuracy
 from rlhub.types import Example
+from rlhub.validate import Probe
 
 
 @dataclass
@@ -50,17 +51,24 @@ class ScaffoldNameEnv(ProceduralEnv):
             id=f"scaffold-name/{split}/{index}",
             prompt=self.make_prompt(f"What is {a} * {b} + {c}?"),
             answer=str(a * b + c),
-            info={"steps": f"{a} * {b} = {a * b}, and {a * b} + {c} = {a * b + c}."},
+            info={"steps": f"{a} * {b} = {a * b}, and {a * b} + {c} = {a * b + c}.", "expression": f"{a} * {b} + {c}"},
         )
 
     def gold_completion(self, example: Example) -> str:
         return self.format_answer(example.answer, reasoning=example.info["steps"])
 
+    def probes(self, example: Example) -> list[Probe]:
+        """Hacks this task invites, tried by ``rlhub validate`` (TODO: name your task's own)."""
+        echo = self.format_answer(example.info["expression"], reasoning="Copy the question.")
+        return [Probe("expression echo", [echo], about="the question's expression, unevaluated, as the answer")]
+
     def build_rubric(self) -> Rubric:
         answer_format = self.config.answer_format
 
         def correct(completions, answer, **kwargs):
-            return math_accuracy(completions, answer=answer, answer_format=answer_format)
+            # numbers_only: the question is an expression, and a grader that evaluates answers would give the
+            # question itself full marks. TODO: drop it if your answers are symbolic (fractions, LaTeX).
+            return math_accuracy(completions, answer=answer, answer_format=answer_format, numbers_only=True)
 
         layout = boxed_format if answer_format == "boxed" else think_answer_format
         return Rubric({"correct": (correct, 1.0), "format": (layout, self.config.format_weight)})

@@ -104,7 +104,9 @@ class ScaffoldNameEnv(MultiTurnEnv, ProceduralEnv):
         answer_format = self.config.answer_format
 
         def correct(completions, answer, **kwargs):
-            return math_accuracy(completions, answer=answer, answer_format=answer_format)
+            # numbers_only: the question is an expression, and a grader that evaluates answers would give the
+            # question itself full marks. TODO: drop it if your answers are symbolic (fractions, LaTeX).
+            return math_accuracy(completions, answer=answer, answer_format=answer_format, numbers_only=True)
 
         layout = boxed_format if answer_format == "boxed" else think_answer_format
         return Rubric(
