@@ -419,8 +419,10 @@ def train(
             tokens=sum(sum(c.loss_mask) for c in completions),
             max_new_tokens=t.max_new_tokens,
         )
-        # With one process and no KL term, a zero-advantage sequence adds nothing to the gradient:
-        # skip its forward/backward (the normalizers above still count it, so the gradient is unchanged).
+        # With one process and no KL term, zero-advantage sequences add nothing to the gradient: a
+        # micro-batch made only of them skips its forward/backward (the normalizers above still count its
+        # sequences, so the gradient is unchanged). Groups are laid out contiguously, so a micro-batch of
+        # whole groups whose rewards all tie is skipped.
         skippable = world == 1 and not algorithm.needs_reference and critic is None
         work = [
             (k, idx, batch)
