@@ -16,6 +16,7 @@ from torch import nn
 
 from rlhub.errors import ConfigError
 from rlhub.trainers.forward import CompletionLogits
+from rlhub.trainers.model import load_trainable
 from rlhub.trainers.recipe import Recipe
 
 
@@ -61,30 +62,10 @@ def build_critic(recipe: Recipe, policy: nn.Module, tokenizer) -> tuple[nn.Modul
     if c.kind == "shared":
         head = ValueHead(hidden_size(policy))
         return head, list(head.parameters())
-    from rlhub.models import load_model_and_tokenizer
-
     name = c.model or recipe.model.name
-    trunk, critic_tokenizer = load_model_and_tokenizer(name, dtype=recipe.model.dtype)
+    trunk, critic_tokenizer = load_trainable(name, recipe)
     if critic_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ConfigError(f"critic.model {name!r} has another tokenizer than the policy; pick one from its family")
-    if recipe.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        lora = recipe.lora
-        trunk = get_peft_model(
-            trunk,
-            LoraConfig(
-                r=lora.r,
-                lora_alpha=lora.alpha,
-                lora_dropout=lora.dropout,
-                target_modules=lora.target_modules,
-                task_type="CAUSAL_LM",
-            ),
-        )
-    if recipe.model.gradient_checkpointing:
-        trunk.gradient_checkpointing_enable()
-        if recipe.lora.enabled:
-            trunk.enable_input_require_grads()
     module = CompletionLogits(
         trunk, share_prefix=not recipe.model.gradient_checkpointing, value_head=ValueHead(hidden_size(trunk))
     )

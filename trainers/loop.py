@@ -31,6 +31,7 @@ from rlhub.trainers import checkpoint
 from rlhub.trainers.critic import Critic, build_critic
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
+from rlhub.trainers.model import load_trainable
 from rlhub.trainers.recipe import Recipe
 from rlhub.trainers.tracking import Tracker, git_commit
 
@@ -112,10 +113,10 @@ def params_digest(*models) -> str:
     return h.hexdigest()
 
 
-def make_scheduler(optimizer, recipe: Recipe):
+def make_scheduler(optimizer, recipe: Recipe, frozen_steps: int = 0):
+    """The policy's learning-rate schedule over its updates (``frozen_steps``: steps it waits for the critic)."""
     t = recipe.training
-    frozen = recipe.critic.warmup_steps if recipe.algorithm.name == "ppo" else 0  # the policy waits for the critic
-    total = max((t.max_steps - frozen) * recipe.algorithm.num_iterations, 1)
+    total = max((t.max_steps - frozen_steps) * recipe.algorithm.num_iterations, 1)
 
     def factor(update: int) -> float:
         if update < t.warmup_steps:
@@ -207,8 +208,6 @@ def train(
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    from rlhub.models import load_model_and_tokenizer
-
     t, a = recipe.training, recipe.algorithm
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -253,28 +252,10 @@ def train(
 
     # Model, LoRA, optimizer.
     generator = seed_everything(t.seed + rank)
-    model, tokenizer = load_model_and_tokenizer(recipe.model.name, dtype=recipe.model.dtype)
-    if recipe.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        lora = recipe.lora
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=lora.r,
-                lora_alpha=lora.alpha,
-                lora_dropout=lora.dropout,
-                target_modules=lora.target_modules,
-                task_type="CAUSAL_LM",
-            ),
-        )
-    if recipe.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        if recipe.lora.enabled:
-            model.enable_input_require_grads()
+    model, tokenizer = load_trainable(recipe.model.name, recipe)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
-    scheduler = make_scheduler(optimizer, recipe)
+    scheduler = make_scheduler(optimizer, recipe, frozen_steps=recipe.critic.warmup_steps if uses_critic else 0)
     # PPO's critic: a value head inside the policy's forward module (shared), or a module of its own.
     critic: Critic | None = None
     critic_part, critic_params = build_critic(recipe, model, tokenizer) if uses_critic else (None, [])

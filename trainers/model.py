@@ -1,0 +1,35 @@
+"""The trainable model: a base checkpoint with the recipe's LoRA adapter and gradient checkpointing.
+
+The policy and PPO's separate critic are both built here, so they get the same adapter settings.
+"""
+
+from __future__ import annotations
+
+from rlhub.trainers.recipe import Recipe
+
+
+def load_trainable(name: str, recipe: Recipe):
+    """Load ``name`` in ``model.dtype``, wrap it in a LoRA adapter when ``lora.enabled``, and turn on
+    gradient checkpointing when asked. Returns (model, tokenizer)."""
+    from rlhub.models import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(name, dtype=recipe.model.dtype)
+    if recipe.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lora = recipe.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                task_type="CAUSAL_LM",
+            ),
+        )
+    if recipe.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if recipe.lora.enabled:
+            model.enable_input_require_grads()  # the frozen embeddings' output must carry grad for the adapter
+    return model, tokenizer
