@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlhub.errors import RLHubError
+from rlhub.wandb_mode import offline_unless_credentials
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -224,14 +224,6 @@ def _mean(values) -> float:
 
 
 # --- W&B ----------------------------------------------------------------------------------------------
-def _has_wandb_credentials() -> bool:
-    """An API key in the environment or ~/.netrc (the same test as the trainers' tracker)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path.home() / ".netrc"
-    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
-
-
 def summary_metrics(results: list[EvalResult]) -> dict[str, float]:
     """Flat, namespaced metrics of one or more env results: ``eval/<env>/pass@1``, ``eval/<env>/rewards/<fn>``.
 
@@ -268,9 +260,7 @@ def log_to_wandb(
     Returns:
         The ``wandb sync`` command for an offline run, else None.
     """
-    if not _has_wandb_credentials():
-        os.environ.setdefault("WANDB_MODE", "offline")
-    offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun")
+    offline = offline_unless_credentials()
     try:
         import wandb
     except ImportError:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from rlhub.wandb_mode import offline_unless_credentials
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +22,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
-
-
-def _has_wandb_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path.home() / ".netrc"
-    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
 class Tracker:
@@ -57,9 +51,7 @@ class Tracker:
             self._init_wandb(config, project, run_name, resume)
 
     def _init_wandb(self, config, project, run_name, resume):
-        if not _has_wandb_credentials():
-            os.environ.setdefault("WANDB_MODE", "offline")
-        self.offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun")
+        self.offline = offline_unless_credentials()
         try:
             import wandb
         except ImportError:
