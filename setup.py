@@ -1,4 +1,4 @@
-"""Build hook: ship the root-level registry.yaml and recipes/ inside the wheel.
+"""Build hook: ship the root-level registry.yaml, recipes/ and data/ inside the wheel.
 
 In a source checkout (editable install) rlhub reads them from the repository root; a wheel has no
 repository root, so they are copied under ``rlhub/_data/`` at build time.
@@ -20,6 +20,7 @@ class BuildWithData(build_py):
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / "registry.yaml", dest / "registry.yaml")
         shutil.copytree(ROOT / "recipes", dest / "recipes", dirs_exist_ok=True)
+        shutil.copytree(ROOT / "data", dest / "data", dirs_exist_ok=True)
 
 
 setup(cmdclass={"build_py": BuildWithData})

@@ -1,8 +1,9 @@
-"""Loading environment data from a local path, an ``RLHUB_DATA`` folder, or the Hugging Face hub.
+"""Loading environment data from a local path, an ``RLHUB_DATA`` folder, the shipped copy, or the hub.
 
 Every environment that reads data takes ``path=`` (a file or a folder holding ``<split>.jsonl``) and
 ``dataset=`` (an HF dataset id, used when online). Without ``path``, each folder listed in the
-``RLHUB_DATA`` environment variable (``os.pathsep``-separated) is searched for ``<data_name>/``.
+``RLHUB_DATA`` environment variable (``os.pathsep``-separated) is searched for ``<data_name>/``, then
+the data rlhub ships (``data/`` at the repository root, ``rlhub/_data/data/`` in a wheel), then the hub.
 """
 
 from __future__ import annotations
@@ -39,9 +40,17 @@ def _split_file(folder: Path, *splits: str | None) -> Path | None:
     return None
 
 
+def shipped_data_dir() -> Path:
+    """The folder of data sets that ship with rlhub (GSM8K, BFCL), each with its license."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_data" / "data"
+    return packaged if packaged.is_dir() else here.parent / "data"
+
+
 def data_search_path() -> list[Path]:
+    """Where ``<data_name>/`` folders are looked for: each ``RLHUB_DATA`` entry, then the shipped data."""
     raw = os.environ.get("RLHUB_DATA", "")
-    return [Path(p) for p in raw.split(os.pathsep) if p]
+    return [Path(p) for p in raw.split(os.pathsep) if p] + [shipped_data_dir()]
 
 
 def load_records(
@@ -59,7 +68,7 @@ def load_records(
         path: A ``.jsonl``/``.json`` file (it serves every split) or a folder with ``<split>.jsonl``.
         dataset: An HF dataset id, loaded with ``datasets.load_dataset`` when no local data is found.
         split: ``"train"`` or ``"test"``.
-        data_name: The folder name looked up under each ``RLHUB_DATA`` entry (e.g. ``"gsm8k"``).
+        data_name: The folder name looked up under each ``RLHUB_DATA`` entry and the shipped data (e.g. ``"gsm8k"``).
         dataset_config: The HF dataset config name (e.g. ``"main"`` for GSM8K).
         dataset_split: The HF split to read for ``split`` (defaults to ``split``); a local folder
             without ``<split>.jsonl`` is read from ``<dataset_split>.jsonl`` too.

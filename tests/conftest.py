@@ -8,13 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("RLHUB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TEST_DATA = ROOT / "tests" / "data"
 
-if not (SHARED_DATA / "gsm8k" / "test.jsonl").is_file():
-    raise RuntimeError(f"tests need the offline data in {SHARED_DATA} (shared/ beside the checkout)")
-
-os.environ["RLHUB_DATA"] = os.pathsep.join([str(SHARED_DATA), str(TEST_DATA)])
+# GSM8K and BFCL ship in data/ and are found without set-up; the MATH and MBPP fixtures are test files.
+os.environ["RLHUB_DATA"] = str(TEST_DATA)
 os.environ.setdefault("WANDB_MODE", "offline")
 # Nothing in the tests may reach a model or dataset hub (this machine has no route to one).
 os.environ["HF_HUB_OFFLINE"] = "1"
