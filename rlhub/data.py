@@ -107,6 +107,14 @@ def _load_hf(dataset: str, config: str | None, split: str, data_name: str) -> li
         raise RLHubError(
             f"loading {dataset!r} from the hub needs `pip install datasets`; or pass path= to local {data_name} data"
         )
+    offline = any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+    if not offline and not hub_reachable():
+        raise RLHubError(
+            f"no local {data_name} data and the Hugging Face hub is unreachable (no network?): pass path= to a "
+            f"local {data_name} JSONL or folder, or set RLHUB_DATA to a folder holding {data_name}/"
+        )
     try:
         ds = datasets.load_dataset(dataset, config, split=split)
     except Exception as exc:
@@ -116,3 +124,21 @@ def _load_hf(dataset: str, config: str | None, split: str, data_name: str) -> li
             f"{data_name} data or set RLHUB_DATA"
         )
     return [dict(r) for r in ds]
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub (``HF_ENDPOINT``, default huggingface.co) opens within ``timeout``.
+
+    Checked before ``datasets.load_dataset``, whose retries otherwise take ~25 s to fail on a machine without
+    network; with ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` set, the datasets cache is used and no check is made.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
