@@ -34,7 +34,7 @@ from pathlib import Path
 
 from rlhub.data import data_search_path, load_records
 from rlhub.env import SPLITS, DataConfig, DatasetEnv
-from rlhub.errors import ConfigError, RLHubError
+from rlhub.errors import ConfigError, DataNotFound, RLHubError
 from rlhub.rewards import Rubric
 from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_format, tool_call_match
 from rlhub.types import Example, Message
@@ -93,7 +93,7 @@ def find_data(path: str | None) -> Path:
     for folder in [root / "bfcl" for root in data_search_path()] + packaged:
         if (folder / "possible_answer").is_dir():
             return folder
-    raise RLHubError(
+    raise DataNotFound(
         "no BFCL data: pass path= to a folder holding BFCL_v4_<category>.json and possible_answer/, "
         "set RLHUB_DATA to a folder holding bfcl/, or pip install bfcl-eval"
     )
