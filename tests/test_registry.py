@@ -140,6 +140,25 @@ def test_code_hash_changes_with_config():
 
 
 def test_registry_yaml_is_parsed_with_every_field():
-    text = textwrap.dedent(GOOD)
-    specs = registry.parse_registry(__import__("yaml").safe_load(text), "inline")
-    assert specs[0].to_dict()["entry_point"] == "rlhub.envs.arithmetic:ArithmeticEnv"
+    text = textwrap.dedent(
+        GOOD
+        + """    tags: [procedural, integers]
+    config:
+      difficulty: 3
+"""
+    )
+    specs = registry.parse_registry(__import__("yaml").safe_load(text), "inline", source="pip:demo")
+    assert [s.to_dict() for s in specs] == [
+        {
+            "id": "arithmetic-v0",
+            "version": 0,
+            "domain": "math",
+            "tags": ["procedural", "integers"],
+            "description": "test",
+            "license": "Apache-2.0",
+            "entry_point": "rlhub.envs.arithmetic:ArithmeticEnv",
+            "config": {"difficulty": 3},
+            "source": "pip:demo",
+        }
+    ]
+    assert specs[0].make().config.difficulty == 3  # the entry's config is the env's default
