@@ -63,15 +63,47 @@ def test_take_turns_alternates_trainers_step_by_step(stand_in, tmp_path):
         assert run.steps[-1]["elapsed_s"] == pytest.approx(run.elapsed_s)
 
 
+# The child's turn clock (time.perf_counter) is a fake that only a step's work moves: step n "takes"
+# 0.1 x n s, whatever the machine's load. The third step either ends late or never reports (LAST_STEP).
+FAKE_CLOCK_STAND_IN = """
+import os
+import time
+
+now = [0.0]
+time.perf_counter = lambda: now[0]
+
+
+def train(settings, workdir, turns):
+    turns.ready(settings={"name": "fake-clock"})
+    for step in range(1, settings.max_steps + 1):
+        if step == 3 and os.environ["LAST_STEP"] == "hang":
+            time.sleep(3600)
+        now[0] += 0.1 * step
+        turns.step({"step": step, "samples": 4, "step_s": 0.1 * step, "reward": step / 10, "started": now[0]})
+"""
+
+
 @pytest.mark.slow
-def test_take_turns_cuts_off_the_step_running_at_the_budget(stand_in, tmp_path):
+@pytest.mark.parametrize(
+    "last_step, stopped",
+    [
+        ("late", "budget reached during a step (it ended late, not counted)"),
+        ("hang", "budget reached during a step (cut off, not counted)"),
+    ],
+)
+def test_take_turns_cuts_off_the_step_running_at_the_budget(last_step, stopped, tmp_path, monkeypatch):
     # Steps take 0.1, 0.2, 0.3 s: the first two end by 0.3 s, the third would end at 0.6 s, past 0.45 s.
+    (tmp_path / "fake_clock_trainer.py").write_text(FAKE_CLOCK_STAND_IN)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    settings = TrainerSettings(max_steps=10, environment={"LAST_STEP": last_step})
     started = time.perf_counter()
-    runs = take_turns({"a": (stand_in, TrainerSettings(max_steps=10))}, tmp_path, budget_s=0.45)
-    assert [s["step"] for s in runs["a"].steps] == [1, 2]
-    assert runs["a"].elapsed_s == 0.45
-    assert "budget" in runs["a"].stopped
-    assert time.perf_counter() - started < 30  # the cut-off step is killed, not waited for
+    runs = take_turns({"a": ("fake_clock_trainer:train", settings)}, tmp_path, budget_s=0.45)
+    assert [(s["step"], s["turn_s"], s["elapsed_s"]) for s in runs["a"].steps] == [
+        (1, pytest.approx(0.1), pytest.approx(0.1)),
+        (2, pytest.approx(0.2), pytest.approx(0.3)),
+    ]
+    assert runs["a"].elapsed_s == 0.45 and runs["a"].stopped == stopped
+    assert time.perf_counter() - started < 120  # a step that never reports is killed, not waited an hour for
 
 
 @pytest.mark.slow

@@ -147,3 +147,31 @@ def test_ppo_settings_on_other_algorithms_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
         load_recipe(None, [*common, override])
     load_recipe(None, [*common, "algorithm.name=ppo", override])  # fine for ppo
+
+
+def test_ppo_under_deepspeed_is_refused_in_one_line(tmp_path, monkeypatch):
+    """accelerate's DeepSpeed integration takes one optimizer; PPO's critic has its own: refuse, name the fix."""
+    import json
+
+    import accelerate
+    from accelerate.utils import DistributedType
+
+    from rlhub.errors import ConfigError
+    from rlhub.trainers.loop import train
+
+    class DeepSpeedAccelerator(accelerate.Accelerator):  # what `accelerate launch` with a DeepSpeed config gives
+        @property
+        def distributed_type(self):
+            return DistributedType.DEEPSPEED
+
+    monkeypatch.setattr(accelerate, "Accelerator", DeepSpeedAccelerator)
+    from rlhub.models import save_tiny_model
+
+    values = {"model.name": str(save_tiny_model(tmp_path / "model")), "algorithm.name": "ppo"}
+    values |= {"training.output_dir": str(tmp_path / "run"), "logging.wandb": False}
+    recipe = load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    with pytest.raises(ConfigError) as refused:
+        train(recipe, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("ppo's critic has an optimizer of its own")
+    assert message.endswith("launch with recipes/accelerate/ddp.yaml or fsdp.yaml")

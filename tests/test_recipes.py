@@ -58,5 +58,13 @@ def test_recipe_trains_one_step_on_a_tiny_model(path, tmp_path):
     if recipe.critic.model:
         shrink["critic.model"] = shrink["model.name"]
     result = train(load_recipe(path, [f"{k}={json.dumps(v)}" for k, v in shrink.items()]), progress=False)
-    assert result.steps == 1 and (tmp_path / "run" / "checkpoints" / "step-000001" / "state.json").is_file()
-    assert (tmp_path / "run" / "metrics.jsonl").read_text().count('"reward"') == 1
+    run, ckpt = tmp_path / "run", tmp_path / "run" / "checkpoints" / "step-000001"
+    assert result.steps == 1 and (ckpt / "state.json").is_file()
+    (row,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"reward"' in line]
+    # The recipe's algorithm is the one that ran: PPO trains and saves a critic, a KL term shows when beta > 0.
+    ppo = recipe.algorithm.name == "ppo"
+    assert (ckpt / "critic.pt").is_file() == ppo and ("values/mean" in row) == ppo
+    assert ("losses/kl" in row) == (recipe.algorithm.beta > 0)
+    assert json.loads((run / "recipe.json").read_text())["algorithm"] == recipe.algorithm.model_dump()
+    adapter = json.loads((ckpt / "adapter" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (recipe.lora.r, recipe.lora.alpha)

@@ -140,9 +140,30 @@ def test_code_hash_changes_with_config():
 
 
 def test_registry_yaml_is_parsed_with_every_field():
-    text = textwrap.dedent(GOOD)
-    specs = registry.parse_registry(__import__("yaml").safe_load(text), "inline")
-    assert specs[0].to_dict()["entry_point"] == "rlhub.envs.arithmetic:ArithmeticEnv"
+    text = textwrap.dedent(
+        GOOD
+        + """    tags: [procedural, integers]
+    config:
+      difficulty: 3
+    data: {source: generated, version: "1"}
+"""
+    )
+    specs = registry.parse_registry(__import__("yaml").safe_load(text), "inline", source="pip:demo")
+    assert [s.to_dict() for s in specs] == [
+        {
+            "id": "arithmetic-v0",
+            "version": 0,
+            "domain": "math",
+            "tags": ["procedural", "integers"],
+            "description": "test",
+            "license": "Apache-2.0",
+            "entry_point": "rlhub.envs.arithmetic:ArithmeticEnv",
+            "config": {"difficulty": 3},
+            "source": "pip:demo",
+            "data": {"source": "generated", "version": "1"},
+        }
+    ]
+    assert specs[0].make().config.difficulty == 3  # the entry's config is the env's default
 
 
 def test_unknown_top_level_key_is_one_warning_naming_it(registry_file):

@@ -19,7 +19,7 @@ import pytest
 from rlhub.errors import RLHubError
 from rlhub.sandbox import SandboxPool, run_python, run_python_batch, run_tests
 from rlhub.sandbox import pool as pool_module
-from rlhub.sandbox.backends import ZYGOTE_PATH, bwrap_problem, resolve_backend, zygote_config
+from rlhub.sandbox.backends import ZYGOTE_PATH, resolve_backend, zygote_config
 from rlhub.sandbox.docker_backend import DockerBackend, DockerChannel
 
 BACKEND = resolve_backend(None)  # RLHUB_SANDBOX=subprocess runs these on the plain backend
@@ -308,7 +308,15 @@ def test_unknown_backend_names_the_choices(monkeypatch):
         resolve_backend(None)
     monkeypatch.setenv("RLHUB_SANDBOX", "subprocess")
     assert resolve_backend(None) == "subprocess"
-    assert resolve_backend("auto") == ("bwrap" if bwrap_problem() is None else "subprocess")
+    # "auto" takes bwrap when bwrap works here, and falls back to the plain backend when it does not.
+    import rlhub.sandbox.backends as backends
+
+    monkeypatch.setattr(backends, "bwrap_problem", lambda: None)
+    assert resolve_backend("auto") == "bwrap"
+    monkeypatch.setattr(backends, "bwrap_problem", lambda: "bubblewrap is not installed")
+    assert resolve_backend("auto") == "subprocess"
+    monkeypatch.delenv("RLHUB_SANDBOX")
+    assert resolve_backend(None) == "subprocess"  # no name and no variable: auto
 
 
 # ----------------------------------------------------------------------------- subprocess backend

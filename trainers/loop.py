@@ -13,7 +13,6 @@ import logging
 import math
 import random
 import time
-import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,10 @@ from rlhub.trainers.recipe import Recipe
 from rlhub.trainers.tracking import Tracker, git_commit
 
 log = logging.getLogger(__name__)
+
+# Skip micro-batches whose sequences all have zero advantage (see step 5). A switch so tests can force
+# every micro-batch to run and check that skipping leaves the update unchanged.
+SKIP_TIED_MICRO_BATCHES = True
 
 ALGORITHMS = {
     "grpo": "rlhub.trainers.grpo:GRPO",
@@ -405,7 +408,7 @@ def train(
         # micro-batch made only of them skips its forward/backward (the normalizers above still count its
         # sequences, so the gradient is unchanged). Groups are laid out contiguously, so a micro-batch of
         # whole groups whose rewards all tie is skipped.
-        skippable = world == 1 and not algorithm.needs_reference and critic is None
+        skippable = SKIP_TIED_MICRO_BATCHES and world == 1 and not algorithm.needs_reference and critic is None
         work = [
             (k, idx, batch)
             for k, (idx, batch) in enumerate(batches)
@@ -417,6 +420,9 @@ def train(
         grad_norm = critic_grad_norm = 0.0
         forward.train()
         for _ in range(a.num_iterations):
+            if not work:  # all skipped: AdamW still steps on the zero gradient, as it would had they run
+                for p in trainable:
+                    p.grad = torch.zeros_like(p)
             for j, (k, idx, batch) in enumerate(work):
                 with ExitStack() as no_sync:
                     if j < len(work) - 1:  # gradients are all-reduced on the last micro-batch only
@@ -458,17 +464,12 @@ def train(
                 critic_grad_norm = float(accelerator.clip_grad_norm_(critic.params, t.max_grad_norm))
                 critic.optimizer.step()
                 critic.optimizer.zero_grad(set_to_none=True)
-            if work and not policy_frozen:
+            if not policy_frozen:
                 grad_norm = float(accelerator.clip_grad_norm_(trainable, t.max_grad_norm))
                 optimizer.step()
-            if not policy_frozen:
-                # The schedule counts steps, also a step whose micro-batches were all skipped; torch warns
-                # when that happens before any optimizer.step(), which here is intended.
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-                    scheduler.step()
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-        if work and not policy_frozen:
+        if not policy_frozen:
             engine.sync_weights(policy)  # the next rollout (and in-loop eval) samples from the updated policy
         step_time = time.perf_counter() - step_start
 
@@ -491,6 +492,7 @@ def train(
             "charts/reward_time": reward_time,
             "charts/tokens_per_s": float(all_lengths.sum()) / step_time,
             "charts/samples_per_s": len(completions) * world / step_time,
+            "charts/skipped_micro_batches": float(len(batches) - len(work)),
         }
         if G > 1:
             metrics["charts/zero_advantage_groups"] = float((rewards.view(-1, G).std(1) == 0).float().mean())
