@@ -158,6 +158,32 @@ def test_endpoint_refusing_the_key_is_one_error_without_retries():
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "variables, flag, sent",
+    [
+        ({"OPENAI_API_KEY": "sk-from-env"}, [], "Bearer sk-from-env"),
+        ({"OPENAI_API_KEY": "sk-not-this", "MY_KEY": "sk-mine"}, ["--api-key-env", "MY_KEY"], "Bearer sk-mine"),
+        ({}, [], None),
+    ],
+)
+def test_eval_cli_sends_the_key_from_the_environment(variables, flag, sent, monkeypatch):
+    from click.testing import CliRunner
+    from fake_http import fake_server
+
+    from rlhub.cli import main
+
+    for name in ("OPENAI_API_KEY", "MY_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    routes, _ = scripted_chat(["arithmetic-v0"], 1, lambda env_id, i, attempt: True)
+    with fake_server(routes) as server:
+        args = ["eval", "arithmetic-v0", "--base-url", server.url, "--model", "served", "-n", "1", "--json", *flag]
+        result = CliRunner().invoke(main, args, env=variables)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["pass_at_1"] == 1.0
+    (request,) = server.requests
+    assert {k.lower(): v for k, v in request["headers"].items()}.get("authorization") == sent
+
+
 @pytest.mark.parametrize("tool_role", ["tool", "user"])
 def test_endpoint_eval_runs_tool_episodes_through_the_env(tool_role):
     from fake_http import fake_server

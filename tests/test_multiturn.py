@@ -58,6 +58,33 @@ def test_turn_limit_truncates():
     assert truncated and not terminated and reward == 0.0
 
 
+def test_turn_reward_is_the_reward_of_each_intermediate_step():
+    from rlhub.envs.calculator import CalculatorEnv
+
+    class Shaped(CalculatorEnv):
+        """Pays for successful calls and charges for errors, turn by turn."""
+
+        def turn_reward(self, messages, replies, state):
+            assert messages[-len(replies) :] == replies  # the transcript so far ends with the env's replies
+            seen.append((messages[-len(replies) - 1]["content"], [r["content"] for r in replies]))
+            return state.tools.calls - state.tools.errors - 10.0 * state.format_errors
+
+    seen = []
+    plain, shaped = rlhub.make("calculator-v0", max_turns=4), Shaped(max_turns=4)
+    ex = plain.examples("test", limit=1)[0]
+    malformed = '<tool_call>{"name": "calculate", "arguments": 5}</tool_call>'
+    answer = f"<think>done</think>\n<answer>{ex.answer}</answer>"
+    for env in (plain, shaped):
+        env.reset(options={"example": ex})
+    assert [plain.step(action)[1] for action in (CALL, malformed)] == [0.0, 0.0]  # the default: no shaping
+    # A good call: 1 call, 0 errors; then a malformed one: 1 call, 1 error, 1 format error.
+    assert [shaped.step(action)[1] for action in (CALL, malformed)] == [1.0, -10.0]
+    assert seen[0] == (CALL, ["7"]) and seen[1][0] == malformed and "malformed" in seen[1][1][0]
+    _, reward, terminated, _, _ = shaped.step(answer)
+    # The last turn's reward is the rubric's score of the episode, not a turn reward.
+    assert terminated and len(seen) == 2 and reward == pytest.approx(1.0 + shaped.config.format_weight)
+
+
 class ScriptedEngine(HFRolloutEngine):
     """Calls a tool on the first turn, then answers (well-formatted on even samples only)."""
 
@@ -216,3 +243,88 @@ def test_tools_can_go_through_the_chat_template():
     assert '"name": "calculate"' in rendered and in_template.template_tools
     assert '"name": "calculate"' not in in_template.system_prompt and '"calculate"' in in_system.system_prompt
     assert in_system.template_tools is None
+
+
+class ScriptBias:
+    """A sequence bias on the engine's sampling (TRL's ``sequence_bias`` plays this part in its tool test).
+
+    A forward hook adds +100 to the logit of the next token of a scripted reply: on the first turn, row r
+    follows ``calls[r % len(calls)]``; on a turn whose context holds a tool reply, ``answer``. The engine
+    still samples every token itself (temperature 1), so episodes, stops and tool turns are its own.
+    The replies have equal token lengths, so the rows move in lockstep and the step count indexes all.
+    """
+
+    def __init__(self, tokenizer, calls: list[str], answer: str):
+        self.calls = [tokenizer.encode(c, add_special_tokens=False) for c in calls]
+        self.answer = tokenizer.encode(answer, add_special_tokens=False)
+        assert len({len(c) for c in self.calls}) == 1, "the calls must have the same token length"
+        self.tool_marker = tokenizer.decode(tokenizer.encode("<|im_start|>tool", add_special_tokens=False))
+        self.tokenizer = tokenizer
+        self.plans: list[list[int]] = []
+        self.step = 0
+
+    def __call__(self, module, args, kwargs, output):
+        ids = kwargs["input_ids"]
+        if ids.shape[1] > 1:  # a prefill: one plan per row
+            texts = [self.tokenizer.decode(row) for row in ids.tolist()]
+            self.plans = [
+                self.answer if self.tool_marker in t else self.calls[r % len(self.calls)] for r, t in enumerate(texts)
+            ]
+            self.step = 0
+        else:
+            self.step += 1
+        for row, plan in enumerate(self.plans[: output.logits.shape[0]]):
+            if self.step < len(plan):
+                output.logits[row, -1, plan[self.step]] += 100.0
+        return output
+
+
+def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(tmp_path, monkeypatch):
+    from rlhub.models import load_embedded_tokenizer, save_tiny_model
+    from rlhub.rollout import HFRolloutEngine
+    from rlhub.trainers.loop import train
+    from rlhub.trainers.recipe import load_recipe
+
+    good = '<tool_call>{"name": "calculate", "arguments": {"expression": "6 * 7"}}</tool_call><|im_end|>'
+    bad = '<tool_call>{"name": "calculate", "arguments": {"formula": "6 * 7"}}</tool_call><|im_end|>'  # bad argument
+    answer = "<think>6 * 7 = 42</think>\n<answer>42</answer><|im_end|>"
+    bias = ScriptBias(load_embedded_tokenizer(), [good, bad], answer)
+    real_generate = HFRolloutEngine.generate
+
+    def biased_generate(self, *args, **kwargs):
+        handle = self.model.register_forward_hook(bias, with_kwargs=True)
+        try:
+            return real_generate(self, *args, **kwargs)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(HFRolloutEngine, "generate", biased_generate)
+    out = tmp_path / "run"
+    values = {
+        "model.name": str(save_tiny_model(tmp_path / "model")),
+        "env.id": "calculator-v0",
+        "env.config": {"max_turns": 3},
+        "algorithm.group_size": 2,
+        "training.max_steps": 1,
+        "training.prompts_per_step": 2,
+        "training.micro_batch_size": 4,
+        "training.max_new_tokens": 64,
+        "training.num_threads": 1,
+        "training.output_dir": str(out),
+        "logging.wandb": False,
+        "logging.completions_every": 1,
+    }
+    train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+
+    (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # Four episodes: a call, the tool's reply, an answer. Two calls pass a bad argument: half the calls fail.
+    assert row["tools/turns_per_episode"] == 2.0 and row["tools/calls_per_episode"] == 1.0
+    assert row["tools/calls/calculate"] == 4.0 and row["tools/error_rate"] == 0.5
+    # Only the sampled tokens are the model's: both turns of each episode, the tool's reply is not.
+    model_tokens = len(bias.calls[0]) + len(bias.answer)
+    assert row["tools/model_tokens"] == 4 * model_tokens and row["tools/env_tokens"] > 0
+    assert row["completions/mean_length"] == model_tokens
+    assert row["rewards/used_calculator/mean"] == 1.0 and row["rewards/format/mean"] == 1.0
+    table = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
+    replies = sorted(t["completion"].split("[tool] ")[1].split("\n[assistant]")[0] for t in table)
+    assert replies[:2] == ["42", "42"] and all("bad arguments" in r for r in replies[2:])

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -247,37 +248,65 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model_dir, spread_
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
 
 
-@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
-def test_two_processes_end_with_identical_adapters(algorithm, tiny_model_dir, spread_reward, tmp_path):
-    out = tmp_path / "ddp"
+# The spread reward, which also notes which process scored which prompt (RANK is set by the launcher).
+RANK_SPY_REWARD = (
+    SPREAD_REWARD
+    + """
+
+def vowel_share_noting_the_rank(completions, steps, **kwargs):
+    import json, os
+
+    with open(os.path.join(os.environ["PROMPT_LOG"], f"rank{os.environ.get('RANK', '0')}.jsonl"), "a") as log:
+        for key in steps:  # arithmetic's worked steps: one value per prompt
+            log.write(json.dumps(key) + "\\n")
+    return vowel_share(completions)
+"""
+)
+
+
+@pytest.mark.parametrize(
+    "algorithm, launcher",
+    [("grpo", "accelerate launch"), ("ppo", "rlhub train --nproc")],
+)
+def test_two_processes_end_with_identical_adapters(algorithm, launcher, tiny_model_dir, tmp_path):
+    out, prompt_log = tmp_path / "ddp", tmp_path / "prompts"
+    prompt_log.mkdir()
+    (tmp_path / "rank_spy_reward.py").write_text(RANK_SPY_REWARD)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("logging: {wandb: false}\n")
     settings = tiny_overrides(tiny_model_dir, out, 2, **{"algorithm.name": algorithm})
     overrides = [a for o in settings for a in ("--set", o)]
-    cmd = [
-        shutil.which("rlhub"),
-        "train",
-        str(recipe),
-        "--nproc",
-        "2",
-        *overrides,
-        "--set",
-        f"rewards={json.dumps({spread_reward: 1.0})}",
-        "--no-plot",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    reward = json.dumps({"rank_spy_reward:vowel_share_noting_the_rank": 1.0})
+    train_args = ["train", str(recipe), *overrides, "--set", f"rewards={reward}", "--no-plot"]
+    if launcher == "accelerate launch":  # the shipped config, as the README launches it, on 2 processes
+        config = Path(__file__).resolve().parents[1] / "recipes" / "accelerate" / "ddp.yaml"
+        # `accelerate launch`, run by this interpreter so that the processes it starts run this checkout's rlhub.
+        # No --cpu: with it accelerate starts one process whatever --num_processes says; without a GPU the
+        # trainer's Accelerator runs on the CPU by itself.
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+        launch += ["--num_processes", "2"]
+        cmd = [*launch, "-m", "rlhub", *train_args]
+    else:
+        cmd = [shutil.which("rlhub"), *train_args[:2], "--nproc", "2", *train_args[2:]]
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "PROMPT_LOG": str(prompt_log)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rank0, rank1 = (
         (out / "final-params-rank0.sha256").read_text(),
         (out / "final-params-rank1.sha256").read_text(),
     )
     assert rank0 == rank1
-    # Equal weights prove gradient sync only if the ranks' updates were real (they sample differently).
+    # Equal weights prove gradient sync only if the ranks' updates were real: they sampled different prompts.
+    seen = [[json.loads(line) for line in (prompt_log / f"rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
+    assert [len(s) for s in seen] == [2 * 2 * 4] * 2  # 2 steps x 2 prompts x 4 completions per process
+    assert len(set(seen[0])) == len(set(seen[1])) == 4 and not set(seen[0]) & set(seen[1])
     from safetensors.torch import load_file
 
     adapter = load_file(str(out / "checkpoints" / "step-000002" / "adapter" / "adapter_model.safetensors"))
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
     first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-    assert first["charts/samples_per_s"] > 0 and first["rewards/correct/mean"] >= 0
+    # A random model writes no correct answer in 8 tokens.
+    assert first["charts/samples_per_s"] > 0 and first["rewards/correct/mean"] == 0.0
     initial = torch.load(out / "checkpoints" / "step-000001" / "rng-rank1.pt", weights_only=False)
     assert "sampler" in initial  # each rank saved its own RNG state
