@@ -39,7 +39,7 @@ def envs():
 
 @envs.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--domain", type=click.Choice(["math", "code", "tool"]), help="Only this domain.")
+@click.option("--domain", type=click.Choice(["math", "code", "tool", "instruction"]), help="Only this domain.")
 @click.option("--family", help="List the envs of an id family (rg: reasoning-gym tasks) instead.")
 def envs_list(as_json: bool, domain: str | None, family: str | None):
     """Every registered environment, then the id families (rg/<task>-v0) made on demand."""
