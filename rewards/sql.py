@@ -108,7 +108,8 @@ def run_query(db: sqlite3.Connection, query: str) -> list[tuple]:
         if cursor.description is None:
             raise QueryRefused("not a query")
         rows = cursor.fetchmany(MAX_RESULT_ROWS + 1)
-    except sqlite3.Error as exc:  # syntax errors, refusals, "interrupted", several statements
+    except (sqlite3.Error, ValueError, MemoryError) as exc:  # bad SQL, refusals, "interrupted", several
+        # statements, text SQLite cannot take (a lone surrogate is a UnicodeEncodeError, a ValueError)
         raise QueryRefused(str(exc)) from None
     finally:
         db.set_authorizer(None)

@@ -88,6 +88,8 @@ def test_hard_coded_rows_fail_on_the_variant_databases():
         "SELECT a.id FROM t a, t b, t c, t d, t e, t f, t g",  # 2187 rows: over the result limit
         "",
         "SELEC name FROM t",
+        "SELECT '\ud800' FROM t",
+        "SELECT name FROM t WHERE name = '\x00'",
     ],
 )
 def test_writes_and_runaway_queries_are_refused_and_leave_the_database_unchanged(query, tmp_path):
