@@ -9,8 +9,9 @@ BFCL gives it no possible answers and grades it by the absence of calls, which t
 
 Data: BFCL's own files, ``BFCL_v4_<category>.json`` with the ground truth in
 ``possible_answer/BFCL_v4_<category>.json`` (one JSON object per line, matched by ``id``), read from the
-folder ``path=``, else from ``bfcl/`` under an ``RLHUB_DATA`` folder, else from the ``data/`` folder of
-the installed ``bfcl-eval`` package. There is no Hugging Face copy to fall back on, so ``dataset=``
+folder ``path=``, else from ``bfcl/`` under an ``RLHUB_DATA`` folder, else from the copy rlhub ships in
+``data/bfcl/`` (bfcl-eval 2026.3.23, Apache-2.0), else from the ``data/`` folder of the installed
+``bfcl-eval`` package. There is no Hugging Face copy to fall back on, so ``dataset=``
 must stay unset. BFCL is an evaluation set with one split: ``train`` and ``test`` both serve it.
 
 Output format: one ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` block per call (Hermes /
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from rlhub.data import data_search_path, load_records
 from rlhub.env import SPLITS, DataConfig, DatasetEnv
-from rlhub.errors import ConfigError, RLHubError
+from rlhub.errors import ConfigError, DataNotFound, RLHubError
 from rlhub.rewards import Rubric
 from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_format, tool_call_match
 from rlhub.types import Example, Message
@@ -79,7 +80,7 @@ class BFCLConfig(DataConfig):
 
 
 def find_data(path: str | None) -> Path:
-    """The folder holding ``BFCL_v4_<category>.json`` and ``possible_answer/``: ``path``, ``RLHUB_DATA``, bfcl-eval."""
+    """The BFCL data folder (``BFCL_v4_<category>.json``, ``possible_answer/``): path, RLHUB_DATA, shipped, package."""
     if path is not None:
         folder = Path(path).expanduser()
         if not (folder / "possible_answer").is_dir():
@@ -92,7 +93,7 @@ def find_data(path: str | None) -> Path:
     for folder in [root / "bfcl" for root in data_search_path()] + packaged:
         if (folder / "possible_answer").is_dir():
             return folder
-    raise RLHubError(
+    raise DataNotFound(
         "no BFCL data: pass path= to a folder holding BFCL_v4_<category>.json and possible_answer/, "
         "set RLHUB_DATA to a folder holding bfcl/, or pip install bfcl-eval"
     )

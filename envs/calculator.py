@@ -4,7 +4,7 @@ Task: solve a grade-school word problem. The model may call ``calculate(expressi
 arithmetic: + - * / // % ** and parentheses, evaluated by a safe AST walker) as often as it likes
 within ``max_turns``, then answers. With ``python_tool=True`` it may also call ``python(code)``,
 which runs in rlhub's sandbox (no network, no host files, time and memory limits). Data as
-gsm8k-v0 (``path=``, ``RLHUB_DATA/gsm8k/``, or ``openai/gsm8k`` online).
+gsm8k-v0 (``path=``, ``RLHUB_DATA/gsm8k/``, the shipped ``data/gsm8k/``, or ``openai/gsm8k`` online).
 
 Output format: tool calls as ``<tool_call>{"name": "calculate", "arguments": {"expression": "..."}}
 </tool_call>``; the final turn has reasoning in ``<think>...</think>`` and the number in

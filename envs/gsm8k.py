@@ -1,7 +1,8 @@
 """gsm8k: grade-school math word problems (GSM8K, Cobbe et al. 2021).
 
 Data: a local JSONL (``path=``, lines of ``{"question", "answer"}``), a folder ``gsm8k/`` under
-``RLHUB_DATA``, or the HF dataset ``openai/gsm8k`` (config ``main``) when online. The gold answer is
+``RLHUB_DATA``, the copy rlhub ships in ``data/gsm8k/`` (MIT, 7,473 train and 1,319 test problems), or
+the HF dataset ``openai/gsm8k`` (config ``main``) when online. The gold answer is
 the text after ``####`` in the reference solution, thousands separators removed.
 
 Output format: reasoning in ``<think>...</think>``, the number in ``<answer>...</answer>`` (or

@@ -112,7 +112,12 @@ def envs_show(env_id: str, markdown: bool):
 
 @main.command()
 @click.argument("env_ids", nargs=-1)
-@click.option("--all", "all_envs", is_flag=True, help="Validate every registered environment.")
+@click.option(
+    "--all",
+    "all_envs",
+    is_flag=True,
+    help="Validate every registered environment; those whose data is not on this machine are listed, not failed.",
+)
 @click.option("-n", "n", default=16, show_default=True, help="Examples per split to check.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (for CI).")
 def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
@@ -142,7 +147,13 @@ def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
                 last_check = kinds[i : i + 2] == ["check", "probe"]  # a line between the checks and the probes
                 table.add_row(c.name, c.rule, scored, result, c.detail, end_section=last_check)
             console.print(table)
-    if not all(r.passed for r in reports):
+    # With --all, an env whose data is absent here (math-v0, mbpp-v0 offline) is reported, not failed: the
+    # user did not ask for it by name. Named envs must validate.
+    missing = [r for r in reports if r.no_data] if all_envs else []
+    if missing and not as_json:
+        names = ", ".join(r.env_id for r in missing)
+        console.print(f"[yellow]not validated, no data on this machine:[/] {names} (pass path= or set RLHUB_DATA)")
+    if not all(r.passed for r in reports if r not in missing):
         sys.exit(1)
 
 

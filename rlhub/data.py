@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rlhub.errors import RLHubError
+from rlhub.errors import DataNotFound, RLHubError
 
 
 def _read_file(file: Path) -> list[dict[str, Any]]:
@@ -93,7 +93,7 @@ def load_records(
             if f is not None:
                 return _read_file(f)
     if dataset is None:
-        raise RLHubError(
+        raise DataNotFound(
             f"no data for {data_name!r} ({split}): pass path=/local/{data_name} "
             f"or set RLHUB_DATA to a folder holding {data_name}/"
         )
@@ -107,12 +107,38 @@ def _load_hf(dataset: str, config: str | None, split: str, data_name: str) -> li
         raise RLHubError(
             f"loading {dataset!r} from the hub needs `pip install datasets`; or pass path= to local {data_name} data"
         )
+    offline = any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+    if not offline and not hub_reachable():
+        raise DataNotFound(
+            f"no local {data_name} data and the Hugging Face hub is unreachable (no network?): pass path= to a "
+            f"local {data_name} JSONL or folder, or set RLHUB_DATA to a folder holding {data_name}/"
+        )
     try:
         ds = datasets.load_dataset(dataset, config, split=split)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RLHubError(
+        raise DataNotFound(
             f"could not load HF dataset {dataset!r} split {split!r} ({first}); offline? pass path= to local "
             f"{data_name} data or set RLHUB_DATA"
         )
     return [dict(r) for r in ds]
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub (``HF_ENDPOINT``, default huggingface.co) opens within ``timeout``.
+
+    Checked before ``datasets.load_dataset``, whose retries otherwise take ~25 s to fail on a machine without
+    network; with ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` set, the datasets cache is used and no check is made.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -207,7 +207,8 @@ def tools_table(schemas: list[dict]) -> str:
     return table(["tool", "arguments", "what it does"], rows)
 
 
-def _data_source(env: Any) -> str:
+def _data_source(env: Any, spec: EnvSpec) -> str:
+    """Where an env's examples come from, in the order they are looked for."""
     from rlhub.env import DatasetEnv, ProceduralEnv
 
     if isinstance(env, ProceduralEnv):
@@ -215,6 +216,9 @@ def _data_source(env: Any) -> str:
     if isinstance(env, DatasetEnv):
         online = getattr(env.config, "dataset", None)
         where = f"`path=`, `RLHUB_DATA/{env.data_name}/`" if env.data_name else "`path=`"
+        shipped = spec.data.get("shipped")
+        if shipped:
+            where += f", the copy shipped in `data/{shipped}/` (with its LICENSE)"
         return where + (f", or the Hugging Face dataset `{online}` when online" if online else "")
     return "see the description"
 
@@ -247,8 +251,18 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
         ["version", f"v{spec.version}"],
         ["tags", ", ".join(spec.tags) or "none"],
         ["turns", turns],
-        ["data", _data_source(instance)],
+        ["data", _data_source(instance, spec)],
         ["data license", md_text(spec.license, cell=True)],
+        *(
+            [
+                [
+                    "data source",
+                    md_text(f"{spec.data['source']}, {spec.data.get('version', 'version not recorded')}", cell=True),
+                ]
+            ]
+            if spec.data
+            else []
+        ),
         ["entry point", f"`{spec.entry_point}`"],
         ["source", spec.source],
     ]

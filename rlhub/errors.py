@@ -11,3 +11,7 @@ class RLHubError(Exception):
 
 class ConfigError(RLHubError, ValueError):
     """An environment or recipe config value is invalid."""
+
+
+class DataNotFound(RLHubError):
+    """An environment's data is neither on this machine nor reachable on the hub (the message says where to put it)."""

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from rlhub.errors import ConfigError, RLHubError
+
+# peft (0.17-0.18) reads transformers' deprecated `model.is_gradient_checkpointing` when it wraps or loads an
+# adapter; the warning is the libraries' to fix between themselves, and says nothing to an rlhub user.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -16,6 +16,7 @@ import inspect
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -28,7 +29,10 @@ from rlhub.errors import RLHubError
 DOMAINS = ("math", "code", "tool", "instruction")
 ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*-v(\d+)$")
 REQUIRED = ("id", "entry_point", "version", "domain", "description", "license")
-OPTIONAL = ("tags", "config")
+OPTIONAL = ("tags", "config", "data")
+DATA_FIELDS = ("source", "version", "shipped")
+"""Keys of an entry's ``data:`` mapping: where the data set comes from (``source``), which release
+(``version``), and the folder under ``data/`` holding rlhub's copy with its LICENSE (``shipped``, or absent)."""
 ENTRY_POINT_GROUP = "rlhub.envs"
 FAMILIES = {"rg": "rlhub.envs.reasoning_gym"}
 """Id namespaces whose envs a module makes on demand instead of listing them: ``rg/<task>-v0`` is any
@@ -49,6 +53,7 @@ class EnvSpec:
     tags: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     source: str = "rlhub"
+    data: dict[str, str] = field(default_factory=dict)
 
     def load_class(self) -> type:
         module_name, _, attr = self.entry_point.partition(":")
@@ -96,6 +101,7 @@ class EnvSpec:
             "entry_point": self.entry_point,
             "config": dict(self.config),
             "source": self.source,
+            "data": dict(self.data),
         }
 
 
@@ -138,6 +144,14 @@ def parse_entry(raw: Any, where: str, source: str) -> EnvSpec:
     config = raw.get("config") or {}
     if not isinstance(config, dict):
         raise RLHubError(f"{label}: field 'config' must be a mapping of config keys to defaults")
+    data = raw.get("data") or {}
+    if not isinstance(data, dict) or (data and "source" not in data) or set(data) - set(DATA_FIELDS):
+        raise RLHubError(
+            f"{label}: field 'data' must be a mapping with 'source' and optionally 'version' and 'shipped', "
+            f"got {data!r}"
+        )
+    if not all(isinstance(v, str) for v in data.values()):
+        raise RLHubError(f"{label}: field 'data' values must be strings, got {data!r}")
     return EnvSpec(
         id=raw["id"],
         entry_point=ep,
@@ -148,10 +162,17 @@ def parse_entry(raw: Any, where: str, source: str) -> EnvSpec:
         tags=tuple(tags),
         config=config,
         source=source,
+        data=dict(data),
     )
 
 
 def parse_registry(data: Any, where: str, source: str = "rlhub") -> list[EnvSpec]:
+    if isinstance(data, dict):
+        for key in sorted(set(data) - {"envs"}, key=str):
+            warnings.warn(
+                f"{where}: unknown top-level key {key!r} ignored; a registry file holds only 'envs:'",
+                stacklevel=2,
+            )
     entries = data.get("envs") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise RLHubError(f"{where}: expected a top-level 'envs:' list of entries")

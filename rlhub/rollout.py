@@ -64,6 +64,14 @@ class RolloutEngine(Protocol):
         ...
 
 
+def kv_cache_name() -> str:
+    """The keyword (and output field) of a causal LM's KV cache: ``cache`` in current transformers (5.2x),
+    ``past_key_values`` before; passing the old name to a new version only earns a deprecation warning."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in getattr(CausalLMOutputWithPast, "__dataclass_fields__", {}) else "past_key_values"
+
+
 def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad token lists into (ids, attention_mask)."""
     width = max(len(s) for s in sequences)
@@ -146,17 +154,17 @@ class HFRolloutEngine:
         from transformers import DynamicCache
 
         ids, mask = left_pad(prompt_ids, self.pad_id, device)
-        cache = DynamicCache()
+        kv = kv_cache_name()
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions(mask),
-            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{kv: DynamicCache()},
         )
         # Prefill once per prompt, then give each of its n completions a copy of the cache.
-        cache = out.past_key_values
+        cache = getattr(out, kv)
         cache.batch_repeat_interleave(n)
         logits = out.logits[:, -1].float().repeat_interleave(n, dim=0)
         mask = mask.repeat_interleave(n, dim=0)
@@ -196,10 +204,10 @@ class HFRolloutEngine:
                 input_ids=tok[:, None],
                 attention_mask=mask,
                 position_ids=next_pos,
-                past_key_values=cache,
                 use_cache=True,
+                **{kv: cache},
             )
-            cache = out.past_key_values
+            cache = getattr(out, kv)
             logits = out.logits[:, -1].float()
             next_pos = next_pos + 1
         return list(zip(tokens, logps, finished))

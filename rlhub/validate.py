@@ -76,7 +76,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rlhub.errors import ConfigError, RLHubError
+from rlhub.errors import ConfigError, DataNotFound, RLHubError
 from rlhub.registry import make
 from rlhub.types import Example
 
@@ -163,6 +163,8 @@ class Check:
 class Report:
     env_id: str
     checks: list[Check] = field(default_factory=list)
+    no_data: str | None = None
+    """Set when the env's data is not on this machine (nor reachable): nothing could be checked."""
 
     @property
     def passed(self) -> bool:
@@ -172,7 +174,8 @@ class Report:
         self.checks.append(Check(name, bool(passed), detail))
 
     def to_dict(self) -> dict:
-        return {"env_id": self.env_id, "passed": self.passed, "checks": [asdict(c) for c in self.checks]}
+        out = {"env_id": self.env_id, "passed": self.passed, "checks": [asdict(c) for c in self.checks]}
+        return {**out, "no_data": self.no_data} if self.no_data else out
 
 
 def _key(ex: Example) -> tuple:
@@ -188,6 +191,7 @@ def validate_env(env_id: str, n: int = 16, **config) -> Report:
         test = env.examples("test", limit=n, seed=0)
     except RLHubError as exc:
         report.add("examples load", False, str(exc))
+        report.no_data = str(exc) if isinstance(exc, DataNotFound) else None
         return report
     report.add("examples load", bool(train) and bool(test), f"{len(train)} train, {len(test)} test")
     if not train:

@@ -44,6 +44,23 @@ def test_validate_passes_and_reports_json():
     assert all(r["passed"] for r in reports)
 
 
+def test_validate_all_lists_envs_without_local_data_but_a_named_one_fails(tmp_path):
+    registry = tmp_path / "registry.yaml"
+    entry = "  - {{id: {id}, entry_point: {ep}, version: 0, domain: math, description: d, license: l, config: {cfg}}}\n"
+    registry.write_text(
+        "envs:\n"
+        + entry.format(id="arithmetic-v0", ep="rlhub.envs.arithmetic:ArithmeticEnv", cfg="{}")
+        + entry.format(id="math-v0", ep="rlhub.envs.competition_math:MathEnv", cfg="{dataset: HuggingFaceH4/MATH-500}")
+    )
+    env = {"RLHUB_REGISTRY": str(registry), "RLHUB_DATA": str(tmp_path), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    out = run("validate", "--all", "-n", "2", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "arithmetic-v0: passed" in out.stdout
+    assert "not validated, no data on this machine: math-v0" in " ".join(out.stdout.split())
+    named = run("validate", "math-v0", "-n", "2", env=env)
+    assert named.returncode == 1 and "FAILED" in named.stdout
+
+
 def test_unknown_env_is_one_line_and_nonzero():
     out = run("envs", "show", "gsm9k-v0")
     assert out.returncode == 1

@@ -87,6 +87,29 @@ def test_missing_data_says_how_to_fix(tmp_path, monkeypatch):
         rlhub.make("gsm8k-v0", path=str(tmp_path / "nope.jsonl")).examples("test")
 
 
+def test_shipped_data_needs_no_setup_and_rlhub_data_overrides_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("RLHUB_DATA", raising=False)
+    assert len(rlhub.make("gsm8k-v0").examples("test")) == 1319
+    assert len(rlhub.make("bfcl-v0").examples("test")) == 1000
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "1+1?", "answer": "2\\n#### 2"}\n')
+    monkeypatch.setenv("RLHUB_DATA", str(tmp_path))
+    assert [e.answer for e in rlhub.make("gsm8k-v0").examples("test")] == ["2"]
+
+
+def test_unreachable_hub_fails_at_once_with_the_fix(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("RLHUB_DATA", str(tmp_path))
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens there
+    start = time.monotonic()
+    with pytest.raises(RLHubError, match=r"no local math data and the Hugging Face hub is unreachable.*pass path="):
+        rlhub.make("math-v0").examples("test")
+    assert time.monotonic() - start < 10  # no retry loop with back-off
+
+
 def test_math_env_accepts_equivalent_latex():
     env = rlhub.make("math-v0")
     by_answer = {e.answer: e for e in env.examples("test")}

@@ -35,6 +35,10 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
     for required in (
         "rlhub/_data/registry.yaml",
         "rlhub/_data/recipes/quickstart.yaml",
+        "rlhub/_data/data/gsm8k/test.jsonl",  # the shipped data sets, each with its license
+        "rlhub/_data/data/gsm8k/LICENSE",
+        "rlhub/_data/data/bfcl/possible_answer/BFCL_v4_simple_python.json",
+        "rlhub/_data/data/bfcl/LICENSE",
         "rlhub/envs/countdown.py",
         "rlhub/rewards/math.py",
         "rlhub/trainers/loop.py",
@@ -51,10 +55,11 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
     )
     assert install.returncode == 0, install.stderr[-2000:]
     probe = (
-        "import json, rlhub, rlhub.registry as r; "
-        "print(json.dumps([str(r.default_registry_path()), [s.id for s in rlhub.list_envs()]]))"
+        "import json, rlhub, rlhub.registry as r, rlhub.data as d; "
+        "print(json.dumps([str(r.default_registry_path()), [s.id for s in rlhub.list_envs()], "
+        "str(d.shipped_data_dir()), len(rlhub.make('gsm8k-v0').examples('test'))]))"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("RLHUB_REGISTRY",)}
+    env = {k: v for k, v in os.environ.items() if k not in ("RLHUB_REGISTRY", "RLHUB_DATA")}
     # The editable install stays on sys.path; the wheel's copy goes first, so it is the one imported.
     out = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(target)!r}); " + probe],
@@ -64,5 +69,6 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
         env=env,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    registry_path, ids = json.loads(out.stdout)
+    registry_path, ids, data_dir, gsm8k_test = json.loads(out.stdout)
     assert registry_path.startswith(str(target)) and "countdown-v0" in ids
+    assert data_dir.startswith(str(target)) and gsm8k_test == 1319

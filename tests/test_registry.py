@@ -143,3 +143,37 @@ def test_registry_yaml_is_parsed_with_every_field():
     text = textwrap.dedent(GOOD)
     specs = registry.parse_registry(__import__("yaml").safe_load(text), "inline")
     assert specs[0].to_dict()["entry_point"] == "rlhub.envs.arithmetic:ArithmeticEnv"
+
+
+def test_unknown_top_level_key_is_one_warning_naming_it(registry_file):
+    registry_file(GOOD + "\nenvironments: []\n")
+    with pytest.warns(UserWarning, match=r"unknown top-level key 'environments' ignored") as caught:
+        ids = [s.id for s in rlhub.list_envs()]
+    assert ids == ["arithmetic-v0"] and len(caught) == 1
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("{version: '1'}", "field 'data' must be a mapping with 'source'"),
+        ("{source: x, shipped: gsm8k, url: y}", "field 'data' must be a mapping"),
+        ("{source: x, version: 3}", "field 'data' values must be strings"),
+    ],
+)
+def test_bad_data_field_names_entry_and_field(registry_file, data, message):
+    registry_file(GOOD + f"    data: {data}\n")
+    with pytest.raises(RLHubError, match=rf"entry 'arithmetic-v0': {message}"):
+        rlhub.list_envs()
+
+
+def test_every_data_env_records_its_source_and_shipped_copies_carry_a_license():
+    from rlhub.data import shipped_data_dir
+    from rlhub.env import DatasetEnv
+
+    for spec in rlhub.list_envs():
+        if isinstance(spec.make(), DatasetEnv):
+            assert spec.data.get("source") and spec.data.get("version"), spec.id
+        if spec.data.get("shipped"):
+            folder = shipped_data_dir() / spec.data["shipped"]
+            assert (folder / "LICENSE").read_text().strip(), spec.id
+            assert any(folder.glob("*.json*")), spec.id

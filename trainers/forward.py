@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlhub.rollout import left_pad, positions
+from rlhub.rollout import kv_cache_name, left_pad, positions
 
 
 class CompletionLogits(nn.Module):
@@ -55,11 +55,12 @@ class CompletionLogits(nn.Module):
 
         prompt_ids, prompt_mask, rows = batch["prompt_ids"], batch["prompt_mask"], batch["rows"]
         completion, width = batch["completion"], batch["completion"].shape[1]
+        kv = kv_cache_name()
         out = self.model(
             input_ids=prompt_ids,
             attention_mask=prompt_mask,
             position_ids=positions(prompt_mask),
-            past_key_values=DynamicCache(),
+            **{kv: DynamicCache()},
             use_cache=True,
             logits_to_keep=1,
             output_hidden_states=hidden,
@@ -69,7 +70,7 @@ class CompletionLogits(nn.Module):
         first_h = _take_rows(out.hidden_states[-1][:, -1:], rows) if hidden else None
         if width == 1:
             return first, first_h
-        cache = out.past_key_values
+        cache = getattr(out, kv)
         for layer in cache.layers:
             layer.keys, layer.values = _take_rows(layer.keys, rows), _take_rows(layer.values, rows)
         mask = torch.cat([prompt_mask[rows], batch["completion_mask"][:, :-1].long()], dim=1)
@@ -79,7 +80,7 @@ class CompletionLogits(nn.Module):
             input_ids=completion[:, :-1],
             attention_mask=mask,
             position_ids=pos,
-            past_key_values=cache,
+            **{kv: cache},
             use_cache=True,
             logits_to_keep=0 if keep_logits else 1,
             output_hidden_states=hidden,

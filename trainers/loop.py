@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,7 +462,11 @@ def train(
                 grad_norm = float(accelerator.clip_grad_norm_(trainable, t.max_grad_norm))
                 optimizer.step()
             if not policy_frozen:
-                scheduler.step()
+                # The schedule counts steps, also a step whose micro-batches were all skipped; torch warns
+                # when that happens before any optimizer.step(), which here is intended.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                    scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         if work and not policy_frozen:
             engine.sync_weights(policy)  # the next rollout (and in-loop eval) samples from the updated policy
