@@ -39,7 +39,7 @@ def envs():
 
 @envs.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--domain", type=click.Choice(["math", "code", "tool"]), help="Only this domain.")
+@click.option("--domain", type=click.Choice(["math", "code", "tool", "instruction"]), help="Only this domain.")
 @click.option("--family", help="List the envs of an id family (rg: reasoning-gym tasks) instead.")
 def envs_list(as_json: bool, domain: str | None, family: str | None):
     """Every registered environment, then the id families (rg/<task>-v0) made on demand."""
@@ -233,10 +233,8 @@ def _print_summary(result) -> None:
 
 
 @main.command("eval")
-@click.argument("env_ids", nargs=-1, required=True)
-@click.option(
-    "--model", "model", required=True, help="Model name/path or LoRA adapter folder; with --base-url, the served name."
-)
+@click.argument("env_ids", nargs=-1)
+@click.option("--model", "model", help="Model name/path or LoRA adapter folder; with --base-url, the served name.")
 @click.option("-n", "n", default=64, show_default=True, help="Test examples per env.")
 @click.option("--k", "k", default=1, show_default=True, help="Samples per example (pass@k).")
 @click.option("--temperature", type=float, default=None, help="Default: 0 (greedy) for k=1, 1.0 for k>1.")
@@ -256,7 +254,16 @@ def _print_summary(result) -> None:
     help="Role of tool results sent to the endpoint (user: endpoints that reject tool messages).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--out", type=click.Path(file_okay=False), help="Write eval.json (every completion) and eval.png here.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Write eval.json (every completion), manifest.json (env, data, model hashes, sampler) and eval.png here.",
+)
+@click.option(
+    "--rescore",
+    type=click.Path(file_okay=False, exists=True),
+    help="Re-score the completions an --out folder holds with today's envs; exit 1 if any reward changed.",
+)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="With --out: write the bar chart eval.png.")
 @click.option("--wandb", "use_wandb", is_flag=True, help="Log to W&B (offline without credentials).")
 @click.option("--project", default="rlhub", show_default=True, help="W&B project.")
@@ -278,18 +285,27 @@ def eval_cmd(
     plot,
     use_wandb,
     project,
+    rescore,
 ):
     """Score a model, adapter or endpoint on envs' test splits: pass@1, pass@k, rewards, format errors, length.
 
     \b
     rlhub eval gsm8k-v0 arithmetic-v0 --model runs/my-run/checkpoints/step-000050/adapter --out evals/
     rlhub eval calculator-v0 --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --k 4
+    rlhub eval --rescore evals/
     """
     import os
     from pathlib import Path
 
     from rlhub.evaluate import evaluate_env, load_engine
     from rlhub.registry import get_spec
+
+    if rescore:
+        if env_ids:
+            raise click.UsageError("--rescore re-scores a stored eval: pass the folder alone, without env ids")
+        sys.exit(_rescore(rescore, as_json))
+    if not env_ids or not model:
+        raise click.UsageError("give the env ids and --model (or --rescore DIR)")
 
     for env_id in env_ids:
         get_spec(env_id)  # unknown ids fail fast, before a model loads
@@ -320,11 +336,26 @@ def eval_cmd(
         results.append((result, env_config))
     chart = sync = None
     if out:
+        from rlhub.evaluate import MANIFEST, build_manifest
+
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
+        files = {}
         for result, _ in results:
             name = "eval.json" if len(results) == 1 else f"eval-{result.env_id}.json"
             (out_dir / name).write_text(json.dumps(result.to_dict(with_records=True), indent=1))
+            files[result.env_id] = name
+        sampler = {
+            "backend": None if base_url else backend,
+            "n": n,
+            "k": k,
+            "temperature": temperature if temperature is not None else (0.0 if k == 1 else 1.0),
+            "top_p": 1.0,
+            "max_new_tokens": max_new_tokens,
+            "seed": 0,
+        }
+        manifest = build_manifest(results, files, model=model, sampler=sampler, base_url=base_url)
+        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
         if plot:
             from rlhub.plot import plot_eval
 
@@ -360,6 +391,32 @@ def eval_cmd(
         console.print(f"chart: {chart}", highlight=False)
     if sync:
         console.print(f"W&B ran offline; upload the run later with:\n  {sync}", highlight=False, soft_wrap=True)
+
+
+def _rescore(folder: str, as_json: bool) -> int:
+    """``rlhub eval --rescore``: print every stored completion whose reward changed; 1 if any did, else 0."""
+    from dataclasses import asdict
+
+    from rlhub.evaluate import rescore
+
+    reports = rescore(folder)
+    changed = sum(len(r.changed) for r in reports)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in reports], indent=2))
+        return 1 if changed else 0
+    for r in reports:
+        for note in r.notes:
+            console.print(f"{r.env_id}: {note}", highlight=False)
+        if not r.changed:
+            console.print(f"{r.env_id}: {r.checked} completions re-scored, no reward changed", highlight=False)
+            continue
+        table = Table(title=f"{r.env_id}: {len(r.changed)} of {r.checked} completions scored differently")
+        for column in ("id", "reward then", "reward now", "rewards changed [then, now]"):
+            table.add_column(column)
+        for c in r.changed:
+            table.add_row(c["id"], f"{c['old']}", f"{c['new']}", escape(str(c.get("rewards", c.get("reason")))))
+        console.print(table)
+    return 1 if changed else 0
 
 
 def _parse_env_overrides(items: tuple[str, ...]) -> dict:

@@ -31,7 +31,7 @@ GENERATED = (
     "<!-- Generated from registry.yaml and the env modules by "
     "`python -m rlhub.envcard --write docs/envs.md`; do not edit by hand. -->"
 )
-DOMAIN_TITLES = {"math": "Math", "code": "Code", "tool": "Tools"}
+DOMAIN_TITLES = {"math": "Math", "code": "Code", "tool": "Tools", "instruction": "Instruction following"}
 
 
 # ---------------------------------------------------------------------------------------------------

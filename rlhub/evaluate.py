@@ -290,3 +290,198 @@ def log_to_wandb(
     run_dir = Path(run.dir).parent
     run.finish()
     return f"wandb sync {run_dir}" if offline else None
+
+
+# --- reproducible evals: a manifest beside the completions, and re-scoring them ---------------------------
+MANIFEST = "manifest.json"
+"""The file ``rlhub eval --out`` writes beside the completions (``eval.json`` / ``eval-<env>.json``)."""
+
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".jinja", ".gguf")
+"""Files of a model or adapter folder that go into its hash (weights, configs, tokenizer)."""
+
+
+def _sha256(parts) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else str(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _file_chunks(files: list[Path]):
+    for file in files:
+        yield file.name
+        with file.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+
+def folder_hash(folder: str | Path) -> str:
+    """sha256 (16 hex digits) over a model or adapter folder's weight, config and tokenizer files.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / "config.json").write_text("{}")
+    >>> folder_hash(d) == folder_hash(d), len(folder_hash(d))
+    (True, 16)
+    """
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.name.endswith(_HASHED_SUFFIXES))
+    return _sha256(_file_chunks(files))
+
+
+def rewards_hash() -> str:
+    """sha256 over the sources of the ``rlhub.rewards`` package (an env's module hash does not cover them)."""
+    import rlhub.rewards
+
+    return _sha256(_file_chunks(sorted(Path(rlhub.rewards.__file__).parent.glob("*.py"))))
+
+
+def data_hash(examples) -> str:
+    """sha256 over the examples' ids, prompts, answers and info: the exact data an eval ran on."""
+    rows = [[ex.id, ex.prompt, ex.answer, ex.info] for ex in examples]
+    return _sha256([json.dumps(rows, sort_keys=True, default=str)])
+
+
+def model_fingerprint(model: str, base_url: str | None = None) -> dict[str, Any]:
+    """What was evaluated: the model (and adapter) with the hash of their files, or the endpoint's model."""
+    if base_url:
+        return {"name": model, "endpoint": base_url, "hash": None}
+    from rlhub.models import resolve_model_path
+
+    path = Path(model)
+    config = path / "adapter_config.json"
+    if config.is_file():
+        base = json.loads(config.read_text()).get("base_model_name_or_path") or ""
+        base_path = Path(resolve_model_path(base)) if base else None
+        return {
+            "name": model,
+            "adapter_hash": folder_hash(path),
+            "base": base,
+            "hash": folder_hash(base_path) if base_path and base_path.is_dir() else None,
+        }
+    local = Path(resolve_model_path(model))
+    return {"name": model, "hash": folder_hash(local) if local.is_dir() else None}
+
+
+def build_manifest(
+    results: list[tuple[EvalResult, dict[str, Any]]],
+    files: dict[str, str],
+    *,
+    model: str,
+    sampler: dict[str, Any],
+    base_url: str | None = None,
+) -> dict[str, Any]:
+    """The manifest of one ``rlhub eval --out`` run: enough to re-create its data and re-score its completions.
+
+    Args:
+        results: Each env's result with the env config it ran with.
+        files: Each env id's completions file, relative to the manifest.
+        model: The ``--model`` value.
+        sampler: Sampling settings (``n``, ``k``, ``temperature``, ``top_p``, ``max_new_tokens``, ``seed``, ...).
+        base_url: The endpoint, when one was evaluated.
+    """
+    import datetime
+
+    import rlhub
+    from rlhub.registry import get_spec
+
+    envs = []
+    for result, env_config in results:
+        spec = get_spec(result.env_id)
+        env = rlhub.make(result.env_id, **env_config)
+        examples = env.examples("test", limit=sampler["n"], seed=sampler["seed"])
+        envs.append(
+            {
+                "env_id": result.env_id,
+                "version": spec.version,
+                "source": spec.source,
+                "config": env_config,
+                "code_hash": spec.code_hash(),
+                "rewards_hash": rewards_hash(),
+                "data_hash": data_hash(examples),
+                "examples": result.examples,
+                "file": files[result.env_id],
+            }
+        )
+    return {
+        "rlhub_version": rlhub.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": model_fingerprint(model, base_url),
+        "sampler": sampler,
+        "envs": envs,
+    }
+
+
+@dataclass
+class Rescore:
+    """One env's stored completions scored again with the current env."""
+
+    env_id: str
+    checked: int
+    changed: list[dict[str, Any]]
+    """One entry per completion whose total or any single reward changed: id, old and new rewards."""
+    notes: list[str]
+    """What differs from the manifest (version, code, rewards or data hash), whether or not rewards changed."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(float(a) - float(b)) <= 1e-9
+
+
+def rescore(out_dir: str | Path) -> list[Rescore]:
+    """Score the completions an ``rlhub eval --out`` run stored with today's envs, and list what changed.
+
+    Args:
+        out_dir: The folder holding ``manifest.json`` and the completions files.
+
+    Returns:
+        One :class:`Rescore` per env of the run.
+
+    Raises:
+        RLHubError: The folder has no manifest (it was written before manifests, or is not an eval folder).
+    """
+    import rlhub
+    from rlhub.registry import get_spec
+
+    folder = Path(out_dir)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise RLHubError(f"{path} not found; re-run `rlhub eval ... --out {folder}` to write one")
+    manifest = json.loads(path.read_text())
+    sampler = manifest["sampler"]
+    reports = []
+    for entry in manifest["envs"]:
+        env_id = entry["env_id"]
+        env = rlhub.make(env_id, **entry["config"])
+        examples = env.examples("test", limit=sampler["n"], seed=sampler["seed"])
+        spec = get_spec(env_id)
+        now = {
+            "version": spec.version,
+            "code_hash": spec.code_hash(),
+            "rewards_hash": rewards_hash(),
+            "data_hash": data_hash(examples),
+        }
+        notes = [f"{key} {entry[key]} -> {value}" for key, value in now.items() if entry.get(key) != value]
+        by_id = {ex.id: ex for ex in examples}
+        records = json.loads((folder / entry["file"]).read_text())["records"]
+        known = [r for r in records if r["id"] in by_id]
+        changed = [
+            {"id": r["id"], "old": r["reward"], "new": None, "reason": "example gone"}
+            for r in records
+            if r["id"] not in by_id
+        ]
+        outputs = [r.get("transcript", r["completion"]) for r in known]
+        scores = env.score_batch(outputs, [by_id[r["id"]] for r in known]) if known else []
+        for record, score in zip(known, scores):
+            names = set(record["rewards"]) | set(score.rewards)
+            moved = {
+                n: [record["rewards"].get(n), score.rewards.get(n)]
+                for n in sorted(names)
+                if not _same(record["rewards"].get(n), score.rewards.get(n))
+            }
+            if moved or not _same(record["reward"], score.reward):
+                changed.append({"id": record["id"], "old": record["reward"], "new": score.reward, "rewards": moved})
+        reports.append(Rescore(env_id, len(records), changed, notes))
+    return reports

@@ -26,7 +26,7 @@ import yaml
 
 from rlhub.errors import RLHubError
 
-DOMAINS = ("math", "code", "tool")
+DOMAINS = ("math", "code", "tool", "instruction")
 ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*-v(\d+)$")
 REQUIRED = ("id", "entry_point", "version", "domain", "description", "license")
 OPTIONAL = ("tags", "config", "data")

@@ -52,7 +52,9 @@ def test_docs_page_indexes_every_env_by_domain_and_holds_its_card():
         assert f"### `{spec.id}`" in page
         card_start = page.index(f"### `{spec.id}`")
         domain_start = page.rindex("\n## ", 0, card_start)
-        assert page[domain_start:].startswith(f"\n## {dict(math='Math', code='Code', tool='Tools')[spec.domain]}\n")
+        assert page[domain_start:].startswith(
+            f"\n## {dict(math='Math', code='Code', tool='Tools', instruction='Instruction following')[spec.domain]}\n"
+        )
     assert "### `rg/<task>-v0`" in page and "pip install 'rlhub[rg]'" in page
     assert str(ROOT) not in page and "/work/" not in page  # nothing machine-specific
 

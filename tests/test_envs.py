@@ -21,7 +21,9 @@ def test_validate_every_env(env_id):
     assert report.passed, failed
     assert {c.name for c in report.checks} >= {"gold scores 1.0", "garbage scores 0", "deterministic"}
     probes = {c.name for c in report.checks if c.kind == "probe"}  # reward-hacking probes, all passed above
-    assert probes >= {"empty completion", "empty answer", "answer spam", "prompt echo", "long output"}
+    assert probes >= {"empty completion", "empty answer", "prompt echo", "long output"}
+    if env_id != "ifeval-v0":  # a free-text response has no answer block to fill with candidates
+        assert "answer spam" in probes
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)

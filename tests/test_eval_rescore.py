@@ -1,0 +1,88 @@
+"""`rlhub eval --out` writes a manifest; `rlhub eval --rescore` catches a reward that changed since."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rlhub.cli import main
+
+
+@pytest.fixture(scope="module")
+def stored_eval(tmp_path_factory):
+    from rlhub.models import save_tiny_model
+
+    root = tmp_path_factory.mktemp("eval")
+    model = save_tiny_model(root / "model")
+    out = root / "out"
+    args = ["eval", "arithmetic-v0", "--model", str(model), "-n", "8", "--max-new-tokens", "6", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--no-plot"])
+    assert result.exit_code == 0, result.output
+    return model, out
+
+
+def test_manifest_names_env_data_model_and_sampler(stored_eval):
+    from rlhub.evaluate import folder_hash
+
+    model, out = stored_eval
+    manifest = json.loads((out / "manifest.json").read_text())
+    [env] = manifest["envs"]
+    assert env["env_id"] == "arithmetic-v0" and env["version"] == 0 and env["file"] == "eval.json"
+    assert len(env["code_hash"]) == len(env["data_hash"]) == len(env["rewards_hash"]) == 16
+    assert manifest["model"] == {"name": str(model), "hash": folder_hash(model)}
+    assert manifest["sampler"] == {
+        "backend": "hf",
+        "n": 8,
+        "k": 1,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_new_tokens": 6,
+        "seed": 0,
+    }
+    assert manifest["rlhub_version"] and len(json.loads((out / "eval.json").read_text())["records"]) == 8
+
+
+def test_rescore_of_an_unchanged_env_exits_0(stored_eval):
+    _, out = stored_eval
+    result = CliRunner().invoke(main, ["eval", "--rescore", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "8 completions re-scored, no reward changed" in result.output
+
+
+def test_rescore_reports_every_example_whose_reward_changed_and_exits_1(stored_eval, monkeypatch):
+    from rlhub.envs.arithmetic import ArithmeticEnv
+    from rlhub.rewards import Rubric
+
+    _, out = stored_eval
+    stored = json.loads((out / "eval.json").read_text())["records"]
+
+    def lenient(completions, **kwargs):  # a "fixed" reward that now gives everything half marks
+        return [0.5] * len(completions)
+
+    monkeypatch.setattr(ArithmeticEnv, "build_rubric", lambda self: Rubric({"correct": (lenient, 1.0)}))
+    result = CliRunner().invoke(main, ["eval", "--rescore", str(out), "--json"])
+    assert result.exit_code == 1, result.output
+    [report] = json.loads(result.output)
+    assert report["checked"] == 8
+    assert sorted(c["id"] for c in report["changed"]) == sorted(r["id"] for r in stored)
+    assert all(c["new"] == 0.5 and c["rewards"]["correct"][1] == 0.5 for c in report["changed"])
+    assert "format" in report["changed"][0]["rewards"]  # a reward that disappeared counts as changed
+
+
+def test_rescore_notes_changed_data_and_needs_a_manifest(stored_eval, tmp_path):
+    _, out = stored_eval
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["envs"][0]["data_hash"] = "0" * 16
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "eval.json").write_text((out / "eval.json").read_text())
+    result = CliRunner().invoke(main, ["eval", "--rescore", str(copy)])
+    assert result.exit_code == 0 and "data_hash 0000000000000000 ->" in result.output
+    (copy / "manifest.json").unlink()
+    result = CliRunner().invoke(main, ["eval", "--rescore", str(copy)])
+    assert result.exit_code == 1 and "manifest.json not found" in result.output
+    result = CliRunner().invoke(main, ["eval", "arithmetic-v0", "--rescore", str(out)])
+    assert result.exit_code == 2 and "pass the folder alone" in result.output

@@ -1,0 +1,186 @@
+"""sql-v0 and its reward: gold scores 1, hacks and writes score 0, the database never changes, training runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import rlhub
+from rlhub.errors import ConfigError
+from rlhub.rewards.sql import QueryRefused, build_database, run_query, same_result, sql_execution
+
+DB = {
+    "ddl": ["CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, x INTEGER, y INTEGER)"],
+    "rows": {"t": [[1, "a", 5, None], [2, "b", 3, 7], [3, "c", 9, None]]},
+}
+OTHER = {"ddl": DB["ddl"], "rows": {"t": [[1, "d", 1, 2], [2, "e", 8, None]]}}
+
+
+def answer(query: str) -> str:
+    return f"<think>ok</think>\n<answer>{query}</answer>"
+
+
+def score(query: str, gold: str, ordered: bool = False, databases=(DB,)) -> float:
+    return sql_execution([answer(query)], answer=[gold], databases=[list(databases)], ordered=[ordered])[0]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT name FROM t WHERE y IS NULL",
+        "select t.name as who from t where t.y is null;",
+        "SELECT name FROM t WHERE id IN (1, 3)",  # a different query, same rows: execution accuracy
+        "SELECT name FROM t WHERE y IS NULL ORDER BY name DESC",  # order ignored unless asked for
+    ],
+)
+def test_equivalent_queries_score_one(query):
+    assert score(query, "SELECT name FROM t WHERE y IS NULL") == 1.0
+
+
+def test_columns_compare_without_names_or_order_and_numbers_by_value():
+    assert score("SELECT x, name FROM t", "SELECT name AS n, x AS v FROM t") == 1.0
+    assert score("SELECT AVG(x) * 1.0 FROM t", "SELECT SUM(x) / 3.0 FROM t") == 1.0
+    assert score("SELECT 17.0 / 3 + MIN(x) - 3 FROM t", "SELECT 17.0 / 3 FROM t LIMIT 1") == 1.0
+    assert score("SELECT name, x, x FROM t", "SELECT name, x FROM t") == 0.0  # an extra column
+    assert score("SELECT CAST(x AS TEXT) FROM t", "SELECT x FROM t") == 0.0  # '5' is not 5
+    assert score("SELECT name FROM t WHERE y = NULL", "SELECT name FROM t WHERE y IS NULL") == 0.0
+
+
+def test_order_counts_only_when_the_question_asks_for_it():
+    gold = "SELECT name FROM t ORDER BY x DESC"
+    assert score("SELECT name FROM t ORDER BY x", gold, ordered=False) == 1.0
+    assert score("SELECT name FROM t ORDER BY x", gold, ordered=True) == 0.0
+    assert score("SELECT name FROM t ORDER BY x DESC", gold, ordered=True) == 1.0
+
+
+def test_rows_compare_as_multisets():
+    assert same_result([(1,), (1,)], [(1,)]) is False
+    assert same_result([(1,), (2,)], [(2,), (1,)]) is True
+    assert same_result([], []) is True and same_result([(1,)], []) is False
+
+
+def test_hard_coded_rows_fail_on_the_variant_databases():
+    gold = "SELECT name FROM t WHERE y IS NULL"
+    assert score("VALUES ('a'), ('c')", gold) == 0.0  # reads no table
+    pasted = "SELECT * FROM (VALUES ('a'), ('c')) WHERE EXISTS (SELECT 1 FROM t)"
+    assert score(pasted, gold) == 1.0  # one database cannot tell ...
+    assert score(pasted, gold, databases=(DB, OTHER)) == 0.0  # ... a second one can
+    assert score(gold, gold, databases=(DB, OTHER)) == 1.0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DELETE FROM t",
+        "UPDATE t SET x = 0",
+        "INSERT INTO t VALUES (9, 'z', 1, 1)",
+        "DROP TABLE t",
+        "CREATE TABLE u (a)",
+        "CREATE TEMP TABLE u AS SELECT * FROM t",
+        "PRAGMA query_only = OFF",
+        "SELECT load_extension('evil')",
+        "SELECT * FROM t; DELETE FROM t",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n, t",
+        "SELECT length(randomblob(1000000000)) FROM t",
+        "SELECT a.id FROM t a, t b, t c, t d, t e, t f, t g",  # 2187 rows: over the result limit
+        "",
+        "SELEC name FROM t",
+        "SELECT '\ud800' FROM t",
+        "SELECT name FROM t WHERE name = '\x00'",
+    ],
+)
+def test_writes_and_runaway_queries_are_refused_and_leave_the_database_unchanged(query, tmp_path):
+    path = tmp_path / "shop.db"
+    build = build_database(DB)
+    build.backup(disk := sqlite3.connect(path))
+    disk.close()
+    before = path.read_bytes()
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with pytest.raises(QueryRefused):
+        run_query(db, query)
+    assert db.execute("SELECT COUNT(*), SUM(x) FROM t").fetchall() == [(3, 17)]
+    db.close()
+    assert path.read_bytes() == before
+    assert score(query, "SELECT name FROM t") == 0.0
+
+
+def test_attach_never_creates_a_file(tmp_path):
+    db = build_database(DB)
+    target = tmp_path / "stolen.db"
+    with pytest.raises(QueryRefused, match="not authorized"):
+        run_query(db, f"ATTACH DATABASE '{target}' AS stolen")
+    assert not target.exists()
+    assert run_query(db, "SELECT COUNT(*) FROM t") == [(3,)]  # the guards are lifted after each query
+
+
+def test_missing_columns_are_not_applicable():
+    assert sql_execution([answer("SELECT 1 FROM t")], answer=[None], databases=[[DB]]) == [None]
+    assert sql_execution([answer("SELECT 1 FROM t")], answer=["SELECT 1 FROM t"], databases=[[]]) == [None]
+
+
+def test_env_gold_scores_one_and_every_family_has_rows():
+    env = rlhub.make("sql-v0")
+    examples = env.examples("test", limit=120)
+    assert len({ex.info["family"] for ex in examples}) == 14
+    for ex in examples:
+        assert len(ex.info["databases"]) == 3
+        assert run_query(build_database(ex.info["databases"][0]), ex.answer)
+        assert env.score(env.gold_completion(ex), ex).rewards["correct"] == 1.0
+    ordered = [ex for ex in examples if ex.info["ordered"]]
+    assert ordered and all("ORDER BY" in ex.answer for ex in ordered)
+    assert any(None in row for ex in examples for rows in ex.info["databases"][0]["rows"].values() for row in rows)
+
+
+def test_env_is_reproducible_and_config_is_validated():
+    a = rlhub.make("sql-v0").examples("train", limit=5, seed=3)
+    b = rlhub.make("sql-v0").examples("train", limit=5, seed=3)
+    assert [(x.prompt, x.answer, x.info) for x in a] == [(x.prompt, x.answer, x.info) for x in b]
+    assert len(rlhub.make("sql-v0", variants=0).examples("train", limit=1)[0].info["databases"]) == 1
+    with pytest.raises(ConfigError, match=r"rows must be in 6\.\.60"):
+        rlhub.make("sql-v0", rows=2)
+    with pytest.raises(ConfigError, match=r"variants must be in 0\.\.5"):
+        rlhub.make("sql-v0", variants=9)
+    with pytest.raises(ConfigError, match="answer_format='tags'"):
+        rlhub.make("sql-v0", answer_format="boxed")
+
+
+def test_validate_passes_with_every_probe():
+    from rlhub.validate import validate_env
+
+    report = validate_env("sql-v0", n=4)
+    names = {c.name for c in report.checks if c.kind == "probe"}
+    assert {"select every row", "gold rows as VALUES", "UNION of candidates", "writes refused"} <= names
+    assert report.passed, [c for c in report.checks if not c.passed]
+
+
+def test_grpo_two_steps_on_sql(tmp_path):
+    from rlhub.models import save_tiny_model
+    from rlhub.trainers.loop import train
+    from rlhub.trainers.recipe import load_recipe
+
+    out = tmp_path / "run"
+    values = {
+        "model.name": str(save_tiny_model(tmp_path / "model", seed=0)),
+        "model.dtype": "float32",
+        "model.gradient_checkpointing": False,
+        "training.mixed_precision": "no",
+        "env.id": "sql-v0",
+        "env.config": {"rows": 6, "prompt_style": "user"},
+        "algorithm.group_size": 4,
+        "training.max_steps": 2,
+        "training.prompts_per_step": 2,
+        "training.micro_batch_size": 4,
+        "training.max_new_tokens": 8,
+        "training.output_dir": str(out),
+        "logging.wandb": False,
+        "eval.every": 0,
+    }
+    result = train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "reward" in r]
+    assert [r["step"] for r in rows] == [1, 2] and result.summary["steps"] == 2
+    assert rows[0]["rewards/correct/mean"] == 0.0 and rows[0]["rewards/errors"] == 0.0  # random text is no query
+    assert Path(result.summary["checkpoint"], "adapter").is_dir()
