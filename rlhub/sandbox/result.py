@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "error", "timeout", "memory", "output_limit", "killed"]
 """How a program ended.
@@ -56,3 +56,31 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.passed
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What one call of ``run_calls`` gave.
+
+    Attributes:
+        ok: True if the call returned a value made only of exact built-in types.
+        value: That value, rebuilt on the host (None when not ok).
+        error: Why the call failed: the exception it raised, a result of another type, or not run.
+    """
+
+    ok: bool
+    value: Any = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class CallResults:
+    """The outcome of ``run_calls``: the program's run and one ``CallOutcome`` per call, in order.
+
+    Attributes:
+        result: The underlying run.
+        calls: One outcome per call.
+    """
+
+    result: ExecResult
+    calls: tuple[CallOutcome, ...]
