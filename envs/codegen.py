@@ -38,27 +38,9 @@ from rlhub.env import EnvConfig, ProceduralEnv
 from rlhub.errors import ConfigError
 from rlhub.rewards import Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
+from rlhub.rewards.code_checks import SAME
 from rlhub.types import Example
 from rlhub.validate import Probe
-
-SAME = """def _same(got, want):
-    real_type = ().__class__.__class__  # not the name `type`: the solution may have rebound builtins
-    if real_type(got) is not real_type(want):
-        return False
-    if real_type(want) in ([].__class__, ().__class__):
-        size = want.__len__()
-        if got.__len__() != size:
-            return False
-        i = 0
-        while i < size:
-            if not _same(got[i], want[i]):
-                return False
-            i += 1
-        return True
-    return got == want
-"""
-"""The tests' comparison, run after the solution: equal values of exactly the expected types. It calls no
-builtin by name (``type``, ``len``, ``all``, ``zip``), since the solution runs first and may rebind them."""
 
 ALWAYS_EQUAL = """class Anything{base}:
     def __eq__(self, other):

@@ -52,10 +52,13 @@ def packaged_problems() -> list[dict]:
 
 
 def split_check(test: str, entry_point: str) -> list[str]:
-    """HumanEval's harness cut into one program per assert of ``check``, for partial credit.
+    """HumanEval's harness as test cases, one per assert of ``check`` that calls ``candidate``.
 
-    Each program keeps every statement of ``check`` except the other assert-bearing statements that
-    call ``candidate``; a harness that cannot be split comes back whole.
+    An assert that stands on its own (it uses none of the names ``check`` binds, and is not inside a
+    loop) becomes that assert with ``candidate`` renamed to the entry point: the reward turns it into
+    calls whose results it compares outside the sandbox (:mod:`rlhub.rewards.code_checks`). Any other
+    case is the whole harness with every other case taken out, run as asserts in the sandbox. A
+    harness that cannot be parsed comes back whole, as one case.
     """
     call = f"\n\ncheck({entry_point})\n"
     try:
@@ -73,15 +76,24 @@ def split_check(test: str, entry_point: str) -> list[str]:
             isinstance(n, ast.Name) and n.id == "candidate" for n in nodes
         )
 
+    bound = {n.id for s in body if not is_case(s) for n in ast.walk(s) if isinstance(n, ast.Name)}
+    bound |= {(a.asname or a.name).split(".")[0] for s in body for a in ast.walk(s) if isinstance(a, ast.alias)}
     cases = [stmt for stmt in body if is_case(stmt)]
-    if len(cases) < 2:
-        return [test + call]
     programs = []
     for case in cases:
+        names = {n.id for n in ast.walk(case) if isinstance(n, ast.Name)}
+        if isinstance(case, ast.Assert) and not names & bound:
+            renamed = ast.parse(ast.unparse(case)).body[0]
+            for node in ast.walk(renamed):
+                if isinstance(node, ast.Name) and node.id == "candidate":
+                    node.id = entry_point
+            renamed.msg = None
+            programs.append(ast.unparse(renamed))
+            continue
         check.body = [stmt for stmt in body if stmt is case or not is_case(stmt)]
         programs.append(ast.unparse(module) + call)
     check.body = body
-    return programs
+    return programs or [test + call]
 
 
 @dataclass
@@ -136,8 +148,8 @@ class HumanEvalEnv(DatasetEnv):
         return fenced_python(example.answer)
 
     def build_rubric(self) -> Rubric:
-        def correct(completions, harness, prelude, **kwargs):
-            return code_all_pass(completions, tests=harness, prelude=prelude)
+        def correct(completions, tests, prelude, **kwargs):
+            return code_all_pass(completions, tests=tests, prelude=prelude)
 
         return Rubric(
             {

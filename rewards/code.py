@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from rlhub.sandbox import default_pool
+from rlhub.sandbox import CallResults, default_pool
 
+from .code_checks import CallCheck, convert
 from .parsing import completion_text, strip_think
 from .rubric import Rubric
 
@@ -170,8 +173,8 @@ def _test_list(tests: Any) -> list[str] | None:
     return list(tests)
 
 
-def _run_cases(pool, program: str, cases: tuple[str, ...]) -> list[bool]:
-    """Run ``program`` with each test case in turn; after a timeout, the remaining cases fail unrun."""
+def _run_fallback(pool, program: str, cases: Sequence[str]) -> list[bool]:
+    """Run ``program`` with each case in turn (``run_tests``); after a timeout, the remaining cases fail unrun."""
     passed = []
     for case in cases:
         try:
@@ -185,30 +188,83 @@ def _run_cases(pool, program: str, cases: tuple[str, ...]) -> list[bool]:
     return passed
 
 
+_call_cache: OrderedDict[tuple, CallResults] = OrderedDict()
+_call_cache_lock = threading.Lock()
+CALL_CACHE_SIZE = 2048
+"""Runs of converted calls kept, so that ``correct`` and ``pass_rate`` of one batch share one run."""
+
+
+def _run_converted(pool, program: str, setup: str, checks: Sequence[CallCheck]) -> tuple[list[bool], bool]:
+    """Whether each converted case passes, from one ``run_calls`` of all their calls; and whether it timed out."""
+    calls = tuple(call for check in checks for call in check.calls)
+    key = (program, setup, calls)
+    with _call_cache_lock:
+        outcome = _call_cache.get(key)
+    if outcome is None:
+        try:
+            outcome = pool.run_calls(program, calls, setup=setup, timeout=TIMEOUT, memory_mb=MEMORY_MB)
+        except Exception as exc:  # a sandbox failure scores 0; it must never stop training
+            log.warning("sandbox run failed (%s: %s); scoring 0", type(exc).__name__, exc)
+            return [False] * len(checks), False
+        with _call_cache_lock:
+            _call_cache[key] = outcome
+            while len(_call_cache) > CALL_CACHE_SIZE:
+                _call_cache.popitem(last=False)
+    passed, start = [], 0
+    for check in checks:
+        results = outcome.calls[start : start + len(check.calls)]
+        start += len(check.calls)
+        passed.append(all(r.ok for r in results) and check.passes([r.value for r in results]))
+    return passed, outcome.result.status == "timeout"
+
+
+def _run_job(pool, program: str, cases: tuple[str, ...], setup: str, together: bool) -> list[bool]:
+    """One completion's verdict per case: converted cases by calls, the rest by asserts in the sandbox."""
+    checks = [convert(case, setup) for case in cases]
+    converted = [c for c in checks if c is not None]
+    fallback = [case for case, c in zip(cases, checks) if c is None]
+    verdicts, timed_out = _run_converted(pool, program, setup, converted) if converted else ([], False)
+    prefix = f"{setup}\n" if setup.strip() else ""
+    if timed_out:
+        rest = [False] * len(fallback)
+    elif together and fallback:
+        rest = _run_fallback(pool, program, [prefix + "\n".join(fallback)]) * len(fallback)
+    else:
+        rest = _run_fallback(pool, program, [prefix + case for case in fallback])
+    by_case, done, left = [], iter(verdicts), iter(rest)
+    for c in checks:
+        by_case.append(next(done) if c is not None else next(left))
+    return by_case
+
+
 def run_test_cases(
     completions: Sequence[Any],
     tests: Sequence[Any],
     setup_code: Sequence[str | None] | None = None,
     prelude: Sequence[str | None] | None = None,
+    together: bool = False,
 ) -> list[list[bool] | None]:
-    """Whether each completion's program passes each of its test cases, each case a program of its own.
+    """Whether each completion's program passes each of its test cases.
 
-    Completions run concurrently on the default sandbox pool, their cases one after another; a
-    program that times out on one case is not run on the rest (they fail), and identical programs
-    with identical tests run once.
+    Cases that convert (see :mod:`rlhub.rewards.code_checks`: one assert on calls of the solution's
+    functions) run as calls, all of a completion's in one program, and are checked here; the rest run
+    as asserts after the solution, each in a program of its own (or all in one, ``together``).
+    Completions run concurrently on the default sandbox pool; a program that times out is not run
+    on its remaining cases (they fail), and identical programs with identical tests run once.
 
     Args:
         completions: Completions (strings or chat-message lists).
         tests: Per completion, its test cases (strings of statements, usually asserts).
         setup_code: Per completion, code run before its tests (after the solution), or ``None``.
         prelude: Per completion, code placed before the solution in the same source, or ``None``.
+        together: Run the cases that do not convert in one program rather than one each.
 
     Returns:
         Per completion, one bool per test case (all ``False`` when it has no code or the sandbox
         fails), or ``None`` when it has no valid tests.
     """
     n = len(completions)
-    jobs: list[tuple[str | None, tuple[str, ...]] | None] = []
+    jobs: list[tuple[str | None, tuple[str, ...], str] | None] = []
     for completion, cases, setup, before in zip(completions, tests, _column(setup_code, n), _column(prelude, n)):
         cases = _test_list(cases)
         if cases is None:
@@ -217,10 +273,9 @@ def run_test_cases(
         code = extract_code(completion_text(completion))
         if code is not None and isinstance(before, str) and before:
             code = f"{before}\n{code}"
-        prefix = f"{setup}\n" if isinstance(setup, str) and setup.strip() else ""
-        jobs.append((code, tuple(prefix + case for case in cases)))
+        jobs.append((code, tuple(cases), setup if isinstance(setup, str) else ""))
     unique = list(dict.fromkeys(job for job in jobs if job is not None and job[0] is not None))
-    verdicts: dict[tuple[str, tuple[str, ...]], list[bool]] = {}
+    verdicts: dict[tuple[str, tuple[str, ...], str], list[bool]] = {}
     if unique:
         try:
             pool = default_pool()
@@ -228,7 +283,8 @@ def run_test_cases(
             log.warning("no sandbox (%s: %s); scoring 0", type(exc).__name__, exc)
         else:
             with ThreadPoolExecutor(pool.workers, thread_name_prefix="rlhub-code-reward") as executor:
-                verdicts = dict(zip(unique, executor.map(lambda job: _run_cases(pool, *job), unique)))
+                results = executor.map(lambda job: _run_job(pool, *job, together), unique)
+                verdicts = dict(zip(unique, results))
     return [None if job is None else verdicts.get(job, [False] * len(job[1])) for job in jobs]
 
 
@@ -271,7 +327,8 @@ def code_all_pass(
 
     Args:
         completions: Completions (strings or chat-message lists).
-        tests: Per completion, its test cases; they are joined into one test program.
+        tests: Per completion, its test cases: converted ones run as calls of one program, the rest
+            are joined into one test program.
         setup_code: Per completion, code run before its tests, or ``None``.
         prelude: Per completion, code placed before the solution, or ``None``.
         **kwargs: Other dataset columns (ignored).
@@ -283,8 +340,7 @@ def code_all_pass(
         >>> code_all_pass(["I would loop over the list.", "```text\\nnot python\\n```"], tests=[["assert True"]] * 2)
         [0.0, 0.0]
     """
-    joined = [None if (cases := _test_list(t)) is None else "\n".join(cases) for t in tests]
-    results = run_test_cases(completions, joined, setup_code, prelude)
+    results = run_test_cases(completions, tests, setup_code, prelude, together=True)
     return [None if r is None else float(all(r)) for r in results]
 
 
