@@ -38,7 +38,7 @@ from rlhub.env import EnvConfig, ProceduralEnv
 from rlhub.errors import ConfigError
 from rlhub.rewards import Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
-from rlhub.rewards.code_checks import SAME
+from rlhub.sandbox.checks import SAME
 from rlhub.types import Example
 from rlhub.validate import Probe
 

@@ -56,7 +56,7 @@ def split_check(test: str, entry_point: str) -> list[str]:
 
     An assert that stands on its own (it uses none of the names ``check`` binds, and is not inside a
     loop) becomes that assert with ``candidate`` renamed to the entry point: the reward turns it into
-    calls whose results it compares outside the sandbox (:mod:`rlhub.rewards.code_checks`). Any other
+    calls whose results it compares outside the sandbox (:mod:`rlhub.sandbox.checks`). Any other
     case is the whole harness with every other case taken out, run as asserts in the sandbox. A
     harness that cannot be parsed comes back whole, as one case.
     """

@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from rlhub.sandbox import CallResults, default_pool
+from rlhub.sandbox.checks import CallCheck, convert
 
-from .code_checks import CallCheck, convert
 from .parsing import completion_text, strip_think
 from .rubric import Rubric
 
@@ -246,7 +246,7 @@ def run_test_cases(
 ) -> list[list[bool] | None]:
     """Whether each completion's program passes each of its test cases.
 
-    Cases that convert (see :mod:`rlhub.rewards.code_checks`: one assert on calls of the solution's
+    Cases that convert (see :mod:`rlhub.sandbox.checks`: one assert on calls of the solution's
     functions) run as calls, all of a completion's in one program, and are checked here; the rest run
     as asserts after the solution, each in a program of its own (or all in one, ``together``).
     Completions run concurrently on the default sandbox pool; a program that times out is not run

@@ -242,6 +242,33 @@ def test_early_exit_is_reported_as_it_happened(pool):
 
 # ----------------------------------------------------------------------------- forging a pass by introspection
 
+LIARS = """
+class Anything:
+    def __eq__(self, other):
+        return True
+
+class LyingInt(int):
+    def __eq__(self, other):
+        return True
+
+class LyingStr(str):
+    def __eq__(self, other):
+        return True
+
+def anything():
+    return Anything()
+
+def lying_int():
+    return LyingInt(0)
+
+def lying_str():
+    return LyingStr("")
+
+def nested():
+    return [1, (2, LyingInt(3))]
+"""
+
+
 FIND_TOKEN = """
 import os, re, sys
 
@@ -300,11 +327,23 @@ def add(a, b):
 }
 
 
+ASSERTS_IN_SANDBOX = "one = 1\nassert add(one, 2) == 3\n"  # uses a name the tests bind: it does not convert
+
+
+@pytest.mark.parametrize("tests", [TESTS, ASSERTS_IN_SANDBOX], ids=["converted", "asserts in the sandbox"])
 @pytest.mark.parametrize("name", FORGERIES)
-def test_run_tests_refuses_the_introspection_a_forgery_needs(pool, name):
-    verdict = pool.run_tests("def add(a, b):\n    return 0\n" + FORGERIES[name], TESTS)
+def test_run_tests_refuses_the_introspection_a_forgery_needs(pool, name, tests):
+    assert pool.run_tests(SOLUTION, tests)
+    verdict = pool.run_tests("def add(a, b):\n    return 0\n" + FORGERIES[name], tests)
     assert not verdict.passed, verdict.result
     assert "refuses" in verdict.result.stderr or name == "tracing"
+
+
+@pytest.mark.parametrize("liar", ["anything", "lying_int", "lying_str"])
+def test_run_tests_fails_results_whose_comparisons_lie(pool, liar):
+    code = LIARS + f"def add(a, b):\n    return {liar}()\n"
+    verdict = pool.run_tests(code, TESTS)
+    assert not verdict.passed and verdict.result.status == "ok"  # it ran; its results could not be reported
 
 
 def test_the_audit_hook_leaves_the_standard_library_working_in_a_test_run(pool):
@@ -328,32 +367,6 @@ def test_plain_programs_keep_frames_and_fork(pool):
 
 
 # ----------------------------------------------------------------------------- run_calls
-
-LIARS = """
-class Anything:
-    def __eq__(self, other):
-        return True
-
-class LyingInt(int):
-    def __eq__(self, other):
-        return True
-
-class LyingStr(str):
-    def __eq__(self, other):
-        return True
-
-def anything():
-    return Anything()
-
-def lying_int():
-    return LyingInt(0)
-
-def lying_str():
-    return LyingStr("")
-
-def nested():
-    return [1, (2, LyingInt(3))]
-"""
 
 
 def test_run_calls_returns_exact_values_and_refuses_every_other_type(pool):

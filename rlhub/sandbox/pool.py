@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from rlhub.errors import RLHubError
 from rlhub.sandbox._zygote import decode_value
 from rlhub.sandbox.backends import Backend, make_backend
 from rlhub.sandbox.channel import Channel, WorkerLost
+from rlhub.sandbox.checks import CallCheck, convert
 from rlhub.sandbox.docker_backend import DEFAULT_IMAGE
 from rlhub.sandbox.result import CallOutcome, CallResults, ExecResult, Verdict
 
@@ -164,17 +166,21 @@ class SandboxPool:
         memory_mb: int = 512,
         files: dict[str, str] | None = None,
     ) -> Verdict:
-        """Run ``code`` then ``test_code`` (plain statements, e.g. asserts) in one namespace.
+        """Run ``code`` then ``test_code`` (plain statements, e.g. asserts), and say whether the tests passed.
 
-        Both are compiled, separately, before either runs. The run passes only if it ends with
-        status ok and a fresh random token, which the sandbox prints after the last statement of
-        ``test_code`` has run. So a solution that exits early (``sys.exit(0)``, ``os._exit(0)``),
-        prints a fake token or "All tests passed", or rebinds ``AssertionError`` or other builtins
-        fails. The token is held only in the harness's frames, and an audit hook in the test run
-        refuses frame and gc introspection, ``ctypes``, new processes and ``/proc/*/mem``, so a
-        solution cannot dig it out by the usual routes. That is defence in depth, not a boundary,
-        and it does nothing against objects whose comparisons lie: use ``run_calls`` when the tests
-        are calls with expected values, which then never enter the sandbox.
+        When every statement of ``test_code`` is an assert that converts (see ``rlhub.sandbox.checks``:
+        ``assert f(2) == 4``, ``assert abs(f(x) - 0.5) < 1e-6``), the asserts never enter the sandbox:
+        it evaluates their calls (``run_calls``) and this process checks the results, so neither a
+        forged "pass" nor an object whose comparisons lie can pass.
+
+        Otherwise both are compiled, separately, before either runs, in one namespace. The run passes
+        only if it ends with status ok and a fresh random token, which the sandbox prints after the
+        last statement of ``test_code`` has run. So a solution that exits early (``sys.exit(0)``,
+        ``os._exit(0)``), prints a fake token or "All tests passed", or rebinds ``AssertionError`` or
+        other builtins fails. The token is held only in the harness's frames, and an audit hook in the
+        test run refuses frame and gc introspection, ``ctypes``, new processes and ``/proc/*/mem``, so
+        a solution cannot dig it out by the usual routes. That is defence in depth, not a boundary,
+        and it does nothing against objects whose comparisons lie.
 
         Args:
             code: The solution.
@@ -184,6 +190,17 @@ class SandboxPool:
         Returns:
             A Verdict, truthy if the tests passed.
         """
+        checks = as_checks(test_code)
+        if checks is not None:
+            calls = [call for check in checks for call in check.calls]
+            segments = [["main.py", code]]
+            result, raw = self._execute(segments, stdin, timeout, memory_mb, files, token=None, calls=calls)
+            outcomes, start, passed = _call_outcomes(raw, len(calls)), 0, result.status == "ok"
+            for check in checks:
+                got = outcomes[start : start + len(check.calls)]
+                start += len(check.calls)
+                passed = passed and all(o.ok for o in got) and check.passes([o.value for o in got])
+            return Verdict(passed=passed, result=result)
         token = secrets.token_hex(16)
         segments = [["main.py", code], ["tests.py", test_code]]
         result = self._execute(segments, stdin, timeout, memory_mb, files, token=token)[0]
@@ -302,6 +319,18 @@ class SandboxPool:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="rlhub-sandbox")
             return self._executor
+
+
+def as_checks(test_code: str) -> list[CallCheck] | None:
+    """``test_code`` as converted asserts, if every one of its statements converts; else None."""
+    try:
+        statements = ast.parse(test_code).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    checks = [convert(ast.unparse(statement)) for statement in statements]
+    if not checks or any(check is None for check in checks):
+        return None
+    return checks
 
 
 def _call_outcomes(raw: str | None, count: int) -> tuple[CallOutcome, ...]:

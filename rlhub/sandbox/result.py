@@ -46,9 +46,10 @@ class Verdict:
     """Whether a solution passed its tests (see ``run_tests``); truthy when it did.
 
     Attributes:
-        passed: True only if the program exited cleanly and printed the run's secret token,
-            which it can only do after the last test statement ran.
-        result: The underlying run, with the token line still in ``stdout``.
+        passed: True only if the program exited cleanly and its tests passed: converted asserts
+            checked outside the sandbox on the calls' results, or asserts run in the sandbox
+            followed by the run's secret token, which it prints only after the last test ran.
+        result: The underlying run (for asserts run in the sandbox, the token line still in ``stdout``).
     """
 
     passed: bool
