@@ -148,8 +148,8 @@ class HumanEvalEnv(DatasetEnv):
         return fenced_python(example.answer)
 
     def build_rubric(self) -> Rubric:
-        def correct(completions, tests, prelude, **kwargs):
-            return code_all_pass(completions, tests=tests, prelude=prelude)
+        def correct(completions, tests, prelude, entry_point, **kwargs):
+            return code_all_pass(completions, tests=tests, prelude=prelude, entry_point=entry_point)
 
         return Rubric(
             {

@@ -173,12 +173,17 @@ def _test_list(tests: Any) -> list[str] | None:
     return list(tests)
 
 
-def _run_fallback(pool, program: str, cases: Sequence[str]) -> list[bool]:
-    """Run ``program`` with each case in turn (``run_tests``); after a timeout, the remaining cases fail unrun."""
+def _run_fallback(pool, program: str, cases: Sequence[str], prelude: str, entry_point: str) -> list[bool]:
+    """Run ``program`` with each case in turn (``run_tests``); after a timeout, the remaining cases fail unrun.
+
+    With an ``entry_point``, each case runs apart from the program, calling that function of it through
+    the strict serializer, after the ``prelude`` (``run_tests``'s ``isolate``).
+    """
     passed = []
+    isolation = {"isolate": [entry_point], "test_prelude": prelude} if entry_point else {}
     for case in cases:
         try:
-            verdict = pool.run_tests(program, case, timeout=TIMEOUT, memory_mb=MEMORY_MB)
+            verdict = pool.run_tests(program, case, timeout=TIMEOUT, memory_mb=MEMORY_MB, **isolation)
         except Exception as exc:  # a sandbox failure scores 0; it must never stop training
             log.warning("sandbox run failed (%s: %s); scoring 0", type(exc).__name__, exc)
             return passed + [False] * (len(cases) - len(passed))
@@ -218,7 +223,9 @@ def _run_converted(pool, program: str, setup: str, checks: Sequence[CallCheck]) 
     return passed, outcome.result.status == "timeout"
 
 
-def _run_job(pool, program: str, cases: tuple[str, ...], setup: str, together: bool) -> list[bool]:
+def _run_job(
+    pool, program: str, cases: tuple[str, ...], setup: str, prelude: str, entry_point: str, together: bool
+) -> list[bool]:
     """One completion's verdict per case: converted cases by calls, the rest by asserts in the sandbox."""
     checks = [convert(case, setup) for case in cases]
     converted = [c for c in checks if c is not None]
@@ -228,9 +235,9 @@ def _run_job(pool, program: str, cases: tuple[str, ...], setup: str, together: b
     if timed_out:
         rest = [False] * len(fallback)
     elif together and fallback:
-        rest = _run_fallback(pool, program, [prefix + "\n".join(fallback)]) * len(fallback)
+        rest = _run_fallback(pool, program, [prefix + "\n".join(fallback)], prelude, entry_point) * len(fallback)
     else:
-        rest = _run_fallback(pool, program, [prefix + case for case in fallback])
+        rest = _run_fallback(pool, program, [prefix + case for case in fallback], prelude, entry_point)
     by_case, done, left = [], iter(verdicts), iter(rest)
     for c in checks:
         by_case.append(next(done) if c is not None else next(left))
@@ -243,6 +250,7 @@ def run_test_cases(
     setup_code: Sequence[str | None] | None = None,
     prelude: Sequence[str | None] | None = None,
     together: bool = False,
+    entry_point: Sequence[str | None] | None = None,
 ) -> list[list[bool] | None]:
     """Whether each completion's program passes each of its test cases.
 
@@ -258,14 +266,18 @@ def run_test_cases(
         setup_code: Per completion, code run before its tests (after the solution), or ``None``.
         prelude: Per completion, code placed before the solution in the same source, or ``None``.
         together: Run the cases that do not convert in one program rather than one each.
+        entry_point: Per completion, the function its tests call, or ``None``. Given, the cases that
+            do not convert run apart from the solution, calling that function through the strict
+            serializer, after the prelude (``run_tests``'s ``isolate``).
 
     Returns:
         Per completion, one bool per test case (all ``False`` when it has no code or the sandbox
         fails), or ``None`` when it has no valid tests.
     """
     n = len(completions)
-    jobs: list[tuple[str | None, tuple[str, ...], str] | None] = []
-    for completion, cases, setup, before in zip(completions, tests, _column(setup_code, n), _column(prelude, n)):
+    jobs: list[tuple[str | None, tuple[str, ...], str, str, str] | None] = []
+    columns = zip(completions, tests, _column(setup_code, n), _column(prelude, n), _column(entry_point, n))
+    for completion, cases, setup, before, entry in columns:
         cases = _test_list(cases)
         if cases is None:
             jobs.append(None)
@@ -273,9 +285,11 @@ def run_test_cases(
         code = extract_code(completion_text(completion))
         if code is not None and isinstance(before, str) and before:
             code = f"{before}\n{code}"
-        jobs.append((code, tuple(cases), setup if isinstance(setup, str) else ""))
+        before = before if isinstance(before, str) else ""
+        entry = entry if isinstance(entry, str) and entry.isidentifier() else ""
+        jobs.append((code, tuple(cases), setup if isinstance(setup, str) else "", before, entry))
     unique = list(dict.fromkeys(job for job in jobs if job is not None and job[0] is not None))
-    verdicts: dict[tuple[str, tuple[str, ...], str], list[bool]] = {}
+    verdicts: dict[tuple, list[bool]] = {}
     if unique:
         try:
             pool = default_pool()
@@ -293,6 +307,7 @@ def code_pass_rate(
     tests: Sequence[Any],
     setup_code: Sequence[str | None] | None = None,
     prelude: Sequence[str | None] | None = None,
+    entry_point: Sequence[str | None] | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """The fraction of its test cases each completion's program passes (partial credit).
@@ -302,6 +317,7 @@ def code_pass_rate(
         tests: Per completion, its test cases (strings of assert statements).
         setup_code: Per completion, code run before its tests, or ``None``.
         prelude: Per completion, code placed before the solution, or ``None``.
+        entry_point: Per completion, the function the tests call, or ``None`` (see ``run_test_cases``).
         **kwargs: Other dataset columns (ignored).
 
     Returns:
@@ -312,7 +328,7 @@ def code_pass_rate(
         >>> code_pass_rate([answer, "no code"], tests=[["assert add(1, 2) == 3", "assert add(2, 2) == 5"]] * 2)
         [0.5, 0.0]
     """
-    results = run_test_cases(completions, tests, setup_code, prelude)
+    results = run_test_cases(completions, tests, setup_code, prelude, entry_point=entry_point)
     return [None if r is None else sum(r) / len(r) for r in results]
 
 
@@ -321,6 +337,7 @@ def code_all_pass(
     tests: Sequence[Any],
     setup_code: Sequence[str | None] | None = None,
     prelude: Sequence[str | None] | None = None,
+    entry_point: Sequence[str | None] | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """1.0 iff each completion's program passes all its tests, run together in one program.
@@ -331,6 +348,7 @@ def code_all_pass(
             are joined into one test program.
         setup_code: Per completion, code run before its tests, or ``None``.
         prelude: Per completion, code placed before the solution, or ``None``.
+        entry_point: Per completion, the function the tests call, or ``None`` (see ``run_test_cases``).
         **kwargs: Other dataset columns (ignored).
 
     Returns:
@@ -340,7 +358,7 @@ def code_all_pass(
         >>> code_all_pass(["I would loop over the list.", "```text\\nnot python\\n```"], tests=[["assert True"]] * 2)
         [0.0, 0.0]
     """
-    results = run_test_cases(completions, tests, setup_code, prelude, together=True)
+    results = run_test_cases(completions, tests, setup_code, prelude, together=True, entry_point=entry_point)
     return [None if r is None else float(all(r)) for r in results]
 
 

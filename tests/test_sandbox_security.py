@@ -395,3 +395,32 @@ def test_forged_result_lines_decode_to_plain_values_only(pool):
     outcome = pool.run_calls(forged + "def f():\n    return 0\n", ["f()", "f()"])
     assert not outcome.calls[0].ok  # an unhashable set member is malformed, not an object
     assert outcome.calls[1].ok and outcome.calls[1].value == (7,)  # the first line counts: a value it could return
+
+
+# ----------------------------------------------------------------------------- run_tests(isolate=...)
+
+PRELUDE = "def encode(s):\n    return s[::-1]\n\n\ndef decode(s):\n    '''The stub the solution completes.'''\n"
+ROUND_TRIP = (
+    "def check(candidate):\n    for word in ['abc', 'hello']:\n        assert candidate(encode(word)) == word\n"
+    "\n\ncheck(decode)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        LIARS + "def decode(s):\n    return anything()\n",
+        LIARS + "def decode(s):\n    return lying_str()\n",
+        "def encode(s):\n    return s\n\n\ndef decode(s):\n    return s\n",  # rebinds the tests' helper
+        FORGERIES["frame walking"] + "def decode(s):\n    return s\n",
+        FORGERIES["gc scanning"] + "def decode(s):\n    return s\n",
+    ],
+    ids=["always equal", "lying str", "patched helper", "frame walking", "gc scanning"],
+)
+def test_isolated_tests_call_the_solution_across_a_process_boundary(pool, forgery):
+    honest = PRELUDE + "def decode(s):\n    return s[::-1]\n"
+    assert pool.run_tests(honest, ROUND_TRIP, isolate=["decode"], test_prelude=PRELUDE)
+    verdict = pool.run_tests(PRELUDE + forgery, ROUND_TRIP, isolate=["decode"], test_prelude=PRELUDE)
+    assert not verdict.passed, verdict.result
+    if "FIND_TOKEN" not in forgery and "_forge" not in forgery:  # in one process, the same asserts are fooled
+        assert pool.run_tests(PRELUDE + forgery, ROUND_TRIP)

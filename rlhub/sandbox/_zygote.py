@@ -311,18 +311,21 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, 
     except BaseException as exc:  # any setup failure is reported as the program's error
         os.write(2, f"sandbox setup failed: {exc!r}\n".encode())
         os._exit(SETUP_FAILED_EXIT)
-    calls, token = request.get("calls"), request["token"]
+    calls, token, isolate = request.get("calls"), request["token"], request.get("isolate")
     del request
-    _run_program(request_code, token, calls)
+    _run_program(request_code, token, calls, isolate)
 
 
-def _run_program(segments: list, token: str | None, calls: list[str] | None) -> None:
+def _run_program(segments: list, token: str | None, calls: list[str] | None, isolate: list[str] | None) -> None:
     """Run each ``(filename, source)`` segment in turn in one ``__main__`` namespace; never returns.
 
     Segments are compiled separately, so one cannot swallow the next (say, by ending inside an
     open string); all are compiled before any runs. Then each of ``calls`` is evaluated and its
-    result, or the name of the exception it raised, written to ``RESULTS_FD``. Exits the way the
-    interpreter would.
+    result, or the name of the exception it raised, written to ``RESULTS_FD``. With ``isolate`` (names
+    of the solution's functions), the first segment, the solution, runs in a process of its own
+    (``_serve_solution``) and the others here, where each name is bound, before the last segment
+    runs, to a proxy that calls the solution's function through the strict serializer. Exits the
+    way the interpreter would.
     """
     run, evaluate = exec, eval  # bound before any program code runs: a program may rebind builtins
     main = types.ModuleType("__main__")
@@ -335,9 +338,14 @@ def _run_program(segments: list, token: str | None, calls: list[str] | None) -> 
                 linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
             compiled.append(compile(source, filename, "exec", dont_inherit=True))
         expressions = [compile(call, f"<call {i}>", "eval", dont_inherit=True) for i, call in enumerate(calls or ())]
-        if token is not None or calls is not None:
+        proxies = None
+        if isolate is not None:
+            proxies = _start_solution_process(compiled.pop(0), isolate)
+        elif token is not None or calls is not None:
             sys.addaudithook(refusing_hook())
-        for code in compiled:
+        for number, code in enumerate(compiled):
+            if proxies is not None and number == len(compiled) - 1:
+                main.__dict__.update(proxies)
             run(code, main.__dict__)
         for index, expression in enumerate(expressions):
             _report_call(index, evaluate, expression, main.__dict__)
@@ -372,6 +380,63 @@ def _run_program(segments: list, token: str | None, calls: list[str] | None) -> 
         except OSError:
             pass
     os._exit(exit_code)
+
+
+def _start_solution_process(code, names: list[str]) -> dict:
+    """Fork the process that runs the solution and serves calls to it; return a proxy per name."""
+    calls_r, calls_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    _prctl(PR_SET_DUMPABLE, 0)  # the solution's process (same uid) may not read this one's memory
+    pid = os.fork()
+    if pid == 0:
+        os.close(calls_w)
+        os.close(replies_r)
+        _serve_solution(code, calls_r, replies_w)
+    os.close(calls_r)
+    os.close(replies_w)
+
+    def proxy(name: str):
+        def call(*args, **kwargs):
+            request = json.dumps({"name": name, "args": encode_value(list(args)), "kwargs": encode_value(kwargs)})
+            _write_all(calls_w, encode_frame_bytes(request.encode()))
+            header = _read_exactly(replies_r, HEADER.size)
+            payload = None if header is None else _read_exactly(replies_r, HEADER.unpack(header)[0])
+            if payload is None:
+                raise RuntimeError(f"the solution's process ended before {name} returned")
+            reply = json.loads(payload)
+            if "error" in reply:
+                raise RuntimeError(f"{name} failed: {reply['error']}")
+            return decode_value(reply["v"])
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    return {name: proxy(name) for name in names}
+
+
+def _serve_solution(code, calls_r: int, replies_w: int) -> None:
+    """In the solution's process: run it, then answer calls until EOF; never returns."""
+    sys.addaudithook(refusing_hook())
+    main = types.ModuleType("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    except BaseException:  # the solution's own failure: the tests' calls then fail
+        os._exit(_print_uncaught())
+    while (header := _read_exactly(calls_r, HEADER.size)) is not None:
+        request = json.loads(_read_exactly(calls_r, HEADER.unpack(header)[0]))
+        try:
+            function = main.__dict__[request["name"]]
+            result = function(*decode_value(request["args"]), **decode_value(request["kwargs"]))
+            reply = json.dumps({"v": encode_value(result)}, separators=(",", ":"))
+        except BaseException as exc:  # reported to the tests as the call's failure
+            reply = json.dumps({"error": f"{_type(exc).__name__}"})
+        _write_all(replies_w, encode_frame_bytes(reply.encode()))
+    os._exit(0)
+
+
+def encode_frame_bytes(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload)) + payload
 
 
 def _report_call(index: int, evaluate, expression, namespace: dict) -> None:

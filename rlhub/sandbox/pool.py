@@ -165,6 +165,8 @@ class SandboxPool:
         timeout: float = 5.0,
         memory_mb: int = 512,
         files: dict[str, str] | None = None,
+        isolate: Sequence[str] | None = None,
+        test_prelude: str = "",
     ) -> Verdict:
         """Run ``code`` then ``test_code`` (plain statements, e.g. asserts), and say whether the tests passed.
 
@@ -182,10 +184,19 @@ class SandboxPool:
         a solution cannot dig it out by the usual routes. That is defence in depth, not a boundary,
         and it does nothing against objects whose comparisons lie.
 
+        With ``isolate`` (the names of the solution's functions the tests call), that boundary holds
+        for any test code: the solution runs in a process of its own and the tests in another, where
+        each name is a proxy whose arguments and result cross through the strict serializer. The
+        solution cannot see the token or the tests, return a lying object, or rebind what the tests
+        use; tests that pass other objects to the solution, or read its other globals, fail.
+
         Args:
             code: The solution.
             test_code: The tests, run after ``code`` in its namespace.
             stdin, timeout, memory_mb, files: As for ``run``.
+            isolate: Run the tests apart from the solution, calling these functions of it.
+            test_prelude: With ``isolate``: trusted code the tests' process runs first (say, the helpers
+                the tests use), before the proxies are bound.
 
         Returns:
             A Verdict, truthy if the tests passed.
@@ -203,7 +214,12 @@ class SandboxPool:
             return Verdict(passed=passed, result=result)
         token = secrets.token_hex(16)
         segments = [["main.py", code], ["tests.py", test_code]]
-        result = self._execute(segments, stdin, timeout, memory_mb, files, token=token)[0]
+        if isolate is not None:
+            if not all(isinstance(name, str) and name.isidentifier() for name in isolate):
+                raise ValueError(f"isolate must be a list of function names, got {isolate!r}")
+            segments[1:1] = [["prelude.py", test_prelude]]
+            isolate = list(isolate)
+        result = self._execute(segments, stdin, timeout, memory_mb, files, token=token, isolate=isolate)[0]
         return Verdict(passed=result.status == "ok" and result.stdout.endswith(f"\n{token}\n"), result=result)
 
     def run_calls(
@@ -289,7 +305,9 @@ class SandboxPool:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _execute(self, segments, stdin, timeout, memory_mb, files, token, calls=None) -> tuple[ExecResult, str | None]:
+    def _execute(
+        self, segments, stdin, timeout, memory_mb, files, token, calls=None, isolate=None
+    ) -> tuple[ExecResult, str | None]:
         request = {
             "code": segments,
             "stdin": stdin,
@@ -299,6 +317,7 @@ class SandboxPool:
             "max_output": self.max_output,
             "token": token,
             "calls": calls,
+            "isolate": isolate,
         }
         _check_request(request)
         worker = self._checkout()
