@@ -10,12 +10,24 @@ evaluation set with one split, so ``train`` and ``test`` both serve it: train on
 Output format: reasoning in ``<think>...</think>``, then the whole function in one ```python block.
 The problem's source (its imports and helper functions) runs before the answer in the same program.
 
-Rewards: ``correct`` (HumanEval's own harness, ``check(entry_point)``, passes; weight 1.0),
-``pass_rate`` (the fraction of the harness's asserts passed, each run in a program of its own;
-weight ``pass_rate_weight``), ``format`` (one python block; weight ``format_weight``).
+Reward trust: the asserts of HumanEval's ``check`` are its test cases. 1,127 of the 1,133 become
+calls whose results come back through a strict serializer and are compared outside the sandbox
+(:mod:`rlhub.sandbox.checks`); the 6 that do not convert (HumanEval/32, 38, 44, 50, 53 and 151: a
+loop over random inputs, or names ``check`` binds) run as asserts in a process apart from the
+solution, calling ``entry_point`` through the same serializer. All 164 canonical solutions score
+1.0. Forged solutions, 28 per problem in 8 kinds (frame walking and gc scans for the pass token,
+always-equal objects, lying ``int``/``str``/``list`` subclasses, patched test helpers, early exit,
+fake test output, patched builtins), 4,592 in all, earn 0 ``correct`` on every problem; ``rlhub
+validate`` tries them (and more) on every run.
+
+Rewards: ``correct`` (every assert of HumanEval's harness, ``check(entry_point)``, passes; weight
+1.0), ``pass_rate`` (the fraction of the harness's asserts passed; weight ``pass_rate_weight``),
+``format`` (one python block; weight ``format_weight``).
 
 Version history:
-    v0: first version.
+    v0: first version. Since then, the asserts are checked outside the sandbox on strictly serialized
+        results (an object whose ``==`` lies, or a solution that found the pass token, passed);
+        canonical solutions score as before; a result of a type other than the exact built-ins fails.
 """
 
 from __future__ import annotations

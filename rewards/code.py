@@ -1,21 +1,28 @@
 """Code rewards: find the program in a completion, run it against its tests in the sandbox, score it.
 
 A completion answers with a fenced ```python block (see :func:`extract_code`). Its tests are assert
-statements (the ``tests`` column, one string per test case), run after the solution in the same
-namespace, with the optional ``setup_code`` column before them (MBPP's ``test_setup_code``) and the
-optional ``prelude`` column before the solution in the same program (HumanEval's prompt, so that its
-imports and helper functions exist). Every run goes through :func:`rlhub.sandbox.SandboxPool.run_tests`
-on the default pool: completions concurrently, one worker each, and a completion's test cases one after
-another, each within :data:`TIMEOUT` seconds; after a timeout its remaining cases fail unrun, so an
-endless loop costs one timeout. Identical programs with identical tests in a batch run once.
+statements (the ``tests`` column, one string per test case), with the optional ``setup_code`` column
+run after the solution and before them (MBPP's ``test_setup_code``) and the optional ``prelude``
+column before the solution in the same program (HumanEval's prompt, so that its imports and helper
+functions exist).
 
-A test passes only when the sandbox proves it ran to its end: ``run_tests`` prints a fresh secret token
-after the last test statement, and only a run that ends cleanly with that token counts. So exiting
-early (``sys.exit(0)``, ``os._exit(0)``), printing "All tests passed" or a fake token, or rebinding
-``AssertionError`` earns nothing, and since each test case runs in a program of its own, no ``try``
-around the tests can swallow a failure. Not covered (see ``SandboxPool.run_tests``): a solution that
-returns objects whose comparisons lie (``__eq__`` always true) or that digs the token out of the
-interpreter; tests can guard against the first by checking exact types, as ``codegen-v0`` does.
+Expected values never enter the sandbox. A case that is one assert on calls of the solution's
+functions (``assert add(1, 2) == 3``, ``assert abs(f(x) - 0.5) < 1e-6``; see :mod:`rlhub.sandbox.checks`)
+is turned, here, into those calls and a check: the sandbox runs the solution and the calls
+(``SandboxPool.run_calls``, all of a completion's calls in one program within :data:`TIMEOUT`
+seconds) and returns each result through a strict serializer, exact bool, int, float, str, None,
+list, tuple, dict and set only; the check runs here, with Python's own ``==`` on those plain values.
+So a program can print anything it likes, exit when it likes, or return an object whose ``__eq__``
+always answers True or an ``int`` subclass that lies: it cannot see the expected values, and nothing
+but plain values comes back. ``correct`` and ``pass_rate`` share that one run.
+
+A case that does not convert (a loop, names the test binds) runs as asserts, each case in a program
+of its own (``run_tests``): it passes only when the run ends cleanly with a fresh secret token
+printed after its last statement, under an audit hook that refuses frame and gc introspection. With
+an ``entry_point`` column (HumanEval), such a case runs in a process apart from the solution,
+calling that function through the same strict serializer, so not even those asserts can be fooled.
+After a timeout a completion's remaining cases fail unrun, so an endless loop costs one timeout.
+Identical programs with identical tests in a batch run once.
 
 Rewards never raise on model output: no code scores 0.0, and so does any sandbox failure (logged).
 An example without tests scores ``None`` (not applicable).
