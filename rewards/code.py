@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from rlhub.sandbox import CallResults, default_pool
+from rlhub.sandbox import default_pool
 from rlhub.sandbox.checks import CallCheck, convert
 
 from .parsing import completion_text, strip_think
@@ -200,34 +200,36 @@ def _run_fallback(pool, program: str, cases: Sequence[str], prelude: str, entry_
     return passed
 
 
-_call_cache: OrderedDict[tuple, CallResults] = OrderedDict()
-_call_cache_lock = threading.Lock()
-CALL_CACHE_SIZE = 2048
-"""Runs of converted calls kept, so that ``correct`` and ``pass_rate`` of one batch share one run."""
+_verdict_cache: OrderedDict[tuple, tuple[list[bool], bool]] = OrderedDict()
+_verdict_cache_lock = threading.Lock()
+VERDICT_CACHE_SIZE = 4096
+"""Verdicts of converted cases kept (a few bools each), so that ``correct`` and ``pass_rate`` share one run."""
 
 
 def _run_converted(pool, program: str, setup: str, checks: Sequence[CallCheck]) -> tuple[list[bool], bool]:
     """Whether each converted case passes, from one ``run_calls`` of all their calls; and whether it timed out."""
-    calls = tuple(call for check in checks for call in check.calls)
-    key = (program, setup, calls)
-    with _call_cache_lock:
-        outcome = _call_cache.get(key)
-    if outcome is None:
-        try:
-            outcome = pool.run_calls(program, calls, setup=setup, timeout=TIMEOUT, memory_mb=MEMORY_MB)
-        except Exception as exc:  # a sandbox failure scores 0; it must never stop training
-            log.warning("sandbox run failed (%s: %s); scoring 0", type(exc).__name__, exc)
-            return [False] * len(checks), False
-        with _call_cache_lock:
-            _call_cache[key] = outcome
-            while len(_call_cache) > CALL_CACHE_SIZE:
-                _call_cache.popitem(last=False)
+    key = (program, setup, tuple((check.calls, check.check) for check in checks))
+    with _verdict_cache_lock:
+        if key in _verdict_cache:
+            passed, timed_out = _verdict_cache[key]
+            return list(passed), timed_out
+    calls = [call for check in checks for call in check.calls]
+    try:
+        outcome = pool.run_calls(program, calls, setup=setup, timeout=TIMEOUT, memory_mb=MEMORY_MB)
+    except Exception as exc:  # a sandbox failure scores 0; it must never stop training
+        log.warning("sandbox run failed (%s: %s); scoring 0", type(exc).__name__, exc)
+        return [False] * len(checks), False
     passed, start = [], 0
     for check in checks:
         results = outcome.calls[start : start + len(check.calls)]
         start += len(check.calls)
         passed.append(all(r.ok for r in results) and check.passes([r.value for r in results]))
-    return passed, outcome.result.status == "timeout"
+    timed_out = outcome.result.status == "timeout"
+    with _verdict_cache_lock:
+        _verdict_cache[key] = (passed, timed_out)
+        while len(_verdict_cache) > VERDICT_CACHE_SIZE:
+            _verdict_cache.popitem(last=False)
+    return list(passed), timed_out
 
 
 def _run_job(
