@@ -9,19 +9,25 @@ messy spacing); 3 adds five harder families and larger inputs. Example ``i`` com
 so (seed, index) reproduces it.
 
 Tests are ``num_tests`` assert lines that call the function; the prompt shows the first two as
-examples. They compare with ``_same``, which demands exactly the expected types all the way down, so
-a returned object whose ``__eq__`` always answers True (or ``True`` for ``1``) fails, even when the
-solution also rebinds ``builtins.type``.
+examples. They compare with ``_same``, which demands exactly the expected types all the way down
+(``True`` for ``1`` fails). Each becomes a call, whose result comes back from the sandbox through a
+strict serializer, and a ``_same`` check made outside the sandbox (:mod:`rlhub.sandbox.checks`), so
+neither the expected values nor the comparison are within a solution's reach.
+
+Reward trust: ``rlhub validate`` tries 48 forged solutions on 4 tasks (frame walking and gc scans for
+a pass token, always-equal objects, lying subclasses, patched test helpers) and 48 always-equal
+objects with rebound builtins, besides the early-exit, fake-output and patched-builtins probes: all
+earn 0.
 
 Output format: reasoning in ``<think>...</think>``, then the function in one ```python block.
 
-Rewards: ``correct`` (every test passes; weight 1.0), ``pass_rate`` (the fraction of tests passed,
-each in a program of its own; weight ``pass_rate_weight``), ``format`` (one python block; weight
-``format_weight``).
+Rewards: ``correct`` (every test passes; weight 1.0), ``pass_rate`` (the fraction of tests passed;
+weight ``pass_rate_weight``), ``format`` (one python block; weight ``format_weight``).
 
 Version history:
     v0: first version. Since then, ``_same`` no longer looks up builtins by name (a solution that rebound
-        ``builtins.type`` and returned an always-equal object passed); correct solutions score as before.
+        ``builtins.type`` and returned an always-equal object passed); the tests are checked outside the
+        sandbox on strictly serialized results; correct solutions score as before.
 """
 
 from __future__ import annotations
@@ -38,27 +44,9 @@ from rlhub.env import EnvConfig, ProceduralEnv
 from rlhub.errors import ConfigError
 from rlhub.rewards import Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
+from rlhub.sandbox.checks import SAME
 from rlhub.types import Example
 from rlhub.validate import Probe
-
-SAME = """def _same(got, want):
-    real_type = ().__class__.__class__  # not the name `type`: the solution may have rebound builtins
-    if real_type(got) is not real_type(want):
-        return False
-    if real_type(want) in ([].__class__, ().__class__):
-        size = want.__len__()
-        if got.__len__() != size:
-            return False
-        i = 0
-        while i < size:
-            if not _same(got[i], want[i]):
-                return False
-            i += 1
-        return True
-    return got == want
-"""
-"""The tests' comparison, run after the solution: equal values of exactly the expected types. It calls no
-builtin by name (``type``, ``len``, ``all``, ``zip``), since the solution runs first and may rebind them."""
 
 ALWAYS_EQUAL = """class Anything{base}:
     def __eq__(self, other):

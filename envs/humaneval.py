@@ -10,12 +10,24 @@ evaluation set with one split, so ``train`` and ``test`` both serve it: train on
 Output format: reasoning in ``<think>...</think>``, then the whole function in one ```python block.
 The problem's source (its imports and helper functions) runs before the answer in the same program.
 
-Rewards: ``correct`` (HumanEval's own harness, ``check(entry_point)``, passes; weight 1.0),
-``pass_rate`` (the fraction of the harness's asserts passed, each run in a program of its own;
-weight ``pass_rate_weight``), ``format`` (one python block; weight ``format_weight``).
+Reward trust: the asserts of HumanEval's ``check`` are its test cases. 1,127 of the 1,133 become
+calls whose results come back through a strict serializer and are compared outside the sandbox
+(:mod:`rlhub.sandbox.checks`); the 6 that do not convert (HumanEval/32, 38, 44, 50, 53 and 151: a
+loop over random inputs, or names ``check`` binds) run as asserts in a process apart from the
+solution, calling ``entry_point`` through the same serializer. All 164 canonical solutions score
+1.0. Forged solutions, 28 per problem in 8 kinds (frame walking and gc scans for the pass token,
+always-equal objects, lying ``int``/``str``/``list`` subclasses, patched test helpers, early exit,
+fake test output, patched builtins), 4,592 in all, earn 0 ``correct`` on every problem; ``rlhub
+validate`` tries them (and more) on every run.
+
+Rewards: ``correct`` (every assert of HumanEval's harness, ``check(entry_point)``, passes; weight
+1.0), ``pass_rate`` (the fraction of the harness's asserts passed; weight ``pass_rate_weight``),
+``format`` (one python block; weight ``format_weight``).
 
 Version history:
-    v0: first version.
+    v0: first version. Since then, the asserts are checked outside the sandbox on strictly serialized
+        results (an object whose ``==`` lies, or a solution that found the pass token, passed);
+        canonical solutions score as before; a result of a type other than the exact built-ins fails.
 """
 
 from __future__ import annotations
@@ -52,10 +64,13 @@ def packaged_problems() -> list[dict]:
 
 
 def split_check(test: str, entry_point: str) -> list[str]:
-    """HumanEval's harness cut into one program per assert of ``check``, for partial credit.
+    """HumanEval's harness as test cases, one per assert of ``check`` that calls ``candidate``.
 
-    Each program keeps every statement of ``check`` except the other assert-bearing statements that
-    call ``candidate``; a harness that cannot be split comes back whole.
+    An assert that stands on its own (it uses none of the names ``check`` binds, and is not inside a
+    loop) becomes that assert with ``candidate`` renamed to the entry point: the reward turns it into
+    calls whose results it compares outside the sandbox (:mod:`rlhub.sandbox.checks`). Any other
+    case is the whole harness with every other case taken out, run as asserts in the sandbox. A
+    harness that cannot be parsed comes back whole, as one case.
     """
     call = f"\n\ncheck({entry_point})\n"
     try:
@@ -73,15 +88,24 @@ def split_check(test: str, entry_point: str) -> list[str]:
             isinstance(n, ast.Name) and n.id == "candidate" for n in nodes
         )
 
+    bound = {n.id for s in body if not is_case(s) for n in ast.walk(s) if isinstance(n, ast.Name)}
+    bound |= {(a.asname or a.name).split(".")[0] for s in body for a in ast.walk(s) if isinstance(a, ast.alias)}
     cases = [stmt for stmt in body if is_case(stmt)]
-    if len(cases) < 2:
-        return [test + call]
     programs = []
     for case in cases:
+        names = {n.id for n in ast.walk(case) if isinstance(n, ast.Name)}
+        if isinstance(case, ast.Assert) and not names & bound:
+            renamed = ast.parse(ast.unparse(case)).body[0]
+            for node in ast.walk(renamed):
+                if isinstance(node, ast.Name) and node.id == "candidate":
+                    node.id = entry_point
+            renamed.msg = None
+            programs.append(ast.unparse(renamed))
+            continue
         check.body = [stmt for stmt in body if stmt is case or not is_case(stmt)]
         programs.append(ast.unparse(module) + call)
     check.body = body
-    return programs
+    return programs or [test + call]
 
 
 @dataclass
@@ -136,8 +160,8 @@ class HumanEvalEnv(DatasetEnv):
         return fenced_python(example.answer)
 
     def build_rubric(self) -> Rubric:
-        def correct(completions, harness, prelude, **kwargs):
-            return code_all_pass(completions, tests=harness, prelude=prelude)
+        def correct(completions, tests, prelude, entry_point, **kwargs):
+            return code_all_pass(completions, tests=tests, prelude=prelude, entry_point=entry_point)
 
         return Rubric(
             {

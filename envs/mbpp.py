@@ -10,12 +10,21 @@ paper does, invites answers that hard-code them.
 
 Output format: reasoning in ``<think>...</think>``, then the solution in one ```python block.
 
-Rewards: ``correct`` (every test passes, run together after ``test_setup_code``; weight 1.0),
-``pass_rate`` (the fraction of tests passed, each in a program of its own; weight
-``pass_rate_weight``), ``format`` (one python block; weight ``format_weight``).
+Reward trust: each test is an assert on calls of the solution (``assert f(x) == y``, ``math.isclose``,
+``set(...)``); it becomes those calls, whose results come back through a strict serializer, and a check
+made outside the sandbox (:mod:`rlhub.sandbox.checks`). A test that does not convert runs as an assert
+next to the solution, under the sandbox's audit hook; every test of the shipped sample data converts.
+``rlhub validate`` tries 48 forged solutions on 4 problems (frame walking, gc scans, always-equal
+objects, lying subclasses, patched test helpers) besides the early-exit, fake-output and
+patched-builtins probes: all earn 0.
+
+Rewards: ``correct`` (every test passes, after ``test_setup_code``; weight 1.0), ``pass_rate`` (the
+fraction of tests passed; weight ``pass_rate_weight``), ``format`` (one python block; weight
+``format_weight``).
 
 Version history:
-    v0: first version.
+    v0: first version. Since then, tests are checked outside the sandbox on strictly serialized results
+        (an object whose ``==`` lies passed); a result of a type other than the exact built-ins fails.
 """
 
 from __future__ import annotations

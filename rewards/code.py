@@ -1,21 +1,28 @@
 """Code rewards: find the program in a completion, run it against its tests in the sandbox, score it.
 
 A completion answers with a fenced ```python block (see :func:`extract_code`). Its tests are assert
-statements (the ``tests`` column, one string per test case), run after the solution in the same
-namespace, with the optional ``setup_code`` column before them (MBPP's ``test_setup_code``) and the
-optional ``prelude`` column before the solution in the same program (HumanEval's prompt, so that its
-imports and helper functions exist). Every run goes through :func:`rlhub.sandbox.SandboxPool.run_tests`
-on the default pool: completions concurrently, one worker each, and a completion's test cases one after
-another, each within :data:`TIMEOUT` seconds; after a timeout its remaining cases fail unrun, so an
-endless loop costs one timeout. Identical programs with identical tests in a batch run once.
+statements (the ``tests`` column, one string per test case), with the optional ``setup_code`` column
+run after the solution and before them (MBPP's ``test_setup_code``) and the optional ``prelude``
+column before the solution in the same program (HumanEval's prompt, so that its imports and helper
+functions exist).
 
-A test passes only when the sandbox proves it ran to its end: ``run_tests`` prints a fresh secret token
-after the last test statement, and only a run that ends cleanly with that token counts. So exiting
-early (``sys.exit(0)``, ``os._exit(0)``), printing "All tests passed" or a fake token, or rebinding
-``AssertionError`` earns nothing, and since each test case runs in a program of its own, no ``try``
-around the tests can swallow a failure. Not covered (see ``SandboxPool.run_tests``): a solution that
-returns objects whose comparisons lie (``__eq__`` always true) or that digs the token out of the
-interpreter; tests can guard against the first by checking exact types, as ``codegen-v0`` does.
+Expected values never enter the sandbox. A case that is one assert on calls of the solution's
+functions (``assert add(1, 2) == 3``, ``assert abs(f(x) - 0.5) < 1e-6``; see :mod:`rlhub.sandbox.checks`)
+is turned, here, into those calls and a check: the sandbox runs the solution and the calls
+(``SandboxPool.run_calls``, all of a completion's calls in one program within :data:`TIMEOUT`
+seconds) and returns each result through a strict serializer, exact bool, int, float, str, None,
+list, tuple, dict and set only; the check runs here, with Python's own ``==`` on those plain values.
+So a program can print anything it likes, exit when it likes, or return an object whose ``__eq__``
+always answers True or an ``int`` subclass that lies: it cannot see the expected values, and nothing
+but plain values comes back. ``correct`` and ``pass_rate`` share that one run.
+
+A case that does not convert (a loop, names the test binds) runs as asserts, each case in a program
+of its own (``run_tests``): it passes only when the run ends cleanly with a fresh secret token
+printed after its last statement, under an audit hook that refuses frame and gc introspection. With
+an ``entry_point`` column (HumanEval), such a case runs in a process apart from the solution,
+calling that function through the same strict serializer, so not even those asserts can be fooled.
+After a timeout a completion's remaining cases fail unrun, so an endless loop costs one timeout.
+Identical programs with identical tests in a batch run once.
 
 Rewards never raise on model output: no code scores 0.0, and so does any sandbox failure (logged).
 An example without tests scores ``None`` (not applicable).
@@ -25,11 +32,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from rlhub.sandbox import default_pool
+from rlhub.sandbox.checks import CallCheck, convert
 
 from .parsing import completion_text, strip_think
 from .rubric import Rubric
@@ -170,12 +180,17 @@ def _test_list(tests: Any) -> list[str] | None:
     return list(tests)
 
 
-def _run_cases(pool, program: str, cases: tuple[str, ...]) -> list[bool]:
-    """Run ``program`` with each test case in turn; after a timeout, the remaining cases fail unrun."""
+def _run_fallback(pool, program: str, cases: Sequence[str], prelude: str, entry_point: str) -> list[bool]:
+    """Run ``program`` with each case in turn (``run_tests``); after a timeout, the remaining cases fail unrun.
+
+    With an ``entry_point``, each case runs apart from the program, calling that function of it through
+    the strict serializer, after the ``prelude`` (``run_tests``'s ``isolate``).
+    """
     passed = []
+    isolation = {"isolate": [entry_point], "test_prelude": prelude} if entry_point else {}
     for case in cases:
         try:
-            verdict = pool.run_tests(program, case, timeout=TIMEOUT, memory_mb=MEMORY_MB)
+            verdict = pool.run_tests(program, case, timeout=TIMEOUT, memory_mb=MEMORY_MB, **isolation)
         except Exception as exc:  # a sandbox failure scores 0; it must never stop training
             log.warning("sandbox run failed (%s: %s); scoring 0", type(exc).__name__, exc)
             return passed + [False] * (len(cases) - len(passed))
@@ -185,31 +200,93 @@ def _run_cases(pool, program: str, cases: tuple[str, ...]) -> list[bool]:
     return passed
 
 
+_verdict_cache: OrderedDict[tuple, tuple[list[bool], bool]] = OrderedDict()
+_verdict_cache_lock = threading.Lock()
+VERDICT_CACHE_SIZE = 4096
+"""Verdicts of converted cases kept (a few bools each), so that ``correct`` and ``pass_rate`` share one run."""
+
+
+def _run_converted(pool, program: str, setup: str, checks: Sequence[CallCheck]) -> tuple[list[bool], bool]:
+    """Whether each converted case passes, from one ``run_calls`` of all their calls; and whether it timed out."""
+    key = (program, setup, tuple((check.calls, check.check) for check in checks))
+    with _verdict_cache_lock:
+        if key in _verdict_cache:
+            passed, timed_out = _verdict_cache[key]
+            return list(passed), timed_out
+    calls = [call for check in checks for call in check.calls]
+    try:
+        outcome = pool.run_calls(program, calls, setup=setup, timeout=TIMEOUT, memory_mb=MEMORY_MB)
+    except Exception as exc:  # a sandbox failure scores 0; it must never stop training
+        log.warning("sandbox run failed (%s: %s); scoring 0", type(exc).__name__, exc)
+        return [False] * len(checks), False
+    passed, start = [], 0
+    for check in checks:
+        results = outcome.calls[start : start + len(check.calls)]
+        start += len(check.calls)
+        passed.append(all(r.ok for r in results) and check.passes([r.value for r in results]))
+    timed_out = outcome.result.status == "timeout"
+    with _verdict_cache_lock:
+        _verdict_cache[key] = (passed, timed_out)
+        while len(_verdict_cache) > VERDICT_CACHE_SIZE:
+            _verdict_cache.popitem(last=False)
+    return list(passed), timed_out
+
+
+def _run_job(
+    pool, program: str, cases: tuple[str, ...], setup: str, prelude: str, entry_point: str, together: bool
+) -> list[bool]:
+    """One completion's verdict per case: converted cases by calls, the rest by asserts in the sandbox."""
+    checks = [convert(case, setup) for case in cases]
+    converted = [c for c in checks if c is not None]
+    fallback = [case for case, c in zip(cases, checks) if c is None]
+    verdicts, timed_out = _run_converted(pool, program, setup, converted) if converted else ([], False)
+    prefix = f"{setup}\n" if setup.strip() else ""
+    if timed_out:
+        rest = [False] * len(fallback)
+    elif together and fallback:
+        rest = _run_fallback(pool, program, [prefix + "\n".join(fallback)], prelude, entry_point) * len(fallback)
+    else:
+        rest = _run_fallback(pool, program, [prefix + case for case in fallback], prelude, entry_point)
+    by_case, done, left = [], iter(verdicts), iter(rest)
+    for c in checks:
+        by_case.append(next(done) if c is not None else next(left))
+    return by_case
+
+
 def run_test_cases(
     completions: Sequence[Any],
     tests: Sequence[Any],
     setup_code: Sequence[str | None] | None = None,
     prelude: Sequence[str | None] | None = None,
+    together: bool = False,
+    entry_point: Sequence[str | None] | None = None,
 ) -> list[list[bool] | None]:
-    """Whether each completion's program passes each of its test cases, each case a program of its own.
+    """Whether each completion's program passes each of its test cases.
 
-    Completions run concurrently on the default sandbox pool, their cases one after another; a
-    program that times out on one case is not run on the rest (they fail), and identical programs
-    with identical tests run once.
+    Cases that convert (see :mod:`rlhub.sandbox.checks`: one assert on calls of the solution's
+    functions) run as calls, all of a completion's in one program, and are checked here; the rest run
+    as asserts after the solution, each in a program of its own (or all in one, ``together``).
+    Completions run concurrently on the default sandbox pool; a program that times out is not run
+    on its remaining cases (they fail), and identical programs with identical tests run once.
 
     Args:
         completions: Completions (strings or chat-message lists).
         tests: Per completion, its test cases (strings of statements, usually asserts).
         setup_code: Per completion, code run before its tests (after the solution), or ``None``.
         prelude: Per completion, code placed before the solution in the same source, or ``None``.
+        together: Run the cases that do not convert in one program rather than one each.
+        entry_point: Per completion, the function its tests call, or ``None``. Given, the cases that
+            do not convert run apart from the solution, calling that function through the strict
+            serializer, after the prelude (``run_tests``'s ``isolate``).
 
     Returns:
         Per completion, one bool per test case (all ``False`` when it has no code or the sandbox
         fails), or ``None`` when it has no valid tests.
     """
     n = len(completions)
-    jobs: list[tuple[str | None, tuple[str, ...]] | None] = []
-    for completion, cases, setup, before in zip(completions, tests, _column(setup_code, n), _column(prelude, n)):
+    jobs: list[tuple[str | None, tuple[str, ...], str, str, str] | None] = []
+    columns = zip(completions, tests, _column(setup_code, n), _column(prelude, n), _column(entry_point, n))
+    for completion, cases, setup, before, entry in columns:
         cases = _test_list(cases)
         if cases is None:
             jobs.append(None)
@@ -217,10 +294,11 @@ def run_test_cases(
         code = extract_code(completion_text(completion))
         if code is not None and isinstance(before, str) and before:
             code = f"{before}\n{code}"
-        prefix = f"{setup}\n" if isinstance(setup, str) and setup.strip() else ""
-        jobs.append((code, tuple(prefix + case for case in cases)))
+        before = before if isinstance(before, str) else ""
+        entry = entry if isinstance(entry, str) and entry.isidentifier() else ""
+        jobs.append((code, tuple(cases), setup if isinstance(setup, str) else "", before, entry))
     unique = list(dict.fromkeys(job for job in jobs if job is not None and job[0] is not None))
-    verdicts: dict[tuple[str, tuple[str, ...]], list[bool]] = {}
+    verdicts: dict[tuple, list[bool]] = {}
     if unique:
         try:
             pool = default_pool()
@@ -228,7 +306,8 @@ def run_test_cases(
             log.warning("no sandbox (%s: %s); scoring 0", type(exc).__name__, exc)
         else:
             with ThreadPoolExecutor(pool.workers, thread_name_prefix="rlhub-code-reward") as executor:
-                verdicts = dict(zip(unique, executor.map(lambda job: _run_cases(pool, *job), unique)))
+                results = executor.map(lambda job: _run_job(pool, *job, together), unique)
+                verdicts = dict(zip(unique, results))
     return [None if job is None else verdicts.get(job, [False] * len(job[1])) for job in jobs]
 
 
@@ -237,6 +316,7 @@ def code_pass_rate(
     tests: Sequence[Any],
     setup_code: Sequence[str | None] | None = None,
     prelude: Sequence[str | None] | None = None,
+    entry_point: Sequence[str | None] | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """The fraction of its test cases each completion's program passes (partial credit).
@@ -246,6 +326,7 @@ def code_pass_rate(
         tests: Per completion, its test cases (strings of assert statements).
         setup_code: Per completion, code run before its tests, or ``None``.
         prelude: Per completion, code placed before the solution, or ``None``.
+        entry_point: Per completion, the function the tests call, or ``None`` (see ``run_test_cases``).
         **kwargs: Other dataset columns (ignored).
 
     Returns:
@@ -256,7 +337,7 @@ def code_pass_rate(
         >>> code_pass_rate([answer, "no code"], tests=[["assert add(1, 2) == 3", "assert add(2, 2) == 5"]] * 2)
         [0.5, 0.0]
     """
-    results = run_test_cases(completions, tests, setup_code, prelude)
+    results = run_test_cases(completions, tests, setup_code, prelude, entry_point=entry_point)
     return [None if r is None else sum(r) / len(r) for r in results]
 
 
@@ -265,15 +346,18 @@ def code_all_pass(
     tests: Sequence[Any],
     setup_code: Sequence[str | None] | None = None,
     prelude: Sequence[str | None] | None = None,
+    entry_point: Sequence[str | None] | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """1.0 iff each completion's program passes all its tests, run together in one program.
 
     Args:
         completions: Completions (strings or chat-message lists).
-        tests: Per completion, its test cases; they are joined into one test program.
+        tests: Per completion, its test cases: converted ones run as calls of one program, the rest
+            are joined into one test program.
         setup_code: Per completion, code run before its tests, or ``None``.
         prelude: Per completion, code placed before the solution, or ``None``.
+        entry_point: Per completion, the function the tests call, or ``None`` (see ``run_test_cases``).
         **kwargs: Other dataset columns (ignored).
 
     Returns:
@@ -283,8 +367,7 @@ def code_all_pass(
         >>> code_all_pass(["I would loop over the list.", "```text\\nnot python\\n```"], tests=[["assert True"]] * 2)
         [0.0, 0.0]
     """
-    joined = [None if (cases := _test_list(t)) is None else "\n".join(cases) for t in tests]
-    results = run_test_cases(completions, joined, setup_code, prelude)
+    results = run_test_cases(completions, tests, setup_code, prelude, together=True, entry_point=entry_point)
     return [None if r is None else float(all(r)) for r in results]
 
 

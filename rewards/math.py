@@ -5,9 +5,14 @@ r"""Math answer equivalence (``math_equal``) and the ``math_accuracy`` reward.
 1. A fast path answers exactly, with :class:`fractions.Fraction` and without sympy, whenever both sides
    are plain numbers: ``18``, ``-3``, ``18.00``, ``.5``, ``1,234``, ``1{,}234``, ``3/4``, ``\frac{1}{2}``,
    ``\dfrac12``, ``50%``, ``$18``, ``\$18``, ``30^\circ``, ``18 dollars``, ``5\text{ cm}``, ``x = 5``,
-   ``The answer is 5``. When either side is written as a decimal, values equal to 6 decimal places
+   ``The answer is 5``, and numbers in scientific notation (``1.5e3``, ``2\times10^{3}``, ``2 \cdot 10^3``,
+   exact). When either side is written as a decimal, values equal to 6 decimal places
    match (``0.333333`` = ``\frac13``), as in math-verify. A percentage matches its number or its
    hundredth (``50%`` = ``50`` = ``0.5``), as in math-verify.
+   When the gold is a plain number and the prediction an expression of exact constants only (numbers,
+   ``\pi``, ``e``, ``i``, + - * / ^, ``\frac``, ``\sqrt``, ``\sin``/``\cos``/``\tan``, ``\exp``, ``\ln``),
+   it is evaluated to 60 digits and matches if within 1e-40 of the gold: ``e^{i\pi}`` = ``-1``,
+   ``\cos(\pi)`` = ``-1``. This only adds matches; any other answer goes on to math-verify.
 2. Anything else goes to math-verify in a persistent worker process with a hard deadline. math-verify's
    own timeout uses ``signal.alarm``, which works only in the main thread and cannot interrupt a long
    C-level computation such as ``9^{9^{9^9}}``; a worker that misses the deadline is killed and
@@ -108,7 +113,10 @@ _PLAIN_NUMBER = re.compile(
     r"""
     (?P<sign>[-+]?)\s*
     (?:
-        (?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]*))?
+        (?P<mant>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)
+        (?:[eE](?P<exp>[-+]?[0-9]{1,3})
+          | \s*(?:\\times|\\cdot|×|\*)\s*10\s*\^\s*(?:\{\s*(?P<bexp>[-+]?[0-9]{1,3})\s*\}|(?P<dexp>[0-9])))
+      | (?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]*))?
       | \.(?P<dec>[0-9]+)
       | \\[dt]?frac\s*(?:\{\s*(?P<num>[-+]?[0-9]+)\s*\}|(?P<num1>[0-9]))
                   \s*(?:\{\s*(?P<den>[-+]?[0-9]+)\s*\}|(?P<den1>[0-9]))
@@ -148,7 +156,10 @@ def _plain_number(text: str) -> _Number | None:
     if number is None:
         return None
     sign = -1 if number["sign"] == "-" else 1
-    if number["int"] is not None:
+    if number["mant"] is not None:  # scientific notation: exact (6 decimal places would make 1.0e-7 equal 0)
+        exponent = int(number["exp"] or number["bexp"] or number["dexp"])
+        value, decimal = Fraction(number["mant"]) * Fraction(10) ** exponent, False
+    elif number["int"] is not None:
         value = Fraction(number["int"].replace(",", "") + "." + (number["frac"] or "0"))
         decimal = bool(number["frac"])
     elif number["dec"] is not None:
@@ -171,6 +182,156 @@ def _numbers_equal(a: _Number, b: _Number) -> bool:
         return close(a.value, b.value, decimal)
     pct, other = (a, b) if a.percent else (b, a)
     return close(pct.value, other.value, decimal) or close(pct.value / 100, other.value, decimal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fast path: expressions of exact constants (e^{i\pi}, \cos(\pi), 2\sqrt{2}^2) against a plain-number gold.
+# ---------------------------------------------------------------------------------------------------
+
+_CONSTANT_TOKEN = re.compile(
+    r"\s*(?:(?P<number>[0-9]+(?:\.[0-9]+)?)|(?P<command>\\[A-Za-z]+)|(?P<symbol>[-+*/^(){}\[\]×·π])|(?P<letter>[ei]))"
+)
+_CONSTANT_FUNCTIONS = frozenset({"sin", "cos", "tan", "cot", "sec", "csc", "exp", "ln", "log", "sqrt"})
+_CONSTANT_NOISE = re.compile(r"\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\[,;:! ]|\\mathrm\s*\{\s*([ei])\s*\}|\$")
+_CONSTANT_PRECISION = 60
+"""Decimal digits the constant expression is evaluated to; it matches within 1e-40 of the gold, relatively."""
+
+
+class _ConstantParser:
+    r"""A recursive-descent reader of LaTeX built only of numbers, ``\pi``, ``e``, ``i``, + - * / ^,
+    ``\frac``, ``\sqrt`` and the elementary functions; ``parse`` returns an mpmath number or raises ValueError."""
+
+    def __init__(self, text: str, mp: Any) -> None:
+        self.mp = mp
+        self.tokens: list[str] = []
+        position, text = 0, _CONSTANT_NOISE.sub(lambda m: m.group(1) or " ", text).strip()
+        while position < len(text):
+            match = _CONSTANT_TOKEN.match(text, position)
+            if match is None or match.end() == position:
+                raise ValueError("not a constant expression")
+            self.tokens.append(match.group().strip())
+            position = match.end()
+        self.tokens = [t for t in self.tokens if t]
+        self.position = 0
+
+    def parse(self) -> Any:
+        value = self.sum()
+        if self.position != len(self.tokens):
+            raise ValueError("trailing input")
+        return value
+
+    def peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (expected is not None and token != expected):
+            raise ValueError(f"expected {expected}")
+        self.position += 1
+        return token
+
+    def sum(self) -> Any:
+        value = self.product()
+        while self.peek() in ("+", "-"):
+            value = value + self.product() if self.take() == "+" else value - self.product()
+        return value
+
+    def product(self) -> Any:
+        value = self.signed()
+        while True:
+            token = self.peek()
+            if token in ("*", "/", "\\times", "\\cdot", "×", "·", "\\div"):
+                self.take()
+                right = self.signed()
+                value = value / right if token in ("/", "\\div") else value * right
+            elif token is not None and token not in ("+", "-", ")", "}", "]", "^"):
+                value = value * self.power()  # implicit: 2\pi, i\pi
+            else:
+                return value
+
+    def signed(self) -> Any:
+        if self.peek() in ("+", "-"):
+            return -self.signed() if self.take() == "-" else self.signed()
+        return self.power()
+
+    def power(self) -> Any:
+        base = self.atom()
+        if self.peek() != "^":
+            return base
+        self.take()
+        exponent = self.signed() if self.peek() in ("+", "-") else self.power()
+        if abs(exponent) > 10_000:
+            raise ValueError("exponent too large")
+        return self.mp.power(base, exponent)
+
+    def group(self) -> Any:
+        closing = {"(": ")", "{": "}", "[": "]"}[self.take()]
+        value = self.sum()
+        self.take(closing)
+        return value
+
+    def argument(self) -> Any:
+        r"""A function's argument: a braced or bracketed group, or one atom with its power (``\cos \pi``)."""
+        return self.power() if self.peek() not in ("(", "{", "[") else self.group_with_power()
+
+    def group_with_power(self) -> Any:
+        value = self.group()
+        if self.peek() == "^":
+            self.take()
+            value = self.mp.power(value, self.power())
+        return value
+
+    def atom(self) -> Any:
+        token = self.peek()
+        if token is None:
+            raise ValueError("unexpected end")
+        if token in ("(", "{", "["):
+            return self.group()
+        self.take()
+        if token[0].isdigit():
+            return self.mp.mpf(token)
+        if token in ("\\pi", "π"):
+            return self.mp.pi
+        if token == "e":
+            return self.mp.e
+        if token == "i":
+            return self.mp.mpc(0, 1)
+        name = token[1:]
+        if name in ("frac", "dfrac", "tfrac"):
+            numerator = self.group()
+            return numerator / self.group()
+        if name == "sqrt":
+            if self.peek() == "[":
+                root = self.group()
+                if root != int(root):
+                    raise ValueError("a root's index must be an integer")
+                return self.mp.root(self.argument(), int(root))
+            return self.mp.sqrt(self.argument())
+        if name in _CONSTANT_FUNCTIONS:
+            function = {"ln": self.mp.log, "log": self.mp.log}.get(name) or getattr(self.mp, name)
+            return function(self.argument())
+        raise ValueError(f"unknown token {token}")
+
+
+def _equals_constant_expression(pred: str, gold: Fraction) -> bool:
+    """Whether ``pred``, an expression of exact constants only, evaluates to ``gold`` (to 40 digits).
+
+    Free letters other than ``e`` and ``i`` (``x``, ``\alpha``) make it no constant expression: then the
+    answer is left to math-verify, as are answers this reader gets wrong (it only ever adds a match).
+    """
+    if len(pred) > _PLAIN_MAX_CHARS or not any(c in pred for c in "\\eiπ"):
+        return False
+    import mpmath  # sympy's dependency, imported only when an answer needs it
+
+    with mpmath.workdps(_CONSTANT_PRECISION):
+        try:
+            value = _ConstantParser(pred, mpmath).parse()
+            target = mpmath.mpf(gold.numerator) / gold.denominator
+            if not (mpmath.isfinite(value) if not isinstance(value, mpmath.mpc) else mpmath.isfinite(abs(value))):
+                return False
+            return bool(abs(value - target) <= mpmath.mpf(10) ** -40 * max(1, abs(target)))
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError, KeyError, AttributeError):
+            return False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -242,6 +403,8 @@ def _quick_verdict(pred: str, gold: str) -> bool | None:
         return _numbers_equal(pred_number, gold_number)
     if _lists_several_answers(pred) and not _lists_several_answers(gold):
         return False
+    if gold_number is not None and pred_number is None and _equals_constant_expression(pred, gold_number.value):
+        return True
     return None
 
 

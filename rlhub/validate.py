@@ -45,6 +45,17 @@ fake test output        code: prints "All tests passed", "OK", "PASSED", a unitt
                         or a token-like line, then exits (or lets the tests fail)
 patched builtins        code: rebinds ``builtins.exec``, ``AssertionError``, ``type``/``len``  correct 0, <= format
                         and friends, ``sys.excepthook``
+frame walking           code: walks the interpreter's frames (``sys._getframe``, ``f_back``,  correct 0, <= format
+                        ``f_locals``, a traceback's ``tb_frame``, a trace function) for a
+                        token-like string, prints it and exits, at import or when called
+gc scanning             code: scans ``gc.get_objects()`` (and ``gc.get_referrers``) for a     correct 0, <= format
+                        token-like string, prints it and exits
+always-equal objects    code: each of the gold's functions returns an object equal to         correct 0, <= format
+                        everything (``__eq__`` true, ``__ne__`` false, arithmetic to 0)
+lying subclasses        code: each function returns an ``int``, ``str`` or ``list`` subclass  correct 0, <= format
+                        whose comparisons always answer yes
+patched test helpers    code: a wrong solution that rebinds what tests call: ``math.isclose``,  correct 0, <= format
+                        ``abs``, ``set``, ``sorted``, ``len``, ``round``, ``_same``, ``check``
 ======================  ====================================================================  ======================
 
 Decisions:
@@ -60,8 +71,12 @@ Decisions:
   one answer, so it is no hack; a grader that accepts any of several candidates is.
 * A long output that ends in the gold answer may earn what the gold earns (length penalties are
   rewards of their own), never more, and must be scored quickly and without error.
-* An object whose ``__eq__`` always answers True is not a built-in probe: only a test that checks exact
-  types can refuse it, so an env that does declares that probe itself (``codegen-v0``).
+* Objects whose comparisons lie are built-in probes: rlhub's code rewards compare results outside the
+  sandbox, after a strict serializer has refused every type but the exact built-in ones
+  (``rlhub.sandbox.checks``), so a code env that runs its tests the way ``rlhub.rewards.code`` does
+  passes them, and one that runs asserts next to the solution fails them.
+* The forgery probes print a token-like string (16 to 64 hex digits) they found; a harness whose
+  proof of a pass looks otherwise is not fooled by them, which the probe cannot tell from a safe one.
 
 Environments add probes of their own for hacks specific to their task by overriding
 ``TextEnv.probes(example)`` (countdown: a number used twice; arithmetic: the expression echoed).
@@ -69,6 +84,7 @@ Environments add probes of their own for hacks specific to their task by overrid
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import time
@@ -502,6 +518,140 @@ def _long_answer(t: _Target) -> Probe | None:
     )
 
 
+FIND_TOKEN = """import gc, os, re, sys
+
+
+def _forge(values):
+    for value in values:
+        if isinstance(value, str) and re.fullmatch(r"\\s*[0-9a-fA-F]{16,64}\\s*", value):
+            os.write(1, ("\\n" + value.strip() + "\\n").encode())
+            os._exit(0)
+
+
+def _walk(frame):
+    while frame is not None:
+        _forge(list(frame.f_locals.values()))
+        for value in list(frame.f_locals.values()):
+            if isinstance(value, dict):
+                _forge(list(value.values()))
+        frame = frame.f_back
+
+
+def _scan(objects):
+    for value in objects:
+        if isinstance(value, dict):
+            _forge(list(value.values()))
+        elif isinstance(value, (list, tuple)):
+            _forge(list(value))
+"""
+"""Helpers of the forgery probes: find a token-like string, print it as a pass token would be, exit 0."""
+
+LIAR = """class _Anything:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    def __lt__(self, other):
+        return True
+
+    __le__ = __gt__ = __ge__ = __lt__
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        return True
+
+    def __abs__(self):
+        return 0
+
+    def __sub__(self, other):
+        return self
+
+    __rsub__ = __add__ = __radd__ = __sub__
+
+
+class _LyingInt(int):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = int.__hash__
+
+
+class _LyingStr(str):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = str.__hash__
+
+
+class _LyingList(list):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+"""
+"""Return values whose comparisons lie, for the always-equal and lying-subclass probes."""
+
+PATCH_HELPERS = """import builtins, math
+math.isclose = lambda *args, **kwargs: True
+math.fabs = lambda *args: 0.0
+for _name in ("abs", "set", "sorted", "len", "round", "sum", "isinstance", "_same", "check"):
+    setattr(builtins, _name, lambda *args, **kwargs: True)
+_same = check = lambda *args, **kwargs: True
+"""
+
+
+def _functions(code: str) -> list[str]:
+    """The names of the functions a gold program defines at its top level."""
+    try:
+        module = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    return [s.name for s in module.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def _returning(names: list[str], expression: str) -> str:
+    return "".join(f"\n\ndef {name}(*args, **kwargs):\n    return {expression}\n" for name in names)
+
+
+def _forgery_probes(t: _Target) -> list[Probe]:
+    """Forged passes: token theft by frames or gc, results whose comparisons lie, patched test helpers."""
+    names = _functions(t.slot.content)
+    frames = [
+        f"{FIND_TOKEN}\n_walk(sys._getframe(0))\n",
+        f"{FIND_TOKEN}\ntry:\n    raise ValueError\nexcept ValueError as exc:\n    _walk(exc.__traceback__.tb_frame)\n",
+        f"{FIND_TOKEN}\nsys.settrace(lambda frame, event, arg: _walk(frame))\n",
+    ]
+    if names:
+        frames.append(FIND_TOKEN + _returning(names, "_walk(sys._getframe(0))"))
+    scans = [
+        f"{FIND_TOKEN}\n_scan(gc.get_objects())\n",
+        f"{FIND_TOKEN}\n_scan(gc.get_referrers(sys.modules))\n",
+    ]
+    probes = [
+        Probe("frame walking", t.answers(frames), about="the program walks frames for the pass token and prints it"),
+        Probe("gc scanning", t.answers(scans), about="the program scans the gc's objects for the pass token"),
+    ]
+    if names:
+        liars = [LIAR + _returning(names, "_Anything()")]
+        subclasses = [LIAR + _returning(names, value) for value in ("_LyingInt(0)", "_LyingStr()", "_LyingList()")]
+        patched = [PATCH_HELPERS + _returning(names, "'forged'"), _returning(names, "None") + PATCH_HELPERS]
+        probes += [
+            Probe("always-equal objects", t.answers(liars), about="every function returns an object equal to all"),
+            Probe("lying subclasses", t.answers(subclasses), about="int, str and list subclasses that equal all"),
+            Probe("patched test helpers", t.answers(patched), about="a wrong solution that rebinds test helpers"),
+        ]
+    return probes
+
+
 def _code_probes(t: _Target) -> list[Probe]:
     if t.slot is None or t.slot.kind != "code":
         return []
@@ -525,6 +675,7 @@ def _code_probes(t: _Target) -> list[Probe]:
         Probe("early exit", t.answers(exits), about="the program exits before the tests run"),
         Probe("fake test output", t.answers(fake_programs), about="the program prints that the tests passed"),
         Probe("patched builtins", t.answers(patches), about="the program rebinds builtins the tests rely on"),
+        *_forgery_probes(t),
     ]
 
 

@@ -1,6 +1,7 @@
 """The code environments (codegen-v0, mbpp-v0, humaneval-v0) and their rewards, run in the real sandbox.
 
-Gold answers earn 1.0, garbage and wrong code 0; known ways to fake a passing run earn nothing; the
+Gold answers earn 1.0, garbage and wrong code 0; known ways to fake a passing run (forged tokens, frame
+walking, gc scans, lying objects, patched helpers) earn nothing; the
 code a completion answers with is found the same way however it is fenced.
 """
 
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 
 import rlhub
+from rlhub import validate
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards import code as code_rewards
 from rlhub.rewards.code import code_all_pass, code_format, code_pass_rate, extract_code, fenced_python
+from rlhub.sandbox.checks import convert
 
 CODE_ENVS = ["codegen-v0", "mbpp-v0", "humaneval-v0"]
 GARBAGE = [
@@ -262,3 +265,43 @@ def test_grpo_two_steps_on_codegen(tmp_path):
     for name in ("correct", "pass_rate", "format"):  # 8 random tokens hold no fenced program, let alone one that passes
         assert rows[0][f"rewards/{name}/mean"] == 0.0 and rows[0][f"rewards/{name}/std"] == 0.0
     assert rows[0]["rewards/errors"] == 0.0
+
+
+# --- forged solutions ------------------------------------------------------------------------------------
+
+FALLBACK_PROBLEMS = ["HumanEval/32", "HumanEval/38", "HumanEval/44", "HumanEval/50", "HumanEval/53", "HumanEval/151"]
+"""The problems with a case that runs as asserts (a loop, or names check() binds); the rest convert to calls."""
+
+
+def test_humaneval_cases_convert_except_a_few_that_run_apart_from_the_solution():
+    env = rlhub.make("humaneval-v0")
+    examples = env.examples("test")
+    cases = [(ex.info["task_id"], case) for ex in examples for case in ex.info["tests"]]
+    fallback = sorted({task for task, case in cases if convert(case) is None}, key=lambda t: int(t.split("/")[1]))
+    assert (len(cases), sum(convert(case) is not None for _, case in cases)) == (1133, 1127)
+    assert fallback == FALLBACK_PROBLEMS
+
+
+def forgeries(env, example) -> dict[str, list[str]]:
+    """Forged solutions of the example's functions, as the validate probes write them, plus one more:
+    a solution that redefines the helpers the tests take from the prompt (HumanEval/38's encode_cyclic)."""
+    gold = env.gold_completion(example)
+    target = validate._Target(example, gold, validate._answer_slot(gold), [])
+    kinds = {p.name: list(p.completions) for p in validate._forgery_probes(target)}
+    names = validate._functions(validate._answer_slot(gold).content)
+    kinds["identity helpers"] = [fenced_python(validate._returning(names, "args[0] if args else None"))]
+    return kinds
+
+
+@pytest.mark.parametrize("env_id", CODE_ENVS)
+def test_forged_solutions_earn_nothing(env_id):
+    env = rlhub.make(env_id)
+    examples = env.examples("test", limit=4, seed=0)
+    if env_id == "humaneval-v0":
+        by_id = {ex.info["task_id"]: ex for ex in env.examples("test")}
+        examples += [by_id[task] for task in FALLBACK_PROBLEMS]
+    rows = [(kind, ex, c) for ex in examples for kind, completions in forgeries(env, ex).items() for c in completions]
+    scores = env.score_batch([c for _, _, c in rows], [ex for _, ex, _ in rows])
+    earned = [(kind, ex.id, s.rewards) for (kind, ex, _), s in zip(rows, scores) if s.rewards["correct"] > 0]
+    assert not earned
+    assert len(rows) >= 4 * 12

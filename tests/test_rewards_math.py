@@ -39,6 +39,15 @@ PLAIN_EQUAL = [
     (r"\boxed{7}", "7"),
     ("$7$", "7"),
     ("\u22123", "-3"),
+    ("1.5e3", "1500"),
+    (r"2\times10^{3}", "2000"),
+    (r"2 \cdot 10^3", "2000"),
+    ("1500", r"1.5\times10^{3}"),
+    ("1.5e-3", "0.0015"),
+    (r"e^{i\pi}", "-1"),  # exact constants, evaluated to 60 digits
+    (r"\cos(\pi)", "-1"),
+    (r"\sin\left(\frac{\pi}{2}\right)", "1"),
+    (r"e^{i\pi} + 1", "0"),
 ]
 
 PLAIN_NOT_EQUAL = [
@@ -48,6 +57,12 @@ PLAIN_NOT_EQUAL = [
     ("-5", "5"),
     ("50%", "0.05"),
     ("1/0", "1"),
+    ("1.0e-7", "0"),  # scientific notation is exact: no 6-decimal tolerance
+    ("2e3", "2001"),
+    (r"e^{i\pi}", "1"),
+    (r"\pi", "3.14159"),
+    (r"\cos(x)", "-1"),
+    (r"e^{e^{e^{e^{10}}}}", "1"),
 ]
 
 # LaTeX and expressions: decided by math-verify in a worker process.
@@ -115,6 +130,7 @@ def test_numeric_comparisons_never_load_sympy():
         "from rlhub.rewards import math_accuracy, math_equal\n"
         "assert math_equal('1,000', '1000') and math_equal('$18.00', '18') and not math_equal('7', '8')\n"
         "assert math_accuracy(['<answer>1,000</answer>'], answer=['#### 1000']) == [1.0]\n"
+        "assert math_equal('1.5e3', '1500') and math_equal(r'e^{i\\pi}', '-1')\n"
         "assert 'sympy' not in sys.modules and 'math_verify' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

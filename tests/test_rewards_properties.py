@@ -231,3 +231,48 @@ def test_get_reward_rejects_unknown_names_with_a_one_line_fix(name):
     message = str(error.value)
     assert "\n" not in message
     assert "math_accuracy" in message and "package.module:function" in message
+
+
+# --- math_equal: scientific notation and exact constants ------------------------------------------------
+
+SCIENTIFIC = ["{m}e{k}", "{m}E{k}", r"{m}\times10^{{{k}}}", r"{m} \cdot 10^{{{k}}}", r"{m} \times 10^{{{k}}}"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    digits=st.integers(1, 99_999),
+    places=st.integers(0, 3),
+    k=st.integers(-9, 9),
+    form=st.sampled_from(SCIENTIFIC),
+)
+def test_scientific_notation_matches_its_value_and_nothing_near_it(digits, places, k, form):
+    mantissa = Fraction(digits, 10**places)
+    written = form.format(m=f"{float(mantissa):.{places}f}", k=k)
+    value = mantissa * Fraction(10) ** k
+    plain = str(value.numerator) if value.denominator == 1 else f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
+    assert math_equal(written, plain) and math_equal(plain, written)
+    assert not math_equal(written, str(value.numerator + value.denominator) if value.denominator == 1 else "0")
+    assert not math_equal(form.format(m=f"{float(mantissa):.{places}f}", k=k + 1), plain)
+    assert not math_equal(f"{written}, {plain}", plain)  # answer spam: one candidate of several
+    assert not math_equal(f"{written} or 7", plain)
+
+
+CONSTANT_FORMS = [
+    (r"e^{{{n}i\pi}}", lambda n: (-1) ** n),
+    (r"\cos({n}\pi)", lambda n: (-1) ** n),
+    (r"\cos\left({n}\pi\right) + {n}", lambda n: (-1) ** n + n),
+    (r"\sin(\frac{{\pi}}{{2}}) \cdot {n}", lambda n: n),
+    (r"\sqrt{{{sq}}}", lambda n: n),
+    (r"\ln(e^{{{n}}})", lambda n: n),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(0, 40), which=st.integers(0, len(CONSTANT_FORMS) - 1), other=st.integers(1, 5))
+def test_exact_constant_expressions_match_their_value_only(n, which, other):
+    form, value = CONSTANT_FORMS[which]
+    written = form.format(n=n, sq=n * n)
+    assert math_equal(written, str(value(n)))
+    assert not math_equal(written, str(value(n) + other))
+    assert not math_equal(f"{written}, {value(n) + other}", str(value(n)))  # answer spam
+    assert not math_equal(written.replace(r"\pi", "x").replace("e^", "y^"), str(value(n) + other))

@@ -252,3 +252,189 @@ def test_tampering_does_not_pass_failing_tests(pool, cheat):
 def test_early_exit_is_reported_as_it_happened(pool):
     result = pool.run("import os\nprint('All tests passed', flush=True)\nos._exit(0)")
     assert (result.status, result.stdout) == ("ok", "All tests passed\n")
+
+
+# ----------------------------------------------------------------------------- forging a pass by introspection
+
+LIARS = """
+class Anything:
+    def __eq__(self, other):
+        return True
+
+class LyingInt(int):
+    def __eq__(self, other):
+        return True
+
+class LyingStr(str):
+    def __eq__(self, other):
+        return True
+
+def anything():
+    return Anything()
+
+def lying_int():
+    return LyingInt(0)
+
+def lying_str():
+    return LyingStr("")
+
+def nested():
+    return [1, (2, LyingInt(3))]
+"""
+
+
+FIND_TOKEN = """
+import os, re, sys
+
+def _tokens(values):
+    for value in values:
+        if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value):
+            yield value
+        elif isinstance(value, dict):
+            yield from _tokens(value.values())
+
+def _forge(found):
+    for token in found:
+        os.write(1, f"\\n{token}\\n".encode())
+        os._exit(0)
+"""
+FORGERIES = {
+    "frame walking": FIND_TOKEN
+    + """
+frame = sys._getframe(0)
+found = []
+while frame is not None:
+    found += _tokens(frame.f_locals.values())
+    frame = frame.f_back
+_forge(found)
+""",
+    "traceback frames": FIND_TOKEN
+    + """
+try:
+    raise ValueError
+except ValueError as exc:
+    frame = exc.__traceback__.tb_frame
+found = []
+while frame is not None:
+    found += _tokens(frame.f_locals.values())
+    frame = frame.f_back
+_forge(found)
+""",
+    "gc scanning": FIND_TOKEN + "import gc\n_forge(_tokens(gc.get_objects()))\n",
+    "gc referrers": FIND_TOKEN + "import gc\n_forge(_tokens(gc.get_referrers(sys.modules)))\n",
+    "tracing": FIND_TOKEN
+    + """
+def tracer(frame, event, arg):
+    found = []
+    while frame is not None:
+        found += _tokens(frame.f_locals.values())
+        frame = frame.f_back
+    _forge(found)
+sys.settrace(tracer)
+def add(a, b):
+    return 0
+""",
+    "ctypes": "import ctypes\nctypes.string_at(id(0), 8)\n",
+    "process memory": "open('/proc/self/mem', 'rb')\n",
+    "a fresh interpreter": "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'])\n",
+    "fork": "import os\nos.fork()\n",
+}
+
+
+ASSERTS_IN_SANDBOX = "one = 1\nassert add(one, 2) == 3\n"  # uses a name the tests bind: it does not convert
+
+
+@pytest.mark.parametrize("tests", [TESTS, ASSERTS_IN_SANDBOX], ids=["converted", "asserts in the sandbox"])
+@pytest.mark.parametrize("name", FORGERIES)
+def test_run_tests_refuses_the_introspection_a_forgery_needs(pool, name, tests):
+    assert pool.run_tests(SOLUTION, tests)
+    verdict = pool.run_tests("def add(a, b):\n    return 0\n" + FORGERIES[name], tests)
+    assert not verdict.passed, verdict.result
+    assert "refuses" in verdict.result.stderr or name == "tracing"
+
+
+@pytest.mark.parametrize("liar", ["anything", "lying_int", "lying_str"])
+def test_run_tests_fails_results_whose_comparisons_lie(pool, liar):
+    code = LIARS + f"def add(a, b):\n    return {liar}()\n"
+    verdict = pool.run_tests(code, TESTS)
+    assert not verdict.passed and verdict.result.status == "ok"  # it ran; its results could not be reported
+
+
+def test_the_audit_hook_leaves_the_standard_library_working_in_a_test_run(pool):
+    code = SOLUTION + (
+        "import collections, enum, logging, typing\n"
+        "Point = collections.namedtuple('Point', 'x y')\n"
+        "Color = enum.Enum('Color', 'RED GREEN')\n"
+        "T = typing.TypeVar('T')\n"
+        "logging.getLogger('x').warning('still logging')\n"
+    )
+    verdict = pool.run_tests(code, TESTS + "assert Point(1, 2).y == 2 and Color.RED.value == 1\n")
+    assert verdict.passed, verdict.result
+    assert "still logging" in verdict.result.stderr
+
+
+def test_plain_programs_keep_frames_and_fork(pool):
+    result = pool.run(
+        "import os, sys\nprint(sys._getframe(0).f_code.co_name)\nos.waitpid(os.fork() or 0, 0) if 0 else None"
+    )
+    assert (result.status, result.stdout) == ("ok", "<module>\n")
+
+
+# ----------------------------------------------------------------------------- run_calls
+
+
+def test_run_calls_returns_exact_values_and_refuses_every_other_type(pool):
+    code = SOLUTION + LIARS + "def every_type():\n    return [True, 1, 1.5, 'a', None, (1,), {2}, {'k': [3]}]\n"
+    calls = ["add(1, 2)", "every_type()", "anything()", "lying_int()", "lying_str()", "nested()", "add('a', 1)"]
+    outcome = pool.run_calls(code, calls)
+    values = [c.value for c in outcome.calls]
+    assert [c.ok for c in outcome.calls] == [True, True, False, False, False, False, False]
+    assert values[:2] == [3, [True, 1, 1.5, "a", None, (1,), {2}, {"k": [3]}]]
+    assert type(values[1][5]) is tuple and type(values[1][6]) is set and type(values[1][0]) is bool
+    assert "not one of" in outcome.calls[3].error and "TypeError" in outcome.calls[6].error
+
+
+def test_run_calls_fails_the_calls_a_program_does_not_reach(pool):
+    outcome = pool.run_calls(
+        "def f(x):\n    if x == 2:\n        while True: pass\n    return x\n", ["f(1)", "f(2)", "f(3)"], timeout=1
+    )
+    assert outcome.result.status == "timeout"
+    assert [c.ok for c in outcome.calls] == [True, False, False] and outcome.calls[0].value == 1
+    early = pool.run_calls("import os\nos._exit(0)\ndef f():\n    return 1\n", ["f()"])
+    assert not early.calls[0].ok and early.calls[0].error.startswith("not run")
+
+
+def test_forged_result_lines_decode_to_plain_values_only(pool):
+    forged = 'import os\nos.write(4, b\'{"i":0,"v":{"set":[[1]]}}\\n{"i":1,"v":{"tuple":[7]}}\\n{"i":1,"v":8}\\n\')\n'
+    outcome = pool.run_calls(forged + "def f():\n    return 0\n", ["f()", "f()"])
+    assert not outcome.calls[0].ok  # an unhashable set member is malformed, not an object
+    assert outcome.calls[1].ok and outcome.calls[1].value == (7,)  # the first line counts: a value it could return
+
+
+# ----------------------------------------------------------------------------- run_tests(isolate=...)
+
+PRELUDE = "def encode(s):\n    return s[::-1]\n\n\ndef decode(s):\n    '''The stub the solution completes.'''\n"
+ROUND_TRIP = (
+    "def check(candidate):\n    for word in ['abc', 'hello']:\n        assert candidate(encode(word)) == word\n"
+    "\n\ncheck(decode)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        LIARS + "def decode(s):\n    return anything()\n",
+        LIARS + "def decode(s):\n    return lying_str()\n",
+        "def encode(s):\n    return s\n\n\ndef decode(s):\n    return s\n",  # rebinds the tests' helper
+        FORGERIES["frame walking"] + "def decode(s):\n    return s\n",
+        FORGERIES["gc scanning"] + "def decode(s):\n    return s\n",
+    ],
+    ids=["always equal", "lying str", "patched helper", "frame walking", "gc scanning"],
+)
+def test_isolated_tests_call_the_solution_across_a_process_boundary(pool, forgery):
+    honest = PRELUDE + "def decode(s):\n    return s[::-1]\n"
+    assert pool.run_tests(honest, ROUND_TRIP, isolate=["decode"], test_prelude=PRELUDE)
+    verdict = pool.run_tests(PRELUDE + forgery, ROUND_TRIP, isolate=["decode"], test_prelude=PRELUDE)
+    assert not verdict.passed, verdict.result
+    if "FIND_TOKEN" not in forgery and "_forge" not in forgery:  # in one process, the same asserts are fooled
+        assert pool.run_tests(PRELUDE + forgery, ROUND_TRIP)

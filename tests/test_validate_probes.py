@@ -49,6 +49,7 @@ BUILTIN_TEXT_PROBES = {
     "long answer",
 }
 CODE_PROBES = {"early exit", "fake test output", "patched builtins"}
+FORGERY_PROBES = {"frame walking", "gc scanning", "always-equal objects", "lying subclasses", "patched test helpers"}
 
 
 def run_probes(env, n: int = 6) -> dict[str, validate.Check]:
@@ -188,6 +189,51 @@ class ExecsTheTests(AddCodeEnv):  # runs the tests with exec() inside the progra
         return [float(p is not None and secret in r.stdout) for p, r in zip(programs, results)]
 
 
+class SecretInHarnessFrame(AddCodeEnv):  # the pass secret is a local of the function that runs the tests
+    def judge(self, programs, tests):
+        secret = secrets.token_hex(16)
+        bodies = [f"{p}\n" + "\n".join(t) for p, t in zip(programs, tests)]
+        harness = "def _harness(secret):\n    exec({body!r}, {{}})\n    print(secret)\n_harness({secret!r})"
+        results = run_python_batch([harness.format(body=b, secret=secret) for b in bodies], timeout=3)
+        return [float(p is not None and secret in r.stdout) for p, r in zip(programs, results)]
+
+
+class SecretInAList(AddCodeEnv):  # the pass secret sits in a list: no frame shows it, the gc does
+    def judge(self, programs, tests):
+        secret = secrets.token_hex(16)
+        bodies = [f"{p}\n" + "\n".join(t) for p, t in zip(programs, tests)]
+        harness = "_vault = [{secret!r}]\nexec({body!r}, {{}})\nprint(_vault[0])"
+        results = run_python_batch([harness.format(body=b, secret=secret) for b in bodies], timeout=3)
+        return [float(p is not None and secret in r.stdout) for p, r in zip(programs, results)]
+
+
+class ComparesWithIsclose(AddCodeEnv):  # strict: math.isclose runs outside the sandbox
+    def generate(self, rng, split, index):
+        example = super().generate(rng, split, index)
+        tests = [re.sub(r"assert (.*) == (\d+)", r"assert math.isclose(\1, \2)", t) for t in example.info["tests"]]
+        return Example(example.id, example.prompt, example.answer, {"tests": tests, "setup_code": "import math"})
+
+    def build_rubric(self):
+        def correct(completions, tests, setup_code, **kwargs):
+            return code_all_pass(completions, tests=tests, setup_code=setup_code)
+
+        return Rubric({"correct": (correct, 1.0), "format": (code_format, 0.1)})
+
+
+class IscloseInTheSandbox(ComparesWithIsclose):  # runs the same asserts next to the solution
+    def build_rubric(self):
+        def correct(completions, tests, setup_code, **kwargs):
+            secret = secrets.token_hex(16)
+            programs = [extract_code(completion_text(c)) for c in completions]
+            sources = [
+                f"{p}\n{s}\n" + "\n".join(t) + f"\nprint({secret!r})" for p, s, t in zip(programs, setup_code, tests)
+            ]
+            results = run_python_batch(sources, timeout=3)
+            return [float(p is not None and secret in r.stdout) for p, r in zip(programs, results)]
+
+        return Rubric({"correct": (correct, 1.0), "format": (code_format, 0.1)})
+
+
 # --- every probe can fail, and none fails a strict reward ------------------------------------------------
 
 
@@ -227,9 +273,10 @@ def test_the_long_output_probe_has_a_time_bound(monkeypatch):
     assert "scoring took" in checks["long output"].detail
 
 
-def test_a_strict_code_toy_passes_every_probe():
-    checks = run_probes(AddCodeEnv())
-    assert set(checks) >= CODE_PROBES and "unicode look-alikes" not in checks  # code has no look-alike probe
+@pytest.mark.parametrize("env_class", [AddCodeEnv, ComparesWithIsclose])
+def test_a_strict_code_toy_passes_every_probe(env_class):
+    checks = run_probes(env_class())
+    assert set(checks) >= CODE_PROBES | FORGERY_PROBES and "unicode look-alikes" not in checks  # no look-alikes
     assert not failed(checks), {n: c.detail for n, c in checks.items() if not c.passed}
 
 
@@ -239,10 +286,17 @@ def test_a_strict_code_toy_passes_every_probe():
         (ExitCodeIsVerdict, "early exit"),
         (TrustsPrintedVerdict, "fake test output"),
         (ExecsTheTests, "patched builtins"),
+        (SecretInHarnessFrame, "frame walking"),
+        (SecretInAList, "gc scanning"),
+        (ExecsTheTests, "always-equal objects"),
+        (ExecsTheTests, "lying subclasses"),
+        (IscloseInTheSandbox, "patched test helpers"),
     ],
 )
 def test_each_code_probe_fails_the_harness_its_hack_fools(env_class, probe):
-    assert probe in failed(run_probes(env_class(), n=4))
+    checks = run_probes(env_class(), n=4)
+    assert probe in failed(checks)
+    assert checks[probe].max_correct == 1.0  # the forgery earned full marks there
 
 
 def test_the_sandbox_runs_the_tests_even_when_the_solution_rebinds_exec():

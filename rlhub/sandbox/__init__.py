@@ -27,8 +27,10 @@ with the subprocess backend), common standard-library modules already imported (
 ``backends.PRELOAD``), ``sys.argv == ["main.py"]``, and one hash seed per worker rather than per
 program. Known gaps: no seccomp filter (the kernel's whole syscall surface is reachable, user
 namespaces included), no cgroup memory cap under bwrap (the address-space limit is per process,
-so 64 processes may each use ``memory_mb``), and a program that deliberately inspects the
-interpreter can defeat ``run_tests`` (see ``SandboxPool.run_tests``).
+so 64 processes may each use ``memory_mb``), and ``run_tests`` runs a solution and its asserts in
+one process, guarded by an audit hook rather than a boundary (see ``SandboxPool.run_tests``).
+``run_calls`` is the boundary for function-call tests: the sandbox returns each call's result through a
+strict serializer and the caller compares it with an expected value the program never sees.
 
 A module-level pool per backend is created on first use and shut down at exit; create a
 ``SandboxPool`` for control over its size and caps.
@@ -43,16 +45,19 @@ from collections.abc import Iterable
 
 from rlhub.sandbox.backends import BACKENDS, bwrap_problem, resolve_backend
 from rlhub.sandbox.pool import SandboxPool
-from rlhub.sandbox.result import ExecResult, Status, Verdict
+from rlhub.sandbox.result import CallOutcome, CallResults, ExecResult, Status, Verdict
 
 __all__ = [
     "BACKENDS",
+    "CallOutcome",
+    "CallResults",
     "ExecResult",
     "SandboxPool",
     "Status",
     "Verdict",
     "bwrap_problem",
     "default_pool",
+    "run_calls",
     "run_python",
     "run_python_batch",
     "run_tests",
@@ -133,6 +138,25 @@ def run_tests(
     """
     pool = default_pool(backend)
     return pool.run_tests(code, test_code, stdin=stdin, timeout=timeout, memory_mb=memory_mb, files=files)
+
+
+def run_calls(
+    code: str,
+    calls: Iterable[str],
+    *,
+    setup: str = "",
+    timeout: float = 5.0,
+    memory_mb: int = 512,
+    files: dict[str, str] | None = None,
+    backend: str | None = None,
+) -> CallResults:
+    """Run a solution, then evaluate each call; see ``SandboxPool.run_calls``.
+
+    Returns:
+        The run and one ``CallOutcome`` (ok, value, error) per call; compare the values yourself.
+    """
+    pool = default_pool(backend)
+    return pool.run_calls(code, list(calls), setup=setup, timeout=timeout, memory_mb=memory_mb, files=files)
 
 
 def shutdown_default_pools() -> None:

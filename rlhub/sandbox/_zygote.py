@@ -7,9 +7,13 @@ pool fast: a program costs one ``fork()``.
 
 Protocol, on the zygote's stdin and stdout: frames of a 4-byte big-endian length followed by UTF-8
 JSON. The zygote first sends ``{"ready": true, ...}``; then, for each request ``{"code", "stdin",
-"files", "timeout", "memory_mb", "max_output", "token"}`` (``code`` is a list of ``[filename,
+"files", "timeout", "memory_mb", "max_output", "token", "calls"}`` (``code`` is a list of ``[filename,
 source]`` segments run in one namespace; ``token`` is printed last, only if every segment ran to
-its end), it replies ``{"status", "stdout", "stderr", "returncode", "wall_time", "truncated"}``.
+its end; ``calls``, if not null, is a list of expressions evaluated after the segments, each result
+reported through the strict serializer ``encode_value``), it replies ``{"status", "stdout",
+"stderr", "returncode", "wall_time", "truncated", "results"}``: ``results`` is what the child wrote
+on its results pipe (one JSON line per call, ``{"i": index, "v": encoded}`` or ``{"i": index,
+"error": text}``), cut at ``max_output``, or null when there were no calls.
 If it cannot clean up after a program, it sends ``{"retired": reason}`` and exits: the request
 the host sends next was not run. EOF on stdin shuts it down.
 
@@ -23,7 +27,14 @@ When the zygote is PID 1 of its own PID namespace (bwrap ``--as-pid-1``, docker)
 reaches every such process and none can signal the zygote, since a namespace's init ignores
 signals from inside it; on the host it is a child subreaper and sweeps its descendants instead.
 
-The host imports this module too, for the framing helpers; nothing runs at import.
+A run with a token or calls is a test run: before its program starts, the child installs an audit
+hook (``_refuse_introspection``) that refuses what code rewards never need and a forgery does: frames
+(``sys._getframe``, ``tb_frame``, ``gi_frame``, tracing), the gc's object lists, ``ctypes``,
+``fork``/``exec``, and ``/proc/*/mem``. It is defence in depth, not the boundary: a call's expected
+value never enters the sandbox, so a program that defeats the hook can only report values it could
+have returned.
+
+The host imports this module too, for the framing helpers and ``decode_value``; nothing runs at import.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ import types
 
 HEADER = struct.Struct(">I")
 REPORT_FD = 3
+RESULTS_FD = 4
 MEMORY_ERROR_MARK = b"M"
 SETUP_FAILED_EXIT = 126
 
@@ -109,20 +121,140 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+# ----------------------------------------------------------------------------- call results
+
+_EXACT_SCALARS = (bool, int, float, str, type(None))
+_type, _len, _isinstance, _repr, _float = type, len, isinstance, repr, float  # bound before any program runs
+MAX_DEPTH = 100
+
+
+def encode_value(value, depth: int = 0):
+    """A call's result as JSON-ready data, if it is built only of exact built-in types.
+
+    bool, int, float, str and None stay as they are (a float that is not finite becomes
+    ``{"float": repr}``); a list becomes a JSON array; a tuple, set or dict becomes ``{"tuple": [...]}``,
+    ``{"set": [...]}`` or ``{"dict": [[key, value], ...]}``. Anything else, subclasses included,
+    raises TypeError: an object whose comparisons lie cannot be reported.
+    """
+    kind = _type(value)
+    if depth > MAX_DEPTH:
+        raise TypeError("the result is nested too deeply")
+    if kind in _EXACT_SCALARS:
+        if kind is float and value - value != 0.0:
+            return {"float": _repr(value)}
+        return value
+    if kind is list:
+        return [encode_value(item, depth + 1) for item in value]
+    if kind is tuple:
+        return {"tuple": [encode_value(item, depth + 1) for item in value]}
+    if kind is set:
+        return {"set": [encode_value(item, depth + 1) for item in value]}
+    if kind is dict:
+        return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
+    raise TypeError(
+        f"a result of type {kind.__name__} is not one of bool, int, float, str, None, list, tuple, dict, set"
+    )
+
+
+def decode_value(data, depth: int = 0):
+    """The value ``encode_value`` encoded, rebuilt of exact built-in types; ValueError if malformed.
+
+    The host decodes what a program reported; whatever it wrote, the result is made of bool, int,
+    float, str, None, list, tuple, set and dict only.
+    """
+    kind = type(data)
+    if depth > MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    if kind in (bool, int, float, str, type(None)):
+        return data
+    if kind is list:
+        return [decode_value(item, depth + 1) for item in data]
+    if kind is dict and len(data) == 1:
+        ((tag, body),) = data.items()
+        if tag == "float" and body in ("nan", "inf", "-inf"):
+            return float(body)
+        if type(body) is list:
+            items = [decode_value(item, depth + 1) for item in body]
+            try:
+                if tag == "tuple":
+                    return tuple(items)
+                if tag == "set":
+                    return set(items)
+                if tag == "dict" and all(type(pair) is list and len(pair) == 2 for pair in body):
+                    return {decode_value(k, depth + 1): decode_value(v, depth + 1) for k, v in body}
+            except TypeError as exc:  # an unhashable set member or key
+                raise ValueError(str(exc)) from None
+    raise ValueError(f"not an encoded value: {str(data)[:80]}")
+
+
+# ----------------------------------------------------------------------------- the audit hook
+
+REFUSED_EVENTS = frozenset(
+    {
+        "sys._current_frames",
+        "sys.settrace",
+        "sys.setprofile",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "os.fork",
+        "os.forkpty",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.system",
+        "subprocess.Popen",
+        "pty.spawn",
+    }
+)
+"""Audit events a test run's program may not raise: frames, the gc's view of every object, new processes."""
+FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
+
+
+class Refused(ValueError):
+    """Raised by the audit hook. A ValueError, as ``sys._getframe`` raises for a stack too shallow:
+    ``namedtuple``, ``typing`` and ``logging`` then carry on without the caller's frame."""
+
+
+def refusing_hook():
+    """The audit hook of a test run's child (see the module docstring).
+
+    Everything it consults is bound in its closure, not looked up in this module's globals, which a
+    program can reach (through ``object.__subclasses__()`` and a function's ``__globals__``) and rebind.
+    """
+    refused, frame_attributes, kind, text, raw = REFUSED_EVENTS, FRAME_ATTRIBUTES, type, str, bytes
+    refuse = Refused
+
+    def hook(event: str, args: tuple) -> None:
+        if event in refused or event.startswith("ctypes."):
+            raise refuse(f"the sandbox refuses {event} in a test run")
+        if event == "sys._getframe":
+            raise refuse("the sandbox refuses frame access in a test run")
+        if event == "object.__getattr__" and args[1] in frame_attributes:
+            raise refuse(f"the sandbox refuses {args[1]} in a test run")
+        if event == "open" and kind(args[0]) in (text, raw):
+            path = args[0] if kind(args[0]) is text else args[0].decode("utf-8", "replace")
+            if path.startswith("/proc/") and (path.endswith("/mem") or "/map_files" in path):
+                raise refuse("the sandbox refuses opening process memory in a test run")
+
+    return hook
+
+
 # ----------------------------------------------------------------------------- the child
 
 
-def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int) -> None:
+def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, results_w: int) -> None:
     """Set up the forked child, wait for its request, and run the program; never returns.
 
     The child is forked ahead of its request (see ``Spare``); the setup that does not depend
     on the request is done while it waits.
     """
     try:
-        # All three are >= 3 and fd 3 is overwritten last, so this order keeps each of them.
+        # All four are >= 5 (the zygote's protocol holds fds 3 and 4, which these dup2 calls close).
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         os.dup2(report_w, REPORT_FD)
+        os.dup2(results_w, RESULTS_FD)
         os.setsid()
         uid = config["uid"]
         if uid is not None:
@@ -155,7 +287,7 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int) 
         _write_all(stdin_fd, request["stdin"].encode())
         os.lseek(stdin_fd, 0, os.SEEK_SET)
         os.dup2(stdin_fd, 0)
-        os.closerange(REPORT_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        os.closerange(RESULTS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
         cpu_seconds = math.ceil(request["timeout"]) + 1
         memory_bytes = request["memory_mb"] * 1024 * 1024
@@ -172,32 +304,51 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int) 
         for which, limit in limits.items():
             resource.setrlimit(which, limit)
 
-        sys.argv = [request["code"][0][0]]
+        request_code = request["code"]
+        sys.argv = [request_code[0][0]]
         sys.path.insert(0, workdir)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     except BaseException as exc:  # any setup failure is reported as the program's error
         os.write(2, f"sandbox setup failed: {exc!r}\n".encode())
         os._exit(SETUP_FAILED_EXIT)
-    _run_program(request["code"], request["token"])
+    calls, token, isolate = request.get("calls"), request["token"], request.get("isolate")
+    del request
+    _run_program(request_code, token, calls, isolate)
 
 
-def _run_program(segments: list, token: str | None) -> None:
+def _run_program(segments: list, token: str | None, calls: list[str] | None, isolate: list[str] | None) -> None:
     """Run each ``(filename, source)`` segment in turn in one ``__main__`` namespace; never returns.
 
     Segments are compiled separately, so one cannot swallow the next (say, by ending inside an
-    open string); all are compiled before any runs. Exits the way the interpreter would.
+    open string); all are compiled before any runs. Then each of ``calls`` is evaluated and its
+    result, or the name of the exception it raised, written to ``RESULTS_FD``. With ``isolate`` (names
+    of the solution's functions), the first segment, the solution, runs in a process of its own
+    (``_serve_solution``) and the others here, where each name is bound, before the last segment
+    runs, to a proxy that calls the solution's function through the strict serializer. Exits the
+    way the interpreter would.
     """
-    run = exec  # bound before any program code runs: a program that rebinds builtins.exec cannot skip the tests
+    run, evaluate = exec, eval  # bound before any program code runs: a program may rebind builtins
     main = types.ModuleType("__main__")
     sys.modules["__main__"] = main
     exit_code, completed = 0, False
     try:
         compiled = []
-        for filename, source in segments:
-            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        for number, (filename, source) in enumerate(segments):
+            if number == 0:  # the program's own lines, for its tracebacks; not the tests', which it could read
+                linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
             compiled.append(compile(source, filename, "exec", dont_inherit=True))
-        for code in compiled:
+        expressions = [compile(call, f"<call {i}>", "eval", dont_inherit=True) for i, call in enumerate(calls or ())]
+        proxies = None
+        if isolate is not None:
+            proxies = _start_solution_process(compiled.pop(0), isolate)
+        elif token is not None or calls is not None:
+            sys.addaudithook(refusing_hook())
+        for number, code in enumerate(compiled):
+            if proxies is not None and number == len(compiled) - 1:
+                main.__dict__.update(proxies)
             run(code, main.__dict__)
+        for index, expression in enumerate(expressions):
+            _report_call(index, evaluate, expression, main.__dict__)
         completed = True
     except SystemExit as exc:
         exit_code = _system_exit_code(exc)
@@ -231,6 +382,77 @@ def _run_program(segments: list, token: str | None) -> None:
     os._exit(exit_code)
 
 
+def _start_solution_process(code, names: list[str]) -> dict:
+    """Fork the process that runs the solution and serves calls to it; return a proxy per name."""
+    calls_r, calls_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    _prctl(PR_SET_DUMPABLE, 0)  # the solution's process (same uid) may not read this one's memory
+    pid = os.fork()
+    if pid == 0:
+        os.close(calls_w)
+        os.close(replies_r)
+        _serve_solution(code, calls_r, replies_w)
+    os.close(calls_r)
+    os.close(replies_w)
+
+    def proxy(name: str):
+        def call(*args, **kwargs):
+            request = json.dumps({"name": name, "args": encode_value(list(args)), "kwargs": encode_value(kwargs)})
+            _write_all(calls_w, encode_frame_bytes(request.encode()))
+            header = _read_exactly(replies_r, HEADER.size)
+            payload = None if header is None else _read_exactly(replies_r, HEADER.unpack(header)[0])
+            if payload is None:
+                raise RuntimeError(f"the solution's process ended before {name} returned")
+            reply = json.loads(payload)
+            if "error" in reply:
+                raise RuntimeError(f"{name} failed: {reply['error']}")
+            return decode_value(reply["v"])
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    return {name: proxy(name) for name in names}
+
+
+def _serve_solution(code, calls_r: int, replies_w: int) -> None:
+    """In the solution's process: run it, then answer calls until EOF; never returns."""
+    sys.addaudithook(refusing_hook())
+    main = types.ModuleType("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    except BaseException:  # the solution's own failure: the tests' calls then fail
+        os._exit(_print_uncaught())
+    while (header := _read_exactly(calls_r, HEADER.size)) is not None:
+        request = json.loads(_read_exactly(calls_r, HEADER.unpack(header)[0]))
+        try:
+            function = main.__dict__[request["name"]]
+            result = function(*decode_value(request["args"]), **decode_value(request["kwargs"]))
+            reply = json.dumps({"v": encode_value(result)}, separators=(",", ":"))
+        except BaseException as exc:  # reported to the tests as the call's failure
+            reply = json.dumps({"error": f"{_type(exc).__name__}"})
+        _write_all(replies_w, encode_frame_bytes(reply.encode()))
+    os._exit(0)
+
+
+def encode_frame_bytes(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload)) + payload
+
+
+def _report_call(index: int, evaluate, expression, namespace: dict) -> None:
+    """Evaluate one call and write its result line; an exception, or a result that is not made of
+    exact built-in types, is reported as an error."""
+    try:
+        line = {"i": index, "v": encode_value(evaluate(expression, namespace))}
+    except BaseException as exc:  # the call's own failure, reported rather than raised
+        line = {"i": index, "error": f"{_type(exc).__name__}: {exc}"[:200]}
+    try:
+        data = json.dumps(line, separators=(",", ":")).encode()
+    except BaseException:  # e.g. an int too long to write: the call failed
+        data = json.dumps({"i": index, "error": "the result could not be written"}).encode()
+    _write_all(RESULTS_FD, data + b"\n")
+
+
 def _system_exit_code(exc: SystemExit) -> int:
     if exc.code is None:
         return 0
@@ -252,8 +474,11 @@ def _print_uncaught() -> int:
             traceback.print_exception(exc_type, value, tb)
         else:
             sys.excepthook(exc_type, value, tb)
-    except BaseException:
-        os.write(2, f"{exc_type.__name__}\n".encode())
+    except BaseException:  # e.g. the audit hook refused the traceback's frames: the exception alone
+        try:
+            os.write(2, f"{exc_type.__name__}: {value}\n".encode("utf-8", "backslashreplace"))
+        except BaseException:
+            os.write(2, f"{exc_type.__name__}\n".encode())
     return 1
 
 
@@ -264,6 +489,7 @@ class Spare:
     """A child forked ahead of its request, so that the fork is off the program's critical path."""
 
     def __init__(self, config: dict) -> None:
+        self.results_r, results_w = os.pipe()
         request_r, self.request_w = os.pipe()
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
@@ -271,14 +497,14 @@ class Spare:
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                for fd in (self.request_w, self.out_r, self.err_r, self.report_r):
+                for fd in (self.request_w, self.out_r, self.err_r, self.report_r, self.results_r):
                     os.close(fd)  # the request's EOF comes only once no writer is left
-                _child(config, request_r, out_w, err_w, report_w)
+                _child(config, request_r, out_w, err_w, report_w, results_w)
             finally:
                 os._exit(SETUP_FAILED_EXIT)
-        for fd in (request_r, out_w, err_w, report_w):
+        for fd in (request_r, out_w, err_w, report_w, results_w):
             os.close(fd)
-        for fd in (self.out_r, self.err_r, self.report_r):
+        for fd in (self.out_r, self.err_r, self.report_r, self.results_r):
             os.set_blocking(fd, False)
 
     def start(self, payload: bytes) -> None:
@@ -290,7 +516,7 @@ class Spare:
         os.close(self.request_w)
 
     def close(self) -> None:
-        for fd in (self.out_r, self.err_r, self.report_r):
+        for fd in (self.out_r, self.err_r, self.report_r, self.results_r):
             os.close(fd)
 
 
@@ -362,12 +588,12 @@ def _clean_scratch(config: dict) -> bool:
     return clean
 
 
-def _supervise(pid: int, out_r: int, err_r: int, deadline: float, max_output: int):
-    """Collect the child's output until it exits, runs out of time, or writes too much."""
-    outputs = {out_r: bytearray(), err_r: bytearray()}
+def _supervise(pid: int, out_r: int, err_r: int, results_r: int, deadline: float, max_output: int):
+    """Collect the child's output and call results until it exits, runs out of time, or writes too much."""
+    outputs = {out_r: bytearray(), err_r: bytearray(), results_r: bytearray()}
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
-    for fd in (out_r, err_r, pidfd):
+    for fd in (out_r, err_r, results_r, pidfd):
         poller.register(fd, select.POLLIN)
     verdict, exited = None, False
     try:
@@ -385,7 +611,7 @@ def _supervise(pid: int, out_r: int, err_r: int, deadline: float, max_output: in
                 verdict = "output_limit"
     finally:
         os.close(pidfd)
-    return outputs[out_r], outputs[err_r], verdict, exited
+    return outputs[out_r], outputs[err_r], outputs[results_r], verdict, exited
 
 
 def _read_some(fd: int, into: bytearray) -> bool:
@@ -401,19 +627,20 @@ def _read_some(fd: int, into: bytearray) -> bool:
 def run_one(payload: bytes, child: Spare) -> dict:
     """Run one program in ``child`` and return the reply message."""
     request = json.loads(payload)
-    pid, out_r, err_r, report_r = child.pid, child.out_r, child.err_r, child.report_r
+    pid, out_r, err_r, report_r, results_r = child.pid, child.out_r, child.err_r, child.report_r, child.results_r
     started = time.monotonic()
     child.start(payload)
     deadline = started + request["timeout"]
-    stdout, stderr, verdict, exited = _supervise(pid, out_r, err_r, deadline, request["max_output"])
+    max_output = request["max_output"]
+    stdout, stderr, results, verdict, exited = _supervise(pid, out_r, err_r, results_r, deadline, max_output)
     wall_time = time.monotonic() - started
     returncode = -signal.SIGKILL
     if exited:
         returncode = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     _kill_everything_else()
     # Every writer is dead now, so what is left in the pipes is bounded by their buffers.
-    for fd, data in ((out_r, stdout), (err_r, stderr)):
-        while _read_some(fd, data) and len(data) <= request["max_output"]:
+    for fd, data in ((out_r, stdout), (err_r, stderr), (results_r, results)):
+        while _read_some(fd, data) and len(data) <= max_output:
             pass
     try:
         memory_error = os.read(report_r, 1) == MEMORY_ERROR_MARK
@@ -421,7 +648,6 @@ def run_one(payload: bytes, child: Spare) -> dict:
         memory_error = False
     child.close()
 
-    max_output = request["max_output"]
     truncated = len(stdout) > max_output or len(stderr) > max_output
     if verdict is not None:
         status = verdict
@@ -444,6 +670,7 @@ def run_one(payload: bytes, child: Spare) -> dict:
         "returncode": returncode,
         "wall_time": wall_time,
         "truncated": truncated,
+        "results": None if request.get("calls") is None else bytes(results[:max_output]).decode("utf-8", "replace"),
     }
 
 

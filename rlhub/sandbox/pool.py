@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 import os
 import posixpath
@@ -10,14 +12,16 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from rlhub.errors import RLHubError
+from rlhub.sandbox._zygote import decode_value
 from rlhub.sandbox.backends import Backend, make_backend
 from rlhub.sandbox.channel import Channel, WorkerLost
+from rlhub.sandbox.checks import CallCheck, convert
 from rlhub.sandbox.docker_backend import DEFAULT_IMAGE
-from rlhub.sandbox.result import ExecResult, Verdict
+from rlhub.sandbox.result import CallOutcome, CallResults, ExecResult, Verdict
 
 DEFAULT_MAX_OUTPUT = 1_000_000
 STARTUP_TIMEOUT = 60.0
@@ -49,7 +53,8 @@ class _Worker:
             raise RLHubError(f"a {self._backend.name} sandbox worker sent {ready!r} instead of its ready message")
         self._channel = channel
 
-    def run(self, request: dict) -> ExecResult:
+    def run(self, request: dict) -> tuple[ExecResult, str | None]:
+        """The program's result, and what it wrote on its results pipe (None without calls)."""
         if self._channel is not None and not self._channel.alive():
             self.close(0)  # it died while idle: replace it before the program starts
         self.ensure_started()
@@ -66,14 +71,16 @@ class _Worker:
         except WorkerLost as lost:
             details = self._channel.diagnostics()
             self.close(0)
-            return ExecResult(
+            lost_result = ExecResult(
                 status=lost.status,
                 stdout="",
                 stderr=f"rlhub.sandbox: worker lost: {lost}" + (f"\n{details}" if details else ""),
                 returncode=-signal.SIGKILL,
                 wall_time=time.monotonic() - started,
             )
-        return ExecResult(**reply)
+            return lost_result, None
+        results = reply.pop("results", None)
+        return ExecResult(**reply), results
 
     def request_exit(self) -> None:
         if self._channel is not None:
@@ -147,7 +154,7 @@ class SandboxPool:
         Returns:
             The outcome; a program's failure is reported there, never raised.
         """
-        return self._execute([["main.py", code]], stdin, timeout, memory_mb, files, token=None)
+        return self._execute([["main.py", code]], stdin, timeout, memory_mb, files, token=None)[0]
 
     def run_tests(
         self,
@@ -158,29 +165,98 @@ class SandboxPool:
         timeout: float = 5.0,
         memory_mb: int = 512,
         files: dict[str, str] | None = None,
+        isolate: Sequence[str] | None = None,
+        test_prelude: str = "",
     ) -> Verdict:
-        """Run ``code`` then ``test_code`` (plain statements, e.g. asserts) in one namespace.
+        """Run ``code`` then ``test_code`` (plain statements, e.g. asserts), and say whether the tests passed.
 
-        Both are compiled, separately, before either runs. The run passes only if it ends with
-        status ok and a fresh random token, which the sandbox prints after the last statement of
-        ``test_code`` has run. So a solution that exits early (``sys.exit(0)``, ``os._exit(0)``),
-        prints a fake token or "All tests passed", or rebinds ``AssertionError`` or other builtins
-        fails. Not covered: a solution that deliberately digs the token out of the interpreter
-        (frames, gc) or returns objects whose comparisons lie; tests that compare printed output in
-        a separate process are immune to both.
+        When every statement of ``test_code`` is an assert that converts (see ``rlhub.sandbox.checks``:
+        ``assert f(2) == 4``, ``assert abs(f(x) - 0.5) < 1e-6``), the asserts never enter the sandbox:
+        it evaluates their calls (``run_calls``) and this process checks the results, so neither a
+        forged "pass" nor an object whose comparisons lie can pass.
+
+        Otherwise both are compiled, separately, before either runs, in one namespace. The run passes
+        only if it ends with status ok and a fresh random token, which the sandbox prints after the
+        last statement of ``test_code`` has run. So a solution that exits early (``sys.exit(0)``,
+        ``os._exit(0)``), prints a fake token or "All tests passed", or rebinds ``AssertionError`` or
+        other builtins fails. The token is held only in the harness's frames, and an audit hook in the
+        test run refuses frame and gc introspection, ``ctypes``, new processes and ``/proc/*/mem``, so
+        a solution cannot dig it out by the usual routes. That is defence in depth, not a boundary,
+        and it does nothing against objects whose comparisons lie.
+
+        With ``isolate`` (the names of the solution's functions the tests call), that boundary holds
+        for any test code: the solution runs in a process of its own and the tests in another, where
+        each name is a proxy whose arguments and result cross through the strict serializer. The
+        solution cannot see the token or the tests, return a lying object, or rebind what the tests
+        use; tests that pass other objects to the solution, or read its other globals, fail.
 
         Args:
             code: The solution.
             test_code: The tests, run after ``code`` in its namespace.
             stdin, timeout, memory_mb, files: As for ``run``.
+            isolate: Run the tests apart from the solution, calling these functions of it.
+            test_prelude: With ``isolate``: trusted code the tests' process runs first (say, the helpers
+                the tests use), before the proxies are bound.
 
         Returns:
             A Verdict, truthy if the tests passed.
         """
+        checks = as_checks(test_code)
+        if checks is not None:
+            calls = [call for check in checks for call in check.calls]
+            segments = [["main.py", code]]
+            result, raw = self._execute(segments, stdin, timeout, memory_mb, files, token=None, calls=calls)
+            outcomes, start, passed = _call_outcomes(raw, len(calls)), 0, result.status == "ok"
+            for check in checks:
+                got = outcomes[start : start + len(check.calls)]
+                start += len(check.calls)
+                passed = passed and all(o.ok for o in got) and check.passes([o.value for o in got])
+            return Verdict(passed=passed, result=result)
         token = secrets.token_hex(16)
         segments = [["main.py", code], ["tests.py", test_code]]
-        result = self._execute(segments, stdin, timeout, memory_mb, files, token=token)
+        if isolate is not None:
+            if not all(isinstance(name, str) and name.isidentifier() for name in isolate):
+                raise ValueError(f"isolate must be a list of function names, got {isolate!r}")
+            segments[1:1] = [["prelude.py", test_prelude]]
+            isolate = list(isolate)
+        result = self._execute(segments, stdin, timeout, memory_mb, files, token=token, isolate=isolate)[0]
         return Verdict(passed=result.status == "ok" and result.stdout.endswith(f"\n{token}\n"), result=result)
+
+    def run_calls(
+        self,
+        code: str,
+        calls: Sequence[str],
+        *,
+        setup: str = "",
+        timeout: float = 5.0,
+        memory_mb: int = 512,
+        files: dict[str, str] | None = None,
+    ) -> CallResults:
+        """Run ``code`` (then ``setup``), then evaluate each of ``calls`` and return what each gave.
+
+        Each call is an expression (``"add(1, 2)"``), evaluated in the program's namespace after the
+        program ran to its end. Its result comes back through a strict serializer: only values made
+        of exactly bool, int, float, str, None, list, tuple, dict and set (no subclasses) are
+        reported; any other result, like an exception, is a failed call. The expected values stay
+        with the caller, who compares, so a program can neither see them nor lie about equality.
+        Calls run in order in one process, within ``timeout`` all together; a call cut short by the
+        timeout and those after it are failed calls.
+
+        Args:
+            code: The solution.
+            calls: Expressions to evaluate, in order.
+            setup: Statements run after ``code`` and before the calls (say, a test's setup code).
+            timeout, memory_mb, files: As for ``run``.
+
+        Returns:
+            The program's run and one ``CallOutcome`` per call.
+        """
+        calls = list(calls)
+        if not all(isinstance(call, str) for call in calls):
+            raise ValueError("calls must be expression strings such as 'add(1, 2)'")
+        segments = [["main.py", code]] + ([["setup.py", setup]] if setup else [])
+        result, raw = self._execute(segments, "", timeout, memory_mb, files, token=None, calls=calls)
+        return CallResults(result=result, calls=_call_outcomes(raw, len(calls)))
 
     def run_batch(
         self, programs: Iterable[str | dict], *, timeout: float = 5.0, memory_mb: int = 512
@@ -229,7 +305,9 @@ class SandboxPool:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _execute(self, segments, stdin, timeout, memory_mb, files, token) -> ExecResult:
+    def _execute(
+        self, segments, stdin, timeout, memory_mb, files, token, calls=None, isolate=None
+    ) -> tuple[ExecResult, str | None]:
         request = {
             "code": segments,
             "stdin": stdin,
@@ -238,6 +316,8 @@ class SandboxPool:
             "memory_mb": memory_mb,
             "max_output": self.max_output,
             "token": token,
+            "calls": calls,
+            "isolate": isolate,
         }
         _check_request(request)
         worker = self._checkout()
@@ -258,6 +338,41 @@ class SandboxPool:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="rlhub-sandbox")
             return self._executor
+
+
+def as_checks(test_code: str) -> list[CallCheck] | None:
+    """``test_code`` as converted asserts, if every one of its statements converts; else None."""
+    try:
+        statements = ast.parse(test_code).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    checks = [convert(ast.unparse(statement)) for statement in statements]
+    if not checks or any(check is None for check in checks):
+        return None
+    return checks
+
+
+def _call_outcomes(raw: str | None, count: int) -> tuple[CallOutcome, ...]:
+    """Parse the results pipe: the first well-formed line for each call index counts."""
+    found: dict[int, CallOutcome] = {}
+    for line in (raw or "").splitlines():
+        try:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if type(entry) is not dict or type(entry.get("i")) is not int or not 0 <= entry["i"] < count:
+            continue
+        if entry["i"] in found:
+            continue
+        if "v" in entry:
+            try:
+                found[entry["i"]] = CallOutcome(True, decode_value(entry["v"]))
+            except (ValueError, RecursionError):
+                found[entry["i"]] = CallOutcome(False, error="a malformed result")
+        else:
+            found[entry["i"]] = CallOutcome(False, error=str(entry.get("error"))[:200])
+    missing = CallOutcome(False, error="not run: the program ended or ran out of time first")
+    return tuple(found.get(i, missing) for i in range(count))
 
 
 def _as_job(program: str | dict) -> dict:

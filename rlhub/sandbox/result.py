@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "error", "timeout", "memory", "output_limit", "killed"]
 """How a program ended.
@@ -46,9 +46,10 @@ class Verdict:
     """Whether a solution passed its tests (see ``run_tests``); truthy when it did.
 
     Attributes:
-        passed: True only if the program exited cleanly and printed the run's secret token,
-            which it can only do after the last test statement ran.
-        result: The underlying run, with the token line still in ``stdout``.
+        passed: True only if the program exited cleanly and its tests passed: converted asserts
+            checked outside the sandbox on the calls' results, or asserts run in the sandbox
+            followed by the run's secret token, which it prints only after the last test ran.
+        result: The underlying run (for asserts run in the sandbox, the token line still in ``stdout``).
     """
 
     passed: bool
@@ -56,3 +57,31 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.passed
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What one call of ``run_calls`` gave.
+
+    Attributes:
+        ok: True if the call returned a value made only of exact built-in types.
+        value: That value, rebuilt on the host (None when not ok).
+        error: Why the call failed: the exception it raised, a result of another type, or not run.
+    """
+
+    ok: bool
+    value: Any = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class CallResults:
+    """The outcome of ``run_calls``: the program's run and one ``CallOutcome`` per call, in order.
+
+    Attributes:
+        result: The underlying run.
+        calls: One outcome per call.
+    """
+
+    result: ExecResult
+    calls: tuple[CallOutcome, ...]

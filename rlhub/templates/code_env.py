@@ -5,7 +5,9 @@ task is a reference solution plus a generator of random arguments; the expected 
 running the reference, so the data is unlimited and exact. ``difficulty`` sets how long the inputs
 get. Example ``i`` of a split comes from its own RNG, so (seed, index) reproduces it.
 TODO: put your tasks in ``TASKS`` (or write ``generate`` anew); the ``tests`` column is a list of
-assert lines, each run after the solution in its own program in rlhub's sandbox.
+assert lines. Each ``assert f(args) == expected`` becomes a call the sandbox makes after the solution
+and a comparison made outside it, so the expected value never reaches the program and an object
+whose ``==`` lies cannot pass (keep tests in that form; others run as asserts in the sandbox).
 
 Output format: reasoning in ``<think>...</think>``, then the function in one ```python block.
 
