@@ -6,12 +6,11 @@ memory, processes and CPU. The zygote is the container's PID 1, so, as under bwr
 signal it and it kills whatever a program leaves with ``kill(-1)``. The host talks to it over the
 container's attached stdin/stdout.
 
-How this was tested: no Docker engine runs where it was written. The unit tests check the
-container settings this module builds (``DockerBackend.container_kwargs``), the RLHubError when no
-engine answers, and ``DockerChannel`` (docker's stdout/stderr multiplexing plus the pool's framing)
-end to end against a socket fed by a real zygote. The calls into a live engine in
-``DockerBackend.start`` (create, attach_socket, start, remove) follow the docker SDK 7.1 API but
-have never been run against an engine.
+How this is tested: the main suite checks the container settings (``container_kwargs``), the
+RLHubError when no engine answers, and ``DockerChannel`` against an emulated attach socket. The
+docker tier (``scripts/test-docker.sh``: Docker 20.10 from Debian, a Python image built locally by
+``scripts/docker_images.py``) runs the sandbox's behaviour tests and the attacks the bwrap backend
+contains against a real engine, plus the container's own cgroup memory cap.
 """
 
 from __future__ import annotations
