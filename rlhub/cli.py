@@ -451,5 +451,19 @@ def new_env(name: str, domain: str, multi_turn: bool, package: str | None, descr
         )
 
 
+@main.command()
+@click.argument("env_id")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; not loopback needs --token.")
+@click.option("--port", default=8700, show_default=True, help="Port to bind.")
+@click.option("--token", envvar="RLHUB_ENV_TOKEN", help="Bearer token clients must send [env: RLHUB_ENV_TOKEN].")
+@click.option("--session-ttl", default=600.0, show_default=True, help="Seconds before an idle episode is dropped.")
+def serve(env_id: str, host: str, port: int, token: str | None, session_ttl: float):
+    """Serve one environment over HTTP (protocol: docs/serve.md); use it with rlhub.make("http://HOST:PORT/ENV_ID")."""
+    from rlhub.serve.server import serve as run_server
+
+    console.print(f"serving {env_id} at http://{host}:{port}/{env_id}", highlight=False, soft_wrap=True)
+    run_server(env_id, host=host, port=port, token=token, session_ttl=session_ttl)
+
+
 if __name__ == "__main__":
     main()
