@@ -115,7 +115,12 @@ class RemoteRubric(Rubric):
     def score_batch(self, completions: Sequence[Any], columns: Sequence[Mapping[str, Any]]) -> list[Score]:
         if len(columns) != len(completions):
             raise ValueError(f"got {len(completions)} completions but {len(columns)} column rows")
-        answer = self._client.call("POST", "score", {"completions": list(completions), "columns": list(columns)})
+        return self.combine(
+            self._client.call("POST", "rubric", {"completions": list(completions), "columns": list(columns)})
+        )
+
+    def combine(self, answer: dict) -> list[Score]:
+        """Scores from the server's raw values, weighted and summed as ``Rubric.score_batch`` does."""
         scores = []
         for row in answer["scores"]:
             rewards = {name: row["rewards"].get(name) for name in self.names}
@@ -144,12 +149,8 @@ class RemoteEnv(gym.Env):
         info = self._client.call("GET", "info")
         if info.get("protocol", "").split(".")[0] != PROTOCOL:
             raise RLHubError(f"{self.url} speaks {info.get('protocol')!r}, not {PROTOCOL!r}; upgrade one side")
-        if info.get("multi_turn"):
-            raise RLHubError(
-                f"{self.url} serves a multi-turn env; training or evaluating one through a client is not "
-                "supported yet: run its episodes with the sessions API (docs/serve.md) or use the env locally"
-            )
         self.env_id = info["env_id"]
+        self.multi_turn = bool(info["multi_turn"])
         self.config = dataclasses.make_dataclass(
             "ServedConfig", [(key, Any, dataclasses.field(default=value)) for key, value in info["config"].items()]
         )()
@@ -167,7 +168,14 @@ class RemoteEnv(gym.Env):
         return self.score_batch([completion], [example])[0]
 
     def score_batch(self, completions: Sequence[Any], examples: Sequence[Example]) -> list[Score]:
-        return self.rubric.score_batch(list(completions), [ex.columns() for ex in examples])
+        body = {"completions": list(completions), "examples": [example_to_json(ex) for ex in examples]}
+        answer = self._client.call("POST", "score", body)
+        if isinstance(self.rubric, RemoteRubric):
+            return self.rubric.combine(answer)
+        raise RLHubError(
+            f"{self.url}: this env's rubric was replaced by one with local reward functions; a served env "
+            "scores only with its own functions (reweight them instead: rubric.reweighted)"
+        )
 
     def gold_completion(self, example: Example) -> Any:
         return self._client.call("POST", "gold", {"example": example_to_json(example)})["completion"]
@@ -198,6 +206,13 @@ class RemoteEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         answer = self._client.call("POST", f"sessions/{self._session}/step", {"action": action}, idempotent=False)
         return answer["observation"], answer["reward"], answer["terminated"], answer["truncated"], answer["info"]
+
+    def respond(self, messages, state):
+        """The tool turns of a trainer-driven episode; not served yet (an env's tools run where it runs)."""
+        raise RLHubError(
+            f"{self.url} serves a multi-turn env: its examples, scores and reset/step episodes are served, but "
+            "trainer-driven rollouts (respond) are not yet; train on it locally"
+        )
 
     def _end_session(self) -> None:
         if self._session is not None:

@@ -35,6 +35,11 @@ class ExamplesRequest(BaseModel):
 
 class ScoreRequest(BaseModel):
     completions: list[Any] = Field(max_length=MAX_BATCH)
+    examples: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
+
+
+class RubricRequest(BaseModel):
+    completions: list[Any] = Field(max_length=MAX_BATCH)
     columns: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
 
 
@@ -120,10 +125,17 @@ def create_app(
 
     @routes.post("/score")
     def score(body: ScoreRequest) -> dict:
+        """The env's own scoring (``env.score_batch``: what a multi-turn env does to transcripts included)."""
+        if len(body.completions) != len(body.examples):
+            raise HTTPException(422, f"{len(body.completions)} completions but {len(body.examples)} examples")
+        return _scores(env.score_batch(body.completions, [_example(e) for e in body.examples]))
+
+    @routes.post("/rubric")
+    def rubric(body: RubricRequest) -> dict:
+        """The rubric's functions on completions and reward columns as given (``rubric.score_batch``)."""
         if len(body.completions) != len(body.columns):
             raise HTTPException(422, f"{len(body.completions)} completions but {len(body.columns)} column rows")
-        scores = env.rubric.score_batch(body.completions, body.columns)
-        return {"scores": [{"rewards": s.rewards, "errors": s.errors} for s in scores]}
+        return _scores(env.rubric.score_batch(body.completions, body.columns))
 
     @routes.post("/gold")
     def gold(body: GoldRequest) -> dict:
@@ -140,6 +152,7 @@ def create_app(
         try:
             with session.lock:
                 observation, info = session.env.reset(seed=body.seed, options=options)
+                session.last_used = time.monotonic()
         except BaseException:
             sessions.close(session_id)
             raise
@@ -150,6 +163,7 @@ def create_app(
         session = sessions.get(session_id)
         with session.lock:
             observation, reward, terminated, truncated, info = session.env.step(body.action)
+            session.last_used = time.monotonic()
         return {
             "observation": observation,
             "reward": reward,
@@ -169,6 +183,9 @@ def create_app(
             return example_from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise HTTPException(422, f"an example needs id, prompt, answer and info: {exc!r}") from None
+
+    def _scores(scores) -> dict:
+        return {"scores": [{"rewards": s.rewards, "errors": s.errors} for s in scores]}
 
     def _reset_info(info: dict) -> dict:
         out = {k: v for k, v in info.items() if k != "example"}
