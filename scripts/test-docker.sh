@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The docker tier (tests/docker): install the engine if missing, start dockerd if none answers (and
 # stop the one started here on exit), build the images locally (no registry is reachable; each is
-# tagged by a content hash, so a second run builds nothing), then run the tier. Its tests fail, not
+# tagged by a content hash, so a second run builds nothing: the Python base here, each env's image
+# by its test through rlhub.serve.container), then run the tier. Its tests fail, not
 # skip, when the engine is unavailable (RLHUB_REQUIRE_DOCKER=1). Idempotent; needs root for apt and
 # dockerd. Arguments are passed to pytest.
 set -euo pipefail
@@ -51,9 +52,9 @@ RLHUB_SANDBOX_IMAGE=$("$PY" scripts/docker_images.py)
 export RLHUB_SANDBOX_IMAGE
 log "image $RLHUB_SANDBOX_IMAGE ready"
 
-# 4. The SDK the backend talks through (extra "docker"), then the tier.
-if ! "$PY" -c "import docker" 2>/dev/null; then
-  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[docker]"
+# 4. The docker SDK the backend talks through and the server stack (extras "docker" and "serve"), then the tier.
+if ! "$PY" -c "import docker, fastapi, uvicorn, httpx" 2>/dev/null; then
+  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[docker,serve]"
 fi
 export RLHUB_REQUIRE_DOCKER=1 WANDB_MODE=offline
 status=0
