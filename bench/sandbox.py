@@ -10,6 +10,16 @@ ways, side by side in one run, each with N programs in flight (default: one per 
 - bwrap + python per program: the same command inside the same bwrap sandbox a worker gets;
 - warm pool: ``SandboxPool(backend="bwrap").run_batch``, after the workers have started.
 
+Where a Docker engine answers and the sandbox image exists (``--docker auto``, the default;
+scripts/test-docker.sh builds it and $RLHUB_SANDBOX_IMAGE names it), two more rows:
+
+- docker run + python per program: ``docker run --rm --network none IMAGE python3 -c CODE``, on
+  fewer programs (``--docker-n``), as a container per program costs about a second;
+- warm pool (docker): ``SandboxPool(backend="docker").run_batch``;
+
+and the cold start of each backend: seconds from ``SandboxPool(workers=1)`` to its one worker's
+ready message (the median of ``--cold-starts``).
+
 Ratios are against bwrap + python per program, the cheapest way to get the same isolation
 without warm workers.
 """
@@ -17,6 +27,7 @@ without warm workers.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -56,9 +67,9 @@ def per_process_rate(argv_for, programs: list[tuple[str, str]], workers: int) ->
         return len(programs) / (time.perf_counter() - started)
 
 
-def pool_rate(programs: list[tuple[str, str]], workers: int) -> tuple[float, float]:
-    """(programs per second, seconds to start the workers) for the warm bwrap pool."""
-    with SandboxPool(workers=workers, backend="bwrap") as pool:
+def pool_rate(programs: list[tuple[str, str]], workers: int, backend: str = "bwrap") -> tuple[float, float]:
+    """(programs per second, seconds to start the workers) for the warm pool of ``backend``."""
+    with SandboxPool(workers=workers, backend=backend) as pool:
         started = time.perf_counter()
         pool.warm()
         startup = time.perf_counter() - started
@@ -72,11 +83,36 @@ def pool_rate(programs: list[tuple[str, str]], workers: int) -> tuple[float, flo
     return len(programs) / elapsed, startup
 
 
+def cold_start(backend: str, times: int) -> float:
+    """Median seconds from creating a one-worker pool to its worker's ready message."""
+    seconds = []
+    for _ in range(times):
+        started = time.perf_counter()
+        with SandboxPool(workers=1, backend=backend) as pool:
+            pool.warm()
+            seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def docker_problem() -> str | None:
+    """Why the docker arm cannot run here, or None if it can."""
+    try:
+        from rlhub.sandbox.docker_backend import DockerBackend
+
+        DockerBackend().close()
+    except Exception as exc:  # any failure means no docker rows, said in words
+        return str(exc)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="programs per mode")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="programs in flight")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--docker", choices=["auto", "on", "off"], default="auto", help="the docker rows")
+    parser.add_argument("--docker-n", type=int, default=40, help="programs for docker run per program")
+    parser.add_argument("--cold-starts", type=int, default=5, help="cold starts timed per backend")
     args = parser.parse_args()
     problem = bwrap_problem()
     if problem is not None:
@@ -89,6 +125,22 @@ def main() -> None:
     pool, startup = pool_rate(programs, args.workers)
 
     rates = {"python per program": bare, "bwrap + python per program": bwrap, "warm pool (bwrap)": pool}
+    cold = {"bwrap": cold_start("bwrap", args.cold_starts)}
+    docker_startup = None
+    docker_skipped = docker_problem() if args.docker != "off" else "--docker off"
+    if docker_skipped is not None and args.docker == "on":
+        sys.exit(f"bench/sandbox.py --docker on: {docker_skipped}")
+    if docker_skipped is None:
+        from rlhub.sandbox.docker_backend import DockerBackend
+
+        image = DockerBackend().image
+
+        def docker_run(code: str) -> list[str]:
+            return ["docker", "run", "--rm", "--network", "none", image, "python3", *PYTHON_FLAGS, "-c", code]
+
+        rates["docker run + python per program"] = per_process_rate(docker_run, programs[: args.docker_n], args.workers)
+        rates["warm pool (docker)"], docker_startup = pool_rate(programs, args.workers, backend="docker")
+        cold["docker"] = cold_start("docker", args.cold_starts)
     table = Table(title=f"{args.n} programs, {args.workers} in flight, {os.cpu_count()} CPUs")
     table.add_column("mode")
     table.add_column("programs/s", justify="right")
@@ -99,6 +151,12 @@ def main() -> None:
     console = Console()
     console.print(table)
     console.print(f"warm pool start-up ({args.workers} workers, in parallel): {startup:.2f} s")
+    for backend, seconds in cold.items():
+        console.print(f"cold start of one {backend} worker (median of {args.cold_starts}): {seconds:.2f} s")
+    if docker_skipped is not None:
+        console.print(f"docker rows left out: {docker_skipped}")
+    else:
+        console.print(f"warm docker pool start-up ({args.workers} workers, in parallel): {docker_startup:.2f} s")
     # Other work on the machine skews every row; the 1-minute load average says how much there was.
     console.print(f"load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
 
@@ -110,6 +168,9 @@ def main() -> None:
             "programs_per_s": rates,
             "ratio_vs_bwrap_per_program": {mode: rate / bwrap for mode, rate in rates.items()},
             "pool_startup_s": startup,
+            "docker_pool_startup_s": docker_startup,
+            "cold_start_s": cold,
+            "docker_left_out": docker_skipped,
             "load_average_before_after": [load_before, os.getloadavg()[0]],
         }
         with open(args.json, "w") as handle:

@@ -519,5 +519,46 @@ def new_env(name: str, domain: str, multi_turn: bool, package: str | None, descr
         )
 
 
+@envs.command("build")
+@click.argument("env_id")
+def envs_build(env_id: str):
+    """Build a local Docker image that serves one environment (rlhub serve ENV_ID --docker runs it)."""
+    from rlhub.serve.container import build
+
+    console.print(build(env_id), highlight=False)
+
+
+main.add_command(envs, name="env")  # `rlhub env build ENV_ID` reads as well as `rlhub envs build`
+
+
+@main.command()
+@click.argument("env_id")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; not loopback needs --token.")
+@click.option("--port", default=8700, show_default=True, help="Port to bind.")
+@click.option("--token", envvar="RLHUB_ENV_TOKEN", help="Bearer token clients must send [env: RLHUB_ENV_TOKEN].")
+@click.option("--session-ttl", default=600.0, show_default=True, help="Seconds before an idle episode is dropped.")
+@click.option("--docker", is_flag=True, help="Serve from the env's container (built first if needed) on 127.0.0.1.")
+def serve(env_id: str, host: str, port: int, token: str | None, session_ttl: float, docker: bool):
+    """Serve one environment over HTTP (protocol: docs/serve.md); use it with rlhub.make("http://HOST:PORT/ENV_ID")."""
+    if docker:
+        import time
+
+        from rlhub.serve.container import running
+
+        if host != "127.0.0.1":
+            raise RLHubError("--docker serves on 127.0.0.1 only; leave out --host")
+        with running(env_id, port=port, token=token) as url:
+            console.print(f"serving {env_id} from a container at {url} (Ctrl-C stops it)", highlight=False)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return
+    from rlhub.serve.server import serve as run_server
+
+    console.print(f"serving {env_id} at http://{host}:{port}/{env_id}", highlight=False, soft_wrap=True)
+    run_server(env_id, host=host, port=port, token=token, session_ttl=session_ttl)
+
+
 if __name__ == "__main__":
     main()

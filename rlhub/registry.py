@@ -256,7 +256,14 @@ def make(env_id: str, **config: Any):
         >>> ex = env.examples("train", limit=1)[0]
         >>> env.score(env.gold_completion(ex), ex).rewards["correct"]
         1.0
+
+    ``env_id`` may also be the URL of a served env (``http://127.0.0.1:8700/countdown-v0``, see
+    ``rlhub serve``); ``config`` then holds the client's options (``token``, ``retries``, ``timeout``).
     """
+    if env_id.startswith(("http://", "https://")):
+        from rlhub.serve.client import RemoteEnv
+
+        return RemoteEnv(env_id, **config)
     return get_spec(env_id).make(**config)
 
 

@@ -209,6 +209,14 @@ def train(
     progress: bool = True,
 ) -> RunResult:
     """Run ``recipe`` end to end and return where its outputs went."""
+    from rlhub.serve.container import serving
+
+    # A served env (env.url) is reached over HTTP; env.container serves it from its image for the run.
+    with serving(recipe.env.id, url=recipe.env.url, container=recipe.env.container) as env_url:
+        return _train(recipe, env_url, recipe_name=recipe_name, resume=resume, overwrite=overwrite, progress=progress)
+
+
+def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: bool, overwrite: bool, progress: bool):
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -235,7 +243,7 @@ def train(
 
     # Environment, reward and algorithm.
     spec = get_spec(recipe.env.id)
-    env = rlhub.make(recipe.env.id, **recipe.env.config)
+    env = rlhub.make(env_url) if env_url else rlhub.make(recipe.env.id, **recipe.env.config)
     rubric = env.rubric = build_rubric(env, recipe.rewards)
     multi_turn = getattr(env, "multi_turn", False)
     algorithm = load_algorithm(recipe)

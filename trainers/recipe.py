@@ -34,6 +34,18 @@ class EnvSection(Section):
     """A registered env id (rlhub envs list)."""
     config: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the env's default config."""
+    url: str | None = None
+    """Train on the env served at this URL (rlhub serve; http://HOST:PORT/ENV_ID) instead of in-process."""
+    container: bool = False
+    """Serve the env from its Docker image (rlhub env build) for the run, and stop it at the end."""
+
+    @model_validator(mode="after")
+    def _served_env_is_configured_where_served(self) -> EnvSection:
+        if self.url and self.container:
+            raise ValueError("set env.url or env.container, not both")
+        if (self.url or self.container) and self.config:
+            raise ValueError("a served env keeps the config it is served with: leave env.config empty")
+        return self
 
 
 class AlgorithmSection(Section):

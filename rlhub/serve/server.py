@@ -1,0 +1,323 @@
+"""``rlhub serve``: one environment behind an HTTP API (FastAPI on uvicorn), see docs/serve.md.
+
+Routes live under ``/<env_id>``; ``/health`` answers without a token. Scoring returns each reward
+function's raw value, so a client applies its own weights exactly as a local rubric does. Episodes
+(``reset``/``step``) run in sessions, each on an env instance of its own; a session idle for
+``session_ttl`` seconds is dropped.
+"""
+
+import hmac
+import ipaddress
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from rlhub.errors import ConfigError, RLHubError
+from rlhub.serve.protocol import PROTOCOL, example_from_json, example_to_json
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BATCH = 4096
+MAX_EXAMPLES = 100_000
+
+
+class ExamplesRequest(BaseModel):
+    split: str = "train"
+    limit: int | None = Field(default=None, ge=0, le=MAX_EXAMPLES)
+    seed: int = 0
+
+
+class ScoreRequest(BaseModel):
+    completions: list[Any] = Field(max_length=MAX_BATCH)
+    examples: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
+
+
+class RubricRequest(BaseModel):
+    completions: list[Any] = Field(max_length=MAX_BATCH)
+    columns: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
+
+
+class GoldRequest(BaseModel):
+    example: dict[str, Any]
+
+
+class ResetRequest(BaseModel):
+    seed: int | None = None
+    split: str = "train"
+    limit: int | None = Field(default=None, ge=1, le=MAX_EXAMPLES)
+    example: dict[str, Any] | None = None
+
+
+class StepRequest(BaseModel):
+    action: str
+
+
+def create_app(
+    make_env: Callable[[], Any],
+    env_id: str,
+    *,
+    token: str | None = None,
+    session_ttl: float = 600.0,
+    max_sessions: int = 1024,
+    max_body_bytes: int = MAX_BODY_BYTES,
+):
+    """The ASGI app serving ``make_env()`` as ``env_id``.
+
+    Args:
+        make_env: Makes one env instance (one serves examples and scores; each session gets its own).
+        env_id: The id routes are served under.
+        token: If set, every route but ``/health`` needs ``Authorization: Bearer <token>``.
+        session_ttl: Seconds of inactivity after which a session is dropped.
+        max_sessions: Open sessions at most; more get 429 until some end or expire.
+        max_body_bytes: Larger request bodies get 413.
+
+    Returns:
+        A FastAPI application.
+    """
+    env = make_env()
+    sessions = _Sessions(make_env, ttl=session_ttl, limit=max_sessions)
+
+    def authorized(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    app = FastAPI(title=f"rlhub serve {env_id}", version=PROTOCOL)
+    routes = APIRouter(prefix=f"/{env_id}", dependencies=[Depends(authorized)])
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return JSONResponse({"detail": f"request body over {max_body_bytes} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(ConfigError)
+    async def bad_input(request: Request, exc: ConfigError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "protocol": PROTOCOL, "env_id": env_id}
+
+    @routes.get("/info")
+    def info() -> dict:
+        return {
+            "protocol": PROTOCOL,
+            "env_id": env_id,
+            "config": asdict(env.config),
+            "rubric": env.rubric.weights,
+            "multi_turn": bool(getattr(env, "multi_turn", False)),
+            "system_prompt": env.system_prompt,
+        }
+
+    @routes.post("/examples")
+    def examples(body: ExamplesRequest) -> dict:
+        return {"examples": [example_to_json(e) for e in env.examples(body.split, body.limit, body.seed)]}
+
+    @routes.post("/score")
+    def score(body: ScoreRequest) -> dict:
+        """The env's own scoring (``env.score_batch``: what a multi-turn env does to transcripts included)."""
+        if len(body.completions) != len(body.examples):
+            raise HTTPException(422, f"{len(body.completions)} completions but {len(body.examples)} examples")
+        return _scores(env.score_batch(body.completions, [_example(e) for e in body.examples]))
+
+    @routes.post("/rubric")
+    def rubric(body: RubricRequest) -> dict:
+        """The rubric's functions on completions and reward columns as given (``rubric.score_batch``)."""
+        if len(body.completions) != len(body.columns):
+            raise HTTPException(422, f"{len(body.completions)} completions but {len(body.columns)} column rows")
+        return _scores(env.rubric.score_batch(body.completions, body.columns))
+
+    @routes.post("/gold")
+    def gold(body: GoldRequest) -> dict:
+        return {"completion": env.gold_completion(_example(body.example))}
+
+    @routes.post("/sessions")
+    def reset(body: ResetRequest) -> dict:
+        options: dict[str, Any] = {"split": body.split}
+        if body.limit is not None:
+            options["limit"] = body.limit
+        if body.example is not None:
+            options["example"] = _example(body.example)
+        session_id, session = sessions.open()
+        try:
+            with session.lock:
+                observation, info = session.env.reset(seed=body.seed, options=options)
+                session.last_used = time.monotonic()
+        except BaseException:
+            sessions.close(session_id)
+            raise
+        return {"session_id": session_id, "observation": observation, "info": _reset_info(info)}
+
+    @routes.post("/sessions/{session_id}/step")
+    def step(session_id: str, body: StepRequest) -> dict:
+        session = sessions.get(session_id)
+        with session.lock:
+            observation, reward, terminated, truncated, info = session.env.step(body.action)
+            session.last_used = time.monotonic()
+        return {
+            "observation": observation,
+            "reward": reward,
+            "terminated": terminated,
+            "truncated": truncated,
+            "info": {k: v for k, v in info.items() if k in ("rewards", "reward_errors", "example_id", "turn")},
+        }
+
+    @routes.delete("/sessions/{session_id}")
+    def close(session_id: str) -> dict:
+        sessions.get(session_id)
+        sessions.close(session_id)
+        return {"closed": session_id}
+
+    def _example(data: dict):
+        try:
+            return example_from_json(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HTTPException(422, f"an example needs id, prompt, answer and info: {exc!r}") from None
+
+    def _scores(scores) -> dict:
+        return {"scores": [{"rewards": s.rewards, "errors": s.errors} for s in scores]}
+
+    def _reset_info(info: dict) -> dict:
+        out = {k: v for k, v in info.items() if k != "example"}
+        if "example" in info:
+            out["example"] = example_to_json(info["example"])
+        return out
+
+    app.include_router(routes)
+    app.state.sessions = sessions
+    return app
+
+
+class _Session:
+    def __init__(self, env) -> None:
+        self.env = env
+        self.lock = threading.Lock()
+        self.last_used = time.monotonic()
+
+
+class _Sessions:
+    """Open episodes by id; idle ones are dropped on the next request that touches the table."""
+
+    def __init__(self, make_env: Callable[[], Any], ttl: float, limit: int) -> None:
+        self._make_env = make_env
+        self._ttl = ttl
+        self._limit = limit
+        self._open: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+
+    def _expire(self) -> None:
+        cutoff = time.monotonic() - self._ttl
+        for key in [key for key, s in self._open.items() if s.last_used < cutoff]:
+            del self._open[key]
+
+    def open(self) -> tuple[str, _Session]:
+        with self._lock:
+            self._expire()
+            if len(self._open) >= self._limit:
+                raise HTTPException(429, f"{self._limit} sessions are open; close some or wait for idle ones to expire")
+            session_id = secrets.token_urlsafe(16)
+            self._open[session_id] = session = _Session(self._make_env())
+        return session_id, session
+
+    def get(self, session_id: str) -> _Session:
+        with self._lock:
+            self._expire()
+            session = self._open.get(session_id)
+            if session is None:
+                raise HTTPException(404, f"no session {session_id!r} (it ended, expired or never existed)")
+            session.last_used = time.monotonic()
+            return session
+
+    def close(self, session_id: str) -> None:
+        with self._lock:
+            self._open.pop(session_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._expire()
+            return len(self._open)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    env_id: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    token: str | None = None,
+    session_ttl: float = 600.0,
+    log_level: str = "info",
+) -> None:
+    """Serve the registered env ``env_id`` until interrupted (what ``rlhub serve`` runs).
+
+    Raises:
+        RLHubError: ``host`` is not a loopback address and no token is set.
+    """
+    import uvicorn
+
+    from rlhub.registry import get_spec
+
+    if not is_loopback(host) and not token:
+        raise RLHubError(
+            f"refusing to serve on {host} without a token: anyone who reaches it could use the env; "
+            "set --token (or $RLHUB_ENV_TOKEN), or serve on 127.0.0.1"
+        )
+    spec = get_spec(env_id)
+    app = create_app(spec.make, spec.id, token=token, session_ttl=session_ttl)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+class BackgroundServer:
+    """Serve an app on a uvicorn server in a thread of this process (tests, notebooks).
+
+    Binds ``host`` on a free port; ``url`` is ``http://host:port``. A context manager: leaving it
+    stops the server.
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1") -> None:
+        import socket
+
+        import uvicorn
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, 0))
+        self.url = f"http://{host}:{self._socket.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def __enter__(self) -> "BackgroundServer":
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RLHubError(f"the env server at {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
