@@ -87,6 +87,48 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def matmul_tflops(threads: int, size: int = 1024, seconds: float = 1.0) -> dict[str, float]:
+    """The machine's matmul ceiling: TFLOP/s of a ``size``-cubed matmul in float32 and bfloat16, best of
+    the repeats that fit in about ``seconds`` per dtype (at least two, after one warm-up)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    out = {}
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+            a @ b
+            best, spent, runs = float("inf"), 0.0, 0
+            while runs < 2 or spent < seconds:
+                t0 = time.perf_counter()
+                a @ b
+                took = time.perf_counter() - t0
+                best, spent, runs = min(best, took), spent + took, runs + 1
+            out[str(dtype).removeprefix("torch.")] = round(2 * size**3 / best / 1e12, 4)
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def work_per_token(recipe, n_prompts: int) -> tuple[int, list[int]]:
+    """What useful FLOPs are counted from: M, the weights a token meets in matrix products (every
+    ``nn.Linear``, the LM head included, tied or not), and the token counts of the first ``n_prompts``
+    prompts in the order rlhub's stream (and TRL's dataset) takes them."""
+    import torch
+
+    import rlhub
+    from rlhub.models import load_model_and_tokenizer
+    from rlhub.rollout import encode_prompt
+    from rlhub.trainers.loop import PromptStream
+
+    model, tokenizer = load_model_and_tokenizer(recipe.model.name, device="cpu")
+    params = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    env = rlhub.make(recipe.env.id, **recipe.env.config)
+    stream = PromptStream(env.examples("train", seed=recipe.training.seed), seed=recipe.training.seed)
+    return params, [len(encode_prompt(tokenizer, env, ex)) for ex in stream.take(n_prompts)]
+
+
 def git_state() -> dict[str, Any]:
     """The checkout's commit and whether it had uncommitted changes (the figures are for that code)."""
 
@@ -134,6 +176,8 @@ class TrainerSettings:
     """Sample the child's resident memory every 20 ms, so a step's peak is seen (not only the process's)."""
     environment: dict[str, str] = field(default_factory=dict)
     """Environment variables for the child (``MALLOC_MMAP_THRESHOLD_`` for the memory benchmark)."""
+    trl_bf16: bool = False
+    """TRL only: ``GRPOConfig(bf16=True)`` (autocast to bfloat16 over the float32 weights)."""
 
 
 def resolve_recipe(settings: TrainerSettings, workdir: Path):
@@ -376,7 +420,7 @@ def train_trl(settings: TrainerSettings, workdir: Path, turns: Turns) -> None:
         reward_weights=weights,
         shuffle_dataset=False,
         gradient_checkpointing=False,
-        bf16=False,
+        bf16=settings.trl_bf16,
         use_cpu=True,
         seed=t.seed,
         logging_steps=1,

@@ -1,8 +1,10 @@
 """Benchmark: rlhub's GRPO trainer against TRL's ``GRPOTrainer``, step for step on the same machine.
 
-    python -m bench.trainer_vs_trl [--steps 5] [--warmup 1] [--json out.json]
+    python -m bench.trainer_vs_trl [--steps 5] [--warmup 1] [--dtype bfloat16] [--trl-bf16] [--json out.json]
 
-Both train the embedded SmolLM2-135M-Instruct (float32) with LoRA r=16, alpha=32, dropout 0 on all linear
+Three arms: ``rlhub`` (``model.dtype`` = ``--dtype``, bfloat16 by default), ``rlhub_fp32`` (the same
+trainer in float32) and ``trl`` (float32 weights; ``--trl-bf16`` turns on TRL's ``bf16=True`` autocast).
+All train the embedded SmolLM2-135M-Instruct with LoRA r=16, alpha=32, dropout 0 on all linear
 layers, on ``arithmetic-v0`` with the quickstart recipe's env config (difficulty 1, prompt_style user,
 few_shot 2) and reward weights (correct 1.0, format 0.5), for the same number of steps with the same
 prompts per step (the same prompts, in the same order: TRL's dataset is put in the order rlhub's prompt
@@ -20,8 +22,18 @@ seconds per step (a turn: generation + reward + update + the trainer's own loggi
 both; each trainer's own step time is in the JSON too), samples/s (completions per second of those
 turns; model load, LoRA wrapping and trainer construction are excluded), mean reward over all steps run
 (warm-up included; the rubric's weighted sum, as each trainer logs it), and mean completion length.
-Ratios are rlhub/TRL (above 1 means rlhub is faster / scores higher). Targets: rlhub at least 1.5x TRL's
-samples/s, with a mean reward at least TRL's after the same steps.
+Ratios are rlhub/TRL and rlhub/rlhub_fp32 (above 1 means rlhub is faster / scores higher). Targets:
+rlhub at least 1.5x TRL's samples/s, with a mean reward at least TRL's after the same steps.
+
+Also per arm: its weights dtype, peak resident memory (the child's ``ru_maxrss``, model load included)
+and achieved TFLOP/s: a step's useful matmul FLOPs over its turn time. Useful FLOPs count each token
+once: 2·M per token to sample it and 4·M to train on it (forward, and a backward that needs activation
+gradients only, the base weights being frozen), over the step's distinct prompt tokens and its
+completion tokens, where M is the model's matmul parameters (every ``nn.Linear``, the LM head
+included); attention scores are left out. Work a trainer repeats (TRL runs each prompt G times) or
+skips (rlhub's all-tied micro-batches) does not change the count. ``machine.matmul_tflops`` is the
+ceiling they are compared with: a 1024 x 1024 x 1024 matmul in float32 and in bfloat16, measured in
+the same run with the same threads.
 
 What is not aligned (and could not be):
   * Generation: TRL samples with ``model.generate`` (HF's sampler, dynamic cache, its own eos/pad
@@ -42,6 +54,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -55,17 +68,23 @@ from bench.common import (
     default_threads,
     fmean,
     machine_info,
+    matmul_tflops,
+    resolve_recipe,
     take_turns,
+    work_per_token,
     write_json,
 )
 
 TARGET_SPEEDUP = 1.5
+ARMS = ("rlhub", "rlhub_fp32", "trl")
 METRICS = (
     ("samples_per_s", "samples/s (completions / turn s)", "{:.2f}"),
     ("s_per_step", "s / step (turn)", "{:.2f}"),
     ("own_s_per_step", "s / step (trainer's own clock)", "{:.2f}"),
     ("mean_reward", "mean reward (all steps)", "{:.3f}"),
     ("mean_completion_length", "mean completion length (tokens)", "{:.1f}"),
+    ("achieved_tflops", "achieved TFLOP/s (useful FLOPs / turn s)", "{:.3f}"),
+    ("peak_rss_mb", "peak RSS (MiB)", "{:,.0f}"),
 )
 
 
@@ -79,14 +98,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     p.add_argument("--threads", type=int, default=default_threads(), help="torch threads for each trainer")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--first", choices=["rlhub", "trl"], default="rlhub", help="who takes the first turn")
+    p.add_argument("--first", choices=ARMS, default="rlhub", help="who takes the first turn")
+    p.add_argument("--dtype", default="bfloat16", help="model.dtype of the rlhub arm (rlhub_fp32 is float32)")
+    p.add_argument("--trl-bf16", action="store_true", help="TRL with bf16=True (autocast over float32 weights)")
     p.add_argument("--recipe", default=str(QUICKSTART))
     p.add_argument("--json", dest="json_path", default=None, help="write the results here")
     return p.parse_args(argv)
 
 
-def summarize(run: TrainerRun, warmup: int) -> dict:
-    """Speed over the timed steps, reward and length over all steps."""
+def summarize(run: TrainerRun, warmup: int, flops_per_step: list[float] | None = None) -> dict:
+    """Speed over the timed steps, reward and length over all steps; with each step's useful FLOPs
+    (``flops_per_step``, see the module docstring), achieved TFLOP/s over the timed steps."""
     timed = run.steps[warmup:]
     turn_total = sum(s["turn_s"] for s in timed)
     own_total = sum(s["step_s"] for s in timed)
@@ -103,21 +125,27 @@ def summarize(run: TrainerRun, warmup: int) -> dict:
         "rewards": [s.get("reward") for s in run.steps],
         "mean_reward": fmean([s.get("reward") for s in run.steps]),
         "mean_completion_length": fmean([s.get("mean_length") for s in run.steps]),
+        "achieved_tflops": sum(flops_per_step[warmup : len(run.steps)]) / turn_total / 1e12
+        if flops_per_step and turn_total
+        else None,
+        "peak_rss_mb": max((s.get("max_rss_mb") or 0 for s in run.steps), default=None),
+        "dtype": (run.ready.get("settings") or {}).get("dtype"),
         "settings": run.ready.get("settings"),
         "reward_weights": run.ready.get("reward_weights"),
     }
 
 
-def print_table(results: dict[str, dict], ratios: dict[str, float], title: str) -> None:
+def print_table(results: dict[str, dict], ratios: dict[str, dict[str, float]], title: str) -> None:
     table = Table(title=title)
     table.add_column("metric")
-    for name in ("rlhub", "trl"):
-        table.add_column(name, justify="right")
+    for name in ARMS:
+        table.add_column(f"{name} ({results[name]['dtype']})", justify="right")
     table.add_column("rlhub/TRL", justify="right")
+    table.add_column("rlhub/rlhub_fp32", justify="right")
     for key, label, fmt in METRICS:
-        cells = ["-" if results[n][key] is None else fmt.format(results[n][key]) for n in ("rlhub", "trl")]
-        ratio = ratios.get(key)
-        table.add_row(label, *cells, "-" if ratio is None else f"{ratio:.2f}")
+        cells = ["-" if results[n][key] is None else fmt.format(results[n][key]) for n in ARMS]
+        shown = [ratios[anchor].get(key) for anchor in ("trl", "rlhub_fp32")]
+        table.add_row(label, *cells, *("-" if r is None else f"{r:.2f}" for r in shown))
     Console().print(table)
 
 
@@ -136,26 +164,52 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed,
         overrides=["training.temperature=1.0", "training.top_p=1.0"],
     )
-    order = ["rlhub", "trl"] if args.first == "rlhub" else ["trl", "rlhub"]
+    arms = {
+        "rlhub": ("rlhub", replace(settings, overrides=[*settings.overrides, f"model.dtype={args.dtype}"])),
+        "rlhub_fp32": ("rlhub", replace(settings, overrides=[*settings.overrides, "model.dtype=float32"])),
+        "trl": (
+            "trl",
+            replace(settings, overrides=[*settings.overrides, "model.dtype=float32"], trl_bf16=args.trl_bf16),
+        ),
+    }
+    order = [args.first, *(name for name in ARMS if name != args.first)]
     start = time.perf_counter()
-    machine = machine_info()
+    machine = {**machine_info(), "matmul_tflops": matmul_tflops(args.threads)}
+    steps = args.warmup + args.steps
     with tempfile.TemporaryDirectory(prefix="rlhub-bench-") as tmp:
-        runs = take_turns({name: (name, settings) for name in order}, Path(tmp), steps=args.warmup + args.steps)
-    results = {name: summarize(runs[name], args.warmup) for name in ("rlhub", "trl")}
+        recipe = resolve_recipe(settings, Path(tmp))
+        # The arms train on the same prompts in the same order: each step's distinct prompt tokens.
+        params, lengths = work_per_token(recipe, recipe.training.prompts_per_step * steps)
+        runs = take_turns({name: arms[name] for name in order}, Path(tmp), steps=steps)
+    P = recipe.training.prompts_per_step
+    results = {}
+    for name in ARMS:
+        run = runs[name]
+        flops = [
+            6 * params * (sum(lengths[i * P : (i + 1) * P]) + s["samples"] * (s.get("mean_length") or 0))
+            for i, s in enumerate(run.steps)
+        ]
+        results[name] = summarize(run, args.warmup, flops)
+    results["trl"]["dtype"] = "float32, bf16 autocast" if args.trl_bf16 else "float32"
     if any(r["steps_timed"] < args.steps for r in results.values()):
         raise BenchError(f"a trainer stopped early: {', '.join(f'{n}: {r.stopped}' for n, r in runs.items())}")
     ratios = {
-        key: results["rlhub"][key] / results["trl"][key]
-        for key, _, _ in METRICS
-        if results["rlhub"][key] is not None and results["trl"][key]
+        anchor: {
+            key: results["rlhub"][key] / results[anchor][key]
+            for key, _, _ in METRICS
+            if results["rlhub"][key] is not None and results[anchor][key]
+        }
+        for anchor in ("trl", "rlhub_fp32")
     }
+    ceiling = machine["matmul_tflops"]["bfloat16" if args.dtype == "bfloat16" else "float32"]
     out = {
-        "benchmark": "rlhub GRPO vs TRL GRPOTrainer",
+        "benchmark": "rlhub GRPO (bf16 and float32) vs TRL GRPOTrainer",
         "settings": {
             **results["rlhub"]["settings"],
             "steps_timed": args.steps,
             "warmup_steps": args.warmup,
             "turn_order": "alternating, " + " then ".join(order) + " first",
+            "matmul_params": params,
             "versions": {
                 "rlhub": rlhub.__version__,
                 "trl": __import__("trl").__version__,
@@ -164,10 +218,15 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "machine": machine,
         "results": results,
-        "ratios_rlhub_over_trl": ratios,
+        "ratios_rlhub_over_trl": ratios["trl"],
+        "ratios_rlhub_over_rlhub_fp32": ratios["rlhub_fp32"],
+        "fraction_of_matmul_ceiling": {
+            name: results[name]["achieved_tflops"] / ceiling if results[name]["achieved_tflops"] else None
+            for name in ARMS
+        },
         "targets": {
             "samples_per_s_ratio_at_least": TARGET_SPEEDUP,
-            "samples_per_s_met": ratios.get("samples_per_s", 0) >= TARGET_SPEEDUP,
+            "samples_per_s_met": ratios["trl"].get("samples_per_s", 0) >= TARGET_SPEEDUP,
             "reward_not_lower_met": results["rlhub"]["mean_reward"] >= results["trl"]["mean_reward"],
         },
         "script_wall_s": round(time.perf_counter() - start, 1),
@@ -177,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{args.steps} timed steps (+{args.warmup} warm-up), {args.threads} threads, turns alternate"
     )
     print_table(results, ratios, title)
+    print("matmul ceiling (TFLOP/s):", machine["matmul_tflops"])
     write_json(args.json_path, out)
     return out
 

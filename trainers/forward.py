@@ -16,8 +16,9 @@ from rlhub.rollout import kv_cache_name, left_pad, positions
 
 
 class CompletionLogits(nn.Module):
-    """Wraps a causal LM (plain or peft) so one ``forward`` gives [B, T, V] logits for completion tokens,
-    and, with a ``value_head``, [B, T] values of the states those logits are predicted from.
+    """Wraps a causal LM (plain or peft) so one ``forward`` gives what the loss needs for completion tokens:
+    their log-probs and entropies (computed chunk by chunk from the last hidden state, never the whole
+    [B, T, V] logits at once), and, with a ``value_head``, [B, T] values of the states they are predicted from.
 
     It is an ``nn.Module`` so DDP/FSDP wrap it whole: both model calls happen inside one wrapped forward.
 
@@ -33,22 +34,45 @@ class CompletionLogits(nn.Module):
         self.share_prefix = share_prefix
         self.value_head = value_head
 
-    def forward(self, batch: dict[str, torch.Tensor], mode: str = "logits", detach_values: bool = False):
-        """``mode``: "logits" -> logits; "values" -> values; "both" -> (logits, values).
+    def forward(
+        self,
+        batch: dict[str, torch.Tensor],
+        mode: str = "logprobs",
+        temperature: float = 1.0,
+        detach_values: bool = False,
+    ):
+        """What to compute, by ``mode``:
+
+        - "logprobs": (log-probs, entropies), both [B, T] float32, the log-probs of ``batch["completion"]``
+          at ``temperature``; entropies carry no gradient. Padding positions hold 0.
+        - "logprobs_values": (log-probs, entropies, values).
+        - "values": values [B, T].
+        - "logits": the full [B, T, V] logits (what the chunked path avoids; kept as its reference in tests);
+          "both": (logits, values).
 
         ``detach_values`` stops the value loss's gradient at the head (trains the head alone).
         """
-        want_values = mode in ("values", "both")
+        if mode not in ("logprobs", "logprobs_values", "values", "logits", "both"):
+            raise ValueError(f"unknown mode {mode!r}; use logprobs, logprobs_values, values, logits or both")
+        want_values = mode in ("values", "both", "logprobs_values")
+        want_logprobs = mode.startswith("logprobs")
         if want_values and self.value_head is None:
             raise ValueError("this CompletionLogits has no value_head")
         run = self._shared if self.share_prefix else self._separate
-        logits, hidden = run(batch, keep_logits=mode != "values", hidden=want_values)
-        if not want_values:
+        logits, hidden = run(batch, keep_logits=mode in ("logits", "both"), hidden=want_values or want_logprobs)
+        if mode == "logits":
             return logits
-        if detach_values:
-            hidden = hidden.detach()
-        values = self.value_head(hidden.to(next(self.value_head.parameters()).dtype)).squeeze(-1)
-        return values if mode == "values" else (logits, values)
+        out: tuple = ()
+        if want_logprobs:
+            head = _unwrap(self.model).get_output_embeddings()
+            out = chunked_logprobs(head, hidden, batch["completion"], batch["completion_mask"], temperature)
+        if want_values:
+            states = hidden.detach() if detach_values else hidden
+            values = self.value_head(states.to(next(self.value_head.parameters()).dtype)).squeeze(-1)
+            if mode == "values":
+                return values
+            out = (logits, values) if mode == "both" else (*out, values)
+        return out
 
     def _shared(self, batch, keep_logits: bool = True, hidden: bool = False):
         from transformers import DynamicCache
@@ -105,6 +129,73 @@ class CompletionLogits(nn.Module):
         logits = out.logits[:, :-1] if keep_logits else None
         states = out.hidden_states[-1][:, -(width + 1) : -1] if hidden else None
         return logits, states
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model under a peft wrapper (its LoRA layers stay in place)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+# Rows of logits per chunk: 2**24 floats (64 MiB) of [rows, V] logits at a time, e.g. 341 rows for a 49k vocabulary.
+CHUNK_ELEMENTS = 2**24
+
+
+def chunked_logprobs(
+    head: nn.Module,
+    hidden: torch.Tensor,
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_elements: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of ``tokens`` and entropies from the last hidden state, a few hundred rows of logits at a time.
+
+    Only positions where ``mask`` is set are computed (0 elsewhere). Under autograd each chunk runs in
+    ``torch.utils.checkpoint``: its logits are freed after the forward and recomputed in the backward, so
+    the peak holds one chunk's logits instead of the micro-batch's [B, T, V] (and their log-softmax). The
+    values and gradients are those of ``token_logprobs(head(hidden), tokens)`` per position.
+
+    Args:
+        head: The LM head (a module: a LoRA layer on it, or its trained weights, get their gradients).
+        hidden: [B, T, H] last hidden states, position t predicting ``tokens[:, t]``.
+        tokens: [B, T] token ids.
+        mask: [B, T] 1 where a log-prob is wanted.
+        temperature: Logits are divided by it, as in sampling.
+        chunk_elements: Logits held at once (rows x vocabulary); default ``CHUNK_ELEMENTS``.
+
+    Returns:
+        (log-probs, entropies), [B, T] float32; entropies carry no gradient.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    where = mask.flatten().nonzero().squeeze(-1)
+    states = hidden.flatten(0, 1).index_select(0, where)
+    targets = tokens.flatten().index_select(0, where)
+    rows = max(1, (chunk_elements or CHUNK_ELEMENTS) // head.weight.shape[0])
+    grad = torch.is_grad_enabled() and states.requires_grad
+    logps, entropies = [], []
+    for start in range(0, len(where), rows):
+        h, t = states[start : start + rows], targets[start : start + rows]
+        if grad:
+            lp, ent = checkpoint(_head_logprobs, head, h, t, temperature, use_reentrant=False)
+        else:
+            lp, ent = _head_logprobs(head, h, t, temperature)
+        logps.append(lp)
+        entropies.append(ent)
+    flat = hidden.new_zeros(tokens.numel(), dtype=torch.float32)
+    logp = flat.index_put((where,), torch.cat(logps)) if logps else flat
+    entropy = flat.detach().index_put((where,), torch.cat(entropies).detach()) if entropies else flat.detach()
+    return logp.view_as(tokens), entropy.view_as(tokens)
+
+
+def _head_logprobs(head: nn.Module, hidden: torch.Tensor, tokens: torch.Tensor, temperature: float):
+    """[N, H] states -> (log p(token) [N], entropy [N]) through one chunk of [N, V] float32 logits."""
+    logits = head(hidden).float() / temperature
+    lse = logits.logsumexp(-1)
+    logp = logits.gather(-1, tokens[:, None]).squeeze(-1) - lse
+    with torch.no_grad():
+        entropy = lse - (logits - lse[:, None]).exp_().mul_(logits).sum(-1)
+    return logp, entropy
 
 
 def _take_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

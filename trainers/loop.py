@@ -30,7 +30,7 @@ from rlhub.rollout import encode_prompt, rollout
 from rlhub.trainers import checkpoint
 from rlhub.trainers.critic import Critic, build_critic
 from rlhub.trainers.forward import CompletionLogits, make_batch
-from rlhub.trainers.losses import BatchTotals, token_entropy, token_logprobs
+from rlhub.trainers.losses import BatchTotals
 from rlhub.trainers.model import load_trainable
 from rlhub.trainers.recipe import Recipe
 from rlhub.trainers.tracking import Tracker, git_commit
@@ -397,7 +397,7 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
         if algorithm.needs_reference:
             with torch.no_grad(), policy.disable_adapter():
                 for k, (_, batch) in enumerate(batches):
-                    ref_logps[k] = token_logprobs(forward(batch), batch["completion"], t.temperature)
+                    ref_logps[k], _ = forward(batch, temperature=t.temperature)
 
         # 4. Advantages: per sequence from the rewards (group baselines), or per token from the critic (PPO).
         critic_metrics: dict[str, float] = {}
@@ -424,10 +424,10 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
         ]
         # PPO's value warm-up: the critic learns from the frozen policy's samples first.
         policy_frozen = critic is not None and step < critic.warmup_steps
-        stats: dict[str, list[float]] = {"loss": [], "entropy": []}
+        stats: dict[str, list[float]] = {"loss": [], "entropy": [], "ratio": [], "ratio_max": []}
         grad_norm = critic_grad_norm = 0.0
         forward.train()
-        for _ in range(a.num_iterations):
+        for iteration in range(a.num_iterations):
             if not work:  # all skipped: AdamW still steps on the zero gradient, as it would had they run
                 for p in trainable:
                     p.grad = torch.zeros_like(p)
@@ -439,12 +439,16 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
                             no_sync.enter_context(accelerator.no_sync(critic.module))
                     extra: dict[str, Any] = {}
                     if critic is None:
-                        logits, adv = forward(batch), advantages[idx].to(device)
+                        logp, entropy = forward(batch, temperature=t.temperature)
+                        adv = advantages[idx].to(device)
                     else:
                         if critic.shared:
-                            logits, values = forward(batch, mode="both", detach_values=policy_frozen)
+                            logp, entropy, values = forward(
+                                batch, mode="logprobs_values", temperature=t.temperature, detach_values=policy_frozen
+                            )
                         else:
-                            logits, values = forward(batch), critic.module(batch, mode="values")
+                            logp, entropy = forward(batch, temperature=t.temperature)
+                            values = critic.module(batch, mode="values")
                         adv = batch["advantages"]
                         extra = {
                             "values": values,
@@ -452,7 +456,6 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
                             "returns": batch["returns"],
                             "policy_weight": 0.0 if policy_frozen else 1.0,
                         }
-                    logp = token_logprobs(logits, batch["completion"], t.temperature)
                     loss, st = algorithm.loss(
                         logp, batch["old_logp"], ref_logps.get(k), adv, batch["loss_mask"], totals, **extra
                     )
@@ -465,9 +468,12 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
                     else:
                         value, key = float(value) * len(work), f"{key}:share"
                     stats.setdefault(key, []).append(value)
-                stats["entropy"].append(
-                    float((token_entropy(logits.detach(), t.temperature) * m).sum() / m.sum().clamp(min=1))
-                )
+                stats["entropy"].append(float((entropy * m).sum() / m.sum().clamp(min=1)))
+                if iteration == 0:  # before this step's update: training vs sampling log-probs of the same policy
+                    ratio = torch.exp(logp.detach() - batch["old_logp"])[m > 0]
+                    if ratio.numel():
+                        stats["ratio"].append(float(ratio.mean()))
+                        stats["ratio_max"].append(float(ratio.max()))
             if work and critic is not None:
                 critic_grad_norm = float(accelerator.clip_grad_norm_(critic.params, t.max_grad_norm))
                 critic.optimizer.step()
@@ -504,9 +510,11 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
         }
         if G > 1:
             metrics["charts/zero_advantage_groups"] = float((rewards.view(-1, G).std(1) == 0).float().mean())
+        if stats["ratio"]:  # training forward vs sampler on the same weights: ~1 unless their numerics drift
+            metrics["ratio/mean"], metrics["ratio/max"] = mean(stats["ratio"]), max(stats["ratio_max"])
         if stats.get("kl"):
             metrics["losses/kl"] = mean(stats["kl"])
-        for key in sorted(set(stats) - {"loss", "clipped", "kl", "entropy"}):
+        for key in sorted(set(stats) - {"loss", "clipped", "kl", "entropy", "ratio", "ratio_max"}):
             metrics[f"losses/{key.removesuffix(':share')}"] = mean(stats[key])
         if critic is not None:
             metrics.update(critic_metrics)

@@ -18,7 +18,11 @@ class BatchTotals:
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log p(token) for each position: ``logits`` [B, T, V], ``tokens`` [B, T] -> [B, T]."""
+    """log p(token) for each position: ``logits`` [B, T, V], ``tokens`` [B, T] -> [B, T].
+
+    The trainer gets these chunk by chunk from ``CompletionLogits`` (never all [B, T, V] logits at once);
+    this whole-tensor form is the reference its tests compare with.
+    """
     logits = logits.float() / temperature
     return logits.gather(-1, tokens[..., None]).squeeze(-1) - logits.logsumexp(-1)
 

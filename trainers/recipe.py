@@ -24,7 +24,9 @@ class ModelSection(Section):
     name: str = "smollm2-135m-instruct"
     """An embedded model name, an HF hub id (online) or a local checkpoint folder."""
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    """Weights dtype; float32 on CPU, bfloat16 on recent GPUs."""
+    """Weights and activations dtype: bfloat16 on GPUs and on CPUs with bf16 matrix units (AMX, AVX512-BF16),
+    float32 elsewhere (on an AVX2-only CPU bf16 matmuls are several times slower). LoRA weights, their
+    optimizer state and the loss's log-probs stay float32 either way; generation runs in this dtype."""
     gradient_checkpointing: bool = False
     """Trade compute for memory in the training forward pass."""
 
