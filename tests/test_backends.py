@@ -1,7 +1,8 @@
 """Generation backends without a GPU: vLLM's plumbing against a fake ``vllm`` module, and a fake ``vllm serve``.
 
 The fake engine only checks what rlhub sends and how it reads the answers (prompt ids, sampling
-parameters, log-probs, adapter versions, merged weights); a real vLLM run needs a GPU (README).
+parameters, log-probs, adapter versions, merged weights); scripts/test-vllm.sh runs tests/vllm against a
+real server (vLLM's CPU build).
 """
 
 from __future__ import annotations

