@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The docker tier (tests/docker): install the engine if missing, start dockerd if none answers (and
+# The docker tier (tests/docker_tier): install the engine if missing, start dockerd if none answers (and
 # stop the one started here on exit), build the images locally (no registry is reachable; each is
 # tagged by a content hash, so a second run builds nothing: the Python base here, each env's image
 # by its test through rlhub.serve.container), then run the tier. Its tests fail, not
@@ -58,6 +58,6 @@ if ! "$PY" -c "import docker, fastapi, uvicorn, httpx" 2>/dev/null; then
 fi
 export RLHUB_REQUIRE_DOCKER=1 WANDB_MODE=offline
 status=0
-"$PY" -m pytest -q -p no:cacheprovider tests/docker "$@" || status=$?
+"$PY" -m pytest -q -p no:cacheprovider tests/docker_tier "$@" || status=$?
 log "tier finished (pytest exit $status)"
 exit $status

