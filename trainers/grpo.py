@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import torch
 
+from rlhub.trainers.algorithm import PolicyGradient
 from rlhub.trainers.losses import BatchTotals, aggregate, clipped_surrogate, kl_k3
 from rlhub.trainers.recipe import AlgorithmSection
 
 
-class GRPO:
-    """Advantages and loss of GRPO; the shared loop does everything else."""
+class GRPO(PolicyGradient):
+    """Advantages and loss of GRPO; the shared loop does everything else (see ``algorithm.py``)."""
 
     def __init__(self, config: AlgorithmSection):
-        self.config = config
-        self.group_size = config.group_size
+        super().__init__(config)
         self.eps_low = config.epsilon
         self.eps_high = config.epsilon_high if config.epsilon_high is not None else config.epsilon
-
-    @property
-    def needs_reference(self) -> bool:
-        return self.config.beta > 0
 
     def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         """Per-sequence advantages from rewards laid out group by group ([P * G] -> [P * G]).

@@ -1,13 +1,13 @@
 """The training loop every algorithm shares: rollout, reward, advantage, update, log, checkpoint.
 
-Reads top to bottom. What differs between algorithms (advantages, loss) lives in a small module
-(``grpo.py``); this file owns everything else, once.
+Reads top to bottom: ``train`` sets a run up (``set_up`` and its helpers), then ``train_step`` runs the
+numbered steps. What differs between algorithms (advantages, the loss, PPO's critic) sits behind the
+contract in ``algorithm.py``; this file owns everything else, once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import math
@@ -28,10 +28,19 @@ from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
 from rlhub.rollout import encode_prompt, rollout
 from rlhub.trainers import checkpoint
-from rlhub.trainers.critic import Critic, build_critic
+from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm  # noqa: F401  (ALGORITHMS: public)
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals
+from rlhub.trainers.metrics import (
+    UpdateStats,
+    completion_rows,
+    mean,
+    reward_metrics,
+    rollout_metrics,
+    tool_metrics,
+)
 from rlhub.trainers.model import load_trainable
+from rlhub.trainers.monitor import HackWatch
 from rlhub.trainers.recipe import Recipe
 from rlhub.trainers.tracking import Tracker, git_commit
 
@@ -41,31 +50,8 @@ log = logging.getLogger(__name__)
 # every micro-batch to run and check that skipping leaves the update unchanged.
 SKIP_TIED_MICRO_BATCHES = True
 
-ALGORITHMS = {
-    "grpo": "rlhub.trainers.grpo:GRPO",
-    "ppo": "rlhub.trainers.ppo:PPO",
-    "rloo": "rlhub.trainers.rloo:RLOO",
-    "reinforce_pp": "rlhub.trainers.reinforce_pp:ReinforcePlusPlus",
-}
-
 
 # --- helpers ----------------------------------------------------------------------------------------
-def load_algorithm(recipe: Recipe):
-    name = recipe.algorithm.name
-    target = ALGORITHMS.get(name, name)
-    if ":" in target:
-        module_name, attr = target.split(":", 1)
-    else:
-        module_name, _, attr = target.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError):
-        raise ConfigError(f"algorithm.name {name!r} is neither one of {sorted(ALGORITHMS)} nor an importable path")
-    if getattr(cls, "uses_critic", False):
-        return cls(recipe.algorithm, recipe.critic)
-    return cls(recipe.algorithm)
-
-
 def build_rubric(env, weights: dict[str, float]) -> Rubric:
     """The env's rubric with the recipe's weights; names the rubric lacks add reward functions."""
     own = {k: v for k, v in weights.items() if k in env.rubric.names}
@@ -135,62 +121,22 @@ def make_scheduler(optimizer, recipe: Recipe, frozen_steps: int = 0):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def mean(values) -> float:
-    values = [v for v in values if v is not None]
-    return float(sum(values) / len(values)) if values else 0.0
+def evaluate(engine, env, env_id: str, encode, n: int, max_new_tokens: int) -> dict[str, float]:
+    """Greedy completions on ``n`` test examples, scored by the env's (training) rubric and counted as
+    ``rlhub eval`` counts them (pass@1: the first reward function, its correctness check, scores 1.0)."""
+    from rlhub.evaluate import summarize
 
-
-def evaluate(engine, env, encode, n: int, max_new_tokens: int) -> dict[str, float]:
-    """Greedy completions on ``n`` test examples, scored by the env's (training) rubric."""
     examples = env.examples("test", limit=n)
     samples = rollout(engine, env, examples, [encode(ex) for ex in examples], 1, max_new_tokens, 0.0, 1.0)
-    scores = env.score_batch([c.output for c in samples], examples)
-    metrics = {"eval/reward": mean([s.reward for s in scores])}
-    # pass@1 as `rlhub eval` counts it: the env's first reward function (its correctness check) scores 1.0.
-    first = env.rubric.names[0]
-    metrics["eval/pass@1"] = mean([1.0 if (s.rewards[first] or 0) >= 1.0 else 0.0 for s in scores])
-    for name in env.rubric.names:
-        metrics[f"eval/{name}"] = mean([s.rewards[name] for s in scores])
+    rows = [examples[c.prompt_index] for c in samples]
+    scores = env.score_batch([c.output for c in samples], rows)
+    result = summarize(env, env_id, "policy", len(examples), 1, samples, rows, scores)
+    metrics = {"eval/reward": result.mean_reward, "eval/pass@1": result.pass_at_1}
+    metrics.update({f"eval/{name}": value for name, value in result.rewards.items()})
     return metrics
 
 
-def critic_advantages(algorithm, critic: Critic, batches, rewards: torch.Tensor, ref_logps: dict):
-    """PPO: the critic's values of the rollout, GAE per micro-batch, whitened over the step.
-
-    Stores ``old_values``, ``returns`` and ``advantages`` ([B, T]) in each micro-batch; returns per-sequence
-    mean advantages (for the completions table) and critic metrics.
-    """
-    raw, masks = [], []
-    with torch.no_grad():
-        for k, (idx, batch) in enumerate(batches):
-            values = critic.module(batch, mode="values").float()
-            adv, returns = algorithm.token_advantages(
-                rewards[idx].to(values.device), batch["loss_mask"], values, batch["old_logp"], ref_logps.get(k)
-            )
-            batch["old_values"], batch["returns"] = values, returns
-            raw.append(adv)
-            masks.append(batch["loss_mask"])
-    per_sequence = []
-    for (_, batch), adv in zip(batches, algorithm.whiten(raw, masks)):
-        batch["advantages"] = adv
-        m = batch["loss_mask"]
-        per_sequence.append((adv * m).sum(-1) / m.sum(-1).clamp(min=1))
-    m = torch.cat([b["loss_mask"].flatten() for _, b in batches]) > 0
-    values = torch.cat([b["old_values"].flatten() for _, b in batches])[m]
-    returns = torch.cat([b["returns"].flatten() for _, b in batches])[m]
-    raw_adv = torch.cat([a.flatten() for a in raw])[m]
-    var = returns.var() if returns.numel() > 1 else torch.tensor(0.0)
-    metrics = {
-        "values/mean": float(values.mean()) if values.numel() else 0.0,
-        "values/returns_mean": float(returns.mean()) if returns.numel() else 0.0,
-        "values/advantage_mean": float(raw_adv.mean()) if raw_adv.numel() else 0.0,
-        # 1 - Var(returns - values) / Var(returns): 1 is a perfect critic, <= 0 no better than a constant.
-        "values/explained_variance": float(1 - (returns - values).var() / var) if var > 0 else 0.0,
-    }
-    return torch.cat(per_sequence).cpu(), metrics
-
-
-# --- the run ----------------------------------------------------------------------------------------
+# --- set-up -----------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
     run_dir: Path
@@ -200,6 +146,162 @@ class RunResult:
     is_main_process: bool = True
 
 
+@dataclass
+class Run:
+    """A run, set up: what the steps read (recipe, env, models, engine) and update (stream, history)."""
+
+    recipe: Recipe
+    accelerator: Any
+    run_dir: Path
+    env: Any
+    algorithm: Algorithm
+    policy: Any  # the (peft) model being trained, unwrapped
+    forward: Any  # its training forward module, as accelerate prepared it
+    trainable: list
+    optimizer: Any
+    scheduler: Any
+    generator: torch.Generator
+    engine: Any
+    stream: PromptStream
+    tracker: Tracker
+    tokenizer: Any
+    watch: HackWatch
+    start_step: int = 0
+    history: list[float] = field(default_factory=list)
+    _prompts: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def encode(self, example) -> list[int]:
+        """The example's prompt token ids (chat template applied), cached by example id."""
+        if example.id not in self._prompts:
+            self._prompts[example.id] = encode_prompt(self.tokenizer, self.env, example)
+        return self._prompts[example.id]
+
+    def save(self, step: int) -> Path:
+        return checkpoint.save(
+            self.run_dir,
+            step,
+            model=self.policy,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            generator=self.generator,
+            state={"position": self.stream.position, "reward_history": self.history},
+            accelerator=self.accelerator,
+            extras=self.algorithm.checkpoint_state(),
+        )
+
+
+def open_run_dir(recipe: Recipe, recipe_name: str, resume: bool, overwrite: bool, accelerator):
+    """The run's name, its folder (created fresh, or reused with --resume) and its last checkpoint."""
+    run_name = recipe.logging.run_name or f"{recipe_name}-{recipe.env.id}"
+    run_dir = Path(recipe.training.output_dir.format(run_name=run_name))
+    last_ckpt = checkpoint.latest(run_dir) if run_dir.exists() else None
+    if resume and last_ckpt is None:
+        raise RLHubError(f"--resume: {run_dir} has no checkpoint yet; run without --resume to start it")
+    if not resume and run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise RLHubError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    if overwrite and not resume and accelerator.is_main_process and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    accelerator.wait_for_everyone()
+    return run_name, run_dir, last_ckpt
+
+
+def build_policy(recipe: Recipe, algorithm: Algorithm, accelerator):
+    """The trainable model (LoRA), its optimizer and schedule, and its training forward module, prepared."""
+    t = recipe.training
+    model, tokenizer = load_trainable(recipe.model.name, recipe)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
+    scheduler = make_scheduler(optimizer, recipe, frozen_steps=algorithm.frozen_steps(recipe))
+    # Both model calls of the training forward (shared prompt, then completions) sit in one module, so
+    # DDP/FSDP see one forward per backward. An algorithm may add a head computed in the same pass.
+    head = algorithm.build(recipe, accelerator, model, tokenizer)
+    module = CompletionLogits(model, share_prefix=not recipe.model.gradient_checkpointing, value_head=head)
+    forward, optimizer = accelerator.prepare(module, optimizer)
+    algorithm.prepare(recipe, accelerator, forward, model, tokenizer)
+    return accelerator.unwrap_model(forward).model, tokenizer, trainable, forward, optimizer, scheduler
+
+
+def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, overwrite: bool) -> Run:
+    from accelerate import Accelerator
+
+    t = recipe.training
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
+    rank = accelerator.process_index
+    run_name, run_dir, last_ckpt = open_run_dir(recipe, recipe_name, resume, overwrite, accelerator)
+
+    # Environment, reward and algorithm.
+    spec = get_spec(recipe.env.id)
+    env = rlhub.make(env_url) if env_url else rlhub.make(recipe.env.id, **recipe.env.config)
+    env.rubric = build_rubric(env, recipe.rewards)
+    algorithm = load_algorithm(recipe)
+    if algorithm.needs_reference and not recipe.lora.enabled:
+        raise ConfigError(
+            "algorithm.beta > 0 needs the reference policy, which rlhub takes from the base model under the LoRA "
+            "adapter; set lora.enabled=true or algorithm.beta=0"
+        )
+    train_examples = env.examples("train", seed=t.seed)
+    if not train_examples:
+        raise RLHubError(f"{recipe.env.id} has no training examples")
+
+    # Model, LoRA, optimizer; sampling: the policy itself (hf), or vLLM synced with it (generation.backend).
+    generator = seed_everything(t.seed + rank)
+    policy, tokenizer, trainable, forward, optimizer, scheduler = build_policy(recipe, algorithm, accelerator)
+    if accelerator.device.type != "cpu":
+        generator = torch.Generator(device=accelerator.device).manual_seed(t.seed + rank)
+    engine = make_engine(recipe.generation, policy, tokenizer, generator, seed=t.seed + rank, dtype=recipe.model.dtype)
+    stream = PromptStream(train_examples, seed=t.seed)
+    start_step, history = 0, []
+    if resume:
+        state = checkpoint.load(
+            last_ckpt,
+            model=policy,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            generator=generator,
+            accelerator=accelerator,
+            extras=algorithm.checkpoint_state(),
+        )
+        start_step, stream.position, history = state["step"], state["position"], state["reward_history"]
+        engine.sync_weights(policy)
+
+    config = {
+        **recipe.model_dump(),
+        "env_spec": {**spec.to_dict(), "code_hash": spec.code_hash()},
+        "git_commit": git_commit(),
+        "world_size": accelerator.num_processes,
+        "rlhub_version": rlhub.__version__,
+    }
+    tracker = Tracker(
+        run_dir,
+        config,
+        use_wandb=recipe.logging.wandb,
+        project=recipe.logging.project,
+        run_name=run_name,
+        resume=resume,
+        enabled=accelerator.is_main_process,
+    )
+    if accelerator.is_main_process:
+        (run_dir / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=1))
+    watch = HackWatch(recipe.monitor, env, alert=tracker.alert)
+    return Run(
+        recipe, accelerator, run_dir, env, algorithm, policy, forward, trainable, optimizer, scheduler, generator,
+        engine, stream, tracker, tokenizer, watch, start_step, history,
+    )  # fmt: skip
+
+
+# --- the run ----------------------------------------------------------------------------------------
 def train(
     recipe: Recipe,
     *,
@@ -217,394 +319,185 @@ def train(
 
 
 def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: bool, overwrite: bool, progress: bool):
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    t, a = recipe.training, recipe.algorithm
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
-    rank, world = accelerator.process_index, accelerator.num_processes
-    device = accelerator.device
-
-    # Run folder: created fresh, or reused with --resume.
-    run_name = recipe.logging.run_name or f"{recipe_name}-{recipe.env.id}"
-    run_dir = Path(t.output_dir.format(run_name=run_name))
-    last_ckpt = checkpoint.latest(run_dir) if run_dir.exists() else None
-    if resume and last_ckpt is None:
-        raise RLHubError(f"--resume: {run_dir} has no checkpoint yet; run without --resume to start it")
-    if not resume and run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise RLHubError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    if overwrite and not resume and accelerator.is_main_process and run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    accelerator.wait_for_everyone()
-
-    # Environment, reward and algorithm.
-    spec = get_spec(recipe.env.id)
-    env = rlhub.make(env_url) if env_url else rlhub.make(recipe.env.id, **recipe.env.config)
-    rubric = env.rubric = build_rubric(env, recipe.rewards)
-    multi_turn = getattr(env, "multi_turn", False)
-    algorithm = load_algorithm(recipe)
-    uses_critic = getattr(algorithm, "uses_critic", False)
-    if uses_critic and accelerator.distributed_type.value == "DEEPSPEED":
-        raise ConfigError(
-            "ppo's critic has an optimizer of its own, which accelerate's DeepSpeed integration does not take; "
-            "launch with recipes/accelerate/ddp.yaml or fsdp.yaml"
-        )
-    if algorithm.needs_reference and not recipe.lora.enabled:
-        raise ConfigError(
-            "algorithm.beta > 0 needs the reference policy, which rlhub takes from the base model under the LoRA "
-            "adapter; set lora.enabled=true or algorithm.beta=0"
-        )
-    train_examples = env.examples("train", seed=t.seed)
-    if not train_examples:
-        raise RLHubError(f"{recipe.env.id} has no training examples")
-
-    # Model, LoRA, optimizer.
-    generator = seed_everything(t.seed + rank)
-    model, tokenizer = load_trainable(recipe.model.name, recipe)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
-    scheduler = make_scheduler(optimizer, recipe, frozen_steps=recipe.critic.warmup_steps if uses_critic else 0)
-    # PPO's critic: a value head inside the policy's forward module (shared), or a module of its own.
-    critic: Critic | None = None
-    critic_part, critic_params = build_critic(recipe, model, tokenizer) if uses_critic else (None, [])
-    shared_critic = uses_critic and recipe.critic.kind == "shared"
-    # Both model calls of the training forward (shared prompt, then completions) sit in one module, so
-    # DDP/FSDP see one forward per backward.
-    forward_module = CompletionLogits(
-        model,
-        share_prefix=not recipe.model.gradient_checkpointing,
-        value_head=critic_part if shared_critic else None,
-    )
-    forward, optimizer = accelerator.prepare(forward_module, optimizer)
-    if uses_critic:
-        critic_optimizer = torch.optim.AdamW(
-            critic_params, lr=recipe.critic.learning_rate or t.learning_rate, weight_decay=t.weight_decay
-        )
-        if shared_critic:
-            critic_optimizer = accelerator.prepare(critic_optimizer)
-            critic_module = forward
-        else:
-            critic_module, critic_optimizer = accelerator.prepare(critic_part, critic_optimizer)
-        critic = Critic(shared_critic, critic_module, critic_optimizer, critic_params, recipe.critic.warmup_steps)
-    policy = accelerator.unwrap_model(forward).model
-    if device.type != "cpu":
-        generator = torch.Generator(device=device).manual_seed(t.seed + rank)
-    # Sampling: the policy itself (hf), or vLLM synced with it after every update (generation.backend).
-    engine = make_engine(recipe.generation, policy, tokenizer, generator, seed=t.seed + rank, dtype=recipe.model.dtype)
-
-    stream = PromptStream(train_examples, seed=t.seed)
-    start_step, history = 0, []
-    extras = {}
-    if critic is not None:
-        critic_weights = accelerator.unwrap_model(forward).value_head if critic.shared else critic.module
-        extras = {"critic": critic_weights, "critic_optimizer": critic.optimizer}
-    if resume:
-        state = checkpoint.load(
-            last_ckpt,
-            model=policy,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            generator=generator,
-            accelerator=accelerator,
-            extras=extras,
-        )
-        start_step, stream.position, history = state["step"], state["position"], state["reward_history"]
-        engine.sync_weights(policy)
-
-    config = {
-        **recipe.model_dump(),
-        "env_spec": {**spec.to_dict(), "code_hash": spec.code_hash()},
-        "git_commit": git_commit(),
-        "world_size": world,
-        "rlhub_version": rlhub.__version__,
-    }
-    tracker = Tracker(
-        run_dir,
-        config,
-        use_wandb=recipe.logging.wandb,
-        project=recipe.logging.project,
-        run_name=run_name,
-        resume=resume,
-        enabled=accelerator.is_main_process,
-    )
-    if accelerator.is_main_process:
-        (run_dir / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=1))
-
-    prompt_cache: dict[str, list[int]] = {}
-
-    def encode(example) -> list[int]:
-        if example.id not in prompt_cache:
-            prompt_cache[example.id] = encode_prompt(tokenizer, env, example)
-        return prompt_cache[example.id]
-
-    G, P, mb = a.group_size, t.prompts_per_step, t.micro_batch_size
-    bar = tqdm(
-        total=t.max_steps,
-        initial=start_step,
-        disable=not (progress and accelerator.is_main_process),
-        desc="train",
-        dynamic_ncols=True,
-    )
+    run = set_up(recipe, env_url, recipe_name, resume, overwrite)
+    t, every = recipe.training, recipe.logging.completions_every
+    show = progress and run.is_main
+    bar = tqdm(total=t.max_steps, initial=run.start_step, disable=not show, desc="train", dynamic_ncols=True)
     run_start = time.perf_counter()
-    eval_every = recipe.eval.every
     evals: dict[int, dict[str, float]] = {}
 
     def maybe_evaluate(step: int) -> None:
-        if (eval_every or recipe.eval.before_after) and accelerator.is_main_process:
-            evals[step] = evaluate(engine, env, encode, recipe.eval.n, t.max_new_tokens)
-            tracker.log(evals[step], step=step)
+        if (recipe.eval.every or recipe.eval.before_after) and run.is_main:
+            evals[step] = evaluate(run.engine, run.env, recipe.env.id, run.encode, recipe.eval.n, t.max_new_tokens)
+            run.tracker.log({**evals[step], **run.watch.eval(step, evals[step])}, step=step)
 
-    if start_step == 0:
+    if run.start_step == 0:
         maybe_evaluate(0)
-    for step in range(start_step, t.max_steps):
-        step_start = time.perf_counter()
-
-        # 1. Rollout: this process's prompts (processes take interleaved slices of the stream).
-        all_prompts = stream.take(P * world)
-        examples = all_prompts[rank * P : (rank + 1) * P]
-        prompt_ids = [encode(ex) for ex in examples]
-        # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
-        completions = rollout(engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
-        gen_time = time.perf_counter() - step_start
-
-        # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
-        reward_start = time.perf_counter()
-        rows = [examples[c.prompt_index] for c in completions]
-        scores = env.score_batch([c.output for c in completions], rows)
-        rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
-        reward_time = time.perf_counter() - reward_start
-
-        # 3. Reference log-probs (adapter disabled: the base model, no second copy in memory).
-        batches = []
-        for start in range(0, len(completions), mb):
-            idx = list(range(start, min(start + mb, len(completions))))
-            part = [completions[i] for i in idx]
-            batch = make_batch(
-                prompt_ids,
-                [c.prompt_index for c in part],
-                [c.token_ids for c in part],
-                [c.logprobs for c in part],
-                engine.pad_id,
-                device,
-                loss_masks=[c.loss_mask for c in part],
-            )
-            batches.append((idx, batch))
-        ref_logps = {}
-        if algorithm.needs_reference:
-            with torch.no_grad(), policy.disable_adapter():
-                for k, (_, batch) in enumerate(batches):
-                    ref_logps[k], _ = forward(batch, temperature=t.temperature)
-
-        # 4. Advantages: per sequence from the rewards (group baselines), or per token from the critic (PPO).
-        critic_metrics: dict[str, float] = {}
-        if critic is None:
-            advantages = algorithm.advantages(rewards)
-        else:
-            advantages, critic_metrics = critic_advantages(algorithm, critic, batches, rewards, ref_logps)
-
-        # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
-        totals = BatchTotals(
-            sequences=len(completions),
-            tokens=sum(sum(c.loss_mask) for c in completions),
-            max_new_tokens=t.max_new_tokens,
-        )
-        # With one process and no KL term, zero-advantage sequences add nothing to the gradient: a
-        # micro-batch made only of them skips its forward/backward (the normalizers above still count its
-        # sequences, so the gradient is unchanged). Groups are laid out contiguously, so a micro-batch of
-        # whole groups whose rewards all tie is skipped.
-        skippable = SKIP_TIED_MICRO_BATCHES and world == 1 and not algorithm.needs_reference and critic is None
-        work = [
-            (k, idx, batch)
-            for k, (idx, batch) in enumerate(batches)
-            if not skippable or bool(advantages[idx].abs().gt(0).any())
-        ]
-        # PPO's value warm-up: the critic learns from the frozen policy's samples first.
-        policy_frozen = critic is not None and step < critic.warmup_steps
-        stats: dict[str, list[float]] = {"loss": [], "entropy": [], "ratio": [], "ratio_max": []}
-        grad_norm = critic_grad_norm = 0.0
-        forward.train()
-        for iteration in range(a.num_iterations):
-            if not work:  # all skipped: AdamW still steps on the zero gradient, as it would had they run
-                for p in trainable:
-                    p.grad = torch.zeros_like(p)
-            for j, (k, idx, batch) in enumerate(work):
-                with ExitStack() as no_sync:
-                    if j < len(work) - 1:  # gradients are all-reduced on the last micro-batch only
-                        no_sync.enter_context(accelerator.no_sync(forward))
-                        if critic is not None and not critic.shared:
-                            no_sync.enter_context(accelerator.no_sync(critic.module))
-                    extra: dict[str, Any] = {}
-                    if critic is None:
-                        logp, entropy = forward(batch, temperature=t.temperature)
-                        adv = advantages[idx].to(device)
-                    else:
-                        if critic.shared:
-                            logp, entropy, values = forward(
-                                batch, mode="logprobs_values", temperature=t.temperature, detach_values=policy_frozen
-                            )
-                        else:
-                            logp, entropy = forward(batch, temperature=t.temperature)
-                            values = critic.module(batch, mode="values")
-                        adv = batch["advantages"]
-                        extra = {
-                            "values": values,
-                            "old_values": batch["old_values"],
-                            "returns": batch["returns"],
-                            "policy_weight": 0.0 if policy_frozen else 1.0,
-                        }
-                    loss, st = algorithm.loss(
-                        logp, batch["old_logp"], ref_logps.get(k), adv, batch["loss_mask"], totals, **extra
-                    )
-                    accelerator.backward(loss)
-                m = batch["loss_mask"]
-                stats["loss"].append(loss.item())
-                for key, value in st.items():  # per-token statistics: masked means; scalars: batch shares
-                    if value.dim():
-                        value = float((value * m).sum() / m.sum().clamp(min=1))
-                    else:
-                        value, key = float(value) * len(work), f"{key}:share"
-                    stats.setdefault(key, []).append(value)
-                stats["entropy"].append(float((entropy * m).sum() / m.sum().clamp(min=1)))
-                if iteration == 0:  # before this step's update: training vs sampling log-probs of the same policy
-                    ratio = torch.exp(logp.detach() - batch["old_logp"])[m > 0]
-                    if ratio.numel():
-                        stats["ratio"].append(float(ratio.mean()))
-                        stats["ratio_max"].append(float(ratio.max()))
-            if work and critic is not None:
-                critic_grad_norm = float(accelerator.clip_grad_norm_(critic.params, t.max_grad_norm))
-                critic.optimizer.step()
-                critic.optimizer.zero_grad(set_to_none=True)
-            if not policy_frozen:
-                grad_norm = float(accelerator.clip_grad_norm_(trainable, t.max_grad_norm))
-                optimizer.step()
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        if not policy_frozen:
-            engine.sync_weights(policy)  # the next rollout (and in-loop eval) samples from the updated policy
-        step_time = time.perf_counter() - step_start
-
-        # 6. Log: gathered across processes, namespaced keys.
-        all_rewards = accelerator.gather(rewards.to(device)).cpu()
-        lengths = torch.tensor([sum(c.loss_mask) for c in completions], dtype=torch.float32)
-        all_lengths = accelerator.gather(lengths.to(device)).cpu()
-        metrics: dict[str, Any] = {
-            "reward": float(all_rewards.mean()),
-            "reward_std": float(all_rewards.std()) if all_rewards.numel() > 1 else 0.0,
-            "completions/mean_length": float(all_lengths.mean()),
-            "completions/clipped_ratio": mean([0.0 if c.finished else 1.0 for c in completions]),
-            "losses/policy": mean(stats["loss"]) * len(work) if work else 0.0,
-            "losses/clip_fraction": mean(stats.get("clipped", [])),
-            "losses/entropy": mean(stats["entropy"]),
-            "losses/grad_norm": grad_norm,
-            "charts/learning_rate": scheduler.get_last_lr()[0],
-            "charts/step_time": step_time,
-            "charts/generation_time": gen_time,
-            "charts/reward_time": reward_time,
-            "charts/tokens_per_s": float(all_lengths.sum()) / step_time,
-            "charts/samples_per_s": len(completions) * world / step_time,
-            "charts/skipped_micro_batches": float(len(batches) - len(work)),
-        }
-        if G > 1:
-            metrics["charts/zero_advantage_groups"] = float((rewards.view(-1, G).std(1) == 0).float().mean())
-        if stats["ratio"]:  # training forward vs sampler on the same weights: ~1 unless their numerics drift
-            metrics["ratio/mean"], metrics["ratio/max"] = mean(stats["ratio"]), max(stats["ratio_max"])
-        if stats.get("kl"):
-            metrics["losses/kl"] = mean(stats["kl"])
-        for key in sorted(set(stats) - {"loss", "clipped", "kl", "entropy", "ratio", "ratio_max"}):
-            metrics[f"losses/{key.removesuffix(':share')}"] = mean(stats[key])
-        if critic is not None:
-            metrics.update(critic_metrics)
-            metrics["losses/critic_grad_norm"] = critic_grad_norm
-            metrics["charts/policy_frozen"] = float(policy_frozen)
-        if multi_turn:
-            states = [c.state for c in completions]
-            calls = sum(st.tools.calls for st in states)
-            metrics["tools/turns_per_episode"] = mean([st.turns for st in states])
-            metrics["tools/calls_per_episode"] = calls / len(states)
-            metrics["tools/error_rate"] = sum(st.tools.errors for st in states) / max(calls, 1)
-            metrics["tools/env_tokens"] = float(sum(len(c.loss_mask) - sum(c.loss_mask) for c in completions))
-            metrics["tools/model_tokens"] = float(sum(sum(c.loss_mask) for c in completions))
-            for name in env.toolbox.tools:
-                metrics[f"tools/calls/{name}"] = float(sum(st.tools.per_tool.get(name, 0) for st in states))
-        for name in rubric.names:
-            vals = [s.rewards[name] for s in scores if s.rewards[name] is not None]
-            metrics[f"rewards/{name}/mean"] = mean(vals)
-            metrics[f"rewards/{name}/std"] = float(np.std(vals)) if vals else 0.0
-        if "correct" in rubric.names:
-            metrics["accuracy"] = mean([1.0 if (s.rewards["correct"] or 0) >= 1.0 else 0.0 for s in scores])
-        metrics["rewards/errors"] = float(sum(len(s.errors) for s in scores))
-        history.append(metrics["reward"])
-        tracker.log(metrics, step=step + 1)
-        every = recipe.logging.completions_every
+    for step in range(run.start_step, t.max_steps):
+        metrics, table = train_step(run, step)
+        run.history.append(metrics["reward"])
+        run.tracker.log(metrics, step=step + 1)
         if every and (step + 1) % every == 0:
-            tracker.log_completions(
-                [
-                    {
-                        "prompt": rows[i].prompt[-1]["content"],
-                        "completion": "\n".join(f"[{m['role']}] {m['content']}" for m in c.messages)
-                        if multi_turn
-                        else c.text,
-                        **{f"reward/{k}": v for k, v in scores[i].rewards.items()},
-                        "reward": scores[i].reward,
-                        "advantage": float(advantages[i]),
-                    }
-                    for i, c in enumerate(completions)
-                ],
-                step=step + 1,
-            )
+            run.tracker.log_completions(table(), step=step + 1)
         bar.update(1)
-        bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{step_time:.1f}")
-        if not (progress and accelerator.is_main_process) and accelerator.is_main_process:
-            log.info("step %d reward %.3f step_time %.1fs", step + 1, metrics["reward"], step_time)
-
-        if (eval_every and (step + 1) % eval_every == 0) or step + 1 == t.max_steps:
+        bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['charts/step_time']:.1f}")
+        if not show and run.is_main:
+            log.info("step %d reward %.3f step_time %.1fs", step + 1, metrics["reward"], metrics["charts/step_time"])
+        if (recipe.eval.every and (step + 1) % recipe.eval.every == 0) or step + 1 == t.max_steps:
             maybe_evaluate(step + 1)
-
-        # 7. Checkpoint.
+        # 7. Checkpoint (the final one below, after the loop).
         if t.save_every and (step + 1) % t.save_every == 0 and step + 1 < t.max_steps:
-            checkpoint.save(
-                run_dir,
-                step + 1,
-                model=policy,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                generator=generator,
-                state={"position": stream.position, "reward_history": history},
-                accelerator=accelerator,
-                extras=extras,
-            )
+            run.save(step + 1)
     bar.close()
+    return finish(run, evals, time.perf_counter() - run_start)
 
-    final = checkpoint.save(
-        run_dir,
-        t.max_steps,
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        generator=generator,
-        state={"position": stream.position, "reward_history": history},
-        accelerator=accelerator,
-        extras=extras,
+
+def train_step(run: Run, step: int):
+    """Steps 1-6 of one training step: returns its metrics and a callable building its completions table."""
+    recipe, env, algorithm, accelerator = run.recipe, run.env, run.algorithm, run.accelerator
+    t, G, device = recipe.training, recipe.algorithm.group_size, accelerator.device
+    step_start = time.perf_counter()
+
+    # 1. Rollout: this process's prompts (processes take interleaved slices of the stream).
+    P, rank = t.prompts_per_step, accelerator.process_index
+    examples = run.stream.take(P * run.world)[rank * P : (rank + 1) * P]
+    prompt_ids = [run.encode(ex) for ex in examples]
+    # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
+    completions = rollout(run.engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+    gen_time = time.perf_counter() - step_start
+
+    # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
+    reward_start = time.perf_counter()
+    rows = [examples[c.prompt_index] for c in completions]
+    scores = env.score_batch([c.output for c in completions], rows)
+    rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
+    reward_time = time.perf_counter() - reward_start
+
+    # 3. Micro-batches, and reference log-probs (adapter disabled: the base model, no second copy in memory).
+    batches = micro_batches(prompt_ids, completions, t.micro_batch_size, run.engine.pad_id, device)
+    ref_logps = {}
+    if algorithm.needs_reference:
+        with torch.no_grad(), run.policy.disable_adapter():
+            for k, (_, batch) in enumerate(batches):
+                ref_logps[k], _ = run.forward(batch, temperature=t.temperature)
+
+    # 4. Advantages: per sequence from the rewards (group baselines), or per token from PPO's critic.
+    frozen = algorithm.policy_frozen(step)
+    advantages, algorithm_metrics = algorithm.assign_advantages(rewards, batches, ref_logps)
+
+    # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
+    totals = BatchTotals(
+        sequences=len(completions), tokens=sum(sum(c.loss_mask) for c in completions), max_new_tokens=t.max_new_tokens
     )
-    digest = params_digest(policy, *([accelerator.unwrap_model(extras["critic"])] if extras else []))
-    (run_dir / f"final-params-rank{rank}.sha256").write_text(digest)
+    # With one process and no KL term, zero-advantage sequences add nothing to the gradient: a
+    # micro-batch made only of them skips its forward/backward (the normalizers above still count its
+    # sequences, so the gradient is unchanged). Groups are laid out contiguously, so a micro-batch of
+    # whole groups whose rewards all tie is skipped.
+    skippable = SKIP_TIED_MICRO_BATCHES and run.world == 1 and algorithm.skips_tied()
+    work = [
+        (k, idx, b) for k, (idx, b) in enumerate(batches) if not skippable or bool(advantages[idx].abs().gt(0).any())
+    ]
+    update_metrics = update(run, work, ref_logps, totals, frozen)
+    if not frozen:
+        run.engine.sync_weights(run.policy)  # the next rollout (and in-loop eval) samples from the updated policy
+    step_time = time.perf_counter() - step_start
+
+    # 6. Log: gathered across processes, namespaced keys.
+    all_rewards = accelerator.gather(rewards.to(device)).cpu()
+    lengths = torch.tensor([sum(c.loss_mask) for c in completions], dtype=torch.float32)
+    all_lengths = accelerator.gather(lengths.to(device)).cpu()
+    metrics: dict[str, Any] = {
+        **rollout_metrics(all_rewards, all_lengths, completions, G, rewards),
+        **update_metrics,
+        "charts/learning_rate": run.scheduler.get_last_lr()[0],
+        "charts/step_time": step_time,
+        "charts/generation_time": gen_time,
+        "charts/reward_time": reward_time,
+        "charts/tokens_per_s": float(all_lengths.sum()) / step_time,
+        "charts/samples_per_s": len(completions) * run.world / step_time,
+        "charts/skipped_micro_batches": float(len(batches) - len(work)),
+        **algorithm_metrics,
+    }
+    multi_turn = getattr(env, "multi_turn", False)
+    if multi_turn:
+        metrics.update(tool_metrics(completions, env.toolbox))
+    metrics.update(reward_metrics(scores, env.rubric.names))
+    # Hack watch: signals that precede a reward-hacked run (warned once each; trainers/monitor.py).
+    metrics.update(run.watch.step(metrics, [c.output for c in completions], rows, scores))
+    return metrics, lambda: completion_rows(rows, completions, scores, advantages, multi_turn)
+
+
+def micro_batches(prompt_ids, completions, size: int, pad_id: int, device) -> list[tuple[list[int], dict]]:
+    """The step's completions as padded tensors, ``size`` at a time: (indices into completions, batch)."""
+    batches = []
+    for start in range(0, len(completions), size):
+        idx = list(range(start, min(start + size, len(completions))))
+        part = [completions[i] for i in idx]
+        batch = make_batch(
+            prompt_ids,
+            [c.prompt_index for c in part],
+            [c.token_ids for c in part],
+            [c.logprobs for c in part],
+            pad_id,
+            device,
+            loss_masks=[c.loss_mask for c in part],
+        )
+        batches.append((idx, batch))
+    return batches
+
+
+def update(run: Run, work, ref_logps: dict, totals: BatchTotals, frozen: bool) -> dict[str, float]:
+    """Step 5: ``num_iterations`` optimizer steps over the micro-batches in ``work``; returns their metrics."""
+    t, algorithm, accelerator, forward = run.recipe.training, run.algorithm, run.accelerator, run.forward
+    stats, grad_norm, own_metrics = UpdateStats(), 0.0, {}
+    forward.train()
+    for iteration in range(run.recipe.algorithm.num_iterations):
+        if not work:  # all skipped: AdamW still steps on the zero gradient, as it would had they run
+            for p in run.trainable:
+                p.grad = torch.zeros_like(p)
+        for j, (k, _, batch) in enumerate(work):
+            with ExitStack() as no_sync:
+                if j < len(work) - 1:  # gradients are all-reduced on the last micro-batch only
+                    for module in (forward, *algorithm.no_sync_modules()):
+                        no_sync.enter_context(accelerator.no_sync(module))
+                loss, st, logp, entropy = algorithm.micro_batch_loss(
+                    forward, batch, ref_logps.get(k), totals, t.temperature, frozen
+                )
+                accelerator.backward(loss)
+            stats.add(loss, st, logp, entropy, batch, len(work), first_pass=iteration == 0)
+        own_metrics.update(algorithm.after_backward(accelerator, t.max_grad_norm, bool(work)))
+        if not frozen:
+            grad_norm = float(accelerator.clip_grad_norm_(run.trainable, t.max_grad_norm))
+            run.optimizer.step()
+            run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return {**stats.metrics(len(work)), "losses/grad_norm": grad_norm, **own_metrics}
+
+
+def finish(run: Run, evals: dict[int, dict[str, float]], wall_time: float) -> RunResult:
+    """The final checkpoint, the parameters' digest, and the run's summary (printed and sent to W&B)."""
+    t, history, accelerator = run.recipe.training, run.history, run.accelerator
+    final = run.save(t.max_steps)
+    extra = run.algorithm.checkpoint_state().get("critic")
+    digest = params_digest(run.policy, *([accelerator.unwrap_model(extra)] if extra is not None else []))
+    (run.run_dir / f"final-params-rank{accelerator.process_index}.sha256").write_text(digest)
     k = min(5, max(len(history) // 2, 1))
     summary = {
         "steps": t.max_steps,
-        "wall_time_s": round(time.perf_counter() - run_start, 1),
+        "wall_time_s": round(wall_time, 1),
         "reward_first": mean(history[:k]),
         "reward_last": mean(history[-k:]),
         "window": k,
         "checkpoint": str(final),
     }
+    if run.watch.warned:
+        summary["hack_watch"] = ", ".join(sorted(run.watch.warned))
     if 0 in evals and t.max_steps in evals:  # before and after training, on the same test examples
         before, after = evals[0], evals[t.max_steps]
         summary["eval"] = {k: {"before": before[k], "after": after[k], "gain": after[k] - before[k]} for k in before}
-    sync = tracker.finish(summary)
+    sync = run.tracker.finish(summary)
     if sync:
         summary["wandb_sync"] = sync
-    return RunResult(run_dir, t.max_steps, history, summary, accelerator.is_main_process)
+    return RunResult(run.run_dir, t.max_steps, history, summary, accelerator.is_main_process)

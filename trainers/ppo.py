@@ -9,13 +9,19 @@ clipped surrogate as GRPO; the critic regresses the GAE returns with a clipped v
 Environment tokens (tool results in multi-turn episodes) carry no action: GAE skips them, so a model
 token's "next state" is the next model token, however many tool tokens sit between.
 
-The loop (``loop.py``) owns the critic's network and optimizer (``critic.py``); this module holds the math.
+The critic's networks are built in ``critic.py``; this module holds the math and plugs the critic into
+the shared loop through the algorithm contract's hooks (``algorithm.py``): it builds and prepares the
+critic, computes its values and GAE before the update, adds the value loss, steps the critic's optimizer
+and saves it in checkpoints.
 """
 
 from __future__ import annotations
 
 import torch
 
+from rlhub.errors import ConfigError
+from rlhub.trainers.algorithm import PolicyGradient
+from rlhub.trainers.critic import Critic, build_critic
 from rlhub.trainers.losses import BatchTotals, aggregate, clipped_surrogate, kl_k3
 from rlhub.trainers.recipe import AlgorithmSection, CriticSection
 
@@ -98,24 +104,128 @@ def value_loss(
     return 0.5 * torch.maximum(err, err_clipped), err_clipped > err
 
 
-class PPO:
+class PPO(PolicyGradient):
     """Token-level advantages from a critic; the clipped surrogate plus a clipped value loss."""
 
-    uses_critic = True
+    uses_critic = True  # built with the recipe's critic section as well
 
     def __init__(self, config: AlgorithmSection, critic: CriticSection | None = None):
-        critic = critic or CriticSection()
-        self.config = config
-        self.group_size = config.group_size
+        super().__init__(config)
+        self.critic_config = critic = critic or CriticSection()
         self.eps_low = config.epsilon
         self.eps_high = config.epsilon_high if config.epsilon_high is not None else config.epsilon
         self.value_coef = critic.value_coef
         self.value_clip = critic.value_clip
+        self.critic: Critic | None = None
+        self._state: dict = {}
+        self._frozen = False
 
-    @property
-    def needs_reference(self) -> bool:
-        return self.config.beta > 0
+    # --- the critic's life in the loop (hooks of the algorithm contract) ----------------------------
+    def build(self, recipe, accelerator, model, tokenizer):
+        if accelerator.distributed_type.value == "DEEPSPEED":
+            raise ConfigError(
+                "ppo's critic has an optimizer of its own, which accelerate's DeepSpeed integration does not take; "
+                "launch with recipes/accelerate/ddp.yaml or fsdp.yaml"
+            )
+        self._part, self._params = build_critic(recipe, model, tokenizer)
+        # shared: the value head runs inside the policy's forward module, on its last hidden state.
+        return self._part if self.critic_config.kind == "shared" else None
 
+    def prepare(self, recipe, accelerator, forward, model, tokenizer) -> None:
+        t, c = recipe.training, self.critic_config
+        optimizer = torch.optim.AdamW(self._params, lr=c.learning_rate or t.learning_rate, weight_decay=t.weight_decay)
+        shared = c.kind == "shared"
+        if shared:
+            module, optimizer = forward, accelerator.prepare(optimizer)
+        else:
+            module, optimizer = accelerator.prepare(self._part, optimizer)
+        self.critic = Critic(shared, module, optimizer, self._params, c.warmup_steps)
+        weights = accelerator.unwrap_model(forward).value_head if shared else module
+        self._state = {"critic": weights, "critic_optimizer": optimizer}
+
+    def checkpoint_state(self) -> dict:
+        return self._state
+
+    def frozen_steps(self, recipe) -> int:
+        return self.critic_config.warmup_steps
+
+    def policy_frozen(self, step: int) -> bool:
+        """PPO's value warm-up: the critic learns from the frozen policy's samples first."""
+        self._frozen = step < self.critic_config.warmup_steps
+        return self._frozen
+
+    def skips_tied(self) -> bool:
+        return False  # token advantages from the critic are not zero when rewards tie
+
+    def assign_advantages(self, rewards, batches, ref_logps):
+        """The critic's values of the rollout, GAE per micro-batch, whitened over the step.
+
+        Stores ``old_values``, ``returns`` and ``advantages`` ([B, T]) in each micro-batch; returns per-sequence
+        mean advantages (for the completions table) and critic metrics.
+        """
+        raw, masks = [], []
+        with torch.no_grad():
+            for k, (idx, batch) in enumerate(batches):
+                values = self.critic.module(batch, mode="values").float()
+                adv, returns = self.token_advantages(
+                    rewards[idx].to(values.device), batch["loss_mask"], values, batch["old_logp"], ref_logps.get(k)
+                )
+                batch["old_values"], batch["returns"] = values, returns
+                raw.append(adv)
+                masks.append(batch["loss_mask"])
+        per_sequence = []
+        for (_, batch), adv in zip(batches, self.whiten(raw, masks)):
+            batch["advantages"] = adv
+            m = batch["loss_mask"]
+            per_sequence.append((adv * m).sum(-1) / m.sum(-1).clamp(min=1))
+        m = torch.cat([b["loss_mask"].flatten() for _, b in batches]) > 0
+        values = torch.cat([b["old_values"].flatten() for _, b in batches])[m]
+        returns = torch.cat([b["returns"].flatten() for _, b in batches])[m]
+        raw_adv = torch.cat([a.flatten() for a in raw])[m]
+        var = returns.var() if returns.numel() > 1 else torch.tensor(0.0)
+        metrics = {
+            "values/mean": float(values.mean()) if values.numel() else 0.0,
+            "values/returns_mean": float(returns.mean()) if returns.numel() else 0.0,
+            "values/advantage_mean": float(raw_adv.mean()) if raw_adv.numel() else 0.0,
+            # 1 - Var(returns - values) / Var(returns): 1 is a perfect critic, <= 0 no better than a constant.
+            "values/explained_variance": float(1 - (returns - values).var() / var) if var > 0 else 0.0,
+        }
+        return torch.cat(per_sequence).cpu(), metrics
+
+    def micro_batch_loss(self, forward, batch, ref_logp, totals, temperature, policy_frozen):
+        if self.critic.shared:
+            logp, entropy, values = forward(
+                batch, mode="logprobs_values", temperature=temperature, detach_values=policy_frozen
+            )
+        else:
+            logp, entropy = forward(batch, temperature=temperature)
+            values = self.critic.module(batch, mode="values")
+        loss, stats = self.loss(
+            logp,
+            batch["old_logp"],
+            ref_logp,
+            batch["advantages"],
+            batch["loss_mask"],
+            totals,
+            values=values,
+            old_values=batch["old_values"],
+            returns=batch["returns"],
+            policy_weight=0.0 if policy_frozen else 1.0,
+        )
+        return loss, stats, logp, entropy
+
+    def no_sync_modules(self) -> list:
+        return [] if self.critic.shared else [self.critic.module]
+
+    def after_backward(self, accelerator, max_grad_norm, ran) -> dict[str, float]:
+        grad_norm = 0.0
+        if ran:
+            grad_norm = float(accelerator.clip_grad_norm_(self.critic.params, max_grad_norm))
+            self.critic.optimizer.step()
+            self.critic.optimizer.zero_grad(set_to_none=True)
+        return {"losses/critic_grad_norm": grad_norm, "charts/policy_frozen": float(self._frozen)}
+
+    # --- the math -------------------------------------------------------------------------------------
     def token_advantages(
         self,
         scores: torch.Tensor,
@@ -126,8 +236,8 @@ class PPO:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE advantages and returns for a batch of completions ([B] scores, [B, T] the rest).
 
-        Whitening (``algorithm.whiten_advantages``) is left to :meth:`whiten`, which the loop calls on the
-        whole step's advantages at once.
+        Whitening (``algorithm.whiten_advantages``) is left to :meth:`whiten`, applied to the whole step's
+        advantages at once.
         """
         kl = (old_logp - ref_logp) if ref_logp is not None else None
         rewards = token_rewards(scores, mask, kl, self.config.beta)

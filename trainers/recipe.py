@@ -148,6 +148,28 @@ class EvalSection(Section):
     """Test examples per evaluation (greedy; the same examples each time)."""
 
 
+class MonitorSection(Section):
+    """Hack watch (trainers/monitor.py): signals that precede a reward-hacked run, warned once each."""
+
+    enabled: bool = True
+    window: int = Field(5, ge=1)
+    """Steps per window: the run's first window is compared with its last."""
+    format_saturated: float = Field(0.95, gt=0, le=1)
+    """format_only: the format reward's last-window mean at or above this..."""
+    flat: float = Field(0.02, ge=0)
+    """...having risen by more than this, while correctness moved by no more than this."""
+    length_collapse: float = Field(0.3, gt=0, lt=1)
+    """length_collapse: mean completion length below this share of the first window's."""
+    clipped: float = Field(0.9, gt=0, le=1)
+    """length_at_limit: this share of the last window's completions hit max_new_tokens."""
+    repeated: float = Field(0.5, gt=0, le=1)
+    """repeated_completion: one completion text for this share of a step's prompts (and at least 3)."""
+    eval_drop: float = Field(0.05, ge=0)
+    """reward_up_eval_down: in-loop eval pass@1 fell by more than this while the training reward rose."""
+    rescore: int = Field(2, ge=0)
+    """rescore_mismatch: the step's highest-reward completions scored again and checked against env probes."""
+
+
 class Recipe(Section):
     model: ModelSection = Field(default_factory=ModelSection)
     env: EnvSection = Field(default_factory=EnvSection)
@@ -161,6 +183,7 @@ class Recipe(Section):
     training: TrainingSection = Field(default_factory=TrainingSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:

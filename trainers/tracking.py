@@ -92,6 +92,15 @@ class Tracker:
             table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
             self.wandb_run.log({"completions": table}, step=step)
 
+    def alert(self, title: str, text: str) -> None:
+        """A W&B alert (an e-mail or Slack message where the project has them set up); the caller logs it too."""
+        if not self.enabled or self.wandb_run is None:
+            return
+        try:
+            self.wandb_run.alert(title=title, text=text)
+        except Exception as exc:  # offline runs and older wandb versions have no alerts: the log line stands
+            log.debug("wandb alert not sent: %s", exc)
+
     def finish(self, summary: dict[str, Any]) -> str | None:
         """Close files and the W&B run; returns the `wandb sync` command for an offline run."""
         if not self.enabled:
