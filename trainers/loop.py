@@ -28,6 +28,7 @@ from rlhub.registry import get_spec
 from rlhub.rewards import Rubric, get_reward
 from rlhub.rollout import encode_prompt, rollout
 from rlhub.trainers import checkpoint
+from rlhub.trainers.async_rollout import AsyncRollout, check_supported
 from rlhub.trainers.critic import Critic, build_critic
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals
@@ -341,6 +342,12 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
             prompt_cache[example.id] = encode_prompt(tokenizer, env, example)
         return prompt_cache[example.id]
 
+    # async: with training.max_off_policy_steps >= 1 a worker process samples ahead (trainers/async_rollout.py).
+    rollouts = None
+    if t.max_off_policy_steps:
+        check_supported(recipe, algorithm, multi_turn, world)
+        rollouts = AsyncRollout(recipe, policy, stream, encode, version=start_step)
+
     G, P, mb = a.group_size, t.prompts_per_step, t.micro_batch_size
     bar = tqdm(
         total=t.max_steps,
@@ -364,11 +371,14 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
         step_start = time.perf_counter()
 
         # 1. Rollout: this process's prompts (processes take interleaved slices of the stream).
-        all_prompts = stream.take(P * world)
-        examples = all_prompts[rank * P : (rank + 1) * P]
-        prompt_ids = [encode(ex) for ex in examples]
-        # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
-        completions = rollout(engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+        if rollouts is not None:  # async: the batch the worker sampled ahead, at most k versions old
+            examples, prompt_ids, completions = rollouts.next_batch()
+        else:
+            all_prompts = stream.take(P * world)
+            examples = all_prompts[rank * P : (rank + 1) * P]
+            prompt_ids = [encode(ex) for ex in examples]
+            # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
+            completions = rollout(engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
         gen_time = time.perf_counter() - step_start
 
         # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
@@ -438,9 +448,12 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
                         if critic is not None and not critic.shared:
                             no_sync.enter_context(accelerator.no_sync(critic.module))
                     extra: dict[str, Any] = {}
+                    old_logp = batch["old_logp"]
                     if critic is None:
                         logp, entropy = forward(batch, temperature=t.temperature)
                         adv = advantages[idx].to(device)
+                        if rollouts is not None:  # async: clip against the pre-update policy, reweight stale samples
+                            old_logp, extra["is_weight"] = rollouts.correction(batch, logp)
                     else:
                         if critic.shared:
                             logp, entropy, values = forward(
@@ -457,7 +470,7 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
                             "policy_weight": 0.0 if policy_frozen else 1.0,
                         }
                     loss, st = algorithm.loss(
-                        logp, batch["old_logp"], ref_logps.get(k), adv, batch["loss_mask"], totals, **extra
+                        logp, old_logp, ref_logps.get(k), adv, batch["loss_mask"], totals, **extra
                     )
                     accelerator.backward(loss)
                 m = batch["loss_mask"]
@@ -485,6 +498,8 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
             optimizer.zero_grad(set_to_none=True)
         if not policy_frozen:
             engine.sync_weights(policy)  # the next rollout (and in-loop eval) samples from the updated policy
+        if rollouts is not None:  # async: the worker samples its next batch with this version
+            rollouts.push(policy)
         step_time = time.perf_counter() - step_start
 
         # 6. Log: gathered across processes, namespaced keys.
@@ -520,6 +535,8 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
             metrics.update(critic_metrics)
             metrics["losses/critic_grad_norm"] = critic_grad_norm
             metrics["charts/policy_frozen"] = float(policy_frozen)
+        if rollouts is not None:  # async: staleness, drops, overlap, importance weights
+            metrics.update(rollouts.metrics())
         if multi_turn:
             states = [c.state for c in completions]
             calls = sum(st.tools.calls for st in states)
@@ -578,6 +595,8 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
                 extras=extras,
             )
     bar.close()
+    if rollouts is not None:  # async: stop the generation worker
+        rollouts.close()
 
     final = checkpoint.save(
         run_dir,
