@@ -2,7 +2,8 @@
 
     python -m bench.async_training [--steps 12] [--prompts 2] [--k 1] [--json out.json]
 
-Runs ``rlhub train recipes/quickstart.yaml`` twice in fresh processes with the same settings and seed:
+Runs ``rlhub train recipes/quickstart.yaml`` in fresh processes with the same settings and seed, in the
+order ``--order`` gives (default sync, async, async, sync, so a drift in machine load weighs on both):
 ``training.max_off_policy_steps=0`` (sample, then train, in turn) and ``=k`` (a worker process samples the
 next batches while the trainer updates, trainers/async_rollout.py). The CPU cores are split the way each
 mode uses them: the synchronous trainer gets every core; the asynchronous trainer and its worker get half
@@ -11,14 +12,15 @@ each (``training.num_threads``).
 Figures, from each run's ``metrics.jsonl`` (time is the sum of ``charts/step_time``, which for the
 asynchronous run includes waiting for the worker, its start-up included):
 
-- samples/s and s/step over all steps;
+- samples/s and s/step over all steps, per run and their mean per mode;
 - the reward at equal wall-clock time: the mean reward of the last ``--window`` steps each run finished
-  within the shorter run's total time;
+  within the shortest run's total time (runs of a mode repeat the same seed, so their curves differ
+  only through timing and, for async, not at all: its schedule does not depend on timing);
 - the synchronous run's per-phase times (generation, reward, update), which docs/scaling.md's
   projection starts from, and the asynchronous run's wait, overlap, staleness and importance weights.
 
-The two runs do not alternate step by step (the asynchronous one needs its two processes at once), so
-load on a shared machine can drift between them: the 1-minute load average is recorded before each.
+The modes do not alternate step by step (the asynchronous one needs its two processes at once), so load
+on a shared machine can drift between runs: the 1-minute load average is recorded before each.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ def summarize(run: dict, samples_per_step: int) -> dict:
     }
     out["update_s"] = out["s_per_step"] - out["generation_s"] - out["reward_s"]
     for key in ("async/wait_s", "async/overlap_s", "async/generation_s", "async/staleness_mean", "async/dropped"):
-        if key in rows[0]:
-            out[key.removeprefix("async/")] = fmean([r[key] for r in rows])
+        if key in rows[0]:  # async: generation_s above is the trainer's wait; the worker's time is its own key
+            out["worker_" + key.removeprefix("async/")] = fmean([r[key] for r in rows])
     for key in ("async/is_weight_mean", "async/is_truncated"):
         values = [r[key] for r in rows if key in r]
         if values:
@@ -105,25 +107,30 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--k", type=int, default=1, help="training.max_off_policy_steps of the asynchronous run")
     p.add_argument("--window", type=int, default=3, help="steps averaged for the reward at equal time")
+    p.add_argument("--order", default="sync,async,async,sync", help="the runs, in order (sync or async each)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     cores = default_threads()
     samples = args.prompts * args.group
+    runs: dict[str, list[dict]] = {"sync": [], "async": []}
     with tempfile.TemporaryDirectory(prefix="rlhub-async-bench-") as tmp:
-        sync = summarize(train(Path(tmp) / "sync", args, 0, cores), samples)
-        async_ = summarize(train(Path(tmp) / "async", args, args.k, max(cores // 2, 1)), samples)
-    budget = min(sync["train_s"], async_["train_s"])
+        for i, mode in enumerate(args.order.split(",")):
+            k, threads = (0, cores) if mode == "sync" else (args.k, max(cores // 2, 1))
+            runs[mode].append(summarize(train(Path(tmp) / f"{i}-{mode}", args, k, threads), samples))
+    budget = min(r["train_s"] for mode in runs.values() for r in mode)
+    mean = {
+        mode: {key: fmean([r[key] for r in rs]) for key in ("samples_per_s", "s_per_step")} for mode, rs in runs.items()
+    }
     result = {
         "machine": machine_info(),
         "settings": vars(args) | {"json": str(args.json) if args.json else None},
-        "sync": sync,
-        "async": async_,
+        "runs": runs,
+        "mean": mean,
         "equal_time_s": budget,
         "reward_at_equal_time": {
-            "sync": reward_at(sync["curve"], budget, args.window),
-            "async": reward_at(async_["curve"], budget, args.window),
+            mode: [reward_at(r["curve"], budget, args.window) for r in rs] for mode, rs in runs.items()
         },
-        "samples_per_s_ratio": async_["samples_per_s"] / sync["samples_per_s"],
+        "samples_per_s_ratio": mean["async"]["samples_per_s"] / mean["sync"]["samples_per_s"],
     }
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1, default=str))
     write_json(args.json, result)

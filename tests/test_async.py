@@ -199,3 +199,26 @@ def test_ppo_and_multi_turn_refuse_async(tiny_model_dir, tmp_path):
     )
     with pytest.raises(ConfigError, match="multi-turn"):
         train(recipe, progress=False)
+
+
+def test_async_with_a_vllm_server_samples_each_batch_with_its_version(tiny_model_dir, spread_reward, tmp_path):
+    from fake_http import fake_server
+    from test_backends import vllm_routes
+
+    state: dict = {}
+    with fake_server(vllm_routes(state)) as server:
+        state["release"] = server.release
+        server_mode = {
+            "generation.backend": "vllm",
+            "generation.vllm_mode": "server",
+            "generation.base_url": server.url,
+            "training.max_off_policy_steps": 1,
+        }
+        rows = run(tiny_model_dir, spread_reward, tmp_path / "run", 3, **server_mode)
+    assert [r["async/staleness_max"] for r in rows] == [0.0, 1.0, 1.0]
+    # One request per prompt: batches 0 and 1 (two prompts each) sampled with the adapter of version 0, batch 2
+    # with version 1's, loaded after it. (The trainer's own engine loads adapters too, for in-loop evaluation.)
+    used = [body["model"] for body in server.bodies("/v1/completions")]
+    loaded = [body["lora_name"] for body in server.bodies("/v1/load_lora_adapter")]
+    assert len(set(used[:4])) == 1 and len(set(used[4:6])) == 1 and used[4] != used[0]
+    assert loaded.index(used[0]) < loaded.index(used[4])
