@@ -17,9 +17,11 @@ a ``vllm serve`` endpoint) samples the next batches while the trainer runs its u
 - the data position the checkpoint stores counts only batches trained on (or dropped): batches in flight
   when a run stops are sampled again when it resumes, none lost and none twice.
 
-The loop calls four things: :class:`AsyncRollout` once before the first step, :meth:`AsyncRollout.next_batch`
-at the rollout step, :meth:`AsyncRollout.correction` in the loss, :meth:`AsyncRollout.push` after the
-optimizer step, :meth:`AsyncRollout.metrics` when logging and :meth:`AsyncRollout.close` at the end.
+What the loop calls: :func:`check_supported` and :class:`AsyncRollout` once before the first step,
+:meth:`~AsyncRollout.next_batch` at the rollout step, :meth:`~AsyncRollout.correction` in the loss,
+:meth:`~AsyncRollout.push` after the optimizer step, :meth:`~AsyncRollout.metrics` when logging and
+:meth:`~AsyncRollout.close` at the end. The worker holds a second copy of the model (CPU: give each process
+half the cores with ``training.num_threads``).
 """
 
 from __future__ import annotations
