@@ -32,6 +32,8 @@ import inspect
 import logging
 import multiprocessing
 import queue
+import signal
+import sys
 import time
 import traceback
 from collections import deque
@@ -71,6 +73,10 @@ def _resolve(target: str):
 
 def _worker(recipe: Recipe, engine_target: str, commands, results) -> None:
     """The generation process: applies weight versions and samples batches, strictly in queue order."""
+    # close() terminates the worker: exit like a normal interpreter (locks that libraries such as tqdm made
+    # are released), without waiting for the trainer to read batches nobody will train on.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    results.cancel_join_thread()
     try:
         t = recipe.training
         if t.num_threads:
@@ -98,6 +104,8 @@ def _worker(recipe: Recipe, engine_target: str, commands, results) -> None:
                 prompt_ids, recipe.algorithm.group_size, t.max_new_tokens, t.temperature, t.top_p
             )
             results.put(("batch", batch_id, version, start, time.monotonic(), completions))
+    except SystemExit:
+        return
     except BaseException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         results.put(("error", f"{type(exc).__name__}: {first}", traceback.format_exc()))
@@ -192,7 +200,8 @@ class AsyncRollout:
             except queue.Empty:
                 if not self.process.is_alive():
                     raise RLHubError(
-                        f"the generation worker exited (code {self.process.exitcode}); see its output above"
+                        f"the generation worker exited (code {self.process.exitcode}); see its output above (a script "
+                        "that calls train() must do so under `if __name__ == '__main__':`, which the worker re-imports)"
                     ) from None
                 continue
             if message[0] == "error":
@@ -263,6 +272,9 @@ class AsyncRollout:
         if self.process.is_alive():
             self.process.terminate()
         self.process.join(timeout=30)
+        if self.process.is_alive():  # stuck in native code that never returns to Python
+            self.process.kill()
+            self.process.join()
         for q in (self.commands, self.results):
             q.cancel_join_thread()
             q.close()
