@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_learning import STEPS, WINDOW, learning_run, seven_model, seven_reward  # noqa: F401 (fixtures)
 
 from rlhub.errors import ConfigError
 from rlhub.trainers import async_rollout
@@ -222,3 +223,12 @@ def test_async_with_a_vllm_server_samples_each_batch_with_its_version(tiny_model
     loaded = [body["lora_name"] for body in server.bodies("/v1/load_lora_adapter")]
     assert len(set(used[:4])) == 1 and len(set(used[4:6])) == 1 and used[4] != used[0]
     assert loaded.index(used[0]) < loaded.index(used[4])
+
+
+@pytest.mark.slow
+def test_async_grpo_raises_a_learnable_reward(seven_model, seven_reward, tmp_path):  # noqa: F811
+    """test_learning's task (the share of "7" in the completion) with one step of staleness."""
+    curve = learning_run(seven_model, seven_reward, tmp_path / "run", "grpo", **{"training.max_off_policy_steps": 1})
+    first, last = sum(curve[:WINDOW]) / WINDOW, sum(curve[-WINDOW:]) / WINDOW
+    assert len(curve) == STEPS
+    assert last > first + 0.1, f"async grpo: reward went {first:.3f} -> {last:.3f} over {STEPS} steps"
