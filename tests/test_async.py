@@ -24,6 +24,7 @@ SPREAD_REWARD = """
 def vowel_share(completions, **kwargs):
     return [sum(ch in "aeiou" for ch in c) / max(len(c), 1) for c in completions]
 """
+pytestmark = pytest.mark.slow  # each run starts a generation worker process that loads the model
 GENERATION_S = 0.5  # the scripted engine's extra time per batch
 
 
@@ -225,7 +226,6 @@ def test_async_with_a_vllm_server_samples_each_batch_with_its_version(tiny_model
     assert loaded.index(used[0]) < loaded.index(used[4])
 
 
-@pytest.mark.slow
 def test_async_grpo_raises_a_learnable_reward(seven_model, seven_reward, tmp_path):  # noqa: F811
     """test_learning's task (the share of "7" in the completion) with one step of staleness."""
     curve = learning_run(seven_model, seven_reward, tmp_path / "run", "grpo", **{"training.max_off_policy_steps": 1})
