@@ -76,6 +76,8 @@ class Algorithm(Protocol):
         this micro-batch; ``mask`` [B, T] is 1 on the completion tokens the loss covers; ``totals`` counts
         the whole optimizer batch, so that accumulated micro-batch losses add up to the batch loss.
         Statistics: [B, T] per-token tensors (logged as masked means) or scalars (logged as batch sums).
+        An algorithm that takes asynchronous rollouts (``training.max_off_policy_steps``) also accepts
+        ``is_weight=None``: [B, T] importance weights of stale samples, applied to the policy term.
         """
 
     # Optional hooks, with defaults in PolicyGradient: an algorithm with trainable parts of its own.
@@ -113,8 +115,13 @@ class Algorithm(Protocol):
         totals: BatchTotals,
         temperature: float,
         policy_frozen: bool,
+        correction=None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Run the forward pass and :meth:`loss`: (loss, stats, log-probs [B, T], entropies [B, T])."""
+        """Run the forward pass and :meth:`loss`: (loss, stats, log-probs [B, T], entropies [B, T]).
+
+        ``correction`` (asynchronous rollouts, ``training.max_off_policy_steps``): ``(batch, logp) ->
+        (old_logp, is_weight)``, the log-probs to clip against and per-token importance weights of stale
+        samples, passed to ``loss`` as ``is_weight``; None: on-policy."""
 
     def no_sync_modules(self) -> list[nn.Module]:
         """Own wrapped modules whose gradient all-reduce waits for the last micro-batch."""
@@ -164,9 +171,12 @@ class PolicyGradient:
             batch["advantages"] = advantages[idx].to(batch["loss_mask"].device)
         return advantages, {}
 
-    def micro_batch_loss(self, forward, batch, ref_logp, totals, temperature, policy_frozen):
+    def micro_batch_loss(self, forward, batch, ref_logp, totals, temperature, policy_frozen, correction=None):
         logp, entropy = forward(batch, temperature=temperature)
-        loss, stats = self.loss(logp, batch["old_logp"], ref_logp, batch["advantages"], batch["loss_mask"], totals)
+        old_logp, extra = batch["old_logp"], {}
+        if correction is not None:
+            old_logp, extra["is_weight"] = correction(batch, logp)
+        loss, stats = self.loss(logp, old_logp, ref_logp, batch["advantages"], batch["loss_mask"], totals, **extra)
         return loss, stats, logp, entropy
 
     def no_sync_modules(self) -> list[nn.Module]:

@@ -42,6 +42,7 @@ class GRPO(PolicyGradient):
         advantages: torch.Tensor,
         mask: torch.Tensor,
         totals: BatchTotals,
+        is_weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The micro-batch's share of the batch loss, and per-token statistics for logging.
 
@@ -50,8 +51,12 @@ class GRPO(PolicyGradient):
             advantages: [B] per-sequence advantages.
             mask: [B, T] 1 on completion tokens the loss covers.
             totals: Counts over the whole optimizer batch.
+            is_weight: [B, T] importance weights of samples from an older policy (asynchronous rollouts),
+                applied to the policy-gradient term; None: on-policy.
         """
         per_token, clipped = clipped_surrogate(logp, old_logp, advantages[:, None], self.eps_low, self.eps_high)
+        if is_weight is not None:
+            per_token = per_token * is_weight
         stats = {"clipped": clipped.float()}
         if ref_logp is not None:
             kl = kl_k3(logp, ref_logp)

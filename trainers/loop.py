@@ -29,6 +29,7 @@ from rlhub.rewards import Rubric, get_reward
 from rlhub.rollout import encode_prompt, rollout
 from rlhub.trainers import checkpoint
 from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm  # noqa: F401  (ALGORITHMS: public)
+from rlhub.trainers.async_rollout import AsyncRollout, check_supported
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals
 from rlhub.trainers.metrics import (
@@ -166,6 +167,7 @@ class Run:
     tracker: Tracker
     tokenizer: Any
     watch: HackWatch
+    rollouts: AsyncRollout | None = None  # training.max_off_policy_steps >= 1: a worker samples ahead
     start_step: int = 0
     history: list[float] = field(default_factory=list)
     _prompts: dict[str, list[int]] = field(default_factory=dict)
@@ -295,10 +297,14 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
     if accelerator.is_main_process:
         (run_dir / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=1))
     watch = HackWatch(recipe.monitor, env, alert=tracker.alert)
-    return Run(
+    run = Run(
         recipe, accelerator, run_dir, env, algorithm, policy, forward, trainable, optimizer, scheduler, generator,
-        engine, stream, tracker, tokenizer, watch, start_step, history,
+        engine, stream, tracker, tokenizer, watch, None, start_step, history,
     )  # fmt: skip
+    if t.max_off_policy_steps:  # async: a worker process samples ahead (trainers/async_rollout.py)
+        check_supported(recipe, algorithm, getattr(env, "multi_turn", False), accelerator.num_processes)
+        run.rollouts = AsyncRollout(recipe, policy, stream, run.encode, version=start_step)
+    return run
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -351,6 +357,8 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
         if t.save_every and (step + 1) % t.save_every == 0 and step + 1 < t.max_steps:
             run.save(step + 1)
     bar.close()
+    if run.rollouts is not None:  # async: stop the generation worker
+        run.rollouts.close()
     return finish(run, evals, time.perf_counter() - run_start)
 
 
@@ -362,10 +370,13 @@ def train_step(run: Run, step: int):
 
     # 1. Rollout: this process's prompts (processes take interleaved slices of the stream).
     P, rank = t.prompts_per_step, accelerator.process_index
-    examples = run.stream.take(P * run.world)[rank * P : (rank + 1) * P]
-    prompt_ids = [run.encode(ex) for ex in examples]
-    # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
-    completions = rollout(run.engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+    if run.rollouts is not None:  # async: the batch the worker sampled ahead, at most k versions old
+        examples, prompt_ids, completions = run.rollouts.next_batch()
+    else:
+        examples = run.stream.take(P * run.world)[rank * P : (rank + 1) * P]
+        prompt_ids = [run.encode(ex) for ex in examples]
+        # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
+        completions = rollout(run.engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
     gen_time = time.perf_counter() - step_start
 
     # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
@@ -402,6 +413,8 @@ def train_step(run: Run, step: int):
     update_metrics = update(run, work, ref_logps, totals, frozen)
     if not frozen:
         run.engine.sync_weights(run.policy)  # the next rollout (and in-loop eval) samples from the updated policy
+    if run.rollouts is not None:  # async: the worker samples its next batch with this version
+        run.rollouts.push(run.policy)
     step_time = time.perf_counter() - step_start
 
     # 6. Log: gathered across processes, namespaced keys.
@@ -419,6 +432,7 @@ def train_step(run: Run, step: int):
         "charts/samples_per_s": len(completions) * run.world / step_time,
         "charts/skipped_micro_batches": float(len(batches) - len(work)),
         **algorithm_metrics,
+        **(run.rollouts.metrics() if run.rollouts is not None else {}),  # async: staleness, drops, overlap
     }
     multi_turn = getattr(env, "multi_turn", False)
     if multi_turn:
@@ -452,6 +466,8 @@ def update(run: Run, work, ref_logps: dict, totals: BatchTotals, frozen: bool) -
     """Step 5: ``num_iterations`` optimizer steps over the micro-batches in ``work``; returns their metrics."""
     t, algorithm, accelerator, forward = run.recipe.training, run.algorithm, run.accelerator, run.forward
     stats, grad_norm, own_metrics = UpdateStats(), 0.0, {}
+    # async: clip against the pre-update policy and reweight stale samples (truncated importance sampling).
+    correction = run.rollouts.correction if run.rollouts is not None else None
     forward.train()
     for iteration in range(run.recipe.algorithm.num_iterations):
         if not work:  # all skipped: AdamW still steps on the zero gradient, as it would had they run
@@ -463,7 +479,7 @@ def update(run: Run, work, ref_logps: dict, totals: BatchTotals, frozen: bool) -
                     for module in (forward, *algorithm.no_sync_modules()):
                         no_sync.enter_context(accelerator.no_sync(module))
                 loss, st, logp, entropy = algorithm.micro_batch_loss(
-                    forward, batch, ref_logps.get(k), totals, t.temperature, frozen
+                    forward, batch, ref_logps.get(k), totals, t.temperature, frozen, correction
                 )
                 accelerator.backward(loss)
             stats.add(loss, st, logp, entropy, batch, len(work), first_pass=iteration == 0)

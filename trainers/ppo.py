@@ -192,7 +192,9 @@ class PPO(PolicyGradient):
         }
         return torch.cat(per_sequence).cpu(), metrics
 
-    def micro_batch_loss(self, forward, batch, ref_logp, totals, temperature, policy_frozen):
+    def micro_batch_loss(self, forward, batch, ref_logp, totals, temperature, policy_frozen, correction=None):
+        if correction is not None:  # the recipe check refuses this before a run starts
+            raise ConfigError("ppo does not take asynchronous rollouts; set training.max_off_policy_steps=0")
         if self.critic.shared:
             logp, entropy, values = forward(
                 batch, mode="logprobs_values", temperature=temperature, detach_values=policy_frozen

@@ -127,6 +127,12 @@ class TrainingSection(Section):
     """Run folder; {run_name} is filled in."""
     num_threads: int | None = None
     """torch CPU threads (None: torch's default)."""
+    max_off_policy_steps: int = Field(0, ge=0)
+    """k: how many policy versions a sample may lag behind the trainer. 0: sample, then train, in turn.
+    k >= 1: a worker process samples the next batches while the trainer updates (trainers/async_rollout.py);
+    batches older than k versions are dropped, the rest are reweighted by truncated importance sampling."""
+    tis_cap: float = Field(2.0, ge=1)
+    """max_off_policy_steps >= 1: cap C of the per-token importance weight min(pi_train / pi_sampler, C)."""
 
 
 class LoggingSection(Section):
@@ -197,6 +203,17 @@ class Recipe(Section):
             if a.group_size < 2 and a.name in ("grpo", "rloo"):
                 raise ValueError(
                     f"algorithm.group_size must be >= 2 for {a.name} (advantages compare completions of a prompt)"
+                )
+        if self.training.max_off_policy_steps:
+            if a.name == "ppo":
+                raise ValueError(
+                    "training.max_off_policy_steps >= 1 does not apply to ppo (its critic's values and GAE assume "
+                    "on-policy samples); set training.max_off_policy_steps=0 or use grpo, rloo or reinforce_pp"
+                )
+            if self.generation.backend == "vllm" and self.generation.vllm_mode == "colocate":
+                raise ValueError(
+                    "training.max_off_policy_steps >= 1 samples in a process of its own; colocated vLLM lives in "
+                    "the trainer's: use generation.vllm_mode=server or generation.backend=hf"
                 )
         n = self.training.prompts_per_step * self.algorithm.group_size
         if n % self.training.micro_batch_size:
