@@ -104,7 +104,8 @@ class EnvReward:
         self.__name__ = name
         self.weight = env.rubric.weights[name]
         self.multi_turn = bool(getattr(env, "multi_turn", False))
-        self._env_source = (env.env_id or type(env), dataclasses.asdict(env.config))
+        served = getattr(env, "url", None)  # a served env is rebuilt from its URL, its config is the server's
+        self._env_source = (served, {}) if served else (env.env_id or type(env), dataclasses.asdict(env.config))
         self._rubric: Rubric | None = _one_function_rubric(env, name)
 
     @property
@@ -212,9 +213,11 @@ def _with_reasoning(completion: Any) -> Any:
 
 
 def _env(env_or_id: TextEnv | str, config: dict[str, Any]) -> TextEnv:
+    from rlhub.serve.client import RemoteEnv
+
     if isinstance(env_or_id, str):
         return make(env_or_id, **config)
-    if not isinstance(env_or_id, TextEnv):
+    if not isinstance(env_or_id, (TextEnv, RemoteEnv)):
         raise ConfigError(f"expected an rlhub env or env id, got {type(env_or_id).__name__}")
     if config:
         raise ConfigError(
@@ -493,6 +496,11 @@ def environment_factory(env_or_id: MultiTurnEnv | str, **config: Any) -> type[RL
     """
     env = _env(env_or_id, config)
     label = env.env_id or type(env).__name__
+    if getattr(env, "url", None) and env.multi_turn:
+        raise ConfigError(
+            f"{env.url} serves a multi-turn env whose tools run on its server; environment_factory runs tools in "
+            f"the trainer's process: pass the env id ({env.env_id!r}) instead of its URL"
+        )
     if not isinstance(env, MultiTurnEnv):
         raise ConfigError(f"{label} is a single-turn env; environment_factory is for multi-turn (tool) envs")
     namespace: dict[str, Any] = {"env": env, "__module__": __name__}

@@ -10,6 +10,7 @@ raise one RLHubError naming the URL.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -60,9 +61,12 @@ class EnvClient:
         import httpx
 
         target = f"{self.url}/{route}"
+        # json.dumps escapes to ASCII, so model output with lone surrogates (which UTF-8 cannot carry) travels too.
+        content = None if body is None else json.dumps(body).encode()
+        headers = {} if body is None else {"Content-Type": "application/json"}
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.request(method, target, json=body)
+                response = self._http.request(method, target, content=content, headers=headers)
             except self._transport_errors as exc:
                 # A request that may have reached the server is repeated only if repeating is harmless.
                 if not idempotent and not isinstance(exc, httpx.ConnectError):
