@@ -18,6 +18,7 @@ from rlhub.errors import ConfigError
 from rlhub.evaluate import rescore
 from rlhub.integrations.trl import environment_factory, reward_funcs, reward_weights, to_dataset
 from rlhub.registry import get_spec
+from rlhub.serve.client import EnvServerUnreachable
 from rlhub.serve.server import BackgroundServer, create_app
 
 
@@ -114,3 +115,15 @@ def test_trl_rewards_from_a_url_match_the_local_ones_and_survive_pickling(arithm
 def test_trl_environment_factory_refuses_a_url_with_the_fix(calculator):
     with pytest.raises(ConfigError, match=r"tools run on its server.*pass the env id \('calculator-v0'\)"):
         environment_factory(calculator)
+
+
+def test_trl_reward_on_a_server_that_is_gone_is_an_error_naming_the_url_not_a_zero():
+    with served("arithmetic-v0") as server:
+        url = f"{server.url}/arithmetic-v0"
+        correct, _ = reward_funcs(url, retries=1, backoff=0.01)
+        row = to_dataset(url, limit=1).to_dict()
+        gold = rlhub.make("arithmetic-v0").gold_completion(rlhub.make(url).examples("train", limit=1)[0])
+        completions = [[{"role": "assistant", "content": gold}]]
+        assert correct(completions=completions, answer=row["answer"]) == [1.0]
+    with pytest.raises(EnvServerUnreachable, match=rf"{url} did not answer rubric after 2 tries"):
+        correct(completions=completions, answer=row["answer"])

@@ -53,6 +53,7 @@ from rlhub.errors import ConfigError
 from rlhub.multiturn import EpisodeState, MultiTurnEnv
 from rlhub.registry import make
 from rlhub.rewards import Rubric
+from rlhub.serve.client import EnvServerUnreachable, RemoteEnv, RemoteRubric
 from rlhub.tools import ToolBox
 from rlhub.types import Example, Message
 
@@ -126,6 +127,8 @@ class EnvReward:
             if self.multi_turn:
                 completions, rows = _transcript_columns(completions, rows, environments)
             scores = self.rubric.score_batch(completions, rows)
+        except EnvServerUnreachable:
+            raise  # a served env that is gone is not a reward of 0: stop with the error that names its URL
         except Exception as exc:  # malformed trainer input, not model output: still never stop training
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("reward %r could not score the batch (%s); scoring 0", self.__name__, reason)
@@ -148,6 +151,8 @@ class EnvReward:
 
 
 def _one_function_rubric(env: TextEnv, name: str) -> Rubric:
+    if isinstance(env.rubric, RemoteRubric):
+        return env.rubric.only(name)  # scored on the server, whose failures reach the caller
     item = next(r for r in env.rubric.items if r.name == name)
     return Rubric({name: (item.fn, 1.0)})
 
@@ -213,8 +218,6 @@ def _with_reasoning(completion: Any) -> Any:
 
 
 def _env(env_or_id: TextEnv | str, config: dict[str, Any]) -> TextEnv:
-    from rlhub.serve.client import RemoteEnv
-
     if isinstance(env_or_id, str):
         return make(env_or_id, **config)
     if not isinstance(env_or_id, (TextEnv, RemoteEnv)):
@@ -231,7 +234,7 @@ def reward_funcs(env_or_id: TextEnv | str, **config: Any) -> list[EnvReward]:
     """The env's rubric functions as TRL ``GRPOTrainer`` reward functions, in rubric order.
 
     Args:
-        env_or_id: An rlhub env, or a registered env id such as ``"arithmetic-v0"``.
+        env_or_id: An rlhub env, a registered env id such as ``"arithmetic-v0"``, or a served env's URL.
         **config: Config overrides, with an env id only.
 
     Returns:
