@@ -130,7 +130,8 @@ def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
     if not env_ids:
         raise RLHubError("name an environment (rlhub validate countdown-v0) or pass --all")
     for env_id in env_ids:
-        get_spec(env_id)  # unknown ids fail fast, before any work
+        if not _served(env_id):
+            get_spec(env_id)  # unknown ids fail fast, before any work
     reports = [validate_env(env_id, n=n) for env_id in env_ids]
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
@@ -308,8 +309,14 @@ def eval_cmd(
         raise click.UsageError("give the env ids and --model (or --rescore DIR)")
 
     for env_id in env_ids:
-        get_spec(env_id)  # unknown ids fail fast, before a model loads
+        if not _served(env_id):
+            get_spec(env_id)  # unknown ids fail fast, before a model loads
     overrides = _parse_env_overrides(config)
+    if overrides and any(_served(env_id) for env_id in env_ids):
+        raise RLHubError(
+            "--config cannot change a served env (http://...): its config is fixed where it is served; "
+            "drop --config, or evaluate the env id locally"
+        )
     client = engine = None
     if base_url:
         from rlhub.backends.openai import ChatClient
@@ -319,7 +326,7 @@ def eval_cmd(
         engine = load_engine(model, backend=backend)
     results = []
     for env_id in env_ids:
-        env_config = {**_trained_env_config(model, env_id), **overrides}
+        env_config = {} if _served(env_id) else {**_trained_env_config(model, env_id), **overrides}
         result = evaluate_env(
             env_id,
             model,
@@ -417,6 +424,11 @@ def _rescore(folder: str, as_json: bool) -> int:
             table.add_row(c["id"], f"{c['old']}", f"{c['new']}", escape(str(c.get("rewards", c.get("reason")))))
         console.print(table)
     return 1 if changed else 0
+
+
+def _served(env_id: str) -> bool:
+    """Whether ``env_id`` is the URL of a served env (``rlhub serve``) rather than a registered id."""
+    return env_id.startswith(("http://", "https://"))
 
 
 def _parse_env_overrides(items: tuple[str, ...]) -> dict:

@@ -383,21 +383,16 @@ def build_manifest(
     import datetime
 
     import rlhub
-    from rlhub.registry import get_spec
 
     envs = []
     for result, env_config in results:
-        spec = get_spec(result.env_id)
         env = rlhub.make(result.env_id, **env_config)
         examples = env.examples("test", limit=sampler["n"], seed=sampler["seed"])
         envs.append(
             {
                 "env_id": result.env_id,
-                "version": spec.version,
-                "source": spec.source,
+                **_code_identity(result.env_id),
                 "config": env_config,
-                "code_hash": spec.code_hash(),
-                "rewards_hash": rewards_hash(),
                 "data_hash": data_hash(examples),
                 "examples": result.examples,
                 "file": files[result.env_id],
@@ -409,6 +404,22 @@ def build_manifest(
         "model": model_fingerprint(model, base_url),
         "sampler": sampler,
         "envs": envs,
+    }
+
+
+def _code_identity(env_id: str) -> dict[str, Any]:
+    """What a manifest records of an env's code: version, source and hashes. A served env's code is on its
+    server, out of sight: those are None, and only its data hash tells whether it changed."""
+    if env_id.startswith(("http://", "https://")):
+        return {"version": None, "source": env_id, "code_hash": None, "rewards_hash": None}
+    from rlhub.registry import get_spec
+
+    spec = get_spec(env_id)
+    return {
+        "version": spec.version,
+        "source": spec.source,
+        "code_hash": spec.code_hash(),
+        "rewards_hash": rewards_hash(),
     }
 
 
@@ -443,7 +454,6 @@ def rescore(out_dir: str | Path) -> list[Rescore]:
         RLHubError: The folder has no manifest (it was written before manifests, or is not an eval folder).
     """
     import rlhub
-    from rlhub.registry import get_spec
 
     folder = Path(out_dir)
     path = folder / MANIFEST
@@ -456,13 +466,9 @@ def rescore(out_dir: str | Path) -> list[Rescore]:
         env_id = entry["env_id"]
         env = rlhub.make(env_id, **entry["config"])
         examples = env.examples("test", limit=sampler["n"], seed=sampler["seed"])
-        spec = get_spec(env_id)
-        now = {
-            "version": spec.version,
-            "code_hash": spec.code_hash(),
-            "rewards_hash": rewards_hash(),
-            "data_hash": data_hash(examples),
-        }
+        identity = _code_identity(env_id)
+        now = {key: identity[key] for key in ("version", "code_hash", "rewards_hash")}
+        now["data_hash"] = data_hash(examples)
         notes = [f"{key} {entry[key]} -> {value}" for key, value in now.items() if entry.get(key) != value]
         by_id = {ex.id: ex for ex in examples}
         records = json.loads((folder / entry["file"]).read_text())["records"]

@@ -1,4 +1,4 @@
-"""JSON over HTTP with the standard library: timeouts, retries with backoff, one-line errors.
+"""JSON over HTTP with httpx: timeouts, retries with backoff, one-line errors.
 
 Generation servers fail in two ways that matter: transiently (429 rate limits, 5xx while a server is
 busy or restarting), which a retry fixes, and for good (a wrong URL, a missing key, a disabled
@@ -9,11 +9,12 @@ into an error that names the fix. A server that never answers raises after ``tim
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+
+import httpx
 
 from rlhub.errors import RLHubError
 
@@ -82,37 +83,39 @@ def request_json(
     Raises:
         HTTPError: A non-retryable status, or the last retryable failure.
     """
-    data = json.dumps(payload).encode() if payload is not None else None
+    content = json.dumps(payload).encode() if payload is not None else None
     all_headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
     attempt = 0
     while True:
-        request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
         wait = min(backoff * 2**attempt, 30.0)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                text = response.read().decode("utf-8", errors="replace")
-            try:
-                return json.loads(text)
-            except ValueError:
-                return text
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode("utf-8", errors="replace")
-            error = HTTPError(f"{method} {url} answered {exc.code}: {server_message(body)}", exc.code, body)
-            if exc.code not in RETRY_STATUSES:
-                raise error from None
-            retry_after = exc.headers.get("Retry-After") if exc.headers else None
+            response = _client().request(method, url, content=content, headers=all_headers, timeout=timeout)
+        except httpx.TimeoutException:
+            error = HTTPError(f"{method} {url} did not answer within {timeout:g} s")
+        except httpx.TransportError as exc:
+            error = HTTPError(f"could not reach {url}: {exc}")
+        else:
+            text = response.text
+            if response.is_success:
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    return text
+            error = HTTPError(
+                f"{method} {url} answered {response.status_code}: {server_message(text)}", response.status_code, text
+            )
+            if response.status_code not in RETRY_STATUSES:
+                raise error
+            retry_after = response.headers.get("Retry-After")
             if retry_after and retry_after.replace(".", "", 1).isdigit():
                 wait = min(float(retry_after), 60.0)
-        except TimeoutError:
-            error = HTTPError(f"{method} {url} did not answer within {timeout:g} s")
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                error = HTTPError(f"{method} {url} did not answer within {timeout:g} s")
-            else:
-                error = HTTPError(f"could not reach {url}: {exc.reason}")
-        except ConnectionError as exc:
-            error = HTTPError(f"could not reach {url}: {exc}")
         if attempt >= retries:
             raise error
         time.sleep(wait)
         attempt += 1
+
+
+@functools.cache
+def _client() -> httpx.Client:
+    """One pooled client for the process (httpx clients are thread-safe); redirects followed, as urllib did."""
+    return httpx.Client(follow_redirects=True, limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))

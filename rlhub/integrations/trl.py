@@ -53,6 +53,7 @@ from rlhub.errors import ConfigError
 from rlhub.multiturn import EpisodeState, MultiTurnEnv
 from rlhub.registry import make
 from rlhub.rewards import Rubric
+from rlhub.serve.client import EnvServerUnreachable, RemoteEnv, RemoteRubric
 from rlhub.tools import ToolBox
 from rlhub.types import Example, Message
 
@@ -104,7 +105,8 @@ class EnvReward:
         self.__name__ = name
         self.weight = env.rubric.weights[name]
         self.multi_turn = bool(getattr(env, "multi_turn", False))
-        self._env_source = (env.env_id or type(env), dataclasses.asdict(env.config))
+        served = getattr(env, "url", None)  # a served env is rebuilt from its URL, its config is the server's
+        self._env_source = (served, {}) if served else (env.env_id or type(env), dataclasses.asdict(env.config))
         self._rubric: Rubric | None = _one_function_rubric(env, name)
 
     @property
@@ -125,6 +127,8 @@ class EnvReward:
             if self.multi_turn:
                 completions, rows = _transcript_columns(completions, rows, environments)
             scores = self.rubric.score_batch(completions, rows)
+        except EnvServerUnreachable:
+            raise  # a served env that is gone is not a reward of 0: stop with the error that names its URL
         except Exception as exc:  # malformed trainer input, not model output: still never stop training
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("reward %r could not score the batch (%s); scoring 0", self.__name__, reason)
@@ -147,6 +151,8 @@ class EnvReward:
 
 
 def _one_function_rubric(env: TextEnv, name: str) -> Rubric:
+    if isinstance(env.rubric, RemoteRubric):
+        return env.rubric.only(name)  # scored on the server, whose failures reach the caller
     item = next(r for r in env.rubric.items if r.name == name)
     return Rubric({name: (item.fn, 1.0)})
 
@@ -214,7 +220,7 @@ def _with_reasoning(completion: Any) -> Any:
 def _env(env_or_id: TextEnv | str, config: dict[str, Any]) -> TextEnv:
     if isinstance(env_or_id, str):
         return make(env_or_id, **config)
-    if not isinstance(env_or_id, TextEnv):
+    if not isinstance(env_or_id, (TextEnv, RemoteEnv)):
         raise ConfigError(f"expected an rlhub env or env id, got {type(env_or_id).__name__}")
     if config:
         raise ConfigError(
@@ -228,7 +234,7 @@ def reward_funcs(env_or_id: TextEnv | str, **config: Any) -> list[EnvReward]:
     """The env's rubric functions as TRL ``GRPOTrainer`` reward functions, in rubric order.
 
     Args:
-        env_or_id: An rlhub env, or a registered env id such as ``"arithmetic-v0"``.
+        env_or_id: An rlhub env, a registered env id such as ``"arithmetic-v0"``, or a served env's URL.
         **config: Config overrides, with an env id only.
 
     Returns:
@@ -493,6 +499,11 @@ def environment_factory(env_or_id: MultiTurnEnv | str, **config: Any) -> type[RL
     """
     env = _env(env_or_id, config)
     label = env.env_id or type(env).__name__
+    if getattr(env, "url", None) and env.multi_turn:
+        raise ConfigError(
+            f"{env.url} serves a multi-turn env whose tools run on its server; environment_factory runs tools in "
+            f"the trainer's process: pass the env id ({env.env_id!r}) instead of its URL"
+        )
     if not isinstance(env, MultiTurnEnv):
         raise ConfigError(f"{label} is a single-turn env; environment_factory is for multi-turn (tool) envs")
     namespace: dict[str, Any] = {"env": env, "__module__": __name__}

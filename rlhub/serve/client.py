@@ -10,6 +10,7 @@ raise one RLHubError naming the URL.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,10 @@ from rlhub.spaces import ModelText
 from rlhub.types import Example, Score
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class EnvServerUnreachable(RLHubError):
+    """The env server did not answer after the retries: callers that score 0 on bad input must not swallow it."""
 
 
 class EnvClient:
@@ -60,13 +65,16 @@ class EnvClient:
         import httpx
 
         target = f"{self.url}/{route}"
+        # json.dumps escapes to ASCII, so model output with lone surrogates (which UTF-8 cannot carry) travels too.
+        content = None if body is None else json.dumps(body).encode()
+        headers = {} if body is None else {"Content-Type": "application/json"}
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.request(method, target, json=body)
+                response = self._http.request(method, target, content=content, headers=headers)
             except self._transport_errors as exc:
                 # A request that may have reached the server is repeated only if repeating is harmless.
                 if not idempotent and not isinstance(exc, httpx.ConnectError):
-                    raise RLHubError(f"rlhub env server {self.url}: {route} failed: {exc!r}") from exc
+                    raise EnvServerUnreachable(f"rlhub env server {self.url}: {route} failed: {exc!r}") from exc
                 problem = repr(exc)
             else:
                 if response.status_code not in RETRY_STATUSES:
@@ -75,7 +83,7 @@ class EnvClient:
             if attempt < self.retries:
                 time.sleep(self.backoff * 2**attempt)
         else:
-            raise RLHubError(
+            raise EnvServerUnreachable(
                 f"rlhub env server {self.url} did not answer {route} after {self.retries + 1} tries ({problem}); "
                 "is `rlhub serve` running there?"
             )
@@ -106,6 +114,10 @@ class RemoteRubric(Rubric):
         reward.__name__ = name
         return reward
 
+    def only(self, name: str) -> RemoteRubric:
+        """A rubric of the one function ``name`` with weight 1, scored on the server."""
+        return RemoteRubric(self._client, {name: 1.0})
+
     def reweighted(self, weights: Mapping[str, float]) -> RemoteRubric:
         unknown = set(weights) - set(self.names)
         if unknown:
@@ -125,7 +137,8 @@ class RemoteRubric(Rubric):
         for row in answer["scores"]:
             rewards = {name: row["rewards"].get(name) for name in self.names}
             total = sum(item.weight * (rewards[item.name] or 0.0) for item in self.items)
-            scores.append(Score(reward=total, rewards=rewards, errors=list(row["errors"])))
+            errors = [name for name in row["errors"] if name in rewards]
+            scores.append(Score(reward=total, rewards=rewards, errors=errors))
         return scores
 
 
