@@ -63,7 +63,7 @@ from typing import Any, NamedTuple
 
 from rlhub.errors import ConfigError
 
-from .parsing import ANSWER_MODES, completion_text, extract_answer, extract_boxed
+from .parsing import ANSWER_MODES, completion_text, extract_answer, extract_boxed, split_gsm8k
 
 log = logging.getLogger(__name__)
 
@@ -696,8 +696,9 @@ def gold_answer(answer: Any) -> str | None:
     if answer is None:
         return None
     text = str(answer)
-    if "####" in text:
-        return text.rpartition("####")[2].strip()
+    gsm8k = split_gsm8k(text)
+    if gsm8k is not None:
+        return gsm8k[1]
     boxed = extract_boxed(text)
     return boxed if boxed is not None else text.strip()
 

@@ -18,6 +18,7 @@ from typing import Protocol
 import torch
 
 from rlhub.errors import RLHubError
+from rlhub.types import last_assistant_text
 
 
 @dataclass
@@ -231,7 +232,7 @@ class Episode:
 
     @property
     def text(self) -> str:
-        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
+        return last_assistant_text(self.messages)
 
     @property
     def output(self) -> list[dict]:

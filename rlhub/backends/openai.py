@@ -18,7 +18,7 @@ from typing import Any
 
 from rlhub.backends._http import HTTPError, api_root, request_json
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.types import Example, Message
+from rlhub.types import Example, Message, last_assistant_text
 
 TOOL_ROLES = ("tool", "user")
 
@@ -38,7 +38,7 @@ class ChatSample:
 
     @property
     def text(self) -> str:
-        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
+        return last_assistant_text(self.messages)
 
     @property
     def output(self) -> str | list[Message]:

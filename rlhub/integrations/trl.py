@@ -54,7 +54,7 @@ from rlhub.multiturn import EpisodeState, MultiTurnEnv
 from rlhub.registry import make
 from rlhub.rewards import Rubric
 from rlhub.tools import ToolBox
-from rlhub.types import Example, Message
+from rlhub.types import Example, Message, last_assistant_text
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -183,10 +183,7 @@ def _transcript_columns(
         recorded = getattr(environment, "tool_messages", None) if isinstance(environment, RLHubEnvironment) else None
         if recorded and not any(isinstance(m, dict) and m.get("role") == "tool" for m in messages):
             messages = [*recorded, *messages]
-        final = next(
-            (m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "assistant"), ""
-        )
-        finals.append(final if isinstance(final, str) else "")
+        finals.append(last_assistant_text(messages))
         columns.append({**row, "transcript": messages})
     return finals, columns
 
