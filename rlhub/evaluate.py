@@ -80,10 +80,10 @@ def load_engine(model: str, backend: str = "hf", seed: int = 0):
         raise RLHubError(f"unknown backend {backend!r}; use hf or vllm (or --base-url for an endpoint)")
     import torch
 
-    from rlhub.rollout import HFRolloutEngine, stop_token_ids
+    from rlhub.backends import make_engine
 
     policy, tokenizer = load_for_eval(model)
-    return HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), torch.Generator().manual_seed(seed))
+    return make_engine({"backend": "hf"}, policy, tokenizer, torch.Generator().manual_seed(seed))
 
 
 def evaluate_env(
