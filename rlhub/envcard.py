@@ -244,7 +244,7 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
     module = importlib.import_module(spec.entry_point.partition(":")[0])
     doc = module_doc(module)
     h1, h2 = "#" * level, "#" * (level + 1)
-    multi_turn = bool(getattr(instance, "multi_turn", False))
+    multi_turn = bool(instance.multi_turn)
     turns = f"multi-turn, up to {instance.config.max_turns} assistant turns" if multi_turn else "single-turn"
     about = [
         ["domain", spec.domain],

@@ -177,7 +177,7 @@ def _length(sample) -> int | None:
 def summarize(env, env_id: str, model: str, examples: int, k: int, samples, rows, scores) -> EvalResult:
     """pass@1 and pass@k over examples, each reward's mean, format-error rate and mean length."""
     first = env.rubric.names[0]
-    multi_turn = getattr(env, "multi_turn", False)
+    multi_turn = env.multi_turn
     records: list[dict[str, Any]] = []
     for sample, example, score in zip(samples, rows, scores):
         record = {

@@ -311,6 +311,6 @@ def rollout(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temp
     Either kind has ``prompt_index``, ``token_ids``, ``logprobs``, ``loss_mask``, ``text`` and
     ``output`` (what ``env.score_batch`` takes).
     """
-    if getattr(env, "multi_turn", False):
+    if env.multi_turn:
         return run_episodes(engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p)
     return engine.generate(prompt_ids, n, max_new_tokens, temperature, top_p)

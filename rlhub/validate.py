@@ -91,7 +91,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rlhub.errors import ConfigError, DataNotFound, RLHubError
+from rlhub.env import Probe
+from rlhub.errors import DataNotFound, RLHubError
 from rlhub.registry import make
 from rlhub.rewards.parsing import boxed_span
 from rlhub.rewards.tool_calls import ToolCall, format_tool_calls, parse_tool_calls
@@ -132,33 +133,6 @@ CONFUSABLES = {
 EMPTY_CALL = ToolCall("", {})
 LYING_BUILTINS = ("type", "isinstance", "len", "all", "any", "zip", "sorted")
 """Builtins the patched-builtins probe replaces with a function that always answers True."""
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One reward hack tried on one example: completions, and the most they may score.
-
-    Attributes:
-        name: The report row; probes of one name are pooled over examples.
-        completions: The attempts (strings, or transcripts for multi-turn envs).
-        max_correct: The most each correctness reward may give; ``None`` for no bound.
-        max_total: The most the weighted total may be: ``"format"``, ``"gold"`` or a number.
-        max_seconds: The most scoring these completions may take; ``None`` for no bound.
-        about: What the completions do, in a few words (the row's detail when it passes).
-    """
-
-    name: str
-    completions: Sequence[Any]
-    max_correct: float | None = 0.0
-    max_total: float | str = "format"
-    max_seconds: float | None = None
-    about: str = ""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_total, str) and self.max_total not in ("format", "gold"):
-            raise ConfigError(
-                f"probe {self.name!r}: max_total must be a number, 'format' or 'gold', not {self.max_total!r}"
-            )
 
 
 @dataclass

@@ -149,7 +149,7 @@ def run_episode(
     """One sample: a single reply, or for tool envs turns until a final answer, ``max_turns`` or the budget."""
     from rlhub.multiturn import EpisodeState
 
-    multi_turn = getattr(env, "multi_turn", False)
+    multi_turn = env.multi_turn
     sample = ChatSample(prompt_index, state=EpisodeState(example=example) if multi_turn else None)
     tools = getattr(env, "template_tools", None)
     while True:

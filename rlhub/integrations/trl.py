@@ -103,7 +103,7 @@ class EnvReward:
     def __init__(self, env: TextEnv, name: str):
         self.__name__ = name
         self.weight = env.rubric.weights[name]
-        self.multi_turn = bool(getattr(env, "multi_turn", False))
+        self.multi_turn = bool(env.multi_turn)
         self._env_source = (env.env_id or type(env), dataclasses.asdict(env.config))
         self._rubric: Rubric | None = _one_function_rubric(env, name)
 
@@ -309,7 +309,7 @@ def to_dataset(
             f"rename those Example.info fields (reserved: {sorted(RESERVED_COLUMNS)})"
         )
     data: dict[str, list] = {"prompt": [ex.prompt for ex in examples]}
-    if getattr(env, "multi_turn", False):
+    if env.multi_turn:
         if EXAMPLE_ID in names:
             raise ConfigError(
                 f"{env.env_id or type(env).__name__}: reward column {EXAMPLE_ID!r} clashes with the column to_dataset "

@@ -21,13 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import EnvConfig, ProceduralEnv
+from rlhub.env import EnvConfig, Probe, ProceduralEnv
 from rlhub.errors import ConfigError
 from rlhub.rewards import Rubric
 from rlhub.rewards.format import boxed_format, think_answer_format
 from rlhub.rewards.math import math_accuracy
 from rlhub.types import Example
-from rlhub.validate import Probe
 
 
 @dataclass
