@@ -26,12 +26,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from rlhub.arithmetic import BINARY_OPERATORS, evaluate
-from rlhub.env import DataConfig, DatasetEnv
+from rlhub.env import DataConfig, DatasetEnv, Example, Message, MultiTurnConfig, MultiTurnEnv, Rubric
 from rlhub.envs._shared import math_rubric
 from rlhub.envs.gsm8k import parse_solution
-from rlhub.multiturn import MultiTurnConfig, MultiTurnEnv
-from rlhub.rewards import Rubric
-from rlhub.types import Example, Message
 
 _ANNOTATION = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
 

@@ -22,10 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rlhub.env import DataConfig, DatasetEnv, Probe
+from rlhub.env import DataConfig, DatasetEnv, Example, Probe, Rubric
 from rlhub.envs._shared import math_rubric
-from rlhub.rewards import Rubric
-from rlhub.types import Example
 
 FORMULA = re.compile(r"\$([^$]*(?:[-+*/^!=<>]|\\[A-Za-z])[^$]*)\$")
 """A ``$...$`` span of a problem holding an operation: what a lazy answer would copy."""

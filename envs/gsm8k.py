@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhub.env import DataConfig, DatasetEnv
+from rlhub.env import DataConfig, DatasetEnv, Example, Rubric
 from rlhub.envs._shared import math_rubric
-from rlhub.rewards import Rubric
 from rlhub.rewards.parsing import split_gsm8k
-from rlhub.types import Example
 
 
 def parse_solution(solution: str) -> tuple[str, str] | None:

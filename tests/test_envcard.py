@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 import rlhub
-from rlhub.envcard import docs_page, env_card, fenced, field_docs, main, md_text, module_doc, reward_description
-from rlhub.registry import get_spec
+from rlhub.authoring.envcard import (
+    docs_page,
+    env_card,
+    fenced,
+    field_docs,
+    main,
+    md_text,
+    module_doc,
+    reward_description,
+)
+from rlhub.env.registry import get_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_IDS = [s.id for s in rlhub.list_envs()]
@@ -40,7 +49,7 @@ def _cells(line: str) -> int:
 def test_docs_page_is_current():
     expected = docs_page()
     path = ROOT / "docs" / "envs.md"
-    fix = f"RLHUB_DATA={os.environ['RLHUB_DATA']} python -m rlhub.envcard --write docs/envs.md"
+    fix = f"RLHUB_DATA={os.environ['RLHUB_DATA']} python -m rlhub.authoring.envcard --write docs/envs.md"
     assert path.is_file(), f"docs/envs.md is missing; generate it with: {fix}"
     assert path.read_text(encoding="utf-8") == expected, f"docs/envs.md is out of date; regenerate it with: {fix}"
 

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from rlhub.authoring.scaffold import VARIANTS, EnvNames, new_env
 from rlhub.cli import main
+from rlhub.env.registry import parse_registry
 from rlhub.errors import RLHubError
-from rlhub.registry import parse_registry
-from rlhub.scaffold import VARIANTS, EnvNames, new_env
 
 ROOT = Path(__file__).resolve().parents[1]
 README_ROW = re.compile(r"^\| `([a-z0-9-]+-v\d+)` \|", re.M)  # as tests/test_docs.py reads the table
@@ -62,7 +62,7 @@ def in_process(checkout, monkeypatch):
     """rlhub in this process reading the scaffolded checkout: its registry.yaml, and its envs/ on rlhub.envs's
     path (what `pip install -e .` of that checkout gives)."""
     import rlhub.envs
-    from rlhub import registry
+    from rlhub.env import registry
 
     folder, _ = checkout
     monkeypatch.setattr(rlhub.envs, "__path__", [str(folder / "envs"), *rlhub.envs.__path__])

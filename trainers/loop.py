@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 import rlhub
-from rlhub.backends import make_engine
+from rlhub.env.registry import get_spec
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.registry import get_spec
+from rlhub.generation import make_engine
+from rlhub.generation.rollout import encode_prompt, rollout
 from rlhub.rewards import Rubric, get_reward
-from rlhub.rollout import encode_prompt, rollout
 from rlhub.trainers import checkpoint
 from rlhub.trainers.critic import Critic, build_critic
 from rlhub.trainers.forward import CompletionLogits, make_batch

@@ -91,9 +91,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rlhub.env import Probe
+from rlhub.env.base import Probe
+from rlhub.env.registry import make
 from rlhub.errors import DataNotFound, RLHubError
-from rlhub.registry import make
 from rlhub.rewards.parsing import boxed_span
 from rlhub.rewards.tool_calls import ToolCall, format_tool_calls, parse_tool_calls
 from rlhub.types import Example, last_assistant_text

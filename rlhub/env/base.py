@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from rlhub.config import build_config
-from rlhub.data import load_records
+from rlhub.env.config import build_config
+from rlhub.env.data import load_records
+from rlhub.env.spaces import ModelText
 from rlhub.errors import ConfigError
-from rlhub.spaces import ModelText
 from rlhub.types import Example, Message, Score
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ import dataclasses
 import json
 from typing import Any
 
-from rlhub.config import ConfigError
-from rlhub.env import EnvConfig, TextEnv
-from rlhub.tools import ToolBox, ToolStats
+from rlhub.env.base import EnvConfig, TextEnv
+from rlhub.env.tools import ToolBox, ToolStats
+from rlhub.errors import ConfigError
 from rlhub.types import Example, Message, last_assistant_text
 
 

@@ -102,9 +102,9 @@ def default_registry_path() -> Path:
     override = os.environ.get("RLHUB_REGISTRY")
     if override:
         return Path(override)
-    here = Path(__file__).resolve().parent
-    packaged = here / "_data" / "registry.yaml"
-    return packaged if packaged.is_file() else here.parent / "registry.yaml"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_data" / "registry.yaml"
+    return packaged if packaged.is_file() else package.parent / "registry.yaml"
 
 
 def parse_entry(raw: Any, where: str, source: str) -> EnvSpec:

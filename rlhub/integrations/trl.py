@@ -48,12 +48,12 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rlhub.env import TextEnv
+from rlhub.env.base import TextEnv
+from rlhub.env.multiturn import EpisodeState, MultiTurnEnv
+from rlhub.env.registry import make
+from rlhub.env.tools import ToolBox
 from rlhub.errors import ConfigError
-from rlhub.multiturn import EpisodeState, MultiTurnEnv
-from rlhub.registry import make
 from rlhub.rewards import Rubric
-from rlhub.tools import ToolBox
 from rlhub.types import Example, Message, last_assistant_text
 
 if TYPE_CHECKING:

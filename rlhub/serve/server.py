@@ -274,7 +274,7 @@ def serve(
     """
     import uvicorn
 
-    from rlhub.registry import get_spec
+    from rlhub.env.registry import get_spec
 
     if not is_loopback(host) and not token:
         raise RLHubError(
