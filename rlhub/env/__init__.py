@@ -19,7 +19,6 @@ from rlhub.env.base import SPLITS, DataConfig, DatasetEnv, EnvConfig, Probe, Pro
 from rlhub.env.multiturn import EpisodeState, MultiTurnConfig, MultiTurnEnv
 from rlhub.env.tools import ToolBox, ToolStats
 from rlhub.errors import ConfigError, DataNotFound, RLHubError
-from rlhub.rewards.rubric import Rubric
 from rlhub.types import Example, Message, Score
 
 __all__ = [
@@ -43,3 +42,13 @@ __all__ = [
     "ToolBox",
     "ToolStats",
 ]
+
+
+def __getattr__(name: str):
+    # Rubric comes from rlhub.rewards, loaded on first use: `import rlhub` (which loads the registry, and so
+    # this package) stays as light as before, and rewards importing rlhub.types never meets a half-made cycle.
+    if name == "Rubric":
+        from rlhub.rewards.rubric import Rubric
+
+        return Rubric
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
