@@ -96,7 +96,7 @@ def test_every_env_card_shows_its_prompt_gold_rewards_config_and_history(env_id)
     history = module_doc(importlib.import_module(spec.entry_point.split(":")[0])).history
     assert history and all(f"- {md_text(line)}" in card.split("## Version history")[1] for line in history)
 
-    if getattr(env, "multi_turn", False):
+    if env.multi_turn:
         tools = _tables(card.split("## Tools")[1])[0]
         names = [s["function"]["name"] for s in env.toolbox_for(example).schemas]
         assert [row.split("|")[1].strip() for row in tools[2:]] == [f"`{n}`" for n in names]

@@ -135,7 +135,7 @@ def test_scaffolds_are_lint_clean_under_the_repo_config(checkout):
 def test_multi_turn_scaffolds_are_tool_envs(in_process):
     for name, (_, multi) in SCAFFOLDS.items():
         env = in_process.make(f"{name}-v0")
-        assert getattr(env, "multi_turn", False) is multi, name
+        assert env.multi_turn is multi, name
         if multi:  # the gold transcript really calls a tool, and the logged count says so
             example = env.examples("train", limit=1)[0]
             assert env.score(env.gold_completion(example), example).rewards["tool_calls"] >= 1
