@@ -118,8 +118,8 @@ def work_per_token(recipe, n_prompts: int) -> tuple[int, list[int]]:
     import torch
 
     import rlhub
+    from rlhub.generation.rollout import encode_prompt
     from rlhub.models import load_model_and_tokenizer
-    from rlhub.rollout import encode_prompt
     from rlhub.trainers.loop import PromptStream
 
     model, tokenizer = load_model_and_tokenizer(recipe.model.name, device="cpu")

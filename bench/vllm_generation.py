@@ -29,8 +29,8 @@ def build(base_url: str):
     import torch
 
     import rlhub
-    from rlhub.backends import make_engine
-    from rlhub.rollout import encode_prompt
+    from rlhub.generation import make_engine
+    from rlhub.generation.rollout import encode_prompt
     from rlhub.trainers.loop import seed_everything
     from rlhub.trainers.model import load_trainable
     from rlhub.trainers.recipe import load_recipe

@@ -22,12 +22,8 @@ import re
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.config import ConfigError
-from rlhub.env import EnvConfig, ProceduralEnv
+from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
 from rlhub.envs._shared import math_rubric
-from rlhub.rewards import Rubric
-from rlhub.types import Example
-from rlhub.validate import Probe
 
 QUESTION = re.compile(r"What is (?P<expression>.+?)\?")
 

@@ -32,12 +32,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhub.data import data_search_path, load_records
-from rlhub.env import SPLITS, DataConfig, DatasetEnv
-from rlhub.errors import ConfigError, DataNotFound, RLHubError
-from rlhub.rewards import Rubric
+from rlhub.env import SPLITS, ConfigError, DataConfig, DataNotFound, DatasetEnv, Example, Message, RLHubError, Rubric
+from rlhub.env.data import data_search_path, load_records
 from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_format, tool_call_match
-from rlhub.types import Example, Message
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 

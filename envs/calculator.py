@@ -21,47 +21,31 @@ Version history:
 from __future__ import annotations
 
 import ast
-import operator
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from rlhub.env import DataConfig, DatasetEnv
+from rlhub.arithmetic import BINARY_OPERATORS, evaluate
+from rlhub.env import DataConfig, DatasetEnv, Example, Message, MultiTurnConfig, MultiTurnEnv, Rubric
 from rlhub.envs._shared import math_rubric
-from rlhub.envs.gsm8k import gold_answer
-from rlhub.multiturn import MultiTurnConfig, MultiTurnEnv
-from rlhub.rewards import Rubric
-from rlhub.types import Example, Message
+from rlhub.envs.gsm8k import parse_solution
 
-_OPS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
 _ANNOTATION = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
 
 
-def _evaluate(node: ast.AST) -> Fraction:
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        if abs(node.value) > 1e15:
-            raise ValueError("number too large")
-        return Fraction(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _evaluate(node.operand)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and (right.denominator != 1 or abs(right) > 64):
-            raise ValueError("exponents must be whole numbers up to 64")
-        result = _OPS[type(node.op)](left, right)
-        return Fraction(result)
-    raise ValueError("only numbers, + - * / // % ** and parentheses are allowed")
+def _power(base: Fraction, exponent: Fraction) -> Fraction:
+    if exponent.denominator != 1 or abs(exponent) > 64:
+        raise ValueError("exponents must be whole numbers up to 64")
+    return base**exponent
+
+
+def _bounded(value: int | float) -> Fraction:
+    if abs(value) > 1e15:
+        raise ValueError("number too large")
+    return Fraction(value)
+
+
+_OPERATORS = {**BINARY_OPERATORS, ast.Pow: _power}
 
 
 def calculate(expression: str) -> str:
@@ -72,7 +56,7 @@ def calculate(expression: str) -> str:
     """
     if len(expression) > 200:
         raise ValueError("expression longer than 200 characters")
-    value = _evaluate(ast.parse(expression.replace("^", "**"), mode="eval"))
+    value = evaluate(expression.replace("^", "**"), _OPERATORS, literal=_bounded)
     return str(value.numerator) if value.denominator == 1 else f"{float(value):.10g}"
 
 
@@ -119,13 +103,15 @@ class CalculatorEnv(MultiTurnEnv, DatasetEnv):
 
     def to_example(self, record: dict, split: str, index: int) -> Example | None:
         question, solution = record.get("question"), record.get("answer")
-        if not isinstance(question, str) or not isinstance(solution, str) or not gold_answer(solution):
+        parsed = parse_solution(solution) if isinstance(solution, str) else None
+        if not isinstance(question, str) or parsed is None:
             return None
+        reasoning, answer = parsed
         return Example(
             id=f"calculator/{split}/{index}",
             prompt=self.make_prompt(question),
-            answer=gold_answer(solution),
-            info={"reasoning": solution.rsplit("####", 1)[0].strip()},
+            answer=answer,
+            info={"reasoning": reasoning},
         )
 
     def gold_transcript(self, example: Example) -> list[Message]:

@@ -40,13 +40,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
 from rlhub.sandbox.checks import SAME
-from rlhub.types import Example
-from rlhub.validate import Probe
 
 ALWAYS_EQUAL = """class Anything{base}:
     def __eq__(self, other):

@@ -22,11 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rlhub.env import DataConfig, DatasetEnv
+from rlhub.env import DataConfig, DatasetEnv, Example, Probe, Rubric
 from rlhub.envs._shared import math_rubric
-from rlhub.rewards import Rubric
-from rlhub.types import Example
-from rlhub.validate import Probe
 
 FORMULA = re.compile(r"\$([^$]*(?:[-+*/^!=<>]|\\[A-Za-z])[^$]*)\$")
 """A ``$...$`` span of a problem holding an operation: what a lazy answer would copy."""

@@ -21,13 +21,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from random import Random
 
-from rlhub.config import ConfigError
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
 from rlhub.rewards.countdown import countdown_reward
 from rlhub.rewards.format import think_answer_format
-from rlhub.types import Example
-from rlhub.validate import Probe
 
 QUESTION = (
     "Using the numbers {numbers}, write an expression that equals {target}. You may use + - * / and "

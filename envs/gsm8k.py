@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhub.env import DataConfig, DatasetEnv
+from rlhub.env import DataConfig, DatasetEnv, Example, Rubric
 from rlhub.envs._shared import math_rubric
-from rlhub.rewards import Rubric
-from rlhub.types import Example
+from rlhub.rewards.parsing import split_gsm8k
 
 
-def gold_answer(solution: str) -> str | None:
-    """The final answer after ``####`` in a GSM8K reference solution, without thousands separators."""
-    if "####" not in solution:
+def parse_solution(solution: str) -> tuple[str, str] | None:
+    """The reasoning and the final answer (after ``####``, without thousands separators) of a GSM8K
+    reference solution; ``None`` when it has no answer."""
+    parsed = split_gsm8k(solution)
+    if parsed is None or not parsed[1].replace(",", ""):
         return None
-    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+    return parsed[0], parsed[1].replace(",", "")
 
 
 @dataclass
@@ -44,12 +45,10 @@ class GSM8KEnv(DatasetEnv):
 
     def to_example(self, record: dict, split: str, index: int) -> Example | None:
         question, solution = record.get("question"), record.get("answer")
-        if not isinstance(question, str) or not isinstance(solution, str):
+        parsed = parse_solution(solution) if isinstance(solution, str) else None
+        if not isinstance(question, str) or parsed is None:
             return None
-        answer = gold_answer(solution)
-        if not answer:
-            return None
-        reasoning = solution.rsplit("####", 1)[0].strip()
+        reasoning, answer = parsed
         return Example(
             id=f"gsm8k/{split}/{index}",
             prompt=self.make_prompt(question),

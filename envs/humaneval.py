@@ -39,11 +39,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhub.env import DataConfig, DatasetEnv
-from rlhub.errors import ConfigError, RLHubError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, DataConfig, DatasetEnv, Example, RLHubError, Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_all_pass, code_format, code_pass_rate, fenced_python
-from rlhub.types import Example
 
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 

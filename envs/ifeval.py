@@ -30,12 +30,8 @@ import re
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
 from rlhub.rewards.ifeval import CHECKERS, all_followed, follows, fraction_followed, paragraphs, sentences, words
-from rlhub.types import Example
-from rlhub.validate import Probe
 
 TOPICS = [  # (subject as written in the request, the stem the content check looks for)
     ("the bicycle", "bicycle"),

@@ -31,11 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhub.env import DataConfig, DatasetEnv
-from rlhub.errors import ConfigError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, DataConfig, DatasetEnv, Example, Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
-from rlhub.types import Example
 
 
 @dataclass

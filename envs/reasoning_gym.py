@@ -7,7 +7,7 @@ reasoning problems: arithmetic, algebra, logic puzzles, games, graphs, ciphers, 
 task's own options (the fields of its config dataclass, e.g. ``{"max_animals": 5}``). Example ``i`` of
 a split is item ``i`` of a reasoning-gym dataset whose seed is drawn from (seed, split), so (seed,
 index) reproduces it; each split's seeds lie in a range of their own, so train and test never share an
-item seed. The ids are made on demand (``rlhub.registry.FAMILIES``), not listed in registry.yaml:
+item seed. The ids are made on demand (``rlhub.env.registry.FAMILIES``), not listed in registry.yaml:
 ``rlhub envs list --family rg`` lists them, and importing this module registers them with gymnasium
 (``gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.leg_counting-v0")``).
 
@@ -44,13 +44,10 @@ from functools import cache
 from random import Random
 from typing import Any
 
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.errors import ConfigError, RLHubError
-from rlhub.registry import EnvSpec, register_with_gymnasium
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, ProceduralEnv, RLHubError, Rubric
+from rlhub.env.registry import EnvSpec, register_with_gymnasium
 from rlhub.rewards.format import think_answer_format
 from rlhub.rewards.parsing import completion_text, extract_answer
-from rlhub.types import Example
 
 log = logging.getLogger(__name__)
 

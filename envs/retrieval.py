@@ -28,14 +28,9 @@ from collections import Counter
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.config import ConfigError
-from rlhub.env import ProceduralEnv
-from rlhub.multiturn import MultiTurnConfig, MultiTurnEnv
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, Example, Message, MultiTurnConfig, MultiTurnEnv, ProceduralEnv, Rubric, ToolBox
 from rlhub.rewards.format import think_answer_format
 from rlhub.rewards.parsing import completion_text, extract_answer
-from rlhub.tools import ToolBox
-from rlhub.types import Example, Message
 
 SYLLABLES = [
     "ka",

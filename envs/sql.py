@@ -25,13 +25,9 @@ import re
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
 from rlhub.rewards.format import think_answer_format
 from rlhub.rewards.sql import QueryRefused, build_database, run_query, same_result, sql_execution
-from rlhub.types import Example
-from rlhub.validate import Probe
 
 QUESTION = (
     "The SQLite database has these tables:\n\n{ddl}\n\n{question}\n\nWrite one SQLite SELECT query that answers "

@@ -8,9 +8,8 @@ worker processes that compare non-numeric math answers.
 
 from __future__ import annotations
 
-import importlib
-
 from rlhub.errors import ConfigError
+from rlhub.resolve import resolve
 
 from .code import code_all_pass, code_format, code_pass_rate, extract_code
 from .countdown import countdown_reward, evaluate_expression
@@ -61,15 +60,13 @@ def get_reward(name: str) -> RewardFn:
     """
     if name in REWARDS:
         return REWARDS[name]
-    module_name, sep, attr = name.partition(":") if ":" in name else name.rpartition(".")
     fix = f"use one of {', '.join(sorted(REWARDS))} or a dotted path like 'package.module:function'"
-    if not sep or not module_name or not attr:
+    if ":" not in name and "." not in name:
         raise ConfigError(f"unknown reward {name!r}; {fix}")
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        raise ConfigError(f"cannot load reward {name!r} ({reason}); {fix}") from exc
+        fn = resolve(name, what="reward")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {fix}") from exc
     if not callable(fn):
         raise ConfigError(f"reward {name!r} is not callable; {fix}")
     return fn

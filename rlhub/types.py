@@ -43,3 +43,26 @@ class Score:
     reward: float
     rewards: dict[str, float | None]
     errors: list[str] = field(default_factory=list)
+
+
+def last_assistant_text(transcript: Any) -> str:
+    """The content of a transcript's last assistant message (a plain-string completion is its own).
+
+    Args:
+        transcript: A list of chat messages, or a completion string.
+
+    Returns:
+        That message's text; ``""`` when there is none or its content is not a string.
+
+    Example:
+        >>> last_assistant_text([{"role": "assistant", "content": "a"}, {"role": "tool", "content": "b"}])
+        'a'
+    """
+    if isinstance(transcript, str):
+        return transcript
+    if isinstance(transcript, (list, tuple)):
+        for message in reversed(transcript):
+            if isinstance(message, dict) and message.get("role") == "assistant":
+                content = message.get("content")
+                return content if isinstance(content, str) else ""
+    return ""

@@ -70,7 +70,7 @@ MODEL=$("$PY" -c 'from rlhub.models import convert_embedded; print(convert_embed
 
 # 4. One server for the session, on a free port, in its own process group, with a bounded wait for health.
 # VLLM_CPU_KVCACHE_SPACE (GiB): the KV cache's size; small, the tests' sequences are short and the machine shared.
-# processed_logprobs: log-probs after temperature, as the trainer computes them (rlhub.backends.vllm).
+# processed_logprobs: log-probs after temperature, as the trainer computes them (rlhub.generation.vllm).
 # float32: the trainer's dtype here, so both sides' log-probs agree to 1e-4; this CPU (AVX2) has no bf16 units.
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} VLLM_ALLOW_RUNTIME_LORA_UPDATING=True \

@@ -24,7 +24,7 @@ os.environ.pop("WANDB_API_KEY", None)
 @pytest.fixture
 def registry_file(tmp_path, monkeypatch):
     """Write a registry YAML and point rlhub at it; returns a writer function."""
-    from rlhub import registry
+    from rlhub.env import registry
 
     def write(text: str) -> Path:
         path = tmp_path / "registry.yaml"

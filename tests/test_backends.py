@@ -20,10 +20,10 @@ import torch
 from fake_http import fake_server
 from safetensors.torch import load_file
 
-from rlhub.backends import GenerationConfig, make_engine
-from rlhub.backends.vllm import VLLMEngine, VLLMServerEngine, max_lora_rank
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.rollout import HFRolloutEngine, stop_token_ids
+from rlhub.generation import GenerationConfig, make_engine
+from rlhub.generation.rollout import HFRolloutEngine, stop_token_ids
+from rlhub.generation.vllm import VLLMEngine, VLLMServerEngine, max_lora_rank
 
 # --- a fake `vllm` module -------------------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ def fake_vllm(monkeypatch):
 
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("base") / "tiny")
 
@@ -181,7 +181,7 @@ def perturb_adapter(policy, seed: int) -> None:
 
 
 def test_backend_modules_import_without_vllm():
-    code = "import sys, rlhub.backends, rlhub.backends.vllm, rlhub.backends.openai; print('vllm' in sys.modules)"
+    code = "import sys, rlhub.generation, rlhub.generation.vllm, rlhub.generation.openai; print('vllm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1000:]
     assert out.stdout.strip() == "False"
@@ -258,7 +258,7 @@ def test_adapter_sync_loads_each_version_under_a_new_id_and_samples_with_the_lat
 
 def test_colocated_engine_runs_tool_episodes(fake_vllm, base_model):
     import rlhub
-    from rlhub.rollout import encode_prompt, rollout
+    from rlhub.generation.rollout import encode_prompt, rollout
 
     policy, tokenizer = load_policy(base_model, lora=True)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)

@@ -11,6 +11,7 @@ import json
 import pytest
 
 import rlhub
+from rlhub.authoring.validate import validate_env
 from rlhub.envs.bfcl import CATEGORIES, find_data
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards.tool_calls import (
@@ -23,7 +24,6 @@ from rlhub.rewards.tool_calls import (
     tool_call_format,
     tool_call_match,
 )
-from rlhub.validate import validate_env
 
 
 def block(name, arguments) -> str:
@@ -244,7 +244,7 @@ def test_rewards_take_json_encoded_columns():
 
 
 def test_registered_env_passes_validate():
-    assert rlhub.registry.get_spec("bfcl-v0").domain == "tool"
+    assert rlhub.env.registry.get_spec("bfcl-v0").domain == "tool"
     report = validate_env("bfcl-v0", n=8)
     assert report.passed, [(c.name, c.detail) for c in report.checks if not c.passed]
 

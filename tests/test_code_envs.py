@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import rlhub
-from rlhub import validate
+from rlhub.authoring import validate
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards import code as code_rewards
 from rlhub.rewards.code import code_all_pass, code_format, code_pass_rate, extract_code, fenced_python
@@ -235,7 +235,8 @@ def test_humaneval_reads_a_local_jsonl(tmp_path):
 
 
 def test_grpo_two_steps_on_codegen(tmp_path):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
+
     from rlhub.trainers.loop import train
     from rlhub.trainers.recipe import load_recipe
 

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
+from rlhub.authoring.scaffold import new_env
+from rlhub.env.registry import EnvSpec
 from rlhub.errors import RLHubError
-from rlhub.registry import EnvSpec
-from rlhub.scaffold import new_env
 
 ENV_ID = "pkg-demo-v0"
 SOURCE = "pip:rlhub-env-pkg-demo==1.2.3"
@@ -70,7 +70,7 @@ def test_package_env_passes_validate_and_its_own_test(installed):
 
 
 def test_package_env_trains_and_the_run_records_source_and_code_hash(installed, tmp_path):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     _, env = installed
     model = save_tiny_model(tmp_path / "tiny", seed=0)
@@ -100,7 +100,7 @@ def test_package_env_trains_and_the_run_records_source_and_code_hash(installed, 
     log = next((run / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
     start = log.index(b"{", log.index(b"env_spec"))
     recorded, _ = json.JSONDecoder().raw_decode(log[start:].decode("utf-8", errors="replace"))
-    probe = f"from rlhub.registry import get_spec; print(get_spec({ENV_ID!r}).code_hash())"
+    probe = f"from rlhub.env.registry import get_spec; print(get_spec({ENV_ID!r}).code_hash())"
     code_hash = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.strip()
     assert (recorded["id"], recorded["version"], recorded["source"]) == (ENV_ID, 0, SOURCE)
     assert re.fullmatch(r"[0-9a-f]{16}", code_hash) and recorded["code_hash"] == code_hash

@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 import rlhub
-from rlhub.envcard import docs_page, env_card, fenced, field_docs, main, md_text, module_doc, reward_description
-from rlhub.registry import get_spec
+from rlhub.authoring.envcard import (
+    docs_page,
+    env_card,
+    fenced,
+    field_docs,
+    main,
+    md_text,
+    module_doc,
+    reward_description,
+)
+from rlhub.env.registry import get_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_IDS = [s.id for s in rlhub.list_envs()]
@@ -40,7 +49,7 @@ def _cells(line: str) -> int:
 def test_docs_page_is_current():
     expected = docs_page()
     path = ROOT / "docs" / "envs.md"
-    fix = f"RLHUB_DATA={os.environ['RLHUB_DATA']} python -m rlhub.envcard --write docs/envs.md"
+    fix = f"RLHUB_DATA={os.environ['RLHUB_DATA']} python -m rlhub.authoring.envcard --write docs/envs.md"
     assert path.is_file(), f"docs/envs.md is missing; generate it with: {fix}"
     assert path.read_text(encoding="utf-8") == expected, f"docs/envs.md is out of date; regenerate it with: {fix}"
 
@@ -87,7 +96,7 @@ def test_every_env_card_shows_its_prompt_gold_rewards_config_and_history(env_id)
     history = module_doc(importlib.import_module(spec.entry_point.split(":")[0])).history
     assert history and all(f"- {md_text(line)}" in card.split("## Version history")[1] for line in history)
 
-    if getattr(env, "multi_turn", False):
+    if env.multi_turn:
         tools = _tables(card.split("## Tools")[1])[0]
         names = [s["function"]["name"] for s in env.toolbox_for(example).schemas]
         assert [row.split("|")[1].strip() for row in tools[2:]] == [f"`{n}`" for n in names]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 import rlhub
+from rlhub.authoring.validate import validate_env
 from rlhub.errors import RLHubError
-from rlhub.validate import validate_env
 
 ALL_IDS = [s.id for s in rlhub.list_envs()]
 

@@ -12,7 +12,7 @@ from rlhub.cli import main
 
 @pytest.fixture(scope="module")
 def stored_eval(tmp_path_factory):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     root = tmp_path_factory.mktemp("eval")
     model = save_tiny_model(root / "model")

@@ -22,7 +22,7 @@ def test_pass_at_k_matches_brute_force():
 
 
 def test_eval_cli_reports_metrics_and_writes_records(tmp_path):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     model = save_tiny_model(tmp_path / "model")
     out = tmp_path / "eval"
@@ -96,8 +96,8 @@ def scripted_chat(env_ids: list[str], n: int, solved) -> tuple[dict, dict]:
 def test_endpoint_eval_scores_what_the_endpoint_answers(monkeypatch):
     from fake_http import fake_server
 
-    from rlhub.backends.openai import ChatClient
     from rlhub.evaluate import evaluate_env
+    from rlhub.generation.openai import ChatClient
 
     routes, _ = scripted_chat(["arithmetic-v0"], 6, lambda env_id, i, attempt: i % 3 == 0)
     with fake_server(routes) as server:
@@ -115,8 +115,8 @@ def test_endpoint_eval_scores_what_the_endpoint_answers(monkeypatch):
 def test_endpoint_eval_pass_at_k_counts_every_sample():
     from fake_http import fake_server
 
-    from rlhub.backends.openai import ChatClient
     from rlhub.evaluate import evaluate_env
+    from rlhub.generation.openai import ChatClient
 
     # Example 0 is solved on its first attempt only, example 1 never, example 2 on both.
     routes, attempts = scripted_chat(
@@ -131,7 +131,7 @@ def test_endpoint_eval_pass_at_k_counts_every_sample():
 def test_endpoint_retries_rate_limits_and_server_errors_then_succeeds():
     from fake_http import fake_server
 
-    from rlhub.backends.openai import ChatClient
+    from rlhub.generation.openai import ChatClient
 
     statuses = [(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"}), (503, "overloaded")]
 
@@ -147,8 +147,8 @@ def test_endpoint_retries_rate_limits_and_server_errors_then_succeeds():
 def test_endpoint_refusing_the_key_is_one_error_without_retries():
     from fake_http import fake_server
 
-    from rlhub.backends.openai import ChatClient
     from rlhub.errors import RLHubError
+    from rlhub.generation.openai import ChatClient
 
     routes = {("POST", "/v1/chat/completions"): lambda body: (401, {"error": {"message": "Incorrect API key"}})}
     with fake_server(routes) as server:
@@ -189,8 +189,8 @@ def test_endpoint_eval_runs_tool_episodes_through_the_env(tool_role):
     from fake_http import fake_server
 
     import rlhub
-    from rlhub.backends.openai import ChatClient
     from rlhub.evaluate import evaluate_env
+    from rlhub.generation.openai import ChatClient
 
     env = rlhub.make("calculator-v0")
     examples = env.examples("test", limit=2, seed=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
-from rlhub.models import tiny_model
 from rlhub.trainers import forward as forward_module
 from rlhub.trainers.critic import ValueHead
 from rlhub.trainers.forward import CompletionLogits, make_batch

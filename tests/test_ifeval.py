@@ -145,7 +145,7 @@ def test_env_is_reproducible_and_config_is_validated():
 
 
 def test_validate_passes():
-    from rlhub.validate import validate_env
+    from rlhub.authoring.validate import validate_env
 
     report = validate_env("ifeval-v0", n=8)
     assert "constraints without the task" in {c.name for c in report.checks}
@@ -153,7 +153,8 @@ def test_validate_passes():
 
 
 def test_grpo_two_steps_on_ifeval(tmp_path):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
+
     from rlhub.trainers.loop import train
     from rlhub.trainers.recipe import load_recipe
 

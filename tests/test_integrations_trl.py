@@ -210,10 +210,9 @@ def test_bad_inputs_fail_with_a_fix():
 @pytest.mark.slow
 def test_grpo_trainer_takes_a_step_with_rlhub_rewards(tmp_path):
     import torch
+    from tiny_models import save_tiny_model
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
-
-    from rlhub.models import save_tiny_model
 
     model_dir = save_tiny_model(tmp_path / "model", seed=0)
     env = rlhub.make("arithmetic-v0", difficulty=1)
@@ -385,10 +384,9 @@ def test_grpo_trainer_runs_calculator_tools_through_environment_factory(tmp_path
     from pathlib import Path
 
     import trl
+    from tiny_models import save_tiny_model
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
-
-    from rlhub.models import save_tiny_model
 
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     model_dir = save_tiny_model(tmp_path / "model", seed=0)

@@ -30,7 +30,7 @@ STEPS, WINDOW = 15, 5
 @pytest.fixture(scope="module")
 def seven_model(tmp_path_factory):
     """A tiny model whose "7" logit is large in some contexts and small in others (a learnable direction)."""
-    from rlhub.models import tiny_model
+    from tiny_models import tiny_model
 
     model, tokenizer = tiny_model(seed=0)
     seven = tokenizer.convert_tokens_to_ids("7")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny_models
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -235,7 +236,7 @@ def test_embedded_tokenizer_is_cached_apart_from_the_weights(tmp_path, monkeypat
 
 
 def test_tiny_model_forward_shapes(cache_with_conversion):
-    model, tokenizer = models.tiny_model()
+    model, tokenizer = tiny_models.tiny_model()
     input_ids = torch.randint(0, len(tokenizer), (2, 7), generator=torch.Generator().manual_seed(0))
 
     with torch.no_grad():
@@ -249,9 +250,9 @@ def test_tiny_model_forward_shapes(cache_with_conversion):
 
 def test_tiny_model_is_seeded_without_touching_global_rng(cache_with_conversion):
     rng_before = torch.get_rng_state()
-    same_a, tokenizer = models.tiny_model(seed=1)
-    same_b, _ = models.tiny_model(tokenizer=tokenizer, seed=1)
-    other, _ = models.tiny_model(tokenizer=tokenizer, seed=2)
+    same_a, tokenizer = tiny_models.tiny_model(seed=1)
+    same_b, _ = tiny_models.tiny_model(tokenizer=tokenizer, seed=1)
+    other, _ = tiny_models.tiny_model(tokenizer=tokenizer, seed=2)
 
     weight = "model.layers.0.self_attn.q_proj.weight"
     assert torch.equal(same_a.state_dict()[weight], same_b.state_dict()[weight])
@@ -260,15 +261,15 @@ def test_tiny_model_is_seeded_without_touching_global_rng(cache_with_conversion)
 
 
 def test_tiny_model_applies_config_overrides(cache_with_conversion):
-    model, _ = models.tiny_model(num_hidden_layers=1, hidden_size=32)
+    model, _ = tiny_models.tiny_model(num_hidden_layers=1, hidden_size=32)
 
     assert len(model.model.layers) == 1
     assert model.model.embed_tokens.weight.shape == (49152, 32)
 
 
 def test_saved_tiny_model_reloads_with_identical_logits(cache_with_conversion, tmp_path):
-    folder = models.save_tiny_model(tmp_path / "tiny", seed=3)
-    original, tokenizer = models.tiny_model(seed=3)
+    folder = tiny_models.save_tiny_model(tmp_path / "tiny", seed=3)
+    original, tokenizer = tiny_models.tiny_model(seed=3)
     loaded, loaded_tokenizer = models.load_model_and_tokenizer(str(folder), device="cpu")
     inputs = loaded_tokenizer.apply_chat_template(
         CONVERSATION[:2], add_generation_prompt=True, return_dict=True, return_tensors="pt"

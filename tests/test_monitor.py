@@ -123,7 +123,7 @@ def test_rescore_catches_a_reward_with_state(alerts):
 
 
 def test_rescore_catches_a_paid_probe(alerts):
-    from rlhub.validate import Probe
+    from rlhub.env import Probe
 
     hack = "<answer>3 + 4</answer>"
     env = FakeEnv(table={hack: (1.0, 1.0)}, probes=lambda row: [Probe("expression echo", [hack], about="echo")])
@@ -183,7 +183,7 @@ def reward_modules(tmp_path, monkeypatch):
 
 
 def tiny_run(tmp_path, reward: str, caplog):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
     from rlhub.trainers.loop import train
 
     model_dir = save_tiny_model(tmp_path / "model", seed=0)

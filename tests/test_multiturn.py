@@ -7,9 +7,9 @@ import json
 import pytest
 
 import rlhub
+from rlhub.env.tools import ToolBox, ToolStats
 from rlhub.envs.calculator import calculate
-from rlhub.rollout import Completion, HFRolloutEngine, run_episodes
-from rlhub.tools import ToolBox, ToolStats
+from rlhub.generation.rollout import Completion, HFRolloutEngine, run_episodes
 
 CALL = '<tool_call>{"name": "calculate", "arguments": {"expression": "3 + 4"}}</tool_call>'
 
@@ -135,12 +135,13 @@ SEARCH = '<tool_call>{"name": "search", "arguments": {"query": "capital"}}</tool
     [("calculator-v0", CALL, "grpo"), ("retrieval-v0", SEARCH, "grpo"), ("calculator-v0", CALL, "ppo")],
 )
 def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, algorithm, tmp_path, monkeypatch):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
+
     from rlhub.trainers import loop
     from rlhub.trainers.recipe import load_recipe
 
     monkeypatch.setattr(ScriptedEngine, "call", call)
-    monkeypatch.setattr(rlhub.rollout, "HFRolloutEngine", ScriptedEngine)  # what make_engine builds for hf
+    monkeypatch.setattr(rlhub.generation.rollout, "HFRolloutEngine", ScriptedEngine)  # what make_engine builds for hf
     seen = []
     real_make_batch = loop.make_batch
 
@@ -191,7 +192,8 @@ def model_tokenizer_ids(model_dir, text):
 
 
 def test_grpo_two_steps_on_bfcl(tmp_path):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
+
     from rlhub.trainers import loop
     from rlhub.trainers.recipe import load_recipe
 
@@ -230,8 +232,8 @@ def test_tools_can_go_through_the_chat_template():
 
     import trl
 
+    from rlhub.generation.rollout import encode_prompt
     from rlhub.models import load_embedded_tokenizer
-    from rlhub.rollout import encode_prompt
 
     tokenizer = load_embedded_tokenizer()
     # A template that renders tools= (Qwen2.5's, shipped with TRL); SmolLM2's own ignores them.
@@ -280,8 +282,10 @@ class ScriptBias:
 
 
 def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(tmp_path, monkeypatch):
-    from rlhub.models import load_embedded_tokenizer, save_tiny_model
-    from rlhub.rollout import HFRolloutEngine
+    from tiny_models import save_tiny_model
+
+    from rlhub.generation.rollout import HFRolloutEngine
+    from rlhub.models import load_embedded_tokenizer
     from rlhub.trainers.loop import train
     from rlhub.trainers.recipe import load_recipe
 

@@ -44,7 +44,7 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
         "rlhub/trainers/loop.py",
         "rlhub/sandbox/pool.py",
         "rlhub/integrations/trl.py",
-        "rlhub/templates/tool_multiturn.py",  # rlhub new-env writes from these
+        "rlhub/authoring/templates/tool_multiturn.py",  # rlhub new-env writes from these
     ):
         assert required in names, required
     target = tmp_path / "site"
@@ -55,7 +55,7 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
     )
     assert install.returncode == 0, install.stderr[-2000:]
     probe = (
-        "import json, rlhub, rlhub.registry as r, rlhub.data as d; "
+        "import json, rlhub, rlhub.env.registry as r, rlhub.env.data as d; "
         "print(json.dumps([str(r.default_registry_path()), [s.id for s in rlhub.list_envs()], "
         "str(d.shipped_data_dir()), len(rlhub.make('gsm8k-v0').examples('test'))]))"
     )

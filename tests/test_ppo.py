@@ -109,7 +109,8 @@ def test_ppo_token_advantages_apply_the_kl_penalty():
 
 
 def test_shared_and_separate_forwards_give_the_values_of_each_prefix():
-    from rlhub.models import tiny_model
+    from tiny_models import tiny_model
+
     from rlhub.trainers.critic import ValueHead
     from rlhub.trainers.forward import CompletionLogits, make_batch
 
@@ -165,7 +166,7 @@ def test_ppo_under_deepspeed_is_refused_in_one_line(tmp_path, monkeypatch):
             return DistributedType.DEEPSPEED
 
     monkeypatch.setattr(accelerate, "Accelerator", DeepSpeedAccelerator)
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     values = {"model.name": str(save_tiny_model(tmp_path / "model")), "algorithm.name": "ppo"}
     values |= {"training.output_dir": str(tmp_path / "run"), "logging.wandb": False}

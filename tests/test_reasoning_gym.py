@@ -12,9 +12,9 @@ import sys
 import pytest
 
 import rlhub
+from rlhub.authoring.validate import validate_env
+from rlhub.env.registry import EnvSpec, gym_id, register_with_gymnasium
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.registry import EnvSpec, gym_id, register_with_gymnasium
-from rlhub.validate import validate_env
 
 rg = pytest.importorskip("reasoning_gym", reason="the rg extra is not installed: pip install -e '.[rg]'")
 
@@ -108,7 +108,7 @@ def test_task_config_reaches_reasoning_gym_and_is_checked():
 
 
 def test_ids_resolve_by_name_with_clear_errors():
-    spec = rlhub.registry.get_spec("rg/leg_counting-v0")
+    spec = rlhub.env.registry.get_spec("rg/leg_counting-v0")
     assert (spec.domain, spec.version, spec.config) == ("math", 0, {"task": "leg_counting"})
     assert "arithmetic" in spec.tags and spec.source == f"reasoning-gym {adapter._version()}"
     with pytest.raises(RLHubError, match=r"unknown reasoning-gym task 'leg_countin' \(did you mean 'leg_counting'"):
@@ -158,7 +158,7 @@ def test_gymnasium_finds_the_ids_by_module_in_a_fresh_process():
 
 
 def test_card_lists_the_task_config_fields():
-    from rlhub.envcard import env_card
+    from rlhub.authoring.envcard import env_card
 
     card = env_card("rg/leg_counting-v0")
     assert card.startswith("# `rg/leg_counting-v0`") and "| `rg_score` | 0 |" in card

@@ -39,7 +39,8 @@ def test_recipe_trains_one_step_on_a_tiny_model(path, tmp_path):
     """Each recipe's algorithm, critic, LoRA and env settings run as written; only size and device change."""
     import json
 
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
+
     from rlhub.trainers.loop import train
 
     recipe = load_recipe(path)

@@ -9,7 +9,7 @@ import gymnasium
 import pytest
 
 import rlhub
-from rlhub import registry
+from rlhub.env import registry
 from rlhub.errors import ConfigError, RLHubError
 
 GOOD = """
@@ -188,8 +188,8 @@ def test_bad_data_field_names_entry_and_field(registry_file, data, message):
 
 
 def test_every_data_env_records_its_source_and_shipped_copies_carry_a_license():
-    from rlhub.data import shipped_data_dir
     from rlhub.env import DatasetEnv
+    from rlhub.env.data import shipped_data_dir
 
     for spec in rlhub.list_envs():
         if isinstance(spec.make(), DatasetEnv):

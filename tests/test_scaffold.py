@@ -17,10 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from rlhub.authoring.scaffold import VARIANTS, EnvNames, new_env
 from rlhub.cli import main
+from rlhub.env.registry import parse_registry
 from rlhub.errors import RLHubError
-from rlhub.registry import parse_registry
-from rlhub.scaffold import VARIANTS, EnvNames, new_env
 
 ROOT = Path(__file__).resolve().parents[1]
 README_ROW = re.compile(r"^\| `([a-z0-9-]+-v\d+)` \|", re.M)  # as tests/test_docs.py reads the table
@@ -62,7 +62,7 @@ def in_process(checkout, monkeypatch):
     """rlhub in this process reading the scaffolded checkout: its registry.yaml, and its envs/ on rlhub.envs's
     path (what `pip install -e .` of that checkout gives)."""
     import rlhub.envs
-    from rlhub import registry
+    from rlhub.env import registry
 
     folder, _ = checkout
     monkeypatch.setattr(rlhub.envs, "__path__", [str(folder / "envs"), *rlhub.envs.__path__])
@@ -135,7 +135,7 @@ def test_scaffolds_are_lint_clean_under_the_repo_config(checkout):
 def test_multi_turn_scaffolds_are_tool_envs(in_process):
     for name, (_, multi) in SCAFFOLDS.items():
         env = in_process.make(f"{name}-v0")
-        assert getattr(env, "multi_turn", False) is multi, name
+        assert env.multi_turn is multi, name
         if multi:  # the gold transcript really calls a tool, and the logged count says so
             example = env.examples("train", limit=1)[0]
             assert env.score(env.gold_completion(example), example).rewards["tool_calls"] >= 1

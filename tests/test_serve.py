@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 import rlhub
 from rlhub.cli import main
+from rlhub.env.registry import get_spec
 from rlhub.errors import RLHubError
-from rlhub.registry import get_spec
 from rlhub.serve.server import BackgroundServer, create_app, is_loopback, serve
 
 ONE_ENV_PER_DOMAIN = ["countdown-v0", "codegen-v0", "calculator-v0"]

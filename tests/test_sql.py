@@ -148,7 +148,7 @@ def test_env_is_reproducible_and_config_is_validated():
 
 
 def test_validate_passes_with_every_probe():
-    from rlhub.validate import validate_env
+    from rlhub.authoring.validate import validate_env
 
     report = validate_env("sql-v0", n=4)
     names = {c.name for c in report.checks if c.kind == "probe"}
@@ -157,7 +157,8 @@ def test_validate_passes_with_every_probe():
 
 
 def test_grpo_two_steps_on_sql(tmp_path):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
+
     from rlhub.trainers.loop import train
     from rlhub.trainers.recipe import load_recipe
 

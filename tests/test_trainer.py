@@ -29,7 +29,7 @@ def vowel_share(completions, **kwargs):
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
 

@@ -21,8 +21,9 @@ from random import Random
 import pytest
 
 import rlhub
-from rlhub import validate
-from rlhub.env import ProceduralEnv
+from rlhub.authoring import validate
+from rlhub.authoring.validate import probe_env
+from rlhub.env import Probe, ProceduralEnv
 from rlhub.envs._shared import math_rubric
 from rlhub.envs.arithmetic import ArithmeticEnv
 from rlhub.envs.codegen import CodegenEnv
@@ -36,7 +37,6 @@ from rlhub.rewards.math import math_accuracy
 from rlhub.rewards.parsing import completion_text, extract_answer
 from rlhub.sandbox import run_python_batch, run_tests
 from rlhub.types import Example
-from rlhub.validate import Probe, probe_env
 
 BUILTIN_TEXT_PROBES = {
     "empty completion",

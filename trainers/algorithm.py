@@ -188,16 +188,15 @@ class PolicyGradient:
 
 def load_algorithm(recipe: Recipe) -> Algorithm:
     """The recipe's ``algorithm.name`` (a name in :data:`ALGORITHMS` or a ``module:Class`` path), built."""
-    import importlib
+    from rlhub.resolve import resolve
 
     name = recipe.algorithm.name
-    target = ALGORITHMS.get(name, name)
-    module_name, _, attr = target.partition(":") if ":" in target else target.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError):
+        cls = resolve(ALGORITHMS.get(name, name), what="algorithm.name")
+    except ConfigError as exc:
         raise ConfigError(
-            f"algorithm.name {name!r} is neither one of {sorted(ALGORITHMS)} nor an importable module:Class path"
+            f"algorithm.name {name!r} is neither one of {sorted(ALGORITHMS)} nor an importable module:Class path "
+            f"({str(exc).partition(': ')[2] or exc})"
         ) from None
     algorithm = cls(recipe.algorithm, recipe.critic) if getattr(cls, "uses_critic", False) else cls(recipe.algorithm)
     missing = [m for m in ("advantages", "loss", "micro_batch_loss", "assign_advantages") if not hasattr(algorithm, m)]

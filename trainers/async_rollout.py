@@ -57,7 +57,7 @@ def policy_engine(recipe: Recipe):
         ``(engine, policy)``: the worker copies each pushed version into ``policy``'s trainable weights,
         then calls ``engine.sync_weights(policy)`` (a no-op for ``hf``, an adapter load for ``vllm serve``).
     """
-    from rlhub.backends import make_engine
+    from rlhub.generation import make_engine
     from rlhub.trainers.model import load_trainable
 
     policy, tokenizer = load_trainable(recipe.model.name, recipe)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlhub.rollout import kv_cache_name, left_pad, positions
+from rlhub.generation.rollout import kv_cache_name, left_pad, positions
 
 
 class CompletionLogits(nn.Module):

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 import rlhub
-from rlhub.backends import make_engine
+from rlhub.env.registry import get_spec
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.registry import get_spec
+from rlhub.generation import make_engine
+from rlhub.generation.rollout import encode_prompt, rollout
 from rlhub.rewards import Rubric, get_reward
-from rlhub.rollout import encode_prompt, rollout
 from rlhub.trainers import checkpoint
 from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm  # noqa: F401  (ALGORITHMS: public)
 from rlhub.trainers.async_rollout import AsyncRollout, check_supported
@@ -302,7 +302,7 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
         engine, stream, tracker, tokenizer, watch, None, start_step, history,
     )  # fmt: skip
     if t.max_off_policy_steps:  # async: a worker process samples ahead (trainers/async_rollout.py)
-        check_supported(recipe, algorithm, getattr(env, "multi_turn", False), accelerator.num_processes)
+        check_supported(recipe, algorithm, env.multi_turn, accelerator.num_processes)
         run.rollouts = AsyncRollout(recipe, policy, stream, run.encode, version=start_step)
     return run
 
@@ -434,7 +434,7 @@ def train_step(run: Run, step: int):
         **algorithm_metrics,
         **(run.rollouts.metrics() if run.rollouts is not None else {}),  # async: staleness, drops, overlap
     }
-    multi_turn = getattr(env, "multi_turn", False)
+    multi_turn = env.multi_turn
     if multi_turn:
         metrics.update(tool_metrics(completions, env.toolbox))
     metrics.update(reward_metrics(scores, env.rubric.names))

@@ -12,8 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rlhub.backends import GenerationConfig
 from rlhub.errors import ConfigError
+from rlhub.generation import GenerationConfig
 
 
 class Section(BaseModel):
@@ -184,7 +184,7 @@ class Recipe(Section):
     algorithm: AlgorithmSection = Field(default_factory=AlgorithmSection)
     critic: CriticSection = Field(default_factory=CriticSection)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    """Who samples completions: hf (the policy itself) or vllm (see rlhub.backends.GenerationConfig)."""
+    """Who samples completions: hf (the policy itself) or vllm (see rlhub.generation.GenerationConfig)."""
     lora: LoraSection = Field(default_factory=LoraSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)

@@ -48,14 +48,14 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rlhub.env import TextEnv
+from rlhub.env.base import TextEnv
+from rlhub.env.multiturn import EpisodeState, MultiTurnEnv
+from rlhub.env.registry import make
+from rlhub.env.tools import ToolBox
 from rlhub.errors import ConfigError
-from rlhub.multiturn import EpisodeState, MultiTurnEnv
-from rlhub.registry import make
 from rlhub.rewards import Rubric
 from rlhub.serve.client import EnvServerUnreachable, RemoteEnv, RemoteRubric
-from rlhub.tools import ToolBox
-from rlhub.types import Example, Message
+from rlhub.types import Example, Message, last_assistant_text
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -104,7 +104,7 @@ class EnvReward:
     def __init__(self, env: TextEnv, name: str):
         self.__name__ = name
         self.weight = env.rubric.weights[name]
-        self.multi_turn = bool(getattr(env, "multi_turn", False))
+        self.multi_turn = bool(env.multi_turn)
         served = getattr(env, "url", None)  # a served env is rebuilt from its URL, its config is the server's
         self._env_source = (served, {}) if served else (env.env_id or type(env), dataclasses.asdict(env.config))
         self._rubric: Rubric | None = _one_function_rubric(env, name)
@@ -189,10 +189,7 @@ def _transcript_columns(
         recorded = getattr(environment, "tool_messages", None) if isinstance(environment, RLHubEnvironment) else None
         if recorded and not any(isinstance(m, dict) and m.get("role") == "tool" for m in messages):
             messages = [*recorded, *messages]
-        final = next(
-            (m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "assistant"), ""
-        )
-        finals.append(final if isinstance(final, str) else "")
+        finals.append(last_assistant_text(messages))
         columns.append({**row, "transcript": messages})
     return finals, columns
 
@@ -318,7 +315,7 @@ def to_dataset(
             f"rename those Example.info fields (reserved: {sorted(RESERVED_COLUMNS)})"
         )
     data: dict[str, list] = {"prompt": [ex.prompt for ex in examples]}
-    if getattr(env, "multi_turn", False):
+    if env.multi_turn:
         if EXAMPLE_ID in names:
             raise ConfigError(
                 f"{env.env_id or type(env).__name__}: reward column {EXAMPLE_ID!r} clashes with the column to_dataset "

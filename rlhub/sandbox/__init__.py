@@ -43,12 +43,12 @@ import os
 import threading
 from collections.abc import Iterable
 
-from rlhub.sandbox.backends import BACKENDS, bwrap_problem, resolve_backend
+from rlhub.sandbox.backends import SANDBOX_BACKENDS, bwrap_problem, resolve_backend
 from rlhub.sandbox.pool import SandboxPool
 from rlhub.sandbox.result import CallOutcome, CallResults, ExecResult, Status, Verdict
 
 __all__ = [
-    "BACKENDS",
+    "SANDBOX_BACKENDS",
     "CallOutcome",
     "CallResults",
     "ExecResult",

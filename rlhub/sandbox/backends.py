@@ -25,7 +25,7 @@ from rlhub.sandbox.channel import Channel, PipeChannel
 
 logger = logging.getLogger("rlhub.sandbox")
 
-BACKENDS = ("bwrap", "docker", "subprocess")
+SANDBOX_BACKENDS = ("bwrap", "docker", "subprocess")
 ZYGOTE_PATH = Path(__file__).with_name("_zygote.py")
 ZYGOTE_IN_SANDBOX = "/opt/rlhub/zygote.py"
 PYTHON_IN_SANDBOX = "/opt/rlhub/python"
@@ -287,9 +287,9 @@ def resolve_backend(name: str | None) -> str:
     name = name or os.environ.get("RLHUB_SANDBOX") or "auto"
     if name == "auto":
         return "bwrap" if bwrap_problem() is None else "subprocess"
-    if name not in BACKENDS:
+    if name not in SANDBOX_BACKENDS:
         raise RLHubError(
-            f"unknown sandbox backend {name!r}: use one of {', '.join(BACKENDS)} or 'auto' "
+            f"unknown sandbox backend {name!r}: use one of {', '.join(SANDBOX_BACKENDS)} or 'auto' "
             "(argument backend= or env var RLHUB_SANDBOX)"
         )
     return name

@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rlhub.arithmetic import BINARY_OPERATORS as _BINARY
+
 SAME = """def _same(got, want):
     real_type = ().__class__.__class__  # not the name `type`: the solution may have rebound builtins
     if real_type(got) is not real_type(want):
@@ -73,15 +75,6 @@ TRUSTED_FUNCTIONS: dict[str, Any] = {
 }
 """Calls a check may make here, on results and literals (no lambdas, so no code of the test runs here)."""
 
-_BINARY = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
 _COMPARE = {
     ast.Eq: operator.eq,

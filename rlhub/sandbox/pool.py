@@ -7,7 +7,6 @@ import json
 import math
 import os
 import posixpath
-import queue
 import secrets
 import signal
 import threading
@@ -22,6 +21,7 @@ from rlhub.sandbox.channel import Channel, WorkerLost
 from rlhub.sandbox.checks import CallCheck, convert
 from rlhub.sandbox.docker_backend import DEFAULT_IMAGE
 from rlhub.sandbox.result import CallOutcome, CallResults, ExecResult, Verdict
+from rlhub.sandbox.workers import WorkerPool
 
 DEFAULT_MAX_OUTPUT = 1_000_000
 STARTUP_TIMEOUT = 60.0
@@ -92,6 +92,27 @@ class _Worker:
             self._channel = None
 
 
+class _Zygotes(WorkerPool[_Worker]):
+    """The pool's workers; each restarts its own zygote when lost, so every release is healthy."""
+
+    def __init__(self, backend: Backend, size: int) -> None:
+        super().__init__(size, name="sandbox worker")
+        self.backend = backend
+
+    def start_worker(self) -> _Worker:
+        return _Worker(self.backend)
+
+    def stop_worker(self, worker: _Worker) -> None:
+        worker.close(CLOSE_TIMEOUT)
+
+    def stop_workers(self, workers) -> None:
+        workers = list(workers)
+        for worker in workers:  # all asked first, so they exit in parallel
+            worker.request_exit()
+        for worker in workers:
+            worker.close(CLOSE_TIMEOUT)
+
+
 class SandboxPool:
     """Warm sandboxed workers; each program gets a fresh process and directory in one of them.
 
@@ -126,10 +147,7 @@ class SandboxPool:
         self.backend = backend
         self.workers = workers or len(os.sched_getaffinity(0))
         self.max_output = max_output
-        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
-        for _ in range(self.workers):
-            self._idle.put(_Worker(backend))
-        self._closed = False
+        self._zygotes = _Zygotes(backend, self.workers)
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
@@ -275,26 +293,17 @@ class SandboxPool:
 
     def warm(self) -> None:
         """Start every worker now (in parallel) rather than on first use."""
-        workers = [self._checkout() for _ in range(self.workers)]
+        workers = [self._zygotes.acquire() for _ in range(self.workers)]
         try:
             list(self._pool_threads().map(_Worker.ensure_started, workers))
         finally:
             for worker in workers:
-                self._idle.put(worker)
+                self._zygotes.release(worker)
 
     def close(self) -> None:
         """Stop every worker, after letting running programs finish; the pool is unusable after."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        workers = [self._idle.get() for _ in range(self.workers)]
-        for worker in workers:
-            worker.request_exit()
-        for worker in workers:
-            worker.close(CLOSE_TIMEOUT)
-        for worker in workers:
-            self._idle.put(worker)
+        if not self._zygotes.close(wait=True):
+            return
         self.backend.close()
         if self._executor is not None:
             self._executor.shutdown()
@@ -320,18 +329,11 @@ class SandboxPool:
             "isolate": isolate,
         }
         _check_request(request)
-        worker = self._checkout()
+        worker = self._zygotes.acquire()
         try:
             return worker.run(request)
         finally:
-            self._idle.put(worker)
-
-    def _checkout(self) -> _Worker:
-        worker = self._idle.get()
-        if self._closed:
-            self._idle.put(worker)
-            raise RLHubError("this SandboxPool is closed; create a new one")
-        return worker
+            self._zygotes.release(worker)
 
     def _pool_threads(self) -> ThreadPoolExecutor:
         with self._lock:

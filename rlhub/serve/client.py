@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import gymnasium as gym
 
+from rlhub.env.spaces import ModelText
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards.rubric import Rubric
 from rlhub.serve.protocol import PROTOCOL, TOKEN_VARIABLE, example_from_json, example_to_json
-from rlhub.spaces import ModelText
 from rlhub.types import Example, Score
 
 RETRY_STATUSES = frozenset({502, 503, 504})

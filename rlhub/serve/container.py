@@ -37,7 +37,7 @@ HEALTH_TIMEOUT = 60.0
 _PROBE = r"""
 import json, sys
 import httpx
-from rlhub.registry import get_spec
+from rlhub.env.registry import get_spec
 from rlhub.serve.server import BackgroundServer, create_app
 spec = get_spec(sys.argv[1])
 with BackgroundServer(create_app(spec.make, spec.id)) as server:
@@ -166,7 +166,7 @@ def build(env_id: str) -> str:
     """Build (or find, if its contents are unchanged) the image serving ``env_id``; return its tag."""
     import docker
 
-    from rlhub.registry import get_spec
+    from rlhub.env.registry import get_spec
 
     spec = get_spec(env_id)
     client = _docker()

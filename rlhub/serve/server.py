@@ -115,7 +115,7 @@ def create_app(
             "env_id": env_id,
             "config": asdict(env.config),
             "rubric": env.rubric.weights,
-            "multi_turn": bool(getattr(env, "multi_turn", False)),
+            "multi_turn": bool(env.multi_turn),
             "system_prompt": env.system_prompt,
         }
 
@@ -274,7 +274,7 @@ def serve(
     """
     import uvicorn
 
-    from rlhub.registry import get_spec
+    from rlhub.env.registry import get_spec
 
     if not is_loopback(host) and not token:
         raise RLHubError(

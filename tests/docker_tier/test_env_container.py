@@ -42,7 +42,8 @@ def test_container_serves_the_same_rewards_as_the_local_env_and_runs_unprivilege
 
 
 def test_training_two_steps_against_the_env_container(docker_client, image, tmp_path):
-    from rlhub.models import save_tiny_model
+    from tiny_models import save_tiny_model
+
     from rlhub.trainers.loop import train
 
     model = save_tiny_model(tmp_path / "model", seed=0)

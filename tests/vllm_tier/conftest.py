@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from rlhub.backends._http import HTTPError, request_json
+from rlhub.generation._http import HTTPError, request_json
 
 HOW = "run this tier with scripts/test-vllm.sh, which builds vLLM's environment and starts the server"
 

@@ -15,9 +15,9 @@ import sys
 import pytest
 import torch
 
-from rlhub.backends._http import request_json
-from rlhub.backends.vllm import VLLMServerEngine
-from rlhub.rollout import stop_token_ids
+from rlhub.generation._http import request_json
+from rlhub.generation.rollout import stop_token_ids
+from rlhub.generation.vllm import VLLMServerEngine
 
 # Float32 on both sides: kernels differ (oneDNN against torch), nothing else. Measured here: under 2e-3 per
 # token, mean under 5e-4; the adapter after one GRPO step at lr 5e-3 moves them by 1e-2 and more.

@@ -1,11 +1,11 @@
-"""Generation backends: where training and evaluation get their completions.
+"""Generation engines: where training and evaluation get their completions.
 
-- ``hf`` (default): :class:`rlhub.rollout.HFRolloutEngine` samples with the policy itself (CPU or GPU).
-- ``vllm``: :mod:`rlhub.backends.vllm`, a vLLM engine colocated in the trainer's process or an
+- ``hf`` (default): :class:`rlhub.generation.rollout.HFRolloutEngine` samples with the policy itself (CPU or GPU).
+- ``vllm``: :mod:`rlhub.generation.vllm`, a vLLM engine colocated in the trainer's process or an
   external ``vllm serve``, synced with the policy after each update (``pip install 'rlhub[vllm]'``).
-- :mod:`rlhub.backends.openai`: any OpenAI-compatible chat endpoint, for ``rlhub eval --base-url``.
+- :mod:`rlhub.generation.openai`: any OpenAI-compatible chat endpoint, for ``rlhub eval --base-url``.
 
-The first two implement :class:`rlhub.rollout.RolloutEngine`; a trainer builds one with
+The first two implement :class:`rlhub.generation.rollout.RolloutEngine`; a trainer builds one with
 :func:`make_engine` and calls ``engine.sync_weights(policy)`` whenever the policy has changed.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from rlhub.errors import ConfigError
 
-BACKENDS = ("hf", "vllm")
+ENGINES = ("hf", "vllm")
 VLLM_MODES = ("colocate", "server")
 SYNC_MODES = ("auto", "adapter", "merged")
 
@@ -49,8 +49,8 @@ class GenerationConfig:
     """Where synced adapters are written (default: a temporary folder); a server must be able to read it."""
 
     def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"generation.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend not in ENGINES:
+            raise ConfigError(f"generation.backend must be one of {ENGINES}, got {self.backend!r}")
         if self.vllm_mode not in VLLM_MODES:
             raise ConfigError(f"generation.vllm_mode must be one of {VLLM_MODES}, got {self.vllm_mode!r}")
         if self.sync not in SYNC_MODES:
@@ -106,10 +106,10 @@ def make_engine(settings: Any, policy, tokenizer, generator=None, *, seed: int =
     """
     config = GenerationConfig.parse(settings)
     if config.backend == "hf":
-        from rlhub.rollout import HFRolloutEngine, stop_token_ids
+        from rlhub.generation.rollout import HFRolloutEngine, stop_token_ids
 
         return HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), generator)
-    from rlhub.backends.vllm import VLLMEngine, VLLMServerEngine, resolve_sync
+    from rlhub.generation.vllm import VLLMEngine, VLLMServerEngine, resolve_sync
 
     if config.vllm_mode == "colocate":
         return VLLMEngine.colocate(
@@ -122,7 +122,7 @@ def make_engine(settings: Any, policy, tokenizer, generator=None, *, seed: int =
             seed=seed,
             adapter_dir=config.adapter_dir,
         )
-    from rlhub.rollout import stop_token_ids
+    from rlhub.generation.rollout import stop_token_ids
 
     if resolve_sync(config.sync, policy) != "adapter":
         raise ConfigError(

@@ -6,7 +6,7 @@ version history), a real prompt and its gold completion (``env.examples("train",
 the rubric (each reward's name, weight and docstring), the config dataclass (each field's type,
 default and docstring) and, for tool envs, the tools' schemas. Nothing on a card is written twice.
 
-``rlhub envs show ID --markdown`` prints one card; ``python -m rlhub.envcard --write docs/envs.md``
+``rlhub envs show ID --markdown`` prints one card; ``python -m rlhub.authoring.envcard --write docs/envs.md``
 regenerates the docs page, and tests/test_envcard.py fails while the checked-in page is out of date.
 """
 
@@ -24,12 +24,12 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
+from rlhub.env.registry import DOMAINS, FAMILIES, EnvSpec, family, get_spec, list_envs
 from rlhub.errors import RLHubError
-from rlhub.registry import DOMAINS, FAMILIES, EnvSpec, family, get_spec, list_envs
 
 GENERATED = (
     "<!-- Generated from registry.yaml and the env modules by "
-    "`python -m rlhub.envcard --write docs/envs.md`; do not edit by hand. -->"
+    "`python -m rlhub.authoring.envcard --write docs/envs.md`; do not edit by hand. -->"
 )
 DOMAIN_TITLES = {"math": "Math", "code": "Code", "tool": "Tools", "instruction": "Instruction following"}
 
@@ -209,7 +209,7 @@ def tools_table(schemas: list[dict]) -> str:
 
 def _data_source(env: Any, spec: EnvSpec) -> str:
     """Where an env's examples come from, in the order they are looked for."""
-    from rlhub.env import DatasetEnv, ProceduralEnv
+    from rlhub.env.base import DatasetEnv, ProceduralEnv
 
     if isinstance(env, ProceduralEnv):
         return "generated on the fly; (seed, index) reproduces an example"
@@ -244,7 +244,7 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
     module = importlib.import_module(spec.entry_point.partition(":")[0])
     doc = module_doc(module)
     h1, h2 = "#" * level, "#" * (level + 1)
-    multi_turn = bool(getattr(instance, "multi_turn", False))
+    multi_turn = bool(instance.multi_turn)
     turns = f"multi-turn, up to {instance.config.max_turns} assistant turns" if multi_turn else "single-turn"
     about = [
         ["domain", spec.domain],
@@ -368,7 +368,7 @@ def docs_page() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m rlhub.envcard", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rlhub.authoring.envcard", description=__doc__.split("\n")[0])
     parser.add_argument("env_id", nargs="?", help="Print this env's card (default: the whole docs page).")
     parser.add_argument("--write", metavar="PATH", help="Write the docs page to PATH instead of printing it.")
     args = parser.parse_args(argv)

@@ -11,18 +11,15 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from random import Random
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from rlhub.config import build_config
-from rlhub.data import load_records
+from rlhub.env.config import build_config
+from rlhub.env.data import load_records
+from rlhub.env.spaces import ModelText
 from rlhub.errors import ConfigError
-from rlhub.spaces import ModelText
 from rlhub.types import Example, Message, Score
-
-if TYPE_CHECKING:
-    from rlhub.validate import Probe
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +30,33 @@ INSTRUCTIONS = {
     "<answer> </answer> tags.",
     "boxed": "Think step by step inside <think> </think> tags, then give the final answer in LaTeX as \\boxed{...}.",
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """One reward hack tried on one example: completions, and the most they may score.
+
+    Attributes:
+        name: The report row; probes of one name are pooled over examples.
+        completions: The attempts (strings, or transcripts for multi-turn envs).
+        max_correct: The most each correctness reward may give; ``None`` for no bound.
+        max_total: The most the weighted total may be: ``"format"``, ``"gold"`` or a number.
+        max_seconds: The most scoring these completions may take; ``None`` for no bound.
+        about: What the completions do, in a few words (the row's detail when it passes).
+    """
+
+    name: str
+    completions: Sequence[Any]
+    max_correct: float | None = 0.0
+    max_total: float | str = "format"
+    max_seconds: float | None = None
+    about: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_total, str) and self.max_total not in ("format", "gold"):
+            raise ConfigError(
+                f"probe {self.name!r}: max_total must be a number, 'format' or 'gold', not {self.max_total!r}"
+            )
 
 
 @dataclasses.dataclass
@@ -65,6 +89,9 @@ class TextEnv(gym.Env):
 
     Config: ClassVar[type] = EnvConfig
     metadata: ClassVar[dict] = {"render_modes": ["ansi"]}
+    multi_turn: ClassVar[bool] = False
+    """True for envs whose episodes take several assistant turns (``MultiTurnEnv``): a completion is then a
+    transcript of assistant and tool messages, not one string."""
 
     def __init__(self, render_mode: str | None = None, **config: Any):
         self.config = build_config(self.Config, config, owner=type(self).__name__)
@@ -93,7 +120,7 @@ class TextEnv(gym.Env):
         """Reward hacks specific to this task, which ``rlhub validate`` tries beside its built-in probes.
 
         Override to name what a policy could exploit here (countdown: a number used twice); each
-        :class:`rlhub.validate.Probe` holds completions and the most they may score. Default: none.
+        :class:`Probe` holds completions and the most they may score. Default: none.
         """
         return []
 

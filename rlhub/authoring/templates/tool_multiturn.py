@@ -28,14 +28,9 @@ import json
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.multiturn import MultiTurnConfig, MultiTurnEnv
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, Example, Message, MultiTurnConfig, MultiTurnEnv, ProceduralEnv, Rubric, ToolBox
 from rlhub.rewards.format import boxed_format, think_answer_format
 from rlhub.rewards.math import math_accuracy
-from rlhub.tools import ToolBox
-from rlhub.types import Example, Message
 
 ITEMS = ["apples", "pears", "plums", "lemons", "figs", "melons", "limes", "dates"]
 

@@ -85,16 +85,18 @@ Environments add probes of their own for hacks specific to their task by overrid
 from __future__ import annotations
 
 import ast
-import json
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rlhub.errors import ConfigError, DataNotFound, RLHubError
-from rlhub.registry import make
-from rlhub.types import Example
+from rlhub.env.base import Probe
+from rlhub.env.registry import make
+from rlhub.errors import DataNotFound, RLHubError
+from rlhub.rewards.parsing import boxed_span
+from rlhub.rewards.tool_calls import ToolCall, format_tool_calls, parse_tool_calls
+from rlhub.types import Example, last_assistant_text
 
 GARBAGE = [
     "",
@@ -128,36 +130,9 @@ CONFUSABLES = {
 }
 """Characters and a look-alike of each (after Unicode's confusables list); 4, 7 and 9 have none here."""
 
-EMPTY_CALL = {"name": "", "arguments": {}}
+EMPTY_CALL = ToolCall("", {})
 LYING_BUILTINS = ("type", "isinstance", "len", "all", "any", "zip", "sorted")
 """Builtins the patched-builtins probe replaces with a function that always answers True."""
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One reward hack tried on one example: completions, and the most they may score.
-
-    Attributes:
-        name: The report row; probes of one name are pooled over examples.
-        completions: The attempts (strings, or transcripts for multi-turn envs).
-        max_correct: The most each correctness reward may give; ``None`` for no bound.
-        max_total: The most the weighted total may be: ``"format"``, ``"gold"`` or a number.
-        max_seconds: The most scoring these completions may take; ``None`` for no bound.
-        about: What the completions do, in a few words (the row's detail when it passes).
-    """
-
-    name: str
-    completions: Sequence[Any]
-    max_correct: float | None = 0.0
-    max_total: float | str = "format"
-    max_seconds: float | None = None
-    about: str = ""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_total, str) and self.max_total not in ("format", "gold"):
-            raise ConfigError(
-                f"probe {self.name!r}: max_total must be a number, 'format' or 'gold', not {self.max_total!r}"
-            )
 
 
 @dataclass
@@ -256,8 +231,6 @@ def validate_env(env_id: str, n: int = 16, **config) -> Report:
 # --- where the answer is ----------------------------------------------------------------------------
 
 _FENCE = re.compile(r"^(?P<fence>`{3,})python[ \t]*\n(?P<code>.*?)\n(?P=fence)[ \t]*$", re.DOTALL | re.MULTILINE)
-_BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -292,27 +265,11 @@ def _answer_slot(text: str) -> _Slot | None:
     if start >= 0 and end >= 0:
         start += len("<answer>")
         return _Slot("tags", text[:start], text[start:end], text[end:], "</answer>\n<answer>")
-    start = text.rfind("\\boxed{")
-    if start < 0:
+    span = boxed_span(text)
+    if span is None or text[span[0] - 1] != "{":  # the braced form only: spam joins answers as braced blocks
         return None
-    start += len("\\boxed{")
-    depth = 1
-    for m in _BRACE_OR_ESCAPE.finditer(text, start):
-        depth += {"{": 1, "}": -1}.get(m.group(), 0)
-        if depth == 0:
-            return _Slot("boxed", text[:start], text[start : m.start()], text[m.start() :], "}, \\boxed{")
-    return None
-
-
-def _final_text(completion: Any) -> str:
-    """A completion's last assistant turn (the whole completion when it is a string)."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):
-        for message in reversed(completion):
-            if isinstance(message, dict) and message.get("role") == "assistant":
-                return message.get("content") if isinstance(message.get("content"), str) else ""
-    return ""
+    start, end = span
+    return _Slot("boxed", text[:start], text[start:end], text[end:], "}, \\boxed{")
 
 
 @dataclass
@@ -327,7 +284,7 @@ class _Target:
 
     @property
     def text(self) -> str:
-        return _final_text(self.gold)
+        return last_assistant_text(self.gold)
 
     @property
     def prompt(self) -> str:
@@ -376,24 +333,6 @@ def full_width(text: str) -> str:
     return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text)
 
 
-def _calls(region: str) -> list[dict] | None:
-    """The ``{"name", "arguments"}`` objects of a gold completion's tool-call blocks."""
-    calls = []
-    for body in _TOOL_CALL.findall(region):
-        try:
-            call = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(call, dict) or not isinstance(call.get("arguments"), dict):
-            return None
-        calls.append(call)
-    return calls or None
-
-
-def _render(calls: list[dict]) -> str:
-    return "\n".join(f"<tool_call>\n{json.dumps(c, ensure_ascii=False)}\n</tool_call>" for c in calls)
-
-
 def _map_strings(value: Any, fn) -> Any:
     if isinstance(value, str):
         return fn(value)
@@ -415,10 +354,10 @@ def _empty_answer(t: _Target) -> Probe | None:
     if t.slot is None:
         return None
     if t.slot.kind == "tool_calls":
-        texts = ["<tool_call></tool_call>", "<tool_call>{}</tool_call>", _render([EMPTY_CALL])]
-        calls = _calls(t.slot.content)
-        if calls and any(c["arguments"] for c in calls):
-            texts.append(_render([{**c, "arguments": {}} for c in calls]))
+        texts = ["<tool_call></tool_call>", "<tool_call>{}</tool_call>", format_tool_calls([EMPTY_CALL])]
+        calls = parse_tool_calls(t.slot.content)
+        if calls and any(c.arguments for c in calls):
+            texts.append(format_tool_calls([ToolCall(c.name, {}) for c in calls]))
         return Probe("empty answer", t.answers(texts), about="the gold layout without an answer")
     contents = ["", "pass"] if t.slot.kind == "code" else ["", "   "]
     return Probe("empty answer", t.answers(contents), about="the gold layout without an answer")
@@ -429,10 +368,10 @@ def _spam(t: _Target) -> Probe | None:
         return None
     gold = t.slot.content
     if t.slot.kind == "tool_calls":
-        calls = _calls(gold) or []
+        calls = parse_tool_calls(gold) or []
         texts = [f"{gold}\n{gold}", "\n".join([gold] * 5)]
         if calls:
-            texts.append(_render([*calls, {"name": calls[0]["name"], "arguments": {}}]))
+            texts.append(format_tool_calls([*calls, ToolCall(calls[0].name, {})]))
         return Probe("answer spam", t.answers(texts), about="the gold calls repeated or with an extra call")
     if t.slot.kind == "code":
         blocks = [*t.wrongs[:2], gold, "pass"]
@@ -471,17 +410,17 @@ def _lookalikes(t: _Target) -> Probe | None:
         return None
     gold = t.slot.content
     if t.slot.kind == "tool_calls":
-        calls = _calls(gold)
+        calls = parse_tool_calls(gold)
         if not calls:
             return None
         first = calls[0]
         variants = [
-            [{**first, "name": swap_one(first["name"])}, *calls[1:]],
-            [{**first, "name": full_width(first["name"])}, *calls[1:]],
-            [{**c, "arguments": _map_strings(c["arguments"], swap_all)} for c in calls],
-            [{**c, "arguments": _map_strings(c["arguments"], full_width)} for c in calls],
+            [first._replace(name=swap_one(first.name)), *calls[1:]],
+            [first._replace(name=full_width(first.name)), *calls[1:]],
+            [c._replace(arguments=_map_strings(c.arguments, swap_all)) for c in calls],
+            [c._replace(arguments=_map_strings(c.arguments, full_width)) for c in calls],
         ]
-        contents = [_render(v) for v in variants if v != calls]
+        contents = [format_tool_calls(v) for v in variants if v != calls]
     else:
         contents = [fn(gold) for fn in (swap_all, swap_one, full_width)]
         contents = [c for c in contents if c != gold]
@@ -711,7 +650,7 @@ class _Outcome:
 
 
 def _preview(completion: Any) -> str:
-    text = _final_text(completion)
+    text = last_assistant_text(completion)
     return repr(text if len(text) <= 60 else f"{text[:32]}...{text[-24:]}")
 
 
@@ -746,14 +685,14 @@ def probe_env(env, examples: Sequence[Example], pool: Sequence[Example] = ()) ->
     gold_totals = [s.reward for s in env.score_batch(golds, list(examples))]
     answers: dict[str, None] = {}  # every example's answer, once each, in order
     for ex in [*examples, *pool]:
-        slot = _answer_slot(_final_text(env.gold_completion(ex)))
+        slot = _answer_slot(last_assistant_text(env.gold_completion(ex)))
         if slot is not None:
             answers.setdefault(slot.content, None)
 
     outcomes: dict[str, _Outcome] = {}
     planned: list[tuple[Probe, Example, float]] = []
     for ex, gold, gold_total in zip(examples, golds, gold_totals):
-        slot = _answer_slot(_final_text(gold))
+        slot = _answer_slot(last_assistant_text(gold))
         wrongs = [a for a in answers if slot is None or a.strip() != slot.content.strip()]
         probes = _builtin_probes(_Target(ex, gold, slot, wrongs))
         try:

@@ -15,10 +15,10 @@ import dataclasses
 import json
 from typing import Any
 
-from rlhub.config import ConfigError
-from rlhub.env import EnvConfig, TextEnv
-from rlhub.tools import ToolBox, ToolStats
-from rlhub.types import Example, Message
+from rlhub.env.base import EnvConfig, TextEnv
+from rlhub.env.tools import ToolBox, ToolStats
+from rlhub.errors import ConfigError
+from rlhub.types import Example, Message, last_assistant_text
 
 
 @dataclasses.dataclass
@@ -159,11 +159,7 @@ class MultiTurnEnv(TextEnv):
         finals, columns = [], []
         for transcript, example in zip(completions, examples):
             messages = transcript if isinstance(transcript, list) else [{"role": "assistant", "content": transcript}]
-            final = next(
-                (m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
-                "",
-            )
-            finals.append(final if isinstance(final, str) else "")
+            finals.append(last_assistant_text(messages))
             columns.append({**example.columns(), "transcript": messages})
         return self.rubric.score_batch(finals, columns)
 

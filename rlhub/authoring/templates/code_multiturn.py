@@ -30,13 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.multiturn import MultiTurnConfig, MultiTurnEnv
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, Example, Message, MultiTurnConfig, MultiTurnEnv, ProceduralEnv, Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
 from rlhub.sandbox import run_python as run_in_sandbox
-from rlhub.types import Example, Message
 
 NUM_TESTS = 5
 """Assert lines per task; the prompt shows the first as an example."""

@@ -42,9 +42,9 @@ def _split_file(folder: Path, *splits: str | None) -> Path | None:
 
 def shipped_data_dir() -> Path:
     """The folder of data sets that ship with rlhub (GSM8K, BFCL), each with its license."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "_data" / "data"
-    return packaged if packaged.is_dir() else here.parent / "data"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_data" / "data"
+    return packaged if packaged.is_dir() else package.parent / "data"
 
 
 def data_search_path() -> list[Path]:

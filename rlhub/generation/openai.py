@@ -3,7 +3,7 @@
 The endpoint applies its own chat template, so this works on text: each example's chat prompt goes
 to ``/v1/chat/completions``, and the reply is scored by the environment. Tool environments run the
 same episode loop as training (``env.respond`` answers each turn's tool calls until a final answer
-or ``max_turns``); ``max_new_tokens`` budgets the whole episode, as in :func:`rlhub.rollout.run_episodes`.
+or ``max_turns``); ``max_new_tokens`` budgets the whole episode, as in :func:`rlhub.generation.rollout.run_episodes`.
 
 Requests run concurrently in threads; 429s, 5xx answers and timeouts are retried with exponential
 backoff (honouring ``Retry-After``), and anything else stops the run with a one-line error.
@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlhub.backends._http import HTTPError, api_root, request_json
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.types import Example, Message
+from rlhub.generation._http import HTTPError, api_root, request_json
+from rlhub.types import Example, Message, last_assistant_text
 
 TOOL_ROLES = ("tool", "user")
 
@@ -38,7 +38,7 @@ class ChatSample:
 
     @property
     def text(self) -> str:
-        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
+        return last_assistant_text(self.messages)
 
     @property
     def output(self) -> str | list[Message]:
@@ -147,9 +147,9 @@ def run_episode(
     top_p: float = 1.0,
 ) -> ChatSample:
     """One sample: a single reply, or for tool envs turns until a final answer, ``max_turns`` or the budget."""
-    from rlhub.multiturn import EpisodeState
+    from rlhub.env.multiturn import EpisodeState
 
-    multi_turn = getattr(env, "multi_turn", False)
+    multi_turn = env.multi_turn
     sample = ChatSample(prompt_index, state=EpisodeState(example=example) if multi_turn else None)
     tools = getattr(env, "template_tools", None)
     while True:

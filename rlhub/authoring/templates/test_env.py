@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 import rlhub
+from rlhub.authoring.validate import validate_env
 from rlhub.errors import ConfigError
-from rlhub.validate import validate_env
 
 ENV_ID = "scaffold-name-v0"
 

@@ -1,7 +1,7 @@
 """``rlhub new-env``: write a new environment that works before its author edits a line.
 
 A scaffold is a small working toy for its domain (math, code or tool; single- or multi-turn) copied
-from :mod:`rlhub.templates` under the new name, plus everything that makes it a registered, tested
+from :mod:`rlhub.authoring.templates` under the new name, plus everything that makes it a registered, tested
 environment. In an rlhub checkout that is ``envs/<module>.py``, an entry appended to
 ``registry.yaml``, ``tests/test_<module>.py`` and a row in the README's environment table. With
 ``package=`` it is instead a pip-installable env package (its own name, version and dependencies)
@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from rlhub import __version__
+from rlhub.env.registry import DOMAINS, parse_registry
 from rlhub.errors import RLHubError
-from rlhub.registry import DOMAINS, parse_registry
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NAME_RE = re.compile(r"^(?P<slug>[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*?)(?:-v(?P<version>\d+))?$")

@@ -21,13 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
 from rlhub.rewards.format import boxed_format, think_answer_format
 from rlhub.rewards.math import math_accuracy
-from rlhub.types import Example
-from rlhub.validate import Probe
 
 
 @dataclass

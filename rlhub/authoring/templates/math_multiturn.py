@@ -25,13 +25,9 @@ import json
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.multiturn import MultiTurnConfig, MultiTurnEnv
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, Example, Message, MultiTurnConfig, MultiTurnEnv, ProceduralEnv, Rubric
 from rlhub.rewards.format import boxed_format, think_answer_format
 from rlhub.rewards.math import math_accuracy
-from rlhub.types import Example, Message
 
 
 def multiply(a: int, b: int) -> int:

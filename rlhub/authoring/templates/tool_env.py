@@ -24,11 +24,8 @@ import json
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, ProceduralEnv, Rubric
 from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_format, tool_call_match
-from rlhub.types import Example
 
 FUNCTIONS = [
     {

@@ -25,11 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 
-from rlhub.env import EnvConfig, ProceduralEnv
-from rlhub.errors import ConfigError
-from rlhub.rewards import Rubric
+from rlhub.env import ConfigError, EnvConfig, Example, ProceduralEnv, Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
-from rlhub.types import Example
 
 NUM_TESTS = 5
 """Assert lines per task; the prompt shows the first as an example."""

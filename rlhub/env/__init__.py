@@ -1,0 +1,54 @@
+"""The environment API, in one import: everything an environment module needs.
+
+>>> from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
+
+- Base classes: :class:`ProceduralEnv` (examples generated from a seeded RNG), :class:`DatasetEnv`
+  (examples from records on disk or the hub), :class:`MultiTurnEnv` (tool-using episodes, with a
+  :class:`ToolBox`), all :class:`TextEnv`.
+- Their configs: :class:`EnvConfig`, :class:`DataConfig`, :class:`MultiTurnConfig` (subclass one as a
+  dataclass; ``validate()`` raises :class:`ConfigError`).
+- What an env makes and returns: :class:`Example`, :class:`Message`, :class:`Rubric` (its named, weighted
+  reward functions), :class:`Probe` (a reward hack ``rlhub validate`` should try).
+
+The submodules: ``base`` (the classes above), ``multiturn`` and ``tools`` (tool episodes), ``registry``
+(``registry.yaml`` and env packages), ``config`` (typed configs from overrides), ``data`` (where data
+sets are found), ``spaces`` (gymnasium's view of text).
+"""
+
+from rlhub.env.base import SPLITS, DataConfig, DatasetEnv, EnvConfig, Probe, ProceduralEnv, TextEnv
+from rlhub.env.multiturn import EpisodeState, MultiTurnConfig, MultiTurnEnv
+from rlhub.env.tools import ToolBox, ToolStats
+from rlhub.errors import ConfigError, DataNotFound, RLHubError
+from rlhub.types import Example, Message, Score
+
+__all__ = [
+    "SPLITS",
+    "ConfigError",
+    "DataConfig",
+    "DataNotFound",
+    "DatasetEnv",
+    "EnvConfig",
+    "EpisodeState",
+    "Example",
+    "Message",
+    "MultiTurnConfig",
+    "MultiTurnEnv",
+    "Probe",
+    "ProceduralEnv",
+    "RLHubError",
+    "Rubric",
+    "Score",
+    "TextEnv",
+    "ToolBox",
+    "ToolStats",
+]
+
+
+def __getattr__(name: str):
+    # Rubric comes from rlhub.rewards, loaded on first use: `import rlhub` (which loads the registry, and so
+    # this package) stays as light as before, and rewards importing rlhub.types never meets a half-made cycle.
+    if name == "Rubric":
+        from rlhub.rewards.rubric import Rubric
+
+        return Rubric
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

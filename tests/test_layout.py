@@ -1,0 +1,63 @@
+"""The import rules of the layout: envs use rewards and the core, rewards only the core; one import for env authors."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import rlhub.env
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE_FOR_REWARDS = (
+    "rlhub.errors",
+    "rlhub.types",
+    "rlhub.resolve",
+    "rlhub.arithmetic",
+    "rlhub.sandbox",
+    "rlhub.rewards",
+)
+"""What a reward module may import from rlhub (the sandbox for code rewards and the shared worker pool)."""
+
+
+def _rlhub_imports(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return {m for m in modules if m == "rlhub" or m.startswith("rlhub.")}
+
+
+def _within(module: str, allowed: tuple[str, ...]) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "envs").glob("*.py")), ids=lambda p: p.name)
+def test_env_modules_import_no_validation_trainer_or_engine(path):
+    banned = ("rlhub.authoring", "rlhub.trainers", "rlhub.generation", "rlhub.evaluate", "rlhub.cli")
+    bad = sorted(m for m in _rlhub_imports(path) if _within(m, banned))
+    assert not bad, f"{path.name} imports {bad}; an env needs only rlhub.env, rlhub.rewards and the core"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "rewards").glob("*.py")), ids=lambda p: p.name)
+def test_reward_modules_import_only_the_core(path):
+    bad = sorted(m for m in _rlhub_imports(path) if not _within(m, CORE_FOR_REWARDS))
+    assert not bad, f"{path.name} imports {bad}; rewards may use only {CORE_FOR_REWARDS}"
+
+
+def test_the_env_api_is_one_import():
+    needed = {"ConfigError", "DataConfig", "DatasetEnv", "EnvConfig", "Example", "Message", "MultiTurnConfig"}
+    needed |= {"MultiTurnEnv", "Probe", "ProceduralEnv", "Rubric", "TextEnv", "ToolBox"}
+    assert needed <= set(rlhub.env.__all__)
+    namespace: dict = {}
+    exec(f"from rlhub.env import {', '.join(sorted(needed))}", namespace)
+    assert namespace["Rubric"].__module__ == "rlhub.rewards.rubric"
+    assert namespace["MultiTurnEnv"].multi_turn and not namespace["ProceduralEnv"].multi_turn
+
+
+def test_rlhub_keeps_few_modules_at_its_top_level():
+    modules = sorted(p.name for p in (ROOT / "rlhub").glob("*.py"))
+    assert len(modules) <= 11, f"rlhub/ holds {modules}: put new code in the subpackage whose job it is"
