@@ -383,7 +383,6 @@ def build_manifest(
     import datetime
 
     import rlhub
-    from rlhub.env.registry import get_spec
 
     envs = []
     for result, env_config in results:
@@ -455,7 +454,6 @@ def rescore(out_dir: str | Path) -> list[Rescore]:
         RLHubError: The folder has no manifest (it was written before manifests, or is not an eval folder).
     """
     import rlhub
-    from rlhub.env.registry import get_spec
 
     folder = Path(out_dir)
     path = folder / MANIFEST

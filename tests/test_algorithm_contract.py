@@ -46,6 +46,7 @@ def example_module(tmp_path, monkeypatch):
 
 def test_readme_example_algorithm_trains_two_steps(example_module, tmp_path):
     from tiny_models import save_tiny_model
+
     from rlhub.trainers.loop import train
 
     model_dir = save_tiny_model(tmp_path / "model", seed=0)

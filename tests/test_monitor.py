@@ -184,6 +184,7 @@ def reward_modules(tmp_path, monkeypatch):
 
 def tiny_run(tmp_path, reward: str, caplog):
     from tiny_models import save_tiny_model
+
     from rlhub.trainers.loop import train
 
     model_dir = save_tiny_model(tmp_path / "model", seed=0)

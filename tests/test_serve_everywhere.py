@@ -14,10 +14,10 @@ from test_evaluate import scripted_chat
 
 import rlhub
 from rlhub.cli import main
+from rlhub.env.registry import get_spec
 from rlhub.errors import ConfigError
 from rlhub.evaluate import rescore
 from rlhub.integrations.trl import environment_factory, reward_funcs, reward_weights, to_dataset
-from rlhub.env.registry import get_spec
 from rlhub.serve.client import EnvServerUnreachable
 from rlhub.serve.server import BackgroundServer, create_app
 

@@ -66,6 +66,7 @@ def recipe_for(model_dir: str, url: str, out, steps: int):
 @pytest.mark.slow
 def test_killing_the_env_server_mid_training_fails_once_clearly_and_the_checkpoint_resumes(tmp_path):
     from tiny_models import save_tiny_model
+
     from rlhub.trainers.checkpoint import latest
     from rlhub.trainers.loop import train
 
