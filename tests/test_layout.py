@@ -61,3 +61,19 @@ def test_the_env_api_is_one_import():
 def test_rlhub_keeps_few_modules_at_its_top_level():
     modules = sorted(p.name for p in (ROOT / "rlhub").glob("*.py"))
     assert len(modules) <= 11, f"rlhub/ holds {modules}: put new code in the subpackage whose job it is"
+
+
+def test_trainers_keep_their_functions_short():
+    """The loop reads like nanoGPT's: set-up helpers, then numbered steps; no function in trainers/ over 120 lines."""
+    long = []
+    for path in sorted((ROOT / "trainers").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 120:
+                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, f"split these into helpers: {long}"
+
+
+def test_trainers_reach_envs_only_through_the_registry():
+    for path in sorted((ROOT / "trainers").glob("*.py")):
+        bad = sorted(m for m in _rlhub_imports(path) if m.startswith(("rlhub.envs", "rlhub.authoring")))
+        assert not bad, f"trainers/{path.name} imports {bad}; trainers make envs with rlhub.make (the registry)"
