@@ -118,7 +118,7 @@ def quantiles(values: list[int]) -> dict[str, float]:
         pos = q * (len(ordered) - 1)
         low = math.floor(pos)
         high = min(low + 1, len(ordered) - 1)
-        return float(ordered[low] + (ordered[high] - ordered[low]) * (pos - low))
+        return round(ordered[low] + (ordered[high] - ordered[low]) * (pos - low), 1)
 
     return {
         "min": ordered[0],
@@ -199,9 +199,11 @@ def _difficulty_levels(env) -> range | None:
 
 
 def _token_lengths(env, examples, tokenizer) -> dict[str, dict[str, float]]:
+    from rlhub.rollout import encode_prompt
+
     prompts, golds = [], []
     for ex in examples:
-        prompts.append(len(tokenizer.apply_chat_template(ex.prompt, tokenize=True, add_generation_prompt=True)))
+        prompts.append(len(encode_prompt(tokenizer, env, ex)))
         gold = env.gold_completion(ex)
         text = gold if isinstance(gold, str) else "\n".join(str(m.get("content", "")) for m in gold)
         golds.append(len(tokenizer(text)["input_ids"]))
