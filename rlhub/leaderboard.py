@@ -281,6 +281,10 @@ def measure_env(env_id: str, model: str, settings: Settings, *, engine=None, cli
     by_id = {ex.id: ex for ex in examples}
     rows = [by_id[r["id"]] for r in greedy.records]
     outputs = [r.get("transcript", r["completion"]) for r in greedy.records]
+    from rlhub.rewards import code as code_rewards
+
+    with code_rewards._verdict_cache_lock:  # the eval just scored these; cached verdicts would hide the cost
+        code_rewards._verdict_cache.clear()
     with counting_sandbox_programs() as programs:
         scored = time.perf_counter()
         env.score_batch(outputs, rows)
