@@ -629,7 +629,7 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
         rows = [
             [
                 p["name"],
-                _esc(p["rule"]),
+                f"`{p['rule']}`",
                 _num(p["max_correct"]),
                 _num(p["max_total"]),
                 "yes" if p["passed"] else "**no**",
@@ -647,6 +647,11 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
             line += f", {cost['sandbox_programs_per_completion']:.2f} sandbox programs per completion"
         out.append(line + f" (the greedy sample's completions, on the measuring machine; {_dated(data)}).")
     return out
+
+
+def model_order(data: dict[str, Any]) -> list[str]:
+    """The models measured: the embedded one first, then the others by name."""
+    return sorted(data.get("models", {}), key=lambda model: (model != EMBEDDED, model))
 
 
 def leaderboard_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -682,7 +687,7 @@ def leaderboard_json(data: dict[str, Any]) -> str:
         "commit": data.get("commit"),
         "date": data.get("date"),
         "settings": data.get("settings"),
-        "models": sorted(data.get("models", {})),
+        "models": model_order(data),
         "rows": leaderboard_rows(data),
     }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
@@ -690,7 +695,7 @@ def leaderboard_json(data: dict[str, Any]) -> str:
 
 def leaderboard_page(data: dict[str, Any]) -> str:
     """``docs/leaderboard.md``: greedy pass@1 (± one standard error, sample size) of each model on each env."""
-    models = sorted(data.get("models", {}))
+    models = model_order(data)
     settings = data.get("settings", {})
     out = [
         "# Leaderboard",
@@ -732,13 +737,34 @@ def baseline_cell(env_id: str, data: dict[str, Any] | None = None) -> str:
     return f"{_pct(greedy['pass@1'])} (n={greedy['n']})"
 
 
+README_HEADER = "| id | domain | what the model does | rewards | baseline pass@1 (embedded model) |"
+
+
+def readme_with_baselines(text: str, data: dict[str, Any]) -> str:
+    """The README with its env table's last column (:data:`README_HEADER`) filled from the measurements."""
+    lines = text.splitlines(keepends=True)
+    try:
+        start = next(i for i, line in enumerate(lines) if line.rstrip("\n") == README_HEADER)
+    except StopIteration:
+        raise RLHubError(f"README.md has no env table headed {README_HEADER!r}; add that header row") from None
+    i = start + 2
+    while i < len(lines) and lines[i].startswith("| `"):
+        env_id = lines[i].split("`")[1]
+        head = lines[i].rstrip("\n").rstrip(" |").rpartition(" | ")[0]
+        lines[i] = f"{head} | {baseline_cell(env_id, data)} |\n"
+        i += 1
+    return "".join(lines)
+
+
 def write_pages(data: dict[str, Any] | None = None, folder: str | Path | None = None) -> list[Path]:
     data = load_measurements() if data is None else data
     folder = Path(folder) if folder else repo_root() / "docs"
     md, js = folder / "leaderboard.md", folder / "leaderboard.json"
     md.write_text(leaderboard_page(data), encoding="utf-8")
     js.write_text(leaderboard_json(data), encoding="utf-8")
-    return [md, js]
+    readme = folder.parent / "README.md"
+    readme.write_text(readme_with_baselines(readme.read_text(encoding="utf-8"), data), encoding="utf-8")
+    return [md, js, readme]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -753,7 +779,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--out", help="The JSON file (default: docs/measurements.json).")
     for f in dataclasses.fields(Settings):
         run.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default)
-    write = sub.add_parser("write", help="Render docs/leaderboard.md and docs/leaderboard.json from the JSON.")
+    write = sub.add_parser(
+        "write", help="Render docs/leaderboard.{md,json} and README's baseline column from the JSON."
+    )
     write.add_argument("--measurements", help="The JSON file (default: docs/measurements.json).")
     args = parser.parse_args(argv)
     if args.command == "measure":
