@@ -98,8 +98,8 @@ def load_measurements(path: str | Path | None = None) -> dict[str, Any]:
 def standard_error(values: list[float]) -> float:
     """Standard error of the mean (sample standard deviation / sqrt(n)); 0 for fewer than two values.
 
-    >>> standard_error([1.0, 0.0, 1.0, 0.0]), standard_error([1.0])
-    (0.2886751345948129, 0.0)
+    >>> round(standard_error([1.0, 0.0, 1.0, 0.0]), 4), standard_error([1.0])
+    (0.2887, 0.0)
     """
     if len(values) < 2:
         return 0.0
