@@ -559,7 +559,16 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
     result = data.get("models", {}).get(EMBEDDED, {}).get("envs", {}).get(env_id)
     checks = data.get("envs", {}).get(env_id)
     out = [f"{h} Baseline"]
-    if result is None:
+    if result is None and env_id.startswith("rg/"):  # measured as one family: this task's row, if it was drawn
+        family = data.get("models", {}).get(EMBEDDED, {}).get("envs", {}).get("rg/<task>-v0") or {}
+        rows = [r for r in (family.get("difficulty") or {}).get("by_family", []) if r["group"] == env_id]
+        said = (
+            f"greedy pass@1 of `{EMBEDDED}` {_pct(rows[0]['pass@1'], rows[0]['se'])} on {rows[0]['n']} test examples"
+            if rows
+            else "this task was not among those drawn"
+        )
+        out.append(f"_reasoning-gym tasks are measured as one family (see docs/leaderboard.md): {said}._")
+    elif result is None:
         out.append(f"_Not measured yet; {command} measures it._")
     elif result["status"] != "measured":
         out.append(f"_Not measured: {_esc(result['reason'])}_")
