@@ -468,6 +468,10 @@ def measure(
         if unknown:
             raise RLHubError(f"unknown env ids {unknown}; measure registered ids or rg/<task>-v0")
         ids = [i for i in ids if i in only]
+    stamp = ("commit", "date", "settings")  # each result keeps those it was measured with
+    for entry in data["models"].values():
+        for result in entry["envs"].values():
+            result.update({key: data[key] for key in stamp if key in data and key not in result})
     data.update(
         commit=commit_of(repo_root()),
         date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
@@ -503,7 +507,7 @@ def measure(
                 result = measure_env(env_id, model, settings, engine=engine, client=client)
             if model == EMBEDDED and result.get("difficulty"):
                 result["chart"] = difficulty_chart(env_id, model, result["difficulty"], charts)
-            entry["envs"][env_id] = result
+            entry["envs"][env_id] = {**result, **{key: data[key] for key in stamp}}
             if result["status"] == "measured":
                 greedy = result["baseline"]["greedy"]
                 log(f"{model} {env_id}: pass@1 {greedy['pass@1']:.3f} (n={greedy['n']}) in {result['seconds']} s")
@@ -558,6 +562,8 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
     command = "`python -m rlhub.leaderboard measure --only " + env_id + "`"
     result = data.get("models", {}).get(EMBEDDED, {}).get("envs", {}).get(env_id)
     checks = data.get("envs", {}).get(env_id)
+    if result is not None:  # the date, commit and settings of this env's own measurement
+        data = {**data, **{key: result[key] for key in ("commit", "date", "settings") if key in result}}
     out = [f"{h} Baseline"]
     if result is None and env_id.startswith("rg/"):  # measured as one family: this task's row, if it was drawn
         family = data.get("models", {}).get(EMBEDDED, {}).get("envs", {}).get("rg/<task>-v0") or {}
@@ -705,16 +711,16 @@ def leaderboard_json(data: dict[str, Any]) -> str:
 def leaderboard_page(data: dict[str, Any]) -> str:
     """``docs/leaderboard.md``: greedy pass@1 (± one standard error, sample size) of each model on each env."""
     models = model_order(data)
-    settings = data.get("settings", {})
     out = [
         "# Leaderboard",
         GENERATED,
-        f"Greedy pass@1 on a fixed seeded sample of each env's test split (± one standard error; n examples), "
-        f"{_dated(data)}, at most {settings.get('max_new_tokens', '?')} new tokens per turn. reasoning-gym's "
-        f"tasks are one row: {settings.get('family_n', '?')} examples of each of {FAMILY_TASKS} tasks spread over "
-        "its task list. The env cards in [envs.md](envs.md) hold the sampled pass@k, the difficulty breakdown, "
-        "the probes and the cost. Add a model with `python -m rlhub.leaderboard measure --model NAME` "
-        "(or an endpoint: `--base-url URL --model NAME`), then `python -m rlhub.leaderboard write`.",
+        "Greedy pass@1 on a fixed seeded sample of each env's test split (± one standard error; n examples), "
+        f"last {_dated(data)}; each env's card says when its numbers were measured and with which settings "
+        "(new tokens per turn, sample sizes). reasoning-gym's tasks are one row: a few examples of each of "
+        f"{FAMILY_TASKS} tasks spread over its task list. The env cards in [envs.md](envs.md) hold the sampled "
+        "pass@k, the difficulty breakdown, the probes and the cost. Add a model with "
+        "`python -m rlhub.leaderboard measure --model NAME` (or an endpoint: `--base-url URL --model NAME`), "
+        "then `python -m rlhub.leaderboard write`.",
     ]
     rows = []
     notes = []
