@@ -39,9 +39,6 @@ from rlhub.errors import DataNotFound, RLHubError
 EMBEDDED = "smollm2-135m-instruct"
 """The model every env is measured with."""
 
-FAMILY_TASKS = 8
-"""reasoning-gym tasks measured for the family's summary row (spread evenly over its sorted task names)."""
-
 GENERATED = (
     "<!-- Generated from docs/measurements.json by `python -m rlhub.leaderboard write`; do not edit by hand. -->"
 )
@@ -61,6 +58,8 @@ class Settings:
     """Test examples per difficulty level."""
     family_n: int = 4
     """Test examples per reasoning-gym task."""
+    family_tasks: int = 8
+    """reasoning-gym tasks measured for the family's summary row (spread evenly over its sorted task names)."""
     max_new_tokens: int = 128
     """Tokens per completion (per turn in multi-turn envs)."""
     seed: int = 0
@@ -345,7 +344,7 @@ def trust(env_id: str, settings: Settings) -> dict[str, Any]:
     }
 
 
-def family_tasks(namespace: str = "rg", count: int = FAMILY_TASKS) -> list[str]:
+def family_tasks(namespace: str = "rg", count: int = 8) -> list[str]:
     """``count`` task names of an id family, spread evenly over its sorted names (a fixed, reproducible choice)."""
     from rlhub.registry import family
 
@@ -361,7 +360,7 @@ def measure_family(namespace: str, model: str, settings: Settings, *, engine=Non
     from rlhub.evaluate import evaluate_env
 
     try:
-        ids = family_tasks(namespace)
+        ids = family_tasks(namespace, settings.family_tasks)
     except RLHubError as exc:
         return {"status": "not measured", "reason": str(exc).splitlines()[0]}
     start = time.perf_counter()
@@ -716,8 +715,8 @@ def leaderboard_page(data: dict[str, Any]) -> str:
         GENERATED,
         "Greedy pass@1 on a fixed seeded sample of each env's test split (± one standard error; n examples), "
         f"last {_dated(data)}; each env's card says when its numbers were measured and with which settings "
-        "(new tokens per turn, sample sizes). reasoning-gym's tasks are one row: a few examples of each of "
-        f"{FAMILY_TASKS} tasks spread over its task list. The env cards in [envs.md](envs.md) hold the sampled "
+        "(new tokens per turn, sample sizes). reasoning-gym's tasks are one row: a few examples of each of a few "
+        "tasks spread over its task list. The env cards in [envs.md](envs.md) hold the sampled "
         "pass@k, the difficulty breakdown, the probes and the cost. Add a model with "
         "`python -m rlhub.leaderboard measure --model NAME` (or an endpoint: `--base-url URL --model NAME`), "
         "then `python -m rlhub.leaderboard write`.",
