@@ -608,12 +608,20 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
                 ]
             )
         out.append(_table(["sampling", "examples", "samples each", "pass@1", "pass@k", "mean reward"], rows))
+        if not sampled:
+            out.append("_No temperature-1 samples in this measurement (`sampled_n` 0)._")
     out.append(f"{h} Difficulty")
     difficulty = (result or {}).get("difficulty") or {}
-    if not difficulty:
-        out.append(
-            "_Not measured._" if result is None or result["status"] != "measured" else "_No levels or families._"
-        )
+    measured = result is not None and result["status"] == "measured"
+    levels_skipped = False
+    if measured and "by_level" not in difficulty and not env_id.startswith("rg/"):
+        import rlhub
+
+        levels_skipped = _difficulty_levels(rlhub.make(env_id)) is not None
+    if levels_skipped:
+        out.append("_Per-level samples were not part of this measurement (`level_n` 0)._")
+    elif not difficulty:
+        out.append("_No levels or families._" if measured else "_Not measured._")
     for key, title in (("by_level", "difficulty level"), ("by_family", "task family")):
         if difficulty.get(key):
             out.append(f"Greedy pass@1 by {title}:")
