@@ -644,9 +644,9 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
         gold = checks["gold"]
         verdict = "passes" if checks["validate_passed"] else f"fails ({', '.join(checks['checks_failed'])})"
         out.append(
-            f"`rlhub validate` {verdict}; {gold['full_marks']} of {gold['n']} gold completions of the measured "
-            f"sample score 1.0 on `{gold['reward']}`. Each probe (a reward hack) with its rule and the highest "
-            "scores its completions earned:"
+            f"`rlhub validate` {verdict}; {gold['full_marks']} of {gold['n']} gold completions (the first "
+            f"{gold['n']} test examples of seed 0) score 1.0 on `{gold['reward']}`. Each probe (a reward hack) "
+            "with its rule and the highest scores its completions earned:"
         )
         rows = [
             [
@@ -664,7 +664,7 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
     if not cost:
         out.append("_Not measured._")
     else:
-        line = f"Reward: {cost['reward_ms_per_completion']:.1f} ms per completion"
+        line = f"Reward: {cost['reward_ms_per_completion']:.3g} ms per completion"
         if "sandbox_programs_per_completion" in cost:
             line += f", {cost['sandbox_programs_per_completion']:.2f} sandbox programs per completion"
         out.append(line + f" (the greedy sample's completions, on the measuring machine; {_dated(data)}).")
