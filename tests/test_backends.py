@@ -197,7 +197,7 @@ def test_vllm_backend_without_vllm_says_how_to_install(monkeypatch, base_model):
 
 def test_vllm_logs_go_to_stderr_unless_the_user_chose_a_stream(fake_vllm, monkeypatch):
     # vLLM logs to stdout by default, which broke `rlhub eval --backend vllm --json` on a real vLLM.
-    from rlhub.backends.vllm import import_vllm
+    from rlhub.generation.vllm import import_vllm
 
     monkeypatch.setenv("VLLM_LOGGING_STREAM", "")  # recorded, so the test's change is undone afterwards
     monkeypatch.delenv("VLLM_LOGGING_STREAM")

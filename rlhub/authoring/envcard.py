@@ -304,6 +304,10 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
         out.append(f"Fields of `task_config` ({task_config_class.__module__}.{task_config_class.__name__}):")
         out.append(config_table(task_config_class, {}, skip=("seed", "size")))
 
+    from rlhub.authoring.leaderboard import card_sections  # the stored measurements: Baseline, Difficulty, Trust, Cost
+
+    out += card_sections(spec.id, level + 1)
+
     out.append(f"{h2} Version history")
     out.append("\n".join(f"- {md_text(line)}" for line in doc.history) or "- not recorded in the module docstring")
     return "\n\n".join(out) + "\n"

@@ -1,0 +1,270 @@
+"""Measured env cards and the leaderboard: the numbers are right, stored, rendered, and the pages stay current."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import rlhub
+from rlhub.authoring.envcard import env_card
+from rlhub.authoring.leaderboard import (
+    EMBEDDED,
+    Settings,
+    baseline_cell,
+    card_sections,
+    leaderboard_json,
+    leaderboard_page,
+    load_measurements,
+    measure,
+    measure_env,
+    trust,
+)
+from rlhub.generation.rollout import Completion
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_IDS = [s.id for s in rlhub.list_envs()]
+FIX = "python -m rlhub.authoring.leaderboard write"
+
+
+class GoldEngine:
+    """A rollout engine that answers an example's gold completion when the example is in ``right``, else junk."""
+
+    def __init__(self, tokenizer, golds: dict[str, str], right: set[str]):
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.golds = golds  # the question (last user message) -> its gold completion
+        self.right = right
+
+    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+        out = []
+        for i, ids in enumerate(prompt_ids):
+            prompt = self.tokenizer.decode(ids)
+            question = max((q for q in self.golds if q in prompt), key=len)
+            text = self.golds[question] if question in self.right else "no idea"
+            out += [Completion(i, [1, 2], [0.0, 0.0], text, True) for _ in range(n)]
+        return out
+
+    def sync_weights(self, policy) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from tiny_models import tiny_model
+
+    return tiny_model(seed=0)[1]
+
+
+def _golds(env_id: str, limit: int, **config) -> dict[str, str]:
+    env = rlhub.make(env_id, **config)
+    return {ex.prompt[-1]["content"]: env.gold_completion(ex) for ex in env.examples("test", limit=limit)}
+
+
+def test_baseline_levels_and_families_count_exactly_the_gold_answers(tokenizer):
+    settings = Settings(n=4, sampled_n=2, k=2, level_n=2, max_new_tokens=8, batch_size=4)
+    golds = {}
+    for level in range(1, 6):
+        golds.update(_golds("arithmetic-v0", 4, difficulty=level))
+    sample = list(_golds("arithmetic-v0", 4))  # the registry's difficulty, 2
+    engine = GoldEngine(tokenizer, golds, right=set(sample[:2]))
+
+    result = measure_env("arithmetic-v0", "gold-half", settings, engine=engine)
+
+    greedy, sampled = result["baseline"]["greedy"], result["baseline"]["sampled"]
+    assert (greedy["n"], greedy["pass@1"]) == (4, 0.5)
+    assert math.isclose(greedy["pass@1_se"], math.sqrt(1 / 3) / 2)  # stdev of [1, 1, 0, 0] over sqrt(4)
+    assert greedy["mean_reward"] > 0.5  # the gold also earns the format reward; junk earns nothing
+    assert (sampled["n"], sampled["k"], sampled["pass@1"], sampled["pass@2"]) == (2, 2, 1.0, 1.0)
+    levels = {row["group"]: row["pass@1"] for row in result["difficulty"]["by_level"]}
+    # Level 2's first two examples are the sample's first two (both right); other levels are other examples.
+    assert levels == {"level 1": 0.0, "level 2": 1.0, "level 3": 0.0, "level 4": 0.0, "level 5": 0.0}
+    assert result["cost"]["reward_ms_per_completion"] > 0
+    assert "sandbox_programs_per_completion" not in result["cost"]  # not a code env
+
+
+def test_code_env_costs_sandbox_programs_and_families_split_the_sample(tokenizer):
+    settings = Settings(n=6, sampled_n=0, k=1, level_n=0, max_new_tokens=8, batch_size=6)
+    golds = _golds("codegen-v0", 6)
+    result = measure_env("codegen-v0", "gold", settings, engine=GoldEngine(tokenizer, golds, right=set(golds)))
+
+    assert result["baseline"]["greedy"]["pass@1"] == 1.0 and "sampled" not in result["baseline"]
+    assert result["cost"]["sandbox_programs_per_completion"] >= 1.0  # every gold program runs its tests
+    families = result["difficulty"]["by_family"]
+    assert sum(row["n"] for row in families) == 6 and all(row["pass@1"] == 1.0 for row in families)
+    assert "by_level" not in result["difficulty"]  # level_n=0 skips the per-level samples
+
+
+def test_trust_lists_every_probe_with_its_rule_and_counts_gold_full_marks():
+    found = trust("countdown-v0", Settings(n=5))
+    assert found["validate_passed"] and found["gold"] == {"n": 5, "full_marks": 5, "reward": "correct"}
+    names = [p["name"] for p in found["probes"]]
+    assert "empty completion" in names and "answer spam" in names
+    assert all(p["rule"].startswith("correct <= 0") or "gold" in p["rule"] for p in found["probes"])
+    assert all(p["max_correct"] == 0.0 for p in found["probes"] if p["rule"].startswith("correct <= 0"))
+
+
+def test_env_without_data_is_not_measured_and_says_why(monkeypatch):
+    monkeypatch.delenv("RLHUB_DATA")
+    result = measure_env("math-v0", EMBEDDED, Settings())
+    assert result["status"] == "not measured" and "RLHUB_DATA" in result["reason"]
+
+
+def test_measure_with_a_tiny_model_stores_numbers_charts_and_renders_them(tmp_path):
+    from tiny_models import save_tiny_model
+
+    model = str(save_tiny_model(tmp_path / "tiny", seed=0))
+    out = tmp_path / "docs" / "measurements.json"
+    out.parent.mkdir()
+    settings = Settings(n=3, sampled_n=2, k=2, level_n=1, family_n=1, max_new_tokens=4)
+    measure([model], settings, only=["arithmetic-v0", "gsm8k-v0", "rg/<task>-v0"], out=out, log=lambda _: None)
+
+    data = json.loads(out.read_text())
+    assert data["settings"]["n"] == 3 and data["commit"] and data["date"]
+    envs = data["models"][model]["envs"]
+    assert set(envs) == {"arithmetic-v0", "gsm8k-v0", "rg/<task>-v0"}
+    assert envs["arithmetic-v0"]["baseline"]["greedy"]["n"] == 3
+    assert len(envs["arithmetic-v0"]["difficulty"]["by_level"]) == 5
+    lengths = envs["gsm8k-v0"]["difficulty"]["lengths"]
+    assert lengths["examples"] == 1319 and lengths["prompt_tokens"]["min"] > 20  # the chat prompt, in tokens
+    family = envs["rg/<task>-v0"]
+    assert family["baseline"]["greedy"]["tasks"] == 8 and family["baseline"]["greedy"]["n"] == 8
+    assert data["envs"]["arithmetic-v0"]["validate_passed"]
+    assert "rg/<task>-v0" not in data["envs"]  # probes are per task; the family row has only a baseline
+
+    page = leaderboard_page(data)
+    assert f"| env | domain | `{model}` |" in page  # a column for the model
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == [f"`{i}`" for i in ALL_IDS] + ["`rg/<task>-v0`"]
+    assert all("not run" in r for r in rows if "arithmetic" not in r and "gsm8k" not in r and "rg/" not in r)
+    assert json.loads(leaderboard_json(data))["models"] == [model]
+
+
+SYNTHETIC = {
+    "commit": "abc123",
+    "date": "2026-12-03",
+    "rlhub_version": "0.1",
+    "settings": {"n": 4, "seed": 0, "max_new_tokens": 64, "family_n": 2},
+    "envs": {
+        "codegen-v0": {
+            "status": "measured",
+            "validate_passed": False,
+            "checks_failed": ["early exit"],
+            "probes": [
+                {"name": "early exit", "rule": "correct <= 0", "max_correct": 1.0, "max_total": 1.1, "passed": False}
+            ],
+            "gold": {"n": 4, "full_marks": 3, "reward": "correct"},
+        }
+    },
+    "models": {
+        EMBEDDED: {
+            "envs": {
+                "codegen-v0": {
+                    "status": "measured",
+                    "baseline": {
+                        "greedy": {
+                            "n": 4,
+                            "pass@1": 0.5,
+                            "pass@1_se": 0.25,
+                            "mean_reward": 0.55,
+                            "mean_reward_se": 0.2,
+                        },
+                        "sampled": {
+                            "n": 2,
+                            "k": 4,
+                            "temperature": 1.0,
+                            "pass@1": 0.25,
+                            "pass@4": 0.5,
+                            "pass@1_se": 0.1,
+                            "mean_reward": 0.3,
+                        },
+                    },
+                    "difficulty": {"by_level": [{"group": "level 1", "n": 4, "pass@1": 0.75, "se": 0.25}]},
+                    "cost": {"reward_ms_per_completion": 12.34, "sandbox_programs_per_completion": 1.5},
+                    "chart": "codegen-v0-difficulty.png",
+                },
+                "math-v0": {"status": "not measured", "reason": "no data offline"},
+            }
+        },
+        "other/model": {"envs": {"codegen-v0": {"status": "not measured", "reason": "endpoint down"}}},
+    },
+}
+
+
+ROW = {"group": "rg/leg_counting-v0", "n": 8, "pass@1": 0.25, "se": 0.125}
+
+
+def test_card_sections_render_the_stored_numbers():
+    text = "\n\n".join(card_sections("codegen-v0", 2, SYNTHETIC))
+    assert "| greedy | 4 | 1 | 50.0% ± 25.0 |  | 0.550 ± 0.200 |" in text
+    assert "| temperature 1 | 2 | 4 | 25.0% ± 10.0 | 50.0% | 0.300 |" in text
+    assert "| `level 1` | 4 | 75.0% ± 25.0 |" in text and "](measurements/codegen-v0-difficulty.png)" in text
+    assert "fails (early exit); 3 of 4 gold completions (the first 4 test examples" in text
+    assert "| early exit | `correct <= 0` | 1 | 1.1 | **no** |" in text
+    assert "12.3 ms per completion, 1.50 sandbox programs per completion" in text
+    assert "commit `abc123`" in text
+    family = {"envs": {"rg/<task>-v0": {"status": "measured", "difficulty": {"by_family": [ROW]}}}}
+    drawn = "\n\n".join(card_sections("rg/leg_counting-v0", 2, {"models": {EMBEDDED: family}}))
+    assert "as one family (see docs/leaderboard.md): greedy pass@1 of" in drawn and "25.0% ± 12.5 on 8" in drawn
+    assert "not among those drawn" in "\n\n".join(card_sections("rg/dice-v0", 2, {"models": {EMBEDDED: family}}))
+    missing = "\n\n".join(card_sections("math-v0", 2, SYNTHETIC))
+    assert "_Not measured: no data offline_" in missing
+
+
+def test_leaderboard_has_a_row_per_env_a_column_per_model_and_says_why_not_measured():
+    page = leaderboard_page(SYNTHETIC)
+    assert f"| env | domain | `{EMBEDDED}` | `other/model` |" in page
+    assert "| `codegen-v0` | code | 50.0% ± 25.0 (n=4) | not measured |" in page
+    assert "| `arithmetic-v0` | math | not run | not run |" in page
+    assert "- `math-v0` (smollm2-135m-instruct): no data offline" in page
+    assert "- `codegen-v0` (other/model): endpoint down" in page
+    assert baseline_cell("codegen-v0", SYNTHETIC) == "50.0% (n=4)"
+    assert baseline_cell("math-v0", SYNTHETIC) == "not measured"
+
+
+# --- the checked-in pages are current with the stored measurements (never re-measured here) -----------------
+
+
+def test_leaderboard_pages_are_current():
+    data = load_measurements()
+    assert data["models"].get(EMBEDDED), "docs/measurements.json holds no measurement of the embedded model"
+    for name, expected in (("leaderboard.md", leaderboard_page(data)), ("leaderboard.json", leaderboard_json(data))):
+        path = ROOT / "docs" / name
+        assert path.is_file() and path.read_text(encoding="utf-8") == expected, f"docs/{name} is stale: {FIX}"
+
+
+def test_every_measured_chart_is_checked_in():
+    data = load_measurements()
+    charts = [r["chart"] for r in data["models"][EMBEDDED]["envs"].values() if r.get("chart")]
+    assert charts and all((ROOT / "docs" / "measurements" / c).is_file() for c in charts)
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_every_card_has_baseline_difficulty_trust_and_cost(env_id):
+    card = env_card(env_id)
+    for section in ("Baseline", "Difficulty", "Trust", "Cost"):
+        assert f"\n## {section}\n" in card
+    assert "_Not measured yet" not in card, (
+        f"{env_id} has no stored measurement: python -m rlhub.authoring.leaderboard measure"
+    )
+
+
+def test_readme_baseline_column_matches_the_measurements():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    data = load_measurements()
+    for env_id in [*ALL_IDS, "rg/<task>-v0"]:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{env_id}` |"))
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        assert cells[-1] == baseline_cell(env_id, data), f"README's baseline for {env_id} is stale"
+
+
+def test_card_says_what_a_smaller_measurement_left_out():
+    greedy = {"n": 8, "pass@1": 0.0, "pass@1_se": 0.0, "mean_reward": 0.0, "mean_reward_se": 0.0}
+    result = {"status": "measured", "baseline": {"greedy": greedy}, "difficulty": {}, "cost": {}}
+    data = {"models": {EMBEDDED: {"envs": {"arithmetic-v0": result, "countdown-v0": result}}}}
+    arithmetic = "\n\n".join(card_sections("arithmetic-v0", 2, data))
+    assert "No temperature-1 samples" in arithmetic and "Per-level samples were not part" in arithmetic
+    countdown = "\n\n".join(card_sections("countdown-v0", 2, data))  # no difficulty field: nothing skipped
+    assert "Per-level" not in countdown and "_No levels or families._" in countdown
