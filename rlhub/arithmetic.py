@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import threading
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -37,6 +38,18 @@ FOUR_OPERATIONS = {op: BINARY_OPERATORS[op] for op in (ast.Add, ast.Sub, ast.Mul
 """+ - * / only."""
 
 SIGNS = (ast.USub, ast.UAdd)
+
+
+# CPython 3.11 counts ast.parse's recursion depth in shared state (python/cpython#106905): two threads
+# parsing at once (an env served to many clients) can fail with "SystemError: AST constructor recursion
+# depth mismatch". Parsing is microseconds; one at a time costs nothing measurable.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(expression: str) -> ast.Expression:
+    """``ast.parse(expression, mode="eval")``, safe to call from many threads."""
+    with _PARSE_LOCK:
+        return ast.parse(expression, mode="eval")
 
 
 def exact(value: int | float) -> Fraction:
@@ -68,7 +81,7 @@ def evaluate(
         ValueError: A node other than those allowed, or a refused literal; SyntaxError for text that does
             not parse; whatever an operator raises (ZeroDivisionError).
     """
-    tree = ast.parse(expression, mode="eval") if isinstance(expression, str) else expression
+    tree = parse(expression) if isinstance(expression, str) else expression
     return _walk(tree, operators, signs, literal)
 
 

@@ -274,7 +274,8 @@ def test_two_processes_end_with_identical_adapters(algorithm, launcher, tiny_mod
     (tmp_path / "rank_spy_reward.py").write_text(RANK_SPY_REWARD)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("logging: {wandb: false}\n")
-    settings = tiny_overrides(tiny_model_dir, out, 2, **{"algorithm.name": algorithm})
+    # monitor.rescore=0: the hack watch's re-scoring would call the spy reward again.
+    settings = tiny_overrides(tiny_model_dir, out, 2, **{"algorithm.name": algorithm, "monitor.rescore": 0})
     overrides = [a for o in settings for a in ("--set", o)]
     reward = json.dumps({"rank_spy_reward:vowel_share_noting_the_rank": 1.0})
     train_args = ["train", str(recipe), *overrides, "--set", f"rewards={reward}", "--no-plot"]
