@@ -27,6 +27,7 @@ from typing import Any
 
 from rlhub.trainers.metrics import mean
 from rlhub.trainers.recipe import MonitorSection
+from rlhub.types import last_assistant_text
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,9 @@ SIGNALS = (
 )
 
 
-def _text(completion) -> str:
-    """A completion's text: the string, or a transcript's last assistant message."""
-    if isinstance(completion, str):
-        return completion
-    for message in reversed(completion):
-        if message.get("role") == "assistant":
-            return message.get("content") or ""
-    return ""
+def _normalized(completion) -> str:
+    """A completion's text (a transcript's last assistant message), whitespace runs collapsed."""
+    return " ".join(last_assistant_text(completion).split())
 
 
 class HackWatch:
@@ -150,7 +146,7 @@ class HackWatch:
     def _repeated(self, completions, rows) -> str:
         prompts_of: dict[str, set[str]] = defaultdict(set)
         for completion, row in zip(completions, rows):
-            text = " ".join(_text(completion).split())
+            text = _normalized(completion)
             if text:
                 prompts_of[text].add(row.id)
         n_prompts = len({row.id for row in rows})
@@ -182,7 +178,7 @@ class HackWatch:
         probes = getattr(self.env, "probes", None)
         if probes is None or self.correct is None:
             return ""
-        text = " ".join(_text(completion).split())
+        text = _normalized(completion)
         try:
             found = probes(row)
         except Exception:  # a probe generator that fails on this example says nothing about the completion
@@ -190,7 +186,7 @@ class HackWatch:
         for probe in found:
             if probe.max_correct is None:
                 continue
-            attempts = {" ".join(_text(c).split()) for c in probe.completions}
+            attempts = {_normalized(c) for c in probe.completions}
             if text in attempts and (score.rewards.get(self.correct) or 0.0) > probe.max_correct:
                 return (
                     f"a completion is the env's probe {probe.name!r} ({probe.about or 'a known hack'}) and was paid "
