@@ -39,6 +39,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlhub.arithmetic import parse
 from rlhub.env import ConfigError, DataConfig, DatasetEnv, Example, RLHubError, Rubric
 from rlhub.rewards.code import CODE_INSTRUCTION, code_all_pass, code_format, code_pass_rate, fenced_python
 
@@ -71,7 +72,7 @@ def split_check(test: str, entry_point: str) -> list[str]:
     """
     call = f"\n\ncheck({entry_point})\n"
     try:
-        module = ast.parse(test)
+        module = parse(test, "exec")
     except (SyntaxError, ValueError, RecursionError):
         return [test + call]
     check = next((s for s in module.body if isinstance(s, ast.FunctionDef) and s.name == "check"), None)
@@ -92,7 +93,7 @@ def split_check(test: str, entry_point: str) -> list[str]:
     for case in cases:
         names = {n.id for n in ast.walk(case) if isinstance(n, ast.Name)}
         if isinstance(case, ast.Assert) and not names & bound:
-            renamed = ast.parse(ast.unparse(case)).body[0]
+            renamed = parse(ast.unparse(case), "exec").body[0]
             for node in ast.walk(renamed):
                 if isinstance(node, ast.Name) and node.id == "candidate":
                     node.id = entry_point

@@ -42,14 +42,15 @@ SIGNS = (ast.USub, ast.UAdd)
 
 # CPython 3.11 counts ast.parse's recursion depth in shared state (python/cpython#106905): two threads
 # parsing at once (an env served to many clients) can fail with "SystemError: AST constructor recursion
-# depth mismatch". Parsing is microseconds; one at a time costs nothing measurable.
+# depth mismatch". Every ast.parse on a reward's path goes through parse(); parsing a reward's input
+# takes microseconds, so one at a time costs nothing measurable.
 _PARSE_LOCK = threading.Lock()
 
 
-def parse(expression: str) -> ast.Expression:
-    """``ast.parse(expression, mode="eval")``, safe to call from many threads."""
+def parse(source: str, mode: str = "eval") -> ast.AST:
+    """``ast.parse(source, mode=mode)``, safe to call from many threads (see python/cpython#106905)."""
     with _PARSE_LOCK:
-        return ast.parse(expression, mode="eval")
+        return ast.parse(source, mode=mode)
 
 
 def exact(value: int | float) -> Fraction:

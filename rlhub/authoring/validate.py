@@ -91,6 +91,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rlhub.arithmetic import parse
 from rlhub.env.base import Probe
 from rlhub.env.registry import make
 from rlhub.errors import DataNotFound, RLHubError
@@ -551,7 +552,7 @@ _same = check = lambda *args, **kwargs: True
 def _functions(code: str) -> list[str]:
     """The names of the functions a gold program defines at its top level."""
     try:
-        module = ast.parse(code)
+        module = parse(code, "exec")
     except (SyntaxError, ValueError, RecursionError):
         return []
     return [s.name for s in module.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]

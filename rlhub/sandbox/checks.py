@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlhub.arithmetic import BINARY_OPERATORS as _BINARY
+from rlhub.arithmetic import parse
 
 SAME = """def _same(got, want):
     real_type = ().__class__.__class__  # not the name `type`: the solution may have rebound builtins
@@ -133,8 +134,8 @@ def convert(test: str, setup_code: str = "") -> CallCheck | None:
         The converted case, or None.
     """
     try:
-        module = ast.parse(test)
-        helpers = _defined_names(ast.parse(setup_code)) if setup_code.strip() else set()
+        module = parse(test, "exec")
+        helpers = _defined_names(parse(setup_code, "exec")) if setup_code.strip() else set()
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     if len(module.body) != 1 or not isinstance(module.body[0], ast.Assert):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from rlhub.arithmetic import parse
 from rlhub.errors import RLHubError
 from rlhub.sandbox._zygote import decode_value
 from rlhub.sandbox.backends import Backend, make_backend
@@ -345,7 +346,7 @@ class SandboxPool:
 def as_checks(test_code: str) -> list[CallCheck] | None:
     """``test_code`` as converted asserts, if every one of its statements converts; else None."""
     try:
-        statements = ast.parse(test_code).body
+        statements = parse(test_code, "exec").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     checks = [convert(ast.unparse(statement)) for statement in statements]
