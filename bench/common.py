@@ -172,6 +172,8 @@ class TrainerSettings:
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
     """Further ``key.sub=value`` recipe overrides (``algorithm.beta=0.04``, ``env.id=codegen-v0``)."""
+    micro_batch: int | None = None
+    """Completions per forward/backward; None: the whole step in one micro-batch, as TRL's arm does."""
     poll_memory: bool = False
     """Sample the child's resident memory every 20 ms, so a step's peak is seen (not only the process's)."""
     environment: dict[str, str] = field(default_factory=dict)
@@ -181,7 +183,8 @@ class TrainerSettings:
 
 
 def resolve_recipe(settings: TrainerSettings, workdir: Path):
-    """The recipe both trainers read: one micro-batch per step, no checkpoints, no W&B, no evaluation."""
+    """The recipe both trainers read: one micro-batch per step (unless ``micro_batch``), no checkpoints, no W&B,
+    no evaluation."""
     from rlhub.trainers.recipe import EvalSection, load_recipe
 
     base = load_recipe(settings.recipe, settings.overrides)
@@ -192,7 +195,7 @@ def resolve_recipe(settings: TrainerSettings, workdir: Path):
         f"training.max_steps={settings.max_steps}",
         f"training.prompts_per_step={prompts}",
         f"algorithm.group_size={group}",
-        f"training.micro_batch_size={prompts * group}",
+        f"training.micro_batch_size={settings.micro_batch or prompts * group}",
         f"training.num_threads={settings.threads}",
         f"training.seed={settings.seed}",
         "training.save_every=0",

@@ -2,14 +2,17 @@
 
     python -m bench.overhead [--steps 2] [--warmup 1] [--json out.json]
 
-Runs rlhub's trainer (the quickstart recipe: SmolLM2-135M-Instruct + LoRA) in a fresh process per
-setup, one after another, for ``--warmup`` + ``--steps`` steps:
+Runs rlhub's trainer (the quickstart recipe: SmolLM2-135M-Instruct + LoRA, with its own micro-batching)
+in a fresh process per setup, one after another, for ``--warmup`` + ``--steps`` steps:
 
 - arithmetic-v0, beta=0: the quickstart as it is (rewards are a regex and an integer comparison);
 - arithmetic-v0, beta>0: the same with the KL term, whose reference policy is the base model under the
   LoRA adapter (the adapter switched off), so no second copy of the weights is loaded; the difference
   is a no-grad forward per micro-batch and, as rlhub skips a micro-batch whose advantages are all zero
   only without a KL term, an update on every step;
+- arithmetic-v0, beta=0, 16 completions per forward/backward: the quickstart's micro-batching before it
+  became 4; the first step samples the same completions, so the peak
+  memory and step time compare the micro-batching alone;
 - codegen-v0, beta=0: rewards that run the model's code against generated asserts in the bubblewrap
   sandbox (one program per test), where reward time is largest (the sandbox workers are processes of
   their own: their memory is not in the trainer's figures).
@@ -52,14 +55,18 @@ from bench.common import (
     take_turns,
     write_json,
 )
+from rlhub.trainers.recipe import load_recipe
 
 KL_BETA = 0.04
 SETUPS: dict[str, tuple[str, list[str]]] = {
     "arithmetic": ("arithmetic, beta=0", ["algorithm.beta=0.0"]),
     "arithmetic_kl": (f"arithmetic, beta={KL_BETA}", [f"algorithm.beta={KL_BETA}"]),
     "codegen": ("codegen, beta=0", ["algorithm.beta=0.0", "env.id=codegen-v0", "env.config={difficulty: 1}"]),
+    "arithmetic_mb16": ("arithmetic, beta=0, micro-batches of 16", ["algorithm.beta=0.0"]),
 }
 """Per setup: its label and its recipe overrides, on top of the quickstart recipe."""
+MICRO_BATCH = {"arithmetic_mb16": 16}
+"""Completions per forward/backward where a setup differs from the recipe's ``training.micro_batch_size``."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     machine = machine_info()
     environment = {"MALLOC_MMAP_THRESHOLD_": str(args.mmap_threshold)} if args.mmap_threshold else {}
     results: dict[str, dict] = {}
+    recipe_micro_batch = load_recipe(args.recipe).training.micro_batch_size
     with tempfile.TemporaryDirectory(prefix="rlhub-bench-") as tmp:
         for name, (label, overrides) in SETUPS.items():
             settings = TrainerSettings(
@@ -157,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
                 threads=args.threads,
                 seed=args.seed,
                 overrides=overrides,
+                micro_batch=MICRO_BATCH.get(name, recipe_micro_batch),
                 poll_memory=True,
                 environment=environment,
             )
@@ -166,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
             results[name] = {"label": label, **summarize(runs["rlhub"], args.warmup)}
 
     kl = kl_figures(results["arithmetic"], results["arithmetic_kl"])
+    micro = kl_figures(results["arithmetic"], results["arithmetic_mb16"])  # same first step, other micro-batching
     out = {
         "benchmark": "reward overhead and peak memory",
         "settings": {
@@ -177,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": machine,
         "results": results,
         "kl_reference": kl,
+        "micro_batch_16": micro,
         "script_wall_s": round(time.perf_counter() - start, 1),
     }
 
@@ -215,6 +226,11 @@ def main(argv: list[str] | None = None) -> dict:
     console.print(
         f"KL reference (beta={KL_BETA} vs 0): peak RSS {delta}, compared on the {kl['compared']}; "
         f"step time {kl['s_per_step_ratio']:.2f}x"
+    )
+    delta = "n/a" if micro["peak_rss_delta_mb"] is None else f"{micro['peak_rss_delta_mb']:+,.0f} MiB"
+    console.print(
+        f"Micro-batches of 16 vs the recipe's: peak RSS {delta}, compared on the {micro['compared']}; "
+        f"step time {micro['s_per_step_ratio']:.2f}x"
     )
     write_json(args.json_path, out)
     return out

@@ -265,6 +265,12 @@ def _print_summary(result) -> None:
     type=click.Path(file_okay=False, exists=True),
     help="Re-score the completions an --out folder holds with today's envs; exit 1 if any reward changed.",
 )
+@click.option(
+    "--leaderboard",
+    is_flag=True,
+    help="Measure the embedded model (and --model) on every env, or the ids given, at the leaderboard's sample "
+    "sizes; store the numbers in docs/measurements.json and rewrite docs/leaderboard.md, .json and the cards' source.",
+)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="With --out: write the bar chart eval.png.")
 @click.option("--wandb", "use_wandb", is_flag=True, help="Log to W&B (offline without credentials).")
 @click.option("--project", default="rlhub", show_default=True, help="W&B project.")
@@ -287,6 +293,7 @@ def eval_cmd(
     use_wandb,
     project,
     rescore,
+    leaderboard,
 ):
     """Score a model, adapter or endpoint on envs' test splits: pass@1, pass@k, rewards, format errors, length.
 
@@ -294,6 +301,7 @@ def eval_cmd(
     rlhub eval gsm8k-v0 arithmetic-v0 --model runs/my-run/checkpoints/step-000050/adapter --out evals/
     rlhub eval calculator-v0 --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --k 4
     rlhub eval --rescore evals/
+    rlhub eval --leaderboard
     """
     import os
     from pathlib import Path
@@ -301,6 +309,12 @@ def eval_cmd(
     from rlhub.env.registry import get_spec
     from rlhub.evaluate import evaluate_env, load_engine
 
+    if leaderboard:
+        if rescore or out:
+            raise click.UsageError(
+                "--leaderboard writes docs/measurements.json and docs/leaderboard.*: drop --out/--rescore"
+            )
+        sys.exit(_leaderboard(list(env_ids), model, base_url))
     if rescore:
         if env_ids:
             raise click.UsageError("--rescore re-scores a stored eval: pass the folder alone, without env ids")
@@ -398,6 +412,20 @@ def eval_cmd(
         console.print(f"chart: {chart}", highlight=False)
     if sync:
         console.print(f"W&B ran offline; upload the run later with:\n  {sync}", highlight=False, soft_wrap=True)
+
+
+def _leaderboard(env_ids: list[str], model: str | None, base_url: str | None) -> int:
+    """``rlhub eval --leaderboard``: ``python -m rlhub.authoring.leaderboard measure`` then ``write``."""
+    from rlhub.authoring.leaderboard import EMBEDDED, Settings, measure, write_pages
+
+    if base_url and not model:
+        raise click.UsageError("--leaderboard --base-url needs --model: the name the endpoint serves")
+    models = [model] if base_url else [EMBEDDED, *([model] if model and model != EMBEDDED else [])]
+    measure(models, Settings(), only=env_ids or None, base_url=base_url)
+    for path in write_pages():
+        click.echo(f"wrote {path}")
+    click.echo("the cards read the same numbers: python -m rlhub.authoring.envcard --write docs/envs.md")
+    return 0
 
 
 def _rescore(folder: str, as_json: bool) -> int:

@@ -219,11 +219,12 @@ def test_async_with_a_vllm_server_samples_each_batch_with_its_version(tiny_model
         rows = run(tiny_model_dir, spread_reward, tmp_path / "run", 3, **server_mode)
     assert [r["async/staleness_max"] for r in rows] == [0.0, 1.0, 1.0]
     # One request per prompt: batches 0 and 1 (two prompts each) sampled with the adapter of version 0, batch 2
-    # with version 1's, loaded after it. (The trainer's own engine loads adapters too, for in-loop evaluation.)
+    # with version 1's, loaded after it. (The trainer's own engine loads one only before an in-loop evaluation.)
     used = [body["model"] for body in server.bodies("/v1/completions")]
     loaded = [body["lora_name"] for body in server.bodies("/v1/load_lora_adapter")]
     assert len(set(used[:4])) == 1 and len(set(used[4:6])) == 1 and used[4] != used[0]
     assert loaded.index(used[0]) < loaded.index(used[4])
+    assert len(loaded) == len(set(loaded)) == 2  # versions 1 and 2, each once: only the worker's engine follows steps
 
 
 def test_async_grpo_raises_a_learnable_reward(seven_model, seven_reward, tmp_path):  # noqa: F811

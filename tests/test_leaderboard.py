@@ -20,6 +20,7 @@ from rlhub.authoring.leaderboard import (
     load_measurements,
     measure,
     measure_env,
+    record_run,
     trust,
 )
 from rlhub.generation.rollout import Completion
@@ -268,3 +269,64 @@ def test_card_says_what_a_smaller_measurement_left_out():
     assert "No temperature-1 samples" in arithmetic and "Per-level samples were not part" in arithmetic
     countdown = "\n\n".join(card_sections("countdown-v0", 2, data))  # no difficulty field: nothing skipped
     assert "Per-level" not in countdown and "_No levels or families._" in countdown
+
+
+# --- the card's training run: recorded from a finished run's own files ------------------------------------
+
+
+def _fake_run(folder: Path, steps: int, rewards: list[float]) -> Path:
+    folder.mkdir()
+    recipe = {
+        "model": {"name": EMBEDDED},
+        "env": {"id": "sql-v0"},
+        "rewards": {"correct": 1.0, "format": 0.5},
+        "algorithm": {"name": "grpo", "group_size": 8},
+        "training": {"max_steps": steps, "prompts_per_step": 4},
+    }
+    (folder / "recipe.json").write_text(json.dumps(recipe))
+    rows = [{"step": i + 1, "reward": r, "accuracy": r / 2, "charts/step_time": 60.0} for i, r in enumerate(rewards)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path):
+    rewards = [0.1, 0.2, 0.3, 0.2, 0.2, 0.5, 0.6, 0.4, 0.6, 0.9, 0.7, 0.8]
+    out = tmp_path / "m.json"
+    out.write_text(json.dumps({"models": {}, "envs": {}}))
+    run = record_run(_fake_run(tmp_path / "run", 12, rewards), "recipes/sql-quickstart.yaml", out=out)
+    assert run["first"]["reward"] == pytest.approx(0.2) and run["last"]["reward"] == pytest.approx(0.68)
+    assert run["first"]["accuracy"] == pytest.approx(0.1) and run["wall_s"] == 720.0
+    data = load_measurements(out)
+    assert data["training"]["sql-v0"]["reward"] == rewards and data["models"] == {}
+    text = "\n\n".join(card_sections("sql-v0", 2, data))
+    assert "`rlhub train recipes/sql-quickstart.yaml` (GRPO + LoRA on" in text and "12 steps of 4 prompts x 8" in text
+    assert "first 5 steps **0.200**, over the last 5 **0.680**" in text
+    assert "| 1-5 | 0.200 | 0.100 |" in text and "| 6-10 | 0.600 | 0.300 |" in text and "| 11-12 | 0.750 |" in text
+    assert "None recorded" in "\n\n".join(card_sections("countdown-v0", 2, data))
+
+
+def test_record_run_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(rlhub.RLHubError, match="steps 3 of 12: record a finished run"):
+        record_run(_fake_run(tmp_path / "run", 12, [0.1, 0.2, 0.3]), "r.yaml", out=tmp_path / "m.json")
+    with pytest.raises(rlhub.RLHubError, match="not a run folder"):
+        record_run(tmp_path, "r.yaml", out=tmp_path / "m.json")
+
+
+def test_eval_leaderboard_measures_then_writes_the_pages(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import rlhub.authoring.leaderboard as board
+    from rlhub.cli import main
+
+    calls = []
+    monkeypatch.setattr(board, "measure", lambda models, settings, **kw: calls.append(("measure", models, kw)))
+    monkeypatch.setattr(board, "write_pages", lambda: calls.append(("write",)) or [tmp_path / "leaderboard.md"])
+    result = CliRunner().invoke(main, ["eval", "--leaderboard", "sql-v0", "--model", "other/model"])
+    assert result.exit_code == 0, result.output
+    assert calls == [("measure", [EMBEDDED, "other/model"], {"only": ["sql-v0"], "base_url": None}), ("write",)]
+    assert "leaderboard.md" in result.output
+    calls.clear()
+    served = CliRunner().invoke(main, ["eval", "--leaderboard", "--base-url", "http://h/v1", "--model", "m"])
+    assert served.exit_code == 0 and calls[0] == ("measure", ["m"], {"only": None, "base_url": "http://h/v1"})
+    refused = CliRunner().invoke(main, ["eval", "--leaderboard", "--base-url", "http://h/v1"])
+    assert refused.exit_code == 2 and "needs --model" in refused.output

@@ -336,6 +336,8 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
 
     def maybe_evaluate(step: int) -> None:
         if (recipe.eval.every or recipe.eval.before_after) and run.is_main:
+            if run.rollouts is not None:  # async: only the worker's engine follows each step; catch this one up
+                run.engine.sync_weights(run.policy)
             evals[step] = evaluate(run.engine, run.env, recipe.env.id, run.encode, recipe.eval.n, t.max_new_tokens)
             run.tracker.log({**evals[step], **run.watch.eval(step, evals[step])}, step=step)
 
@@ -411,10 +413,10 @@ def train_step(run: Run, step: int):
         (k, idx, b) for k, (idx, b) in enumerate(batches) if not skippable or bool(advantages[idx].abs().gt(0).any())
     ]
     update_metrics = update(run, work, ref_logps, totals, frozen)
-    if not frozen:
-        run.engine.sync_weights(run.policy)  # the next rollout (and in-loop eval) samples from the updated policy
     if run.rollouts is not None:  # async: the worker samples its next batch with this version
         run.rollouts.push(run.policy)
+    elif not frozen:
+        run.engine.sync_weights(run.policy)  # the next rollout (and in-loop eval) samples from the updated policy
     step_time = time.perf_counter() - step_start
 
     # 6. Log: gathered across processes, namespaced keys.

@@ -40,6 +40,7 @@ EMBEDDED = "smollm2-135m-instruct"
 """The model every env is measured with."""
 
 WRITE_COMMAND = "python -m rlhub.authoring.leaderboard write"
+RECORD_COMMAND = "python -m rlhub.authoring.leaderboard record-run"
 GENERATED = f"<!-- Generated from docs/measurements.json by `{WRITE_COMMAND}`; do not edit by hand. -->"
 
 
@@ -667,7 +668,93 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
         if "sandbox_programs_per_completion" in cost:
             line += f", {cost['sandbox_programs_per_completion']:.2f} sandbox programs per completion"
         out.append(line + f" (the greedy sample's completions, on the measuring machine; {_dated(data)}).")
+    out += training_section(env_id, h, data)
     return out
+
+
+def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
+    """The card's "Training run" section: a recorded recipe run's reward, first steps against last."""
+    run = data.get("training", {}).get(env_id)
+    out = [f"{h} Training run"]
+    if run is None:
+        out.append(f"_None recorded; `{RECORD_COMMAND} RUN_DIR --recipe RECIPE` records a finished run._")
+        return out
+    w = run["window"]
+    out.append(
+        f"`rlhub train {run['recipe']}` ({run['algorithm']} + LoRA on `{run['model']}`, {run['steps']} steps of "
+        f"{run['prompts_per_step']} prompts x {run['group_size']} samples, {run['wall_s'] / 60:.0f} min on the "
+        f"recording machine), {_dated(run)}. Mean training reward over the first {w} steps "
+        f"**{run['first']['reward']:.3f}**, over the last {w} **{run['last']['reward']:.3f}**; share of samples "
+        f"with full `{run['main_reward']}` {run['first']['accuracy']:.3f} -> {run['last']['accuracy']:.3f}."
+    )
+    rows = [
+        [f"{i * w + 1}-{min((i + 1) * w, run['steps'])}", f"{fmean_or(r):.3f}", f"{fmean_or(a):.3f}"]
+        for i, (r, a) in enumerate(zip(_windows(run["reward"], w), _windows(run["accuracy"], w)))
+    ]
+    out.append(_table(["steps", "mean reward", f"full `{run['main_reward']}`"], rows))
+    return out
+
+
+def _windows(values: list[float], size: int) -> list[list[float]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def fmean_or(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def record_run(run_dir: str | Path, recipe: str, *, window: int = 5, out: str | Path | None = None) -> dict[str, Any]:
+    """Store a finished training run's per-step reward in the measurements, under its env id.
+
+    Args:
+        run_dir: The run's folder (``metrics.jsonl`` and ``recipe.json``).
+        recipe: The recipe path to name in the card (as a user would type it).
+        window: Steps averaged at each end ("first 5 vs last 5").
+        out: The JSON file (default: ``docs/measurements.json``).
+
+    Returns:
+        The stored record.
+    """
+    import rlhub
+
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "recipe.json").read_text(encoding="utf-8"))
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    except FileNotFoundError as exc:
+        raise RLHubError(f"{run_dir} is not a run folder ({exc.filename} is missing); give the output_dir of a run")
+    rows = [r for r in rows if "reward" in r and "step" in r]
+    steps = config["training"]["max_steps"]
+    if [r["step"] for r in rows] != list(range(1, steps + 1)):
+        raise RLHubError(f"{run_dir} has steps {len(rows)} of {steps}: record a finished run (rlhub train --resume)")
+    if steps < 2 * window:
+        raise RLHubError(f"{run_dir} ran {steps} steps; first and last {window} need at least {2 * window}")
+    main_reward = next(iter(config["rewards"]), "correct")
+    reward = [r["reward"] for r in rows]
+    accuracy = [r.get("accuracy", r.get(f"rewards/{main_reward}/mean", 0.0)) for r in rows]
+    record = {
+        "recipe": recipe,
+        "model": config["model"]["name"],
+        "algorithm": config["algorithm"]["name"].upper(),
+        "steps": steps,
+        "prompts_per_step": config["training"]["prompts_per_step"],
+        "group_size": config["algorithm"]["group_size"],
+        "main_reward": main_reward,
+        "window": window,
+        "reward": reward,
+        "accuracy": accuracy,
+        "first": {"reward": statistics.fmean(reward[:window]), "accuracy": statistics.fmean(accuracy[:window])},
+        "last": {"reward": statistics.fmean(reward[-window:]), "accuracy": statistics.fmean(accuracy[-window:])},
+        "wall_s": sum(r.get("charts/step_time", 0.0) for r in rows),
+        "commit": commit_of(repo_root()),
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        "rlhub_version": rlhub.__version__,
+    }
+    path = Path(out) if out else measurements_path()
+    data = load_measurements(path)
+    data.setdefault("training", {})[config["env"]["id"]] = record
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return record
 
 
 def model_order(data: dict[str, Any]) -> list[str]:
@@ -804,8 +891,18 @@ def main(argv: list[str] | None = None) -> None:
         "write", help="Render docs/leaderboard.{md,json} and README's baseline column from the JSON."
     )
     write.add_argument("--measurements", help="The JSON file (default: docs/measurements.json).")
+    record = sub.add_parser("record-run", help="Store a finished training run's rewards for its env card.")
+    record.add_argument("run_dir", help="The run's output folder.")
+    record.add_argument(
+        "--recipe", required=True, help="The recipe the card should name, e.g. recipes/sql-quickstart.yaml."
+    )
+    record.add_argument("--window", type=int, default=5, help="Steps averaged at each end (default 5).")
+    record.add_argument("--out", help="The JSON file (default: docs/measurements.json).")
     args = parser.parse_args(argv)
-    if args.command == "measure":
+    if args.command == "record-run":
+        run = record_run(args.run_dir, args.recipe, window=args.window, out=args.out)
+        print(f"recorded: reward {run['first']['reward']:.3f} (first {run['window']}) -> {run['last']['reward']:.3f}")
+    elif args.command == "measure":
         models = ([] if args.no_embedded or args.base_url else [EMBEDDED]) + (args.model or [])
         if not models:
             parser.error("nothing to measure: give --model NAME (or drop --no-embedded)")
