@@ -199,9 +199,9 @@ def summarize(env, env_id: str, model: str, examples: int, k: int, samples, rows
         f"pass@{kk}": sum(pass_at_k(len(v), sum(v), kk) for v in by_example.values()) / len(by_example) for kk in ks
     }
     names = env.rubric.names
-    means = {name: _mean([r["rewards"][name] for r in records]) for name in names}
+    means = {name: mean([r["rewards"][name] for r in records]) for name in names}
     format_errors = (
-        _mean([1.0 if (r["rewards"]["format"] or 0) == 0 else 0.0 for r in records]) if "format" in names else None
+        mean([1.0 if (r["rewards"]["format"] or 0) == 0 else 0.0 for r in records]) if "format" in names else None
     )
     return EvalResult(
         env_id=env_id,
@@ -211,14 +211,15 @@ def summarize(env, env_id: str, model: str, examples: int, k: int, samples, rows
         pass_at_1=pass_k["pass@1"],
         pass_at_k=pass_k,
         rewards=means,
-        mean_reward=_mean([r["reward"] for r in records]),
+        mean_reward=mean([r["reward"] for r in records]),
         format_error_rate=format_errors,
-        mean_length=_mean([r["length"] for r in records]),
+        mean_length=mean([r["length"] for r in records]),
         records=records,
     )
 
 
-def _mean(values) -> float:
+def mean(values) -> float:
+    """The mean of the values that are not None; 0.0 when there are none (the trainer's metrics use it too)."""
     values = [v for v in values if v is not None]
     return float(sum(values) / len(values)) if values else 0.0
 

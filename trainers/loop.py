@@ -24,6 +24,7 @@ import torch
 import rlhub
 from rlhub.env.registry import get_spec
 from rlhub.errors import ConfigError, RLHubError
+from rlhub.evaluate import mean
 from rlhub.generation import make_engine
 from rlhub.generation.rollout import encode_prompt, rollout
 from rlhub.rewards import Rubric, get_reward
@@ -35,7 +36,6 @@ from rlhub.trainers.losses import BatchTotals
 from rlhub.trainers.metrics import (
     UpdateStats,
     completion_rows,
-    mean,
     reward_metrics,
     rollout_metrics,
     tool_metrics,

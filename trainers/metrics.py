@@ -7,10 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-
-def mean(values) -> float:
-    values = [v for v in values if v is not None]
-    return float(sum(values) / len(values)) if values else 0.0
+from rlhub.evaluate import mean
 
 
 class UpdateStats:

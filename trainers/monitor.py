@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from rlhub.trainers.metrics import mean
+from rlhub.evaluate import mean
 from rlhub.trainers.recipe import MonitorSection
 from rlhub.types import last_assistant_text
 
