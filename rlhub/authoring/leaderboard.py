@@ -692,6 +692,10 @@ def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
         for i, (r, a) in enumerate(zip(_windows(run["reward"], w), _windows(run["accuracy"], w)))
     ]
     out.append(_table(["steps", "mean reward", f"full `{run['main_reward']}`"], rows))
+    watch = run.get("hack_watch")
+    if watch is not None:  # the run's summary.json: the hack watch's signals that tripped (trainers/monitor.py)
+        said = ", ".join(f"`{name}`" for name in watch) if watch else "none"
+        out.append(f"Hack watch signals that tripped during the run: {said}.")
     return out
 
 
@@ -723,6 +727,9 @@ def record_run(run_dir: str | Path, recipe: str, *, window: int = 5, out: str | 
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     except FileNotFoundError as exc:
         raise RLHubError(f"{run_dir} is not a run folder ({exc.filename} is missing); give the output_dir of a run")
+    summary = run_dir / "summary.json"
+    watched = summary.is_file() and config.get("monitor", {}).get("enabled", False)
+    tripped = json.loads(summary.read_text(encoding="utf-8")).get("hack_watch", "") if watched else None
     rows = [r for r in rows if "reward" in r and "step" in r]
     steps = config["training"]["max_steps"]
     if [r["step"] for r in rows] != list(range(1, steps + 1)):
@@ -746,6 +753,7 @@ def record_run(run_dir: str | Path, recipe: str, *, window: int = 5, out: str | 
         "first": {"reward": statistics.fmean(reward[:window]), "accuracy": statistics.fmean(accuracy[:window])},
         "last": {"reward": statistics.fmean(reward[-window:]), "accuracy": statistics.fmean(accuracy[-window:])},
         "wall_s": sum(r.get("charts/step_time", 0.0) for r in rows),
+        "hack_watch": None if tripped is None else [name for name in tripped.split(", ") if name],
         "commit": commit_of(repo_root()),
         "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "rlhub_version": rlhub.__version__,
