@@ -18,8 +18,15 @@ MATH_BASELINE = "math-verify $…$"
 SANDBOX_BASELINE = "bwrap + python per program"
 SANDBOX_BARE = "python per program"
 SANDBOX_POOL = "warm pool (bwrap)"
-TARGETS = {"trainer_speedup": 1.5, "pool_programs_per_s": 400.0, "math_speedup": 5.0}
-"""The issue's targets: rlhub's GRPO >= 1.5x TRL's samples/s; warm pool >= 400 programs/s; math_equal >= 5x."""
+TARGETS = {
+    "trainer_speedup": 1.5,
+    "pool_programs_per_s": 400.0,
+    "math_speedup": 5.0,
+    "bf16_speedup": 2.5,
+    "ceiling_fraction": 0.20,
+}
+"""The issues' targets: rlhub's GRPO >= 1.5x TRL's samples/s; warm pool >= 400 programs/s; math_equal >= 5x;
+rlhub in its default dtype >= 2.5x rlhub in float32, at >= 20% of the machine's bf16 matmul rate (issue 15)."""
 
 
 # --- figures: the numbers each benchmark is judged by -------------------------------------------------------
@@ -40,6 +47,26 @@ def _trainer_vs_trl(r: dict) -> dict[str, Any]:
         "samples_per_s_ratio": r["ratios_rlhub_over_trl"]["samples_per_s"],
         "rlhub_mean_reward": rl["mean_reward"],
         "trl_mean_reward": trl["mean_reward"],
+        **_precision(r),
+    }
+
+
+def _precision(r: dict) -> dict[str, Any]:
+    """The float32 arm and the matmul ceiling (issue 15); results from before the third arm have neither."""
+    fp32 = r["results"].get("rlhub_fp32")
+    if fp32 is None or "matmul_tflops" not in r.get("machine", {}):
+        return {}
+    rl, trl = r["results"]["rlhub"], r["results"]["trl"]
+    return {
+        "rlhub_dtype": rl["dtype"],
+        "trl_dtype": trl["dtype"],
+        "fp32_samples_per_s": fp32["samples_per_s"],
+        "fp32_s_per_step": fp32["s_per_step"],
+        "fp32_mean_reward": fp32["mean_reward"],
+        "fp32_ratio": r["ratios_rlhub_over_rlhub_fp32"].get("samples_per_s"),
+        "matmul_tflops": r["machine"]["matmul_tflops"],
+        **{f"{name}_tflops": r["results"][name]["achieved_tflops"] for name in ("rlhub", "rlhub_fp32", "trl")},
+        **{f"{name}_peak_rss_mb": r["results"][name]["peak_rss_mb"] for name in ("rlhub", "rlhub_fp32", "trl")},
     }
 
 
@@ -163,6 +190,46 @@ def _rows_trainer_vs_trl(f: dict) -> list[Row]:
             f"{f['rlhub_mean_reward']:.3f}",
             f"{f['rlhub_mean_reward'] - f['trl_mean_reward']:+.3f} (difference)",
             f"≥ TRL's: {_met(reward_ok)}",
+        ),
+        *_rows_precision(f),
+    ]
+
+
+def _rows_precision(f: dict) -> list[Row]:
+    if "fp32_ratio" not in f:
+        return []
+    ceiling = f["matmul_tflops"]
+    fraction = f["rlhub_tflops"] / ceiling["bfloat16"] if f["rlhub_tflops"] and ceiling.get("bfloat16") else None
+    speed_ok = f["fp32_ratio"] is not None and f["fp32_ratio"] >= TARGETS["bf16_speedup"]
+    share_ok = fraction is not None and fraction >= TARGETS["ceiling_fraction"]
+    rss = (
+        f"rlhub float32: {_num(f['rlhub_fp32_peak_rss_mb'], ',.0f')} MiB; TRL: {_num(f['trl_peak_rss_mb'], ',.0f')} MiB"
+    )
+    return [
+        (
+            f"same steps, rlhub in {f['rlhub_dtype']} against rlhub in float32 (completions/s; TRL ran in "
+            f"{f['trl_dtype']})",
+            f"rlhub float32: {_num(f['fp32_samples_per_s'], '.2f')}/s ({_num(f['fp32_s_per_step'], '.1f')} s/step), "
+            f"reward {_num(f['fp32_mean_reward'], '.3f')}",
+            f"{_num(f['rlhub_samples_per_s'], '.2f')}/s, reward {_num(f['rlhub_mean_reward'], '.3f')}",
+            f"{_num(f['fp32_ratio'], '.2f')}x",
+            f"≥ {TARGETS['bf16_speedup']}x: {_met(speed_ok)}",
+        ),
+        (
+            "useful matmul TFLOP/s of a training step (generation included) against the machine's matmul rate "
+            "measured in the same run",
+            f"ceiling: float32 {_num(ceiling.get('float32'), '.3f')}, bfloat16 {_num(ceiling.get('bfloat16'), '.3f')};"
+            f" rlhub float32 {_num(f['rlhub_fp32_tflops'], '.3f')}, TRL {_num(f['trl_tflops'], '.3f')}",
+            f"{_num(f['rlhub_tflops'], '.3f')} TFLOP/s",
+            f"{_num(fraction, '.1%')} of the bf16 rate",
+            f"≥ {TARGETS['ceiling_fraction']:.0%}: {_met(share_ok)}",
+        ),
+        (
+            "peak RSS of the same runs",
+            rss,
+            f"{_num(f['rlhub_peak_rss_mb'], ',.0f')} MiB",
+            "-",
+            "-",
         ),
     ]
 

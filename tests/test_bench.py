@@ -264,6 +264,58 @@ def test_render_table_states_each_figure_ratio_and_target():
     ]
 
 
+def _arm(samples_per_s: float, reward: float, tflops: float, rss: float, dtype: str) -> dict:
+    return {
+        "samples_per_s": samples_per_s,
+        "s_per_step": 16 / samples_per_s,
+        "mean_reward": reward,
+        "achieved_tflops": tflops,
+        "peak_rss_mb": rss,
+        "dtype": dtype,
+    }
+
+
+def test_the_bf16_arm_and_the_matmul_ceiling_get_their_rows():
+    """Issue 15: rlhub in bf16 against rlhub in float32, and the fraction of the bf16 matmul rate reached."""
+    result = {
+        "settings": {
+            "prompts_per_step": 2,
+            "group_size": 8,
+            "max_new_tokens": 48,
+            "steps_timed": 4,
+            "warmup_steps": 1,
+            "torch_threads": 2,
+            "versions": {"trl": "1.16.0"},
+        },
+        "machine": {"matmul_tflops": {"float32": 0.2, "bfloat16": 0.5}},
+        "results": {
+            "rlhub": _arm(3.2, 0.5, 0.05, 1500.0, "bfloat16"),
+            "rlhub_fp32": _arm(1.6, 0.45, 0.025, 2500.0, "float32"),
+            "trl": _arm(0.4, 0.4, 0.01, 9000.0, "float32"),
+        },
+        "ratios_rlhub_over_trl": {"samples_per_s": 8.0},
+        "ratios_rlhub_over_rlhub_fp32": {"samples_per_s": 2.0},
+    }
+    f = report.figures("trainer_vs_trl", result)
+    assert (f["fp32_ratio"], f["rlhub_tflops"], f["trl_peak_rss_mb"]) == (2.0, 0.05, 9000.0)
+    summary = copy.deepcopy(SUMMARY)
+    summary["benchmarks"]["trainer_vs_trl"]["figures"] = f
+    rows = table_rows(report.render_table(summary))
+    assert len(rows) == 12
+    speed, ceiling, memory = rows[2:5]
+    assert speed[0].startswith("same steps, rlhub in bfloat16 against rlhub in float32")
+    assert speed[1:] == [
+        "rlhub float32: 1.60/s (10.0 s/step), reward 0.450",
+        "3.20/s, reward 0.500",
+        "2.00x",
+        "≥ 2.5x: **not met**",
+    ]
+    assert ceiling[2:] == ["0.050 TFLOP/s", "10.0% of the bf16 rate", "≥ 20%: **not met**"]
+    assert memory[1:3] == ["rlhub float32: 2,500 MiB; TRL: 9,000 MiB", "1,500 MiB"]
+    del result["results"]["rlhub_fp32"]  # a result from before the third arm: the rows are left out
+    assert "fp32_ratio" not in report.figures("trainer_vs_trl", result)
+
+
 def test_a_failed_benchmark_is_one_row_with_its_last_error_line():
     summary = copy.deepcopy(SUMMARY)
     summary["benchmarks"]["sandbox"] = {
