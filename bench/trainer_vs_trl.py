@@ -1,9 +1,12 @@
 """Benchmark: rlhub's GRPO trainer against TRL's ``GRPOTrainer``, step for step on the same machine.
 
-    python -m bench.trainer_vs_trl [--steps 5] [--warmup 1] [--dtype bfloat16] [--trl-bf16] [--json out.json]
+    python -m bench.trainer_vs_trl [--steps 5] [--warmup 1] [--dtype bfloat16] [--trl-bf16 auto|on|off]
+        [--json out.json]
 
 Three arms: ``rlhub`` (``model.dtype`` = ``--dtype``, bfloat16 by default), ``rlhub_fp32`` (the same
-trainer in float32) and ``trl`` (float32 weights; ``--trl-bf16`` turns on TRL's ``bf16=True`` autocast).
+trainer in float32) and ``trl`` (float32 weights; with ``--trl-bf16 on`` TRL's ``bf16=True`` autocast; ``auto``, the
+default, turns it on when this machine's bfloat16 matmul, measured first, beats its float32 one: TRL at its
+fastest setting here, and the JSON says which it used).
 All train the embedded SmolLM2-135M-Instruct with LoRA r=16, alpha=32, dropout 0 on all linear
 layers, on ``arithmetic-v0`` with the quickstart recipe's env config (difficulty 1, prompt_style user,
 few_shot 2) and reward weights (correct 1.0, format 0.5), for the same number of steps with the same
@@ -100,7 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--first", choices=ARMS, default="rlhub", help="who takes the first turn")
     p.add_argument("--dtype", default="bfloat16", help="model.dtype of the rlhub arm (rlhub_fp32 is float32)")
-    p.add_argument("--trl-bf16", action="store_true", help="TRL with bf16=True (autocast over float32 weights)")
+    p.add_argument(
+        "--trl-bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="TRL with bf16=True (autocast over float32 weights); auto: when the measured bf16 matmul is faster",
+    )
     p.add_argument("--recipe", default=str(QUICKSTART))
     p.add_argument("--json", dest="json_path", default=None, help="write the results here")
     return p.parse_args(argv)
@@ -164,17 +172,19 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed,
         overrides=["training.temperature=1.0", "training.top_p=1.0"],
     )
+    start = time.perf_counter()
+    machine = {**machine_info(), "matmul_tflops": matmul_tflops(args.threads)}
+    rates = machine["matmul_tflops"]
+    trl_bf16 = args.trl_bf16 == "on" or (args.trl_bf16 == "auto" and rates["bfloat16"] > rates["float32"])
     arms = {
         "rlhub": ("rlhub", replace(settings, overrides=[*settings.overrides, f"model.dtype={args.dtype}"])),
         "rlhub_fp32": ("rlhub", replace(settings, overrides=[*settings.overrides, "model.dtype=float32"])),
         "trl": (
             "trl",
-            replace(settings, overrides=[*settings.overrides, "model.dtype=float32"], trl_bf16=args.trl_bf16),
+            replace(settings, overrides=[*settings.overrides, "model.dtype=float32"], trl_bf16=trl_bf16),
         ),
     }
     order = [args.first, *(name for name in ARMS if name != args.first)]
-    start = time.perf_counter()
-    machine = {**machine_info(), "matmul_tflops": matmul_tflops(args.threads)}
     steps = args.warmup + args.steps
     with tempfile.TemporaryDirectory(prefix="rlhub-bench-") as tmp:
         recipe = resolve_recipe(settings, Path(tmp))
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
             for i, s in enumerate(run.steps)
         ]
         results[name] = summarize(run, args.warmup, flops)
-    results["trl"]["dtype"] = "float32, bf16 autocast" if args.trl_bf16 else "float32"
+    results["trl"]["dtype"] = "float32, bf16 autocast" if trl_bf16 else "float32"
     if any(r["steps_timed"] < args.steps for r in results.values()):
         raise BenchError(f"a trainer stopped early: {', '.join(f'{n}: {r.stopped}' for n, r in runs.items())}")
     ratios = {

@@ -308,6 +308,19 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     assert "None recorded" in "\n\n".join(card_sections("countdown-v0", 2, data))
 
 
+@pytest.mark.parametrize("env_id", ["sql-v0", "ifeval-v0"])
+def test_new_domains_report_their_quickstart_size_run(env_id):
+    """Issue 18: each new domain ships a recipe at the quickstart's size whose recorded run its card reports."""
+    data = load_measurements()
+    run = data.get("training", {}).get(env_id)
+    assert run is not None, f"no training run recorded for {env_id}; python -m rlhub.authoring.leaderboard record-run"
+    assert (ROOT / run["recipe"]).is_file() and run["steps"] >= 20
+    assert run["prompts_per_step"] * run["group_size"] >= 32 and len(run["reward"]) == run["steps"]
+    card = (ROOT / "docs" / "envs.md").read_text(encoding="utf-8")
+    w = run["window"]
+    assert f"first {w} steps **{run['first']['reward']:.3f}**" in card
+
+
 def test_record_run_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(rlhub.RLHubError, match="steps 3 of 12: record a finished run"):
         record_run(_fake_run(tmp_path / "run", 12, [0.1, 0.2, 0.3]), "r.yaml", out=tmp_path / "m.json")
