@@ -227,6 +227,7 @@ def describe(recipe) -> dict[str, Any]:
         "prompts_per_step": t.prompts_per_step,
         "group_size": a.group_size,
         "samples_per_step": t.prompts_per_step * a.group_size,
+        "micro_batch_size": t.micro_batch_size,
         "max_new_tokens": t.max_new_tokens,
         "learning_rate": t.learning_rate,
         "temperature": t.temperature,

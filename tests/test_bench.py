@@ -316,6 +316,22 @@ def test_the_bf16_arm_and_the_matmul_ceiling_get_their_rows():
     assert "fp32_ratio" not in report.figures("trainer_vs_trl", result)
 
 
+def test_the_micro_batch_row_states_both_sizes_and_the_memory_target():
+    summary = copy.deepcopy(SUMMARY)
+    micro = {"micro_batch_size": 4, "micro_batch_compared": "first step", "peak_rss_mb16_mb": 4500.0}
+    summary["benchmarks"]["overhead"]["figures"].update(micro, mb16_s_per_step_ratio=1.25)
+    row = table_rows(report.render_table(summary))[-1]
+    assert row[1:] == [
+        "16 (before): 4,500 MiB",
+        "4 (the recipe now): 2,400 MiB",
+        "0.53x the memory; step time 0.80x",
+        "≤ 1.5 GiB: **not met**",
+    ]
+    summary["benchmarks"]["overhead"]["figures"].update(peak_rss_mb=1500.0, micro_batch_size=None)
+    row = table_rows(report.render_table(summary))[-1]
+    assert row[2] == "the recipe's (now): 1,500 MiB" and row[4] == "≤ 1.5 GiB: met"
+
+
 def test_a_failed_benchmark_is_one_row_with_its_last_error_line():
     summary = copy.deepcopy(SUMMARY)
     summary["benchmarks"]["sandbox"] = {
