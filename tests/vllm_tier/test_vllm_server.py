@@ -44,6 +44,33 @@ def server_logprobs(url: str, model: str, prompt: list[int], completion: list[in
     return torch.tensor([position[str(token)]["logprob"] for position, token in zip(positions, completion)])
 
 
+def listed_models(url: str) -> set[str]:
+    """The names the server serves: the base model and every adapter loaded."""
+    return {m["id"] for m in request_json("GET", f"{url}/v1/models", timeout=30)["data"]}
+
+
+def server_mode_recipe(model_dir, url: str, served_model: str, tmp_path, steps: int, *extra: str):
+    """The quickstart, small, sampling from the server (generation.vllm_mode=server) with LoRA syncs."""
+    from rlhub.trainers.recipe import load_recipe
+
+    overrides = [
+        f"model.name={model_dir}",
+        f"training.output_dir={tmp_path}/{{run_name}}",
+        f"training.max_steps={steps}",
+        "training.prompts_per_step=2",
+        "training.max_new_tokens=32",
+        "training.learning_rate=5.0e-3",  # large, so one step moves the log-probs well above kernel noise
+        "training.save_every=0",
+        "logging.wandb=false",
+        "generation.backend=vllm",
+        "generation.vllm_mode=server",
+        f"generation.base_url={url}",
+        f"generation.served_model_name={served_model}",
+        *extra,
+    ]
+    return load_recipe("recipes/quickstart.yaml", overrides)
+
+
 @pytest.fixture(scope="module")
 def tokenizer(model_dir):
     from transformers import AutoTokenizer
@@ -170,7 +197,6 @@ def test_grpo_in_server_mode_samples_from_each_new_adapter(
     vllm_url, served_model, model_dir, tokenizer, tmp_path, monkeypatch
 ):
     from rlhub.trainers import loop
-    from rlhub.trainers.recipe import load_recipe
 
     fixed = (
         chat_prompt(tokenizer, "What is 4 + 5?"),
@@ -185,21 +211,8 @@ def test_grpo_in_server_mode_samples_from_each_new_adapter(
     real_make_engine = loop.make_engine
     monkeypatch.setattr(loop, "make_engine", make_watched_engine)
     steps = 3
-    overrides = [
-        f"model.name={model_dir}",
-        f"training.output_dir={tmp_path}/{{run_name}}",
-        f"training.max_steps={steps}",
-        "training.prompts_per_step=2",
-        "training.max_new_tokens=32",
-        "training.learning_rate=5.0e-3",  # large, so one step moves the log-probs well above kernel noise
-        "training.save_every=0",
-        "logging.wandb=false",
-        "generation.backend=vllm",
-        "generation.vllm_mode=server",
-        f"generation.base_url={vllm_url}",
-        f"generation.served_model_name={served_model}",
-    ]
-    result = loop.train(load_recipe("recipes/quickstart.yaml", overrides), recipe_name="vllm", progress=False)
+    recipe = server_mode_recipe(model_dir, vllm_url, served_model, tmp_path, steps)
+    result = loop.train(recipe, recipe_name="vllm", progress=False)
     assert result.steps == steps
     (engine,) = watched
     rollouts, syncs = engine.rollouts, engine.syncs
@@ -219,7 +232,7 @@ def test_grpo_in_server_mode_samples_from_each_new_adapter(
         assert (s["server"] - s["trainer"]).abs().max().item() < MATCH_TOL
         assert (s["server"] - before).abs().max().item() > 3 * MATCH_TOL
         before = s["server"]
-    listed = {m["id"] for m in request_json("GET", f"{vllm_url}/v1/models", timeout=30)["data"]}
+    listed = listed_models(vllm_url)
     assert names[-1] in listed and not set(names[:-1]) & listed, listed  # old versions unloaded
 
 
@@ -227,29 +240,11 @@ def test_async_grpo_in_server_mode_trains_on_batches_one_version_old(vllm_url, s
     """training.max_off_policy_steps=1 against the real server: the generation worker (its own process) loads
     each pushed version as an adapter and samples ahead with it, and its log-probs are the policy's."""
     from rlhub.trainers import loop
-    from rlhub.trainers.recipe import load_recipe
 
-    def listed() -> set[str]:
-        return {m["id"] for m in request_json("GET", f"{vllm_url}/v1/models", timeout=30)["data"]}
-
-    before = listed()
+    before = listed_models(vllm_url)
     steps = 3
-    overrides = [
-        f"model.name={model_dir}",
-        f"training.output_dir={tmp_path}/{{run_name}}",
-        f"training.max_steps={steps}",
-        "training.prompts_per_step=2",
-        "training.max_new_tokens=32",
-        "training.learning_rate=5.0e-3",
-        "training.save_every=0",
-        "training.max_off_policy_steps=1",
-        "logging.wandb=false",
-        "generation.backend=vllm",
-        "generation.vllm_mode=server",
-        f"generation.base_url={vllm_url}",
-        f"generation.served_model_name={served_model}",
-    ]
-    result = loop.train(load_recipe("recipes/quickstart.yaml", overrides), recipe_name="vllm-async", progress=False)
+    recipe = server_mode_recipe(model_dir, vllm_url, served_model, tmp_path, steps, "training.max_off_policy_steps=1")
+    result = loop.train(recipe, recipe_name="vllm-async", progress=False)
     assert result.steps == steps
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "reward" in r]
@@ -260,7 +255,7 @@ def test_async_grpo_in_server_mode_trains_on_batches_one_version_old(vllm_url, s
     assert abs(rows[0]["async/is_weight_mean"] - 1) < MATCH_TOL, rows[0]
     # The worker loaded a new adapter for every version it was sent and unloaded the one before: what it left on
     # the server is one engine's adapter (two if the run ended between a load and the unload), at version >= 2.
-    new = sorted(listed() - before)
+    new = sorted(listed_models(vllm_url) - before)
     assert 1 <= len(new) <= 2 and len({name.rsplit("-", 1)[0] for name in new}) == 1, new
     assert max(int(name.rsplit("-", 1)[1]) for name in new) >= 2, new
 
