@@ -126,8 +126,10 @@ def summarize(run: TrainerRun, warmup: int) -> dict:
     }
 
 
-def kl_figures(base: dict, kl: dict) -> dict:
-    """Peak memory and step time of the KL run against the run without (see the module docstring)."""
+def paired_figures(base: dict, kl: dict) -> dict:
+    """Peak memory and step time of a second setup against the base run, compared on the same step (see the
+    module docstring). The keys name the second run ``kl``, the first pairing it served (the KL reference);
+    the micro-batch pairing reuses them, and the stored results keep them."""
     if base["first_step_updated"]:
         compared, peaks = (
             "first step (same completions)",
@@ -174,8 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
             runs = take_turns({"rlhub": ("rlhub", settings)}, folder, steps=args.warmup + args.steps)
             results[name] = {"label": label, **summarize(runs["rlhub"], args.warmup)}
 
-    kl = kl_figures(results["arithmetic"], results["arithmetic_kl"])
-    micro = kl_figures(results["arithmetic"], results["arithmetic_mb16"])  # same first step, other micro-batching
+    kl = paired_figures(results["arithmetic"], results["arithmetic_kl"])
+    micro = paired_figures(results["arithmetic"], results["arithmetic_mb16"])  # same first step, other micro-batching
     out = {
         "benchmark": "reward overhead and peak memory",
         "settings": {

@@ -136,7 +136,7 @@ def _micro_batch(r: dict) -> dict[str, Any]:
     return {
         "micro_batch_size": r["results"]["arithmetic"]["settings"].get("micro_batch_size"),
         "micro_batch_compared": micro["compared"],
-        "peak_rss_mb16_mb": micro["peak_rss_kl_mb"],  # kl_figures' second run: here the 16-completion one
+        "peak_rss_mb16_mb": micro["peak_rss_kl_mb"],  # paired_figures' second run: here the 16-completion one
         "mb16_s_per_step_ratio": micro["s_per_step_ratio"],
     }
 

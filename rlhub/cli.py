@@ -416,12 +416,16 @@ def eval_cmd(
 
 def _leaderboard(env_ids: list[str], model: str | None, base_url: str | None) -> int:
     """``rlhub eval --leaderboard``: ``python -m rlhub.authoring.leaderboard measure`` then ``write``."""
-    from rlhub.authoring.leaderboard import EMBEDDED, Settings, measure, write_pages
+    from rlhub.authoring.leaderboard import Settings, measure, models_to_measure, write_pages
 
     if base_url and not model:
         raise click.UsageError("--leaderboard --base-url needs --model: the name the endpoint serves")
-    models = [model] if base_url else [EMBEDDED, *([model] if model and model != EMBEDDED else [])]
-    measure(models, Settings(), only=env_ids or None, base_url=base_url)
+    measure(
+        models_to_measure([model] if model else [], base_url=base_url),
+        Settings(),
+        only=env_ids or None,
+        base_url=base_url,
+    )
     for path in write_pages():
         click.echo(f"wrote {path}")
     click.echo("the cards read the same numbers: python -m rlhub.authoring.envcard --write docs/envs.md")

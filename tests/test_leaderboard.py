@@ -20,6 +20,7 @@ from rlhub.authoring.leaderboard import (
     load_measurements,
     measure,
     measure_env,
+    models_to_measure,
     record_run,
     trust,
 )
@@ -326,6 +327,13 @@ def test_record_run_refuses_an_unfinished_run(tmp_path):
         record_run(_fake_run(tmp_path / "run", 12, [0.1, 0.2, 0.3]), "r.yaml", out=tmp_path / "m.json")
     with pytest.raises(rlhub.RLHubError, match="not a run folder"):
         record_run(tmp_path, "r.yaml", out=tmp_path / "m.json")
+
+
+def test_models_to_measure_puts_the_embedded_model_first_once_and_never_for_an_endpoint():
+    assert models_to_measure(["other/model", EMBEDDED, "other/model"]) == [EMBEDDED, "other/model"]
+    assert models_to_measure(["served"], base_url="http://host/v1") == ["served"]
+    assert models_to_measure(["other/model"], embedded=False) == ["other/model"]
+    assert models_to_measure([], embedded=False) == []
 
 
 def test_eval_leaderboard_measures_then_writes_the_pages(monkeypatch, tmp_path):

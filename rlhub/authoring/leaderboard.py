@@ -688,7 +688,7 @@ def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
         f"with full `{run['main_reward']}` {run['first']['accuracy']:.3f} -> {run['last']['accuracy']:.3f}."
     )
     rows = [
-        [f"{i * w + 1}-{min((i + 1) * w, run['steps'])}", f"{fmean_or(r):.3f}", f"{fmean_or(a):.3f}"]
+        [f"{i * w + 1}-{min((i + 1) * w, run['steps'])}", f"{statistics.fmean(r):.3f}", f"{statistics.fmean(a):.3f}"]
         for i, (r, a) in enumerate(zip(_windows(run["reward"], w), _windows(run["accuracy"], w)))
     ]
     out.append(_table(["steps", "mean reward", f"full `{run['main_reward']}`"], rows))
@@ -701,10 +701,6 @@ def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
 
 def _windows(values: list[float], size: int) -> list[list[float]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-def fmean_or(values: list[float]) -> float:
-    return statistics.fmean(values) if values else float("nan")
 
 
 def record_run(run_dir: str | Path, recipe: str, *, window: int = 5, out: str | Path | None = None) -> dict[str, Any]:
@@ -763,6 +759,12 @@ def record_run(run_dir: str | Path, recipe: str, *, window: int = 5, out: str | 
     data.setdefault("training", {})[config["env"]["id"]] = record
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return record
+
+
+def models_to_measure(others: list[str], *, base_url: str | None = None, embedded: bool = True) -> list[str]:
+    """The embedded model first (not for an endpoint, nor when left out), then the others, each once."""
+    first = [] if base_url or not embedded else [EMBEDDED]
+    return first + [model for model in dict.fromkeys(others) if model not in first]
 
 
 def model_order(data: dict[str, Any]) -> list[str]:
@@ -911,7 +913,7 @@ def main(argv: list[str] | None = None) -> None:
         run = record_run(args.run_dir, args.recipe, window=args.window, out=args.out)
         print(f"recorded: reward {run['first']['reward']:.3f} (first {run['window']}) -> {run['last']['reward']:.3f}")
     elif args.command == "measure":
-        models = ([] if args.no_embedded or args.base_url else [EMBEDDED]) + (args.model or [])
+        models = models_to_measure(args.model or [], base_url=args.base_url, embedded=not args.no_embedded)
         if not models:
             parser.error("nothing to measure: give --model NAME (or drop --no-embedded)")
         settings = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
