@@ -44,6 +44,21 @@ def test_unknown_id_names_valid_choices():
         rlhub.make("countdwn-v0")
 
 
+def test_a_replaced_version_names_its_successor_instead_of_guessing(registry_file):
+    # Two versions of one env: asking for a third names the registered ones and the newest, and never
+    # silently makes another version (a changed reward is a new version: Gymnasium's rule).
+    second = GOOD.replace("id: arithmetic-v0", "id: arithmetic-v2").replace("version: 0", "version: 2")
+    registry_file(GOOD + second.split("envs:", 1)[1])
+    with pytest.raises(
+        RLHubError,
+        match=r"'arithmetic-v1' is not registered; registered versions: arithmetic-v0, "
+        r"arithmetic-v2\. Use 'arithmetic-v2' \(what changed: rlhub envs show arithmetic-v2\)",
+    ):
+        rlhub.make("arithmetic-v1")
+    assert registry.other_versions("arithmetic-v2") == ["arithmetic-v0"]
+    assert registry.other_versions("countdown-v0") == []
+
+
 @pytest.mark.parametrize(
     "config, message",
     [

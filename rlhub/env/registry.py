@@ -231,9 +231,33 @@ def get_spec(env_id: str) -> EnvSpec:
     namespace, slash, _ = env_id.partition("/")
     if slash and namespace in FAMILIES:
         return family(namespace).family_spec(env_id)
+    versions = other_versions(env_id, registry)
+    if versions:
+        # Gymnasium's rule: a changed reward or prompt is a new version, and the old id stays an error
+        # that names its successor, never a silent alias to different behaviour.
+        newest = versions[-1]
+        raise RLHubError(
+            f"environment {env_id!r} is not registered; registered versions: {', '.join(versions)}. "
+            f"Use {newest!r} (what changed: rlhub envs show {newest})"
+        )
     close = difflib.get_close_matches(env_id, list(registry), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise RLHubError(f"unknown environment {env_id!r}{hint}; valid ids: {', '.join(sorted(registry))}")
+
+
+def other_versions(env_id: str, registry: dict[str, EnvSpec] | None = None) -> list[str]:
+    """The registered ids with the same name as ``env_id`` and another version, oldest first.
+
+    Example:
+        >>> other_versions("countdown-v7")
+        ['countdown-v0']
+    """
+    registry = load_registry() if registry is None else registry
+    name, sep, _ = env_id.rpartition("-v")
+    if not sep or not ID_RE.match(env_id):
+        return []
+    found = [(spec.version, spec.id) for spec in registry.values() if spec.id.rpartition("-v")[0] == name]
+    return [i for _, i in sorted(found) if i != env_id]
 
 
 def list_envs() -> list[EnvSpec]:
