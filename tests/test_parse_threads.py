@@ -17,8 +17,8 @@ from fractions import Fraction
 
 import pytest
 
-from envs.humaneval import split_check
 from rlhub.arithmetic import FOUR_OPERATIONS, evaluate
+from rlhub.envs.humaneval import split_check
 from rlhub.sandbox.checks import convert
 from rlhub.sandbox.pool import as_checks
 

@@ -8,7 +8,7 @@
 - Their configs: :class:`EnvConfig`, :class:`DataConfig`, :class:`MultiTurnConfig` (subclass one as a
   dataclass; ``validate()`` raises :class:`ConfigError`).
 - What an env makes and returns: :class:`Example`, :class:`Message`, :class:`Rubric` (its named, weighted
-  reward functions), :class:`Probe` (a reward hack ``rlhub validate`` should try).
+  reward functions, from ``rlhub.rewards``), :class:`Probe` (a reward hack ``rlhub validate`` should try).
 
 The submodules: ``base`` (the classes above), ``multiturn`` and ``tools`` (tool episodes), ``registry``
 (``registry.yaml`` and env packages), ``config`` (typed configs from overrides), ``data`` (where data
@@ -19,6 +19,7 @@ from rlhub.env.base import SPLITS, DataConfig, DatasetEnv, EnvConfig, Probe, Pro
 from rlhub.env.multiturn import EpisodeState, MultiTurnConfig, MultiTurnEnv
 from rlhub.env.tools import ToolBox, ToolStats
 from rlhub.errors import ConfigError, DataNotFound, RLHubError
+from rlhub.rewards.rubric import Rubric
 from rlhub.types import Example, Message, Score
 
 __all__ = [
@@ -42,13 +43,3 @@ __all__ = [
     "ToolBox",
     "ToolStats",
 ]
-
-
-def __getattr__(name: str):
-    # Rubric comes from rlhub.rewards, loaded on first use: `import rlhub` (which loads the registry, and so
-    # this package) stays as light as before, and rewards importing rlhub.types never meets a half-made cycle.
-    if name == "Rubric":
-        from rlhub.rewards.rubric import Rubric
-
-        return Rubric
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ subprocess):
 What programs see: the interpreter running rlhub (its standard library, and its base
 installation's site-packages, without running their .pth files; a virtualenv's packages only
 with the subprocess backend), common standard-library modules already imported (see
-``backends.PRELOAD``), ``sys.argv == ["main.py"]``, and one hash seed per worker rather than per
+``config.PRELOAD``), ``sys.argv == ["main.py"]``, and one hash seed per worker rather than per
 program. Known gaps: no seccomp filter (the kernel's whole syscall surface is reachable, user
 namespaces included), no cgroup memory cap under bwrap (the address-space limit is per process,
 so 64 processes may each use ``memory_mb``), and ``run_tests`` runs a solution and its asserts in
@@ -43,7 +43,8 @@ import os
 import threading
 from collections.abc import Iterable
 
-from rlhub.sandbox.backends import SANDBOX_BACKENDS, bwrap_problem, resolve_backend
+from rlhub.sandbox.backends import SANDBOX_BACKENDS, resolve_backend
+from rlhub.sandbox.bwrap_backend import bwrap_problem
 from rlhub.sandbox.pool import SandboxPool
 from rlhub.sandbox.result import CallOutcome, CallResults, ExecResult, Status, Verdict
 

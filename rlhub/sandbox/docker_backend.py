@@ -16,6 +16,7 @@ contains against a real engine, plus the container's own cgroup memory cap.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import socket
@@ -25,13 +26,14 @@ from collections.abc import Callable
 
 from rlhub.errors import RLHubError
 from rlhub.sandbox._zygote import FrameBuffer, encode_frame
-from rlhub.sandbox.backends import BASE_ENV, ZYGOTE_PATH, logger, next_worker_uid, zygote_config
 from rlhub.sandbox.channel import DIAGNOSTICS_CHARS, Channel, WorkerLost
+from rlhub.sandbox.config import BASE_ENV, IMAGE_PYTHON_FLAGS, ZYGOTE_PATH, next_worker_uid, zygote_config
+
+logger = logging.getLogger("rlhub.sandbox")
 
 DEFAULT_IMAGE = "python:3.11-slim"
 IMAGE_VARIABLE = "RLHUB_SANDBOX_IMAGE"
 """Names the image used where none is given (scripts/docker_images.py builds one locally)."""
-PYTHON_FLAGS = ["-I", "-B", "-X", "utf8"]  # unlike on the host, the image's own ``site`` runs
 ZYGOTE_CAPS = ["SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "FOWNER", "IPC_OWNER"]
 DOCKER_STREAM_HEADER = struct.Struct(">BxxxL")  # stream id (1 stdout, 2 stderr), 3 pad bytes, size
 DOCKER_STDOUT, DOCKER_STDERR = 1, 2
@@ -105,7 +107,7 @@ class DockerBackend:
         )
         return {
             "image": self.image,
-            "command": ["python3", *PYTHON_FLAGS, "-c", ZYGOTE_PATH.read_text(), json.dumps(config)],
+            "command": ["python3", *IMAGE_PYTHON_FLAGS, "-c", ZYGOTE_PATH.read_text(), json.dumps(config)],
             "detach": True,
             "stdin_open": True,
             "tty": False,

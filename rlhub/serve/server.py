@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.serve.protocol import PROTOCOL, example_from_json, example_to_json
+from rlhub.serve.protocol import PROTOCOL, STEP_INFO_KEYS, example_from_json, example_to_json
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BATCH = 4096
@@ -169,7 +169,7 @@ def create_app(
             "reward": reward,
             "terminated": terminated,
             "truncated": truncated,
-            "info": {k: v for k, v in info.items() if k in ("rewards", "reward_errors", "example_id", "turn")},
+            "info": {k: v for k, v in info.items() if k in STEP_INFO_KEYS},
         }
 
     @routes.delete("/sessions/{session_id}")
