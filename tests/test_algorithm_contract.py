@@ -1,4 +1,4 @@
-"""The algorithm contract (trainers/algorithm.py): the README's example algorithm trains through the real loop."""
+"""The algorithm contract (trainers/algorithm.py): the example algorithm in docs/training.md trains in the real loop."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ import pytest
 from rlhub.errors import ConfigError
 from rlhub.trainers.recipe import load_recipe
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 
 
-def readme_example() -> str:
-    text = README.read_text()
+def guide_example() -> str:
+    text = GUIDE.read_text()
     match = re.search(r"<!-- example-algorithm -->\n```python\n(.*?)```", text, re.S)
-    assert match, "README.md lost its <!-- example-algorithm --> block"
+    assert match, "docs/training.md lost its <!-- example-algorithm --> block"
     return match.group(1)
 
 
-def test_readme_example_is_about_twenty_lines():
-    code = [line for line in readme_example().splitlines() if line.strip()]
+def test_guide_example_is_about_twenty_lines():
+    code = [line for line in guide_example().splitlines() if line.strip()]
     assert len(code) <= 22
 
 
@@ -37,14 +37,14 @@ def vowel_share(completions, **kwargs):
 
 @pytest.fixture
 def example_module(tmp_path, monkeypatch):
-    (tmp_path / "readme_sign_algorithm.py").write_text(readme_example())
+    (tmp_path / "readme_sign_algorithm.py").write_text(guide_example())
     (tmp_path / "readme_spread_reward.py").write_text(SPREAD_REWARD)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     return "readme_sign_algorithm:SignAdvantage"
 
 
-def test_readme_example_algorithm_trains_two_steps(example_module, tmp_path):
+def test_guide_example_algorithm_trains_two_steps(example_module, tmp_path):
     from tiny_models import save_tiny_model
 
     from rlhub.trainers.loop import train
