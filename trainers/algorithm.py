@@ -8,7 +8,7 @@ a micro-batch. GRPO, RLOO and REINFORCE++ implement only those (:meth:`Algorithm
 
 To add an algorithm, subclass :class:`PolicyGradient` (or ``GRPO``), write ``advantages`` and ``loss``,
 then add a line to :data:`ALGORITHMS` or name the class by path in a recipe
-(``algorithm.name: mypackage.mymodule:MyAlgorithm``). The README shows a 20-line example.
+(``algorithm.name: mypackage.mymodule:MyAlgorithm``). docs/training.md shows a 20-line example.
 
 One step, as the loop calls the contract::
 
