@@ -13,9 +13,31 @@ rlhub.errors.ConfigError: reward 'rlhub.errors:Nope': module 'rlhub.errors' has 
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import Any
 
 from rlhub.errors import ConfigError
+
+
+def resolve_module(name: str, what: str = "a module") -> ModuleType:
+    """The module called ``name``, imported: for callers that need the module itself (its source, its docstring).
+
+    Args:
+        name: A dotted module name (``"rlhub.envs.arithmetic"``).
+        what: What the caller looks for, for the error.
+
+    Raises:
+        ConfigError: One line naming ``what`` and ``name`` when the module does not import.
+
+    Example:
+        >>> resolve_module("rlhub.errors").__name__
+        'rlhub.errors'
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ConfigError(f"{what}: cannot import {name!r} ({reason})") from exc
 
 
 def resolve(path: str, what: str = "object") -> Any:
@@ -35,11 +57,7 @@ def resolve(path: str, what: str = "object") -> Any:
     module_name, sep, attr = path.partition(":") if ":" in path else path.rpartition(".")
     if not sep or not module_name or not attr:
         raise ConfigError(f"{what} {path!r} is not a 'package.module:attr' path")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        raise ConfigError(f"{what} {path!r}: cannot import {module_name!r} ({reason})") from exc
+    module = resolve_module(module_name, what=f"{what} {path!r}")
     try:
         return getattr(module, attr)
     except AttributeError:

@@ -27,7 +27,6 @@ half the cores with ``training.num_threads``).
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import logging
 import multiprocessing
@@ -41,6 +40,7 @@ from collections import deque
 import torch
 
 from rlhub.errors import ConfigError, RLHubError
+from rlhub.resolve import resolve
 from rlhub.trainers.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,6 @@ def policy_engine(recipe: Recipe):
     return engine, policy
 
 
-def _resolve(target: str):
-    module_name, attr = target.split(":", 1)
-    return getattr(importlib.import_module(module_name), attr)
-
-
 def _worker(recipe: Recipe, engine_target: str, commands, results) -> None:
     """The generation process: applies weight versions and samples batches, strictly in queue order."""
     # close() terminates the worker: exit like a normal interpreter (locks that libraries such as tqdm made
@@ -81,7 +76,7 @@ def _worker(recipe: Recipe, engine_target: str, commands, results) -> None:
         t = recipe.training
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
-        engine, policy = _resolve(engine_target)(recipe)
+        engine, policy = resolve(engine_target, what="generation worker engine")(recipe)
         params = dict(policy.named_parameters())
         version = -1
         while True:

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from rlhub.errors import RLHubError
-from rlhub.resolve import resolve
+from rlhub.resolve import resolve, resolve_module
 
 DOMAINS = ("math", "code", "tool", "instruction")
 ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*-v(\d+)$")
@@ -69,7 +69,7 @@ class EnvSpec:
         """sha256 over the entry module's source, the default config and the data files the env class
         declares (``data_files``: paths relative to its module, shipped with it): ties a run to the exact env."""
         h = hashlib.sha256()
-        module = importlib.import_module(self.entry_point.partition(":")[0])
+        module = resolve_module(self.entry_point.partition(":")[0], what=f"registry entry {self.id!r}")
         try:
             h.update(inspect.getsource(module).encode())
         except (OSError, TypeError):
@@ -286,7 +286,7 @@ def make(env_id: str, **config: Any):
 
 def family(namespace: str):
     """The module that makes the envs of an id family (``family("rg").family_specs()`` lists them)."""
-    return importlib.import_module(FAMILIES[namespace])
+    return resolve_module(FAMILIES[namespace], what=f"id family {namespace!r}")
 
 
 def gym_id(env_id: str) -> str:
