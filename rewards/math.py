@@ -1,32 +1,60 @@
 r"""Math answer equivalence (``math_equal``) and the ``math_accuracy`` reward.
 
-``math_equal(pred, gold)`` decides in two steps:
+``math_equal(pred, gold)`` first reads both answers the same way:
 
-1. A fast path answers exactly, with :class:`fractions.Fraction` and without sympy, whenever both sides
+* No-break and thin spaces (U+00A0, U+2009, U+202F) are plain spaces.
+* Digit groups separated by a space, ``\,``, ``\;``, ``\:``, ``\ `` or ``~`` are one number when the first
+  group has 1 to 3 digits (not starting with 0) and every later group exactly 3: ``10\,000`` = ``10 000``
+  = ``10000``, ``1 234 567`` = ``1234567``; ``12 34`` is two numbers. The same holds for commas:
+  ``1,234`` is one number, while ``0,500`` is not a thousands group (it is not 500, nor 0.5: a comma
+  between numbers separates answers, so a decimal comma is not read).
+* The sentence's ``.``, ``,`` or ``;`` after the answer is dropped, inside or after its math delimiters:
+  ``\sqrt{2}.`` = ``\sqrt{2}``, ``2^{10}.`` = ``1024`` (never 2), ``\boxed{5}.`` = ``5``. ``!`` stays (it
+  is a factorial), and so does an ellipsis (``0.333...``).
+* ``\mathrm{e}`` and ``\mathrm{i}`` (also ``\text{}``, ``\mathit{}``, ``\operatorname{}``) are the
+  constants ``e`` and ``i``, not units: ``2\mathrm{i}`` is ``2i``, never 2.
+
+Then it decides in three steps:
+
+1. Two answers that are the same text (ignoring ``$``, ``\left``/``\right``, an enclosing ``\boxed{}``,
+   ``\dfrac``/``\tfrac`` and space that does not separate two words) are equal, whatever they mean:
+   ``12:00`` = ``12:00``.
+2. A fast path answers exactly, with :class:`fractions.Fraction` and without sympy, whenever both sides
    are plain numbers: ``18``, ``-3``, ``18.00``, ``.5``, ``1,234``, ``1{,}234``, ``3/4``, ``\frac{1}{2}``,
    ``\dfrac12``, ``50%``, ``$18``, ``\$18``, ``30^\circ``, ``18 dollars``, ``5\text{ cm}``, ``x = 5``,
    ``The answer is 5``, and numbers in scientific notation (``1.5e3``, ``2\times10^{3}``, ``2 \cdot 10^3``,
-   exact). When either side is written as a decimal, values equal to 6 decimal places
+   exact). A mixed number ``a b/c`` or ``a\frac{b}{c}`` (with ``0 <= b < c``, on one line) is
+   ``a + b/c``: ``1 1/2`` = ``3/2``, ``-2\frac{1}{4}`` = ``-9/4``; one whose fraction is not proper
+   (``11 7/6``, ``4 4/0``) is no number and matches nothing but itself. When either side is written
+   as a decimal, values equal to 6 decimal places
    match (``0.333333`` = ``\frac13``), as in math-verify. A percentage matches its number or its
    hundredth (``50%`` = ``50`` = ``0.5``), as in math-verify.
    When the gold is a plain number and the prediction an expression of exact constants only (numbers,
    ``\pi``, ``e``, ``i``, + - * / ^, ``\frac``, ``\sqrt``, ``\sin``/``\cos``/``\tan``, ``\exp``, ``\ln``),
    it is evaluated to 60 digits and matches if within 1e-40 of the gold: ``e^{i\pi}`` = ``-1``,
    ``\cos(\pi)`` = ``-1``. This only adds matches; any other answer goes on to math-verify.
-2. Anything else goes to math-verify in a persistent worker process with a hard deadline. math-verify's
-   own timeout uses ``signal.alarm``, which works only in the main thread and cannot interrupt a long
-   C-level computation such as ``9^{9^{9^9}}``; a worker that misses the deadline is killed and
-   replaced, and the comparison is ``False``. Workers are started on first use, reused, and limited
-   to 2 GiB of address space; verdicts are cached (GRPO repeats answers within a group).
+3. Anything else goes to math-verify in a persistent worker process with a hard deadline; a side that
+   is a plain number is handed over as its value (math-verify reads ``1 1/2`` as 1 and ``10\,000`` as
+   0). math-verify's own timeout uses ``signal.alarm``, which works only in the main thread and cannot
+   interrupt a long C-level computation such as ``9^{9^{9^9}}``; a worker that misses the deadline is
+   killed and replaced, and the comparison is ``False``. Workers are started on first use, reused, and
+   limited to 2 GiB of address space; verdicts are cached (GRPO repeats answers within a group).
 
 Anti-hacking rules, each of which makes the comparison ``False``:
 
 * A prediction that lists several answers (top-level ``,`` or ``;``, the words ``or``/``and``,
-  ``\quad``, several ``$...$``/``\boxed`` blocks) never matches a gold answer that is a single value:
-  math-verify would otherwise pick one candidate out of ``1, 2, 3, ..., 100``. Commas inside brackets
-  (tuples, intervals, sets) and thousands separators (``1,234``) are not separators.
-* Only the first candidate that math-verify parses from each side is compared (its ``verify`` is
-  ``True`` when *any* candidate pair matches, string fallbacks included).
+  ``\quad``, several ``$...$``/``\boxed`` blocks, numbers side by side with only space between them
+  such as ``3 4`` or ``(11) 4/9``) never matches a gold answer that is a single value: math-verify
+  would otherwise pick one candidate out of ``1, 2, 3, ..., 100``, or add ``3 4`` up to 7. Commas
+  inside brackets (tuples, intervals, sets), thousands separators (``1,234``, ``10\,000``) and mixed
+  numbers are not separators.
+* A partial parse never decides a match: math-verify is asked for its LaTeX reading of the whole
+  answer only, so an answer that does not parse as a whole (``3 +``, ``2^{10}?``) matches nothing,
+  instead of the number math-verify's fallbacks would read out of it (``3``, ``2``); and a prediction
+  with math outside its ``$...$`` or ``\boxed{}`` (``\boxed{3} + 1``) matches nothing, as math-verify
+  would read only the delimited part. Only the first candidate that math-verify parses from each side
+  is compared (its ``verify`` is ``True`` when *any* candidate pair matches, string fallbacks
+  included); unparsed strings never match (identical answers matched in step 1).
 * Digits must be ASCII: an answer written with other decimal digits (full-width ``１８``,
   Arabic-Indic ``١٨``) is not a number and matches nothing. Look-alike characters never earn credit;
   the one exception is the Unicode minus sign ``−``, read as ``-``.
@@ -56,13 +84,14 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any, NamedTuple
 
 from rlhub.errors import ConfigError
 from rlhub.sandbox.workers import WorkerPool
 
-from .parsing import ANSWER_MODES, completion_text, extract_answer, extract_boxed, split_gsm8k
+from .parsing import ANSWER_MODES, boxed_span, completion_text, extract_answer, extract_boxed, split_gsm8k
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +144,11 @@ _PLAIN_NUMBER = re.compile(
         (?P<mant>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)
         (?:[eE](?P<exp>[-+]?[0-9]{1,3})
           | \s*(?:\\times|\\cdot|×|\*)\s*10\s*\^\s*(?:\{\s*(?P<bexp>[-+]?[0-9]{1,3})\s*\}|(?P<dexp>[0-9])))
-      | (?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]*))?
+      | (?P<whole>[0-9]+)
+        (?:[ ]+(?P<mnum>[0-9]+)[ ]*/[ ]*(?P<mden>[0-9]+)
+          | [ ]*\\[dt]?frac\s*(?:\{\s*(?P<fnum>[0-9]+)\s*\}|(?P<fnum1>[0-9]))
+                          \s*(?:\{\s*(?P<fden>[0-9]+)\s*\}|(?P<fden1>[0-9])))
+      | (?P<int>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]*))?
       | \.(?P<dec>[0-9]+)
       | \\[dt]?frac\s*(?:\{\s*(?P<num>[-+]?[0-9]+)\s*\}|(?P<num1>[0-9]))
                   \s*(?:\{\s*(?P<den>[-+]?[0-9]+)\s*\}|(?P<den1>[0-9]))
@@ -158,6 +191,12 @@ def _plain_number(text: str) -> _Number | None:
     if number["mant"] is not None:  # scientific notation: exact (6 decimal places would make 1.0e-7 equal 0)
         exponent = int(number["exp"] or number["bexp"] or number["dexp"])
         value, decimal = Fraction(number["mant"]) * Fraction(10) ** exponent, False
+    elif number["whole"] is not None:  # a mixed number: 1 1/2 or 1\frac{1}{2}, never 1 or 1 * 1/2
+        numerator = int(number["mnum"] or number["fnum"] or number["fnum1"])
+        denominator = int(number["mden"] or number["fden"] or number["fden1"])
+        if numerator >= denominator:  # 11 7/6 and 4 4/0 are no mixed numbers: no value at all
+            return None
+        value, decimal = int(number["whole"]) + Fraction(numerator, denominator), False
     elif number["int"] is not None:
         value = Fraction(number["int"].replace(",", "") + "." + (number["frac"] or "0"))
         decimal = bool(number["frac"])
@@ -244,6 +283,9 @@ class _ConstantParser:
                 right = self.signed()
                 value = value / right if token in ("/", "\\div") else value * right
             elif token is not None and token not in ("+", "-", ")", "}", "]", "^"):
+                if self.tokens[self.position - 1][0].isdigit() and (token[0].isdigit() or "frac" in token):
+                    # "2 3" and "2\frac{1}{2}" are no products: a list, or a mixed number (read elsewhere).
+                    raise ValueError("numbers side by side")
                 value = value * self.power()  # implicit: 2\pi, i\pi
             else:
                 return value
@@ -337,16 +379,23 @@ def _equals_constant_expression(pred: str, gold: Fraction) -> bool:
 # Guards shared by both paths.
 # ---------------------------------------------------------------------------------------------------
 
-_THOUSANDS_COMMA = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+_THOUSANDS_COMMA = re.compile(r"(?<![0-9.])[1-9][0-9]{0,2}(?:,[0-9]{3})+(?![0-9])")
+"""``1,234`` and ``12,345,678``: one number. A group that starts with 0 (``0,500``) is not a thousands group."""
 _SEPARATOR_WORD = re.compile(r"\b(?:or|and)\b|\\(?:lor|vee|quad|qquad)(?![A-Za-z])", re.IGNORECASE)
 _DOLLAR = re.compile(r"(?<!\\)\$\$?")
 _TOP_LEVEL_TOKEN = re.compile(r"\\langle|\\rangle|[][(){},;]")
 _OPENERS = frozenset({"(", "[", "{", "\\langle"})
 _CLOSERS = frozenset({")", "]", "}", "\\rangle"})
+_SIDE_BY_SIDE = re.compile(r"(?:(?<![0-9_^.])[0-9]+(?:\.[0-9]+)?|\))(?:\s|\\[,;: ]|~)+[0-9]")
+"""Numbers with only space between them (``3 4``, ``11.0 4/9``, ``(11) 4/9``), which math-verify would add
+up; a sub- or superscript digit is no number of its own (``\\log_2 8``)."""
+_DELIMITED = re.compile(r"(?<!\\)\$\$?.*?(?<!\\)\$\$?|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
+_MATH_CHARACTER = re.compile(r"[0-9+\-*/^]")
+_UNIT_POWER = re.compile(r"[A-Za-z]{2,}\s*\^\s*\{?[23]\}?")
 
 
 def _lists_several_answers(text: str) -> bool:
-    """Whether ``text`` offers more than one answer (``3, 4``, ``3 or 4``, ``$3$ $4$``)."""
+    """Whether ``text`` offers more than one answer (``3, 4``, ``3 or 4``, ``$3$ $4$``, ``3 4``)."""
     text = _LATEX_THOUSANDS.sub(",", text)
     if _SEPARATOR_WORD.search(text):
         return True
@@ -354,8 +403,10 @@ def _lists_several_answers(text: str) -> bool:
         return True
     if text.count("\\boxed") > 1:
         return True
+    if _SIDE_BY_SIDE.search(text):
+        return True
     depth = 0
-    for token in _TOP_LEVEL_TOKEN.findall(_THOUSANDS_COMMA.sub("", text)):
+    for token in _TOP_LEVEL_TOKEN.findall(_THOUSANDS_COMMA.sub(lambda m: m.group().replace(",", ""), text)):
         if token in _OPENERS:
             depth += 1
         elif token in _CLOSERS:
@@ -365,14 +416,30 @@ def _lists_several_answers(text: str) -> bool:
     return False
 
 
+def _has_math_outside_delimiters(text: str) -> bool:
+    r"""Whether ``text`` delimits part of itself as math (``$...$``, ``\boxed{...}``) and has more math outside.
+
+    math-verify reads only the delimited part: ``\boxed{3} + 1`` would be 3. Prose around it
+    (``The answer is $3$``) is fine.
+    """
+    span = boxed_span(text)
+    if span is not None:
+        start, end = text.rfind("\\boxed", 0, span[0]), span[1]
+        if text.startswith("}", end):  # \boxed{3}, not \boxed 3
+            end += 1
+        text = f"{text[:start]} {text[end:]}"
+    outside = _DELIMITED.sub(" ", text)
+    return (span is not None or outside != text) and _MATH_CHARACTER.search(_UNIT_POWER.sub("", outside)) is not None
+
+
 _RESTATEMENT_NOISE = re.compile(r"\s+|\$|\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\[,;:!]")
 _OPERATION = re.compile(r"[-+*/^!=<>]|\\[A-Za-z]+")
 _PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+_STYLED_COMMAND = re.compile(r"\\[dt](frac|binom)(?![A-Za-z])")
 
 
 def _canonical(text: str) -> str:
-    text = _RESTATEMENT_NOISE.sub("", text)
-    return re.sub(r"\\[dt](frac|binom)(?![A-Za-z])", r"\\\1", text)
+    return _STYLED_COMMAND.sub(r"\\\1", _RESTATEMENT_NOISE.sub("", text))
 
 
 def _restates_question(pred: str, gold: str, question: str) -> bool:
@@ -391,6 +458,20 @@ def _has_foreign_digits(text: str) -> bool:
     return not text.isascii() and any(c.isdecimal() and not c.isascii() for c in text)
 
 
+_IDENTITY_NOISE = re.compile(r"\\left(?![A-Za-z])|\\right(?![A-Za-z])|(?<!\\)\$")
+_SPACE_BESIDE_SYMBOL = re.compile(r" ?([^\w ]) ?")
+
+
+def _identity_form(text: str) -> str:
+    r"""``text`` with what never changes an answer's meaning taken out: ``$``, ``\left``, an enclosing
+    ``\boxed{}``, ``\dfrac``/``\tfrac`` (and ``\dbinom``), and space that does not separate two words."""
+    span = boxed_span(text)
+    if span is not None and text.rfind("\\boxed") == 0 and span[1] + 1 == len(text):
+        text = text[span[0] : span[1]]
+    text = _STYLED_COMMAND.sub(r"\\\1", _IDENTITY_NOISE.sub("", text))
+    return _SPACE_BESIDE_SYMBOL.sub(r"\1", " ".join(text.split()))
+
+
 def _quick_verdict(pred: str, gold: str) -> bool | None:
     """``True``/``False`` when decidable without math-verify, else ``None`` (ask the slow path)."""
     if not pred or not gold or len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
@@ -400,11 +481,46 @@ def _quick_verdict(pred: str, gold: str) -> bool | None:
     pred_number, gold_number = _plain_number(pred), _plain_number(gold)
     if pred_number is not None and gold_number is not None:
         return _numbers_equal(pred_number, gold_number)
-    if _lists_several_answers(pred) and not _lists_several_answers(gold):
-        return False
-    if gold_number is not None and pred_number is None and _equals_constant_expression(pred, gold_number.value):
+    if _identity_form(pred) == _identity_form(gold):
         return True
+    if pred_number is None:
+        if _lists_several_answers(pred) and (gold_number is not None or not _lists_several_answers(gold)):
+            return False
+        if _has_math_outside_delimiters(pred):
+            return False
+        if gold_number is not None and _equals_constant_expression(pred, gold_number.value):
+            return True
     return None
+
+
+_OTHER_SPACE = re.compile(r"[^\S\n\r\t]")
+"""No-break and thin spaces (U+00A0, U+2009, U+202F, ...), read as a plain space."""
+_UPRIGHT_CONSTANT = re.compile(r"\\(?:mathrm|textrm|text|mathit|operatorname)\s*\{\s*([ei])\s*\}")
+r"""``\mathrm{e}`` and ``\mathrm{i}``: the constants, which math-verify would strip as a trailing unit."""
+_DIGIT_GROUP_SPACE = r"(?: |\\[,;: ]|~)"
+_SPACED_THOUSANDS = re.compile(
+    rf"(?<![0-9.,])[1-9][0-9]{{0,2}}(?:{_DIGIT_GROUP_SPACE}[0-9]{{3}})+(?![0-9/]|{_DIGIT_GROUP_SPACE}[0-9]{{3}}(?![0-9]))"
+)
+r"""``10 000``, ``10\,000``, ``1~234~567``: one number when every group after the first has 3 digits."""
+_CLOSING_MATH = re.compile(r"(?:\s|(?<!\\)\$|\\[)\]]|(?<!\\)\})*\Z")
+_TRAILING_SPACING = re.compile(r"(?:\\[,;:! ]|~)\Z")
+
+
+def _strip_trailing_punctuation(text: str) -> str:
+    r"""``text`` without the sentence's ``.``, ``,`` or ``;`` after the answer, inside or after its math
+    delimiters (``\sqrt{2}.``, ``$2^{10}.$``, ``\boxed{5}.``); an ellipsis (``0.333...``) is kept."""
+    for _ in range(4):
+        if text[-1:] not in ".,;:!$})]~":  # most answers end in a digit or a letter
+            break
+        end = _CLOSING_MATH.search(text).start()
+        spacing = _TRAILING_SPACING.search(text, 0, end)
+        if spacing is not None:
+            text = text[: spacing.start()] + text[end:]
+        elif end > 0 and text[end - 1] in ".,;" and text[end - 2 : end - 1] not in (".", "\\"):
+            text = text[: end - 1] + text[end:]
+        else:
+            break
+    return text.strip()
 
 
 def _normalize_input(text: Any) -> str:
@@ -412,7 +528,33 @@ def _normalize_input(text: Any) -> str:
         text = "" if text is None else str(text)
     except Exception:
         return ""
-    return text.replace("\u2212", "-").strip()
+    text = text.replace("\u2212", "-").strip()
+    if len(text) > MAX_ANSWER_CHARS:  # never matches; spare the regexes below a megabyte
+        return text
+    if not text.isascii():
+        text = _OTHER_SPACE.sub(" ", text)
+    if "\\" in text:
+        text = _UPRIGHT_CONSTANT.sub(r"\1", text)
+    text = _SPACED_THOUSANDS.sub(lambda m: re.sub(r"[^0-9]", "", m.group()), text)
+    return _strip_trailing_punctuation(text)
+
+
+def _math_verify_form(text: str) -> str:
+    r"""What math-verify is given: a plain number as its value (it reads ``1 1/2`` as 1, ``10\,000`` as 0),
+    anything else as it is."""
+    number = _plain_number(text)
+    if number is None:
+        return text
+    value = abs(number.value)
+    if value.denominator == 1:
+        digits = str(value.numerator)
+    elif number.decimal:  # a decimal stays one, so that math-verify rounds it as it rounds decimals
+        with localcontext() as context:
+            context.prec = _PLAIN_MAX_CHARS
+            digits = format(Decimal(value.numerator) / value.denominator, "f")
+    else:
+        digits = rf"\frac{{{value.numerator}}}{{{value.denominator}}}"
+    return ("-" if number.value < 0 else "") + digits + (r"\%" if number.percent else "")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -422,24 +564,27 @@ def _normalize_input(text: Any) -> str:
 
 def _as_math(text: str) -> str:
     """Delimit ``text`` as one LaTeX expression, so math-verify parses the whole answer, not a piece."""
-    if "$" in text or "\\(" in text or "\\[" in text or "\\boxed" in text:
+    if _DOLLAR.search(text) or "\\(" in text or "\\[" in text or "\\boxed" in text:
         return text
     return f"${text}$"
 
 
 def _math_verify_equal(pred: str, gold: str) -> bool:
-    """math-verify's verdict, first parsed candidate against first parsed candidate (run in a worker)."""
-    from math_verify import parse, verify
+    """math-verify's verdict on the two whole answers (run in a worker).
 
-    gold_parsed = parse(_as_math(gold), parsing_timeout=None)
-    pred_parsed = parse(_as_math(pred), parsing_timeout=None)
-    gold_exprs = [p for p in gold_parsed if not isinstance(p, str)]
-    pred_exprs = [p for p in pred_parsed if not isinstance(p, str)]
-    if gold_exprs or pred_exprs:
-        return bool(gold_exprs and pred_exprs) and verify(gold_exprs[0], pred_exprs[0], timeout_seconds=None)
-    gold_strs = [p.strip() for p in gold_parsed if isinstance(p, str)]
-    pred_strs = [p.strip() for p in pred_parsed if isinstance(p, str)]
-    return bool(gold_strs and pred_strs and gold_strs[0]) and gold_strs[0] == pred_strs[0]
+    Only LaTeX extraction is used, and only its first match: when the answer does not parse as a whole,
+    math-verify's fallbacks would read a number out of it (``2`` out of ``2^{10}.``, ``3`` out of
+    ``3 +``), and its string fallback compares such leftovers. Unparsed answers match nothing here
+    (identical ones were matched before the slow path).
+    """
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    def expression(text: str) -> Any:
+        parsed = parse(_as_math(text), [LatexExtractionConfig()], extraction_mode="first_match", parsing_timeout=None)
+        return next((p for p in parsed if not isinstance(p, str)), None)
+
+    gold_expr, pred_expr = expression(gold), expression(pred)
+    return gold_expr is not None and pred_expr is not None and verify(gold_expr, pred_expr, timeout_seconds=None)
 
 
 def _serve() -> None:
@@ -603,7 +748,7 @@ def math_equal(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
     verdict = _quick_verdict(pred, gold)
     if verdict is not None:
         return verdict
-    return _slow_equal(pred, gold, float(timeout))
+    return _slow_equal(_math_verify_form(pred), _math_verify_form(gold), float(timeout))
 
 
 def math_equal_batch(pairs: Iterable[tuple[str, str]], timeout: float = DEFAULT_TIMEOUT) -> list[bool]:
@@ -623,11 +768,12 @@ def math_equal_batch(pairs: Iterable[tuple[str, str]], timeout: float = DEFAULT_
     normalized = [(_normalize_input(p), _normalize_input(g)) for p, g in pairs]
     verdicts = [_quick_verdict(p, g) for p, g in normalized]
     slow = [i for i, v in enumerate(verdicts) if v is None]
+    forms = {i: (_math_verify_form(normalized[i][0]), _math_verify_form(normalized[i][1])) for i in slow}
     if len(slow) == 1:
-        verdicts[slow[0]] = _slow_equal(*normalized[slow[0]], float(timeout))
+        verdicts[slow[0]] = _slow_equal(*forms[slow[0]], float(timeout))
     elif slow:
         with ThreadPoolExecutor(max_workers=min(_POOL.size, len(slow))) as pool:
-            slow_verdicts = pool.map(lambda i: _slow_equal(*normalized[i], float(timeout)), slow)
+            slow_verdicts = pool.map(lambda i: _slow_equal(*forms[i], float(timeout)), slow)
             for i, verdict in zip(slow, slow_verdicts):
                 verdicts[i] = verdict
     return [bool(v) for v in verdicts]
