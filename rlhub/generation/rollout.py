@@ -12,6 +12,7 @@ Other engines (``rlhub.generation``: vLLM colocated or behind ``vllm serve``) im
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -249,18 +250,48 @@ def encode_prompt(tokenizer, env, example) -> list[int]:
     )
 
 
+_TURN_MARK = "RLHUB-TURN-MARK"
+"""Stands in for the model's turn when the template rewrites that turn once a reply follows it."""
+
+
 def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[int]:
     """Token ids of the environment's replies plus the next assistant header, as the chat template writes them.
 
-    The model's own turn keeps its generated ids (no re-tokenization); only the text the template adds
-    after the model's end-of-turn token is tokenized here.
+    The model's own turn keeps its generated ids (no re-tokenization). The text the template adds after the
+    turn's end-of-turn token is tokenized in context (the whole rendering at once, keeping the ids after the
+    turn), so a tokenizer that adds a leading space to a text tokenized alone adds none here. A template that
+    rewrites the turn once a reply follows it (Qwen3's drops an empty ``<think>`` block, QwQ's the reasoning) is
+    not append-only: the episode keeps the sampled tokens, a warning says so, and the turn's end is found in a
+    rendering where the turn is a marker (docs/token-fidelity.md).
     """
     before = tokenizer.apply_chat_template(history, tokenize=False)
     after = tokenizer.apply_chat_template(history + replies, tokenize=False, add_generation_prompt=True)
-    stem = before.rstrip()  # the generated turn ended at its end-of-turn token, before any trailing newline
-    if not after.startswith(stem):
-        raise RLHubError("the chat template rewrites earlier turns when a tool message is added; use another model")
-    return tokenizer.encode(after[len(stem) :], add_special_tokens=False)
+    end = len(before.rstrip())  # the generated turn ended at its end-of-turn token, before any trailing newline
+    if not after.startswith(before[:end]):
+        warnings.warn(
+            "the chat template rewrites the model's previous turn when the conversation goes on (e.g. drops its "
+            "<think> block); rlhub keeps the sampled tokens in the episode and trains on them, so a server that "
+            "re-renders the conversation shows the model other text (see `rlhub check-tokens`)",
+            stacklevel=3,
+        )
+        marked = [*history[:-1], {**history[-1], "content": _TURN_MARK}]
+        before = tokenizer.apply_chat_template(marked, tokenize=False)
+        after = tokenizer.apply_chat_template(marked + replies, tokenize=False, add_generation_prompt=True)
+        closing = before[before.rindex(_TURN_MARK) + len(_TURN_MARK) :].rstrip()  # e.g. "<|im_end|>"
+        end = after.rindex(_TURN_MARK) + len(_TURN_MARK) + len(closing)
+        if after[end - len(closing) : end] != closing:
+            raise RLHubError(
+                "the chat template ends the model's turn differently once a tool message follows it; use a template "
+                "that closes assistant turns one way (`rlhub check-tokens ENV --model M` shows where)"
+            )
+    ids = tokenizer.encode(after, add_special_tokens=False)
+    head = tokenizer.encode(after[:end], add_special_tokens=False)
+    if ids[: len(head)] != head:
+        raise RLHubError(
+            "the tokenizer merges the model's end-of-turn token with the text the chat template adds after it; "
+            "make the end-of-turn token a special token of the tokenizer"
+        )
+    return ids[len(head) :]
 
 
 def run_episodes(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temperature: float, top_p: float):
