@@ -10,7 +10,8 @@ quotation marks around the answer; a given first or last phrase; a ``P.S.``; ``[
 constraints (word counts, letter counts) are read off it, so every example is satisfiable and its gold
 follows every constraint; (seed, index) reproduces both.
 
-Output format: the response itself, no tags (reasoning in ``<think>...</think>`` before it is ignored).
+Output format: the response itself, no tags (reasoning in ``<think>...</think>`` before it is ignored). An
+empty response follows no constraint, and neither does a completion cut inside its reasoning (it has none).
 
 Rewards: ``all_followed`` (every constraint followed; weight 1.0) and ``fraction_followed`` (the
 fraction followed; weight ``fraction_weight``, 0 logs it). With ``content_check`` (the default) both are
@@ -18,8 +19,43 @@ fraction followed; weight ``fraction_weight``, 0 logs it). With ``content_check`
 request, so output that satisfies the constraints while ignoring the task (an empty JSON object, a bag
 of the required keywords, the request echoed) earns nothing.
 
+Decisions: where the checkers differ on purpose from the IFEval authors' own (lm-eval's ``ifeval`` task;
+``tests/test_ifeval_reference.py`` holds the two to these differences and no others):
+
+* ``don't`` is one word; a line of spaces is a blank line between paragraphs.
+
+* No sentence ends at ``e.g.``, ``i.e.``, ``P.S.``, or ``etc.`` before a lower-case word, or at a list number
+  (``1.`` starting a line), where punkt ends one at each; after other abbreviations, initials and ellipses a
+  capitalized common word (``The``, ``It``, ``Then``) starts a sentence, where punkt consults corpus statistics.
+
+* Keywords and keyword counts are whole words (lm-eval matches substrings: ``rivers`` holds ``river``).
+
+* Lower and upper case need every letter Latin and of that case, and identify no language: lm-eval's langdetect
+  also rejects English it misreads (``HELLO`` as Vietnamese) and accepts a stray Greek or Chinese letter.
+
+* A full-width comma is a comma; JSON is an object or array (lm-eval takes any value, ``"text"`` or ``42``).
+
+* Bullets are markdown ones (``* text``, ``- text``; lm-eval also counts ``*text`` and ``---``); highlights have
+  no space inside the stars; a title, a quotation and a placeholder hold a word (not ``<<!!>>``, ``""``, ``[ ]``).
+
+* Exactly n sections, numbered 1..n, each marker starting a line and followed by text (lm-eval: n or more
+  markers, anywhere); a postscript starts a line after the answer and says something (lm-eval: ``p.s.``
+  anywhere); the end phrase is exact, same case and nothing after it, not even a quote (lm-eval ignores both).
+
+* The start phrase has no lm-eval counterpart.
+
+* Unfinished answers: rewards see the text only. A completion cut inside its reasoning has no response and
+  fails; one cut inside the response is scored as it stands (the rollout's ``Completion.finished`` knows it was
+  cut, but rewards are not given it).
+
 Version history:
     v0: first version.
+    v1: verdicts fixed (issue 25): sentences no longer end at decimals, abbreviations, initials, URLs, e-mail
+        addresses or mid-sentence ellipses (and the sentence counts asked for change with them);
+        ``## SECTION 1`` and ``**SECTION 1**`` are sections, ``**P.S.**`` is a postscript, and one-line fenced
+        JSON is JSON; an empty response, or a completion cut inside its reasoning, follows no constraint (it
+        followed "no commas", forbidden words, "at most N"); lower and upper case need Latin letters (text in
+        another script followed both), and the lowercase instruction now says "English".
 """
 
 from __future__ import annotations
@@ -120,7 +156,7 @@ def describe(c: dict) -> str:
         "letter_frequency": lambda: (
             f"The letter {c.get('letter')!r} should appear {c.get('relation')} {c.get('n')} times."
         ),
-        "lowercase": lambda: "Write your entire response in lowercase letters; no capital letters are allowed.",
+        "lowercase": lambda: "Write your entire response in English lowercase letters; no capital letters are allowed.",
         "uppercase": lambda: "Write your entire response in English capital letters only.",
         "no_commas": lambda: "Do not use any commas in your response.",
         "json_format": lambda: "Wrap your entire output in JSON format.",
