@@ -68,312 +68,37 @@ Anti-hacking rules, each of which makes the comparison ``False``:
 
 The worker processes run ``python -c`` with the same interpreter, so they work from any thread and need
 no ``if __name__ == "__main__"`` guard in the caller's script; they are POSIX-only.
+
+This module holds the guards, the reading of both answers and the public API; the fast path is in
+``_math_numbers.py``, the math-verify workers in ``_math_workers.py``.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
-import json
-import logging
-import os
 import re
-import select
-import subprocess
-import sys
-import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, localcontext
-from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import Any
 
 from rlhub.errors import ConfigError
-from rlhub.sandbox.workers import WorkerPool
 
+from ._math_numbers import (
+    _LATEX_THOUSANDS,
+    _PLAIN_MAX_CHARS,
+    _equals_constant_expression,
+    _numbers_equal,
+    _plain_number,
+)
+from ._math_workers import _DOLLAR, _POOL, _slow_equal
+from ._math_workers import POOL_SIZE as POOL_SIZE  # re-exported: the slow path's worker count, read by bench/
 from .parsing import ANSWER_MODES, boxed_span, completion_text, extract_answer, extract_boxed, split_gsm8k
-
-log = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 1000
 """Answers (predicted or gold) longer than this never match: a real answer is never that long."""
 
 DEFAULT_TIMEOUT = 2.0
 """Seconds math-verify may spend on one comparison before the worker is killed."""
-
-POOL_SIZE = max(1, min(4, os.cpu_count() or 1))
-"""The most worker processes the slow path runs at once."""
-
-_WORKER_STARTUP_TIMEOUT = 120.0
-_WORKER_MEMORY_BYTES = 2 * 1024**3
-_SLOW_CACHE_SIZE = 4096
-
-# ---------------------------------------------------------------------------------------------------
-# Fast path: plain numbers, exactly.
-# ---------------------------------------------------------------------------------------------------
-
-
-class _Number(NamedTuple):
-    value: Fraction
-    decimal: bool
-    percent: bool
-
-
-_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textrm|textnormal|mathrm|mbox)\s*\{([^{}]*)\}")
-_SPACING = re.compile(r"\\[,;:! ]|~")
-_LATEX_THOUSANDS = re.compile(r"(?<=\d)(?:,\\!|\{,\})(?=\d{3}(?!\d))")
-"""MATH's thousands separators, ``5,\\!000`` and ``5{,}000``, which are one number, not a list."""
-_ENCLOSING = re.compile(r"\$(.*)\$|\\\((.*)\\\)|\\\[(.*)\\\]|\\boxed\s*\{(.*)\}", re.DOTALL)
-_ANSWER_PREFIX = re.compile(r"(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?\s*|[A-Za-z]\s*=(?!=)\s*", re.IGNORECASE)
-_CURRENCY = re.compile(r"([-+]?)\s*(?:\\\$|\$|€|£|¥)\s*")
-_DEGREES = re.compile(r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)$")
-_PERCENT = re.compile(r"\s*\\?%$")
-_UNIT_WORDS = re.compile(
-    r"(?<=[0-9}%])\s*[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?(?:\s+[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?){0,2}$"
-)
-# Trailing words that change a value rather than name its unit ("5 pi" is not 5).
-_VALUE_WORD = re.compile(
-    r"\b(?:pi|sqrt|root|squared|cubed|times|over|plus|minus|and|or|percent|inf|infty|infinity"
-    r"|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|half|halves|thirds?|quarters?)\b",
-    re.IGNORECASE,
-)
-_PLAIN_NUMBER = re.compile(
-    r"""
-    (?P<sign>[-+]?)\s*
-    (?:
-        (?P<mant>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)
-        (?:[eE](?P<exp>[-+]?[0-9]{1,3})
-          | \s*(?:\\times|\\cdot|×|\*)\s*10\s*\^\s*(?:\{\s*(?P<bexp>[-+]?[0-9]{1,3})\s*\}|(?P<dexp>[0-9])))
-      | (?P<whole>[0-9]+)
-        (?:[ ]+(?P<mnum>[0-9]+)[ ]*/[ ]*(?P<mden>[0-9]+)
-          | [ ]*\\[dt]?frac\s*(?:\{\s*(?P<fnum>[0-9]+)\s*\}|(?P<fnum1>[0-9]))
-                          \s*(?:\{\s*(?P<fden>[0-9]+)\s*\}|(?P<fden1>[0-9])))
-      | (?P<int>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]*))?
-      | \.(?P<dec>[0-9]+)
-      | \\[dt]?frac\s*(?:\{\s*(?P<num>[-+]?[0-9]+)\s*\}|(?P<num1>[0-9]))
-                  \s*(?:\{\s*(?P<den>[-+]?[0-9]+)\s*\}|(?P<den1>[0-9]))
-      | (?P<snum>[0-9]+)\s*/\s*(?P<sden>[0-9]+)
-    )
-    """,
-    re.VERBOSE,
-)
-_PLAIN_MAX_CHARS = 200
-
-
-def _plain_number(text: str) -> _Number | None:
-    """The value of ``text`` if it is one plain number (see the module docstring), else ``None``."""
-    if len(text) > _PLAIN_MAX_CHARS:
-        return None
-    text = _SPACING.sub(" ", _TEXT_COMMAND.sub(r" \1 ", _LATEX_THOUSANDS.sub(",", text))).replace("{,}", ",").strip()
-    for _ in range(3):
-        enclosed = _ENCLOSING.fullmatch(text)
-        if enclosed is None:
-            break
-        text = next(g for g in enclosed.groups() if g is not None).strip()
-    prefix = _ANSWER_PREFIX.match(text)
-    if prefix:
-        text = text[prefix.end() :]
-    text = text.rstrip(". ")
-    currency = _CURRENCY.match(text)
-    if currency:
-        text = currency.group(1) + text[currency.end() :]
-    units = _UNIT_WORDS.search(text)
-    if units and not _VALUE_WORD.search(units.group()):
-        text = text[: units.start()]
-    text = _DEGREES.sub("", text)
-    percent = _PERCENT.search(text)
-    if percent:
-        text = text[: percent.start()]
-    number = _PLAIN_NUMBER.fullmatch(text.strip())
-    if number is None:
-        return None
-    sign = -1 if number["sign"] == "-" else 1
-    if number["mant"] is not None:  # scientific notation: exact (6 decimal places would make 1.0e-7 equal 0)
-        exponent = int(number["exp"] or number["bexp"] or number["dexp"])
-        value, decimal = Fraction(number["mant"]) * Fraction(10) ** exponent, False
-    elif number["whole"] is not None:  # a mixed number: 1 1/2 or 1\frac{1}{2}, never 1 or 1 * 1/2
-        numerator = int(number["mnum"] or number["fnum"] or number["fnum1"])
-        denominator = int(number["mden"] or number["fden"] or number["fden1"])
-        if numerator >= denominator:  # 11 7/6 and 4 4/0 are no mixed numbers: no value at all
-            return None
-        value, decimal = int(number["whole"]) + Fraction(numerator, denominator), False
-    elif number["int"] is not None:
-        value = Fraction(number["int"].replace(",", "") + "." + (number["frac"] or "0"))
-        decimal = bool(number["frac"])
-    elif number["dec"] is not None:
-        value, decimal = Fraction("0." + number["dec"]), True
-    else:
-        numerator = int(number["num"] or number["num1"] or number["snum"])
-        denominator = int(number["den"] or number["den1"] or number["sden"])
-        if denominator == 0:
-            return None
-        value, decimal = Fraction(numerator, denominator), False
-    return _Number(sign * value, decimal, percent is not None)
-
-
-def _numbers_equal(a: _Number, b: _Number) -> bool:
-    def close(x: Fraction, y: Fraction, decimal: bool) -> bool:
-        return x == y or (decimal and round(x, 6) == round(y, 6))
-
-    decimal = a.decimal or b.decimal
-    if a.percent == b.percent:
-        return close(a.value, b.value, decimal)
-    pct, other = (a, b) if a.percent else (b, a)
-    return close(pct.value, other.value, decimal) or close(pct.value / 100, other.value, decimal)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Fast path: expressions of exact constants (e^{i\pi}, \cos(\pi), 2\sqrt{2}^2) against a plain-number gold.
-# ---------------------------------------------------------------------------------------------------
-
-_CONSTANT_TOKEN = re.compile(
-    r"\s*(?:(?P<number>[0-9]+(?:\.[0-9]+)?)|(?P<command>\\[A-Za-z]+)|(?P<symbol>[-+*/^(){}\[\]×·π])|(?P<letter>[ei]))"
-)
-_CONSTANT_FUNCTIONS = frozenset({"sin", "cos", "tan", "cot", "sec", "csc", "exp", "ln", "log", "sqrt"})
-_CONSTANT_NOISE = re.compile(r"\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\[,;:! ]|\\mathrm\s*\{\s*([ei])\s*\}|\$")
-_CONSTANT_PRECISION = 60
-"""Decimal digits the constant expression is evaluated to; it matches within 1e-40 of the gold, relatively."""
-
-
-class _ConstantParser:
-    r"""A recursive-descent reader of LaTeX built only of numbers, ``\pi``, ``e``, ``i``, + - * / ^,
-    ``\frac``, ``\sqrt`` and the elementary functions; ``parse`` returns an mpmath number or raises ValueError."""
-
-    def __init__(self, text: str, mp: Any) -> None:
-        self.mp = mp
-        self.tokens: list[str] = []
-        position, text = 0, _CONSTANT_NOISE.sub(lambda m: m.group(1) or " ", text).strip()
-        while position < len(text):
-            match = _CONSTANT_TOKEN.match(text, position)
-            if match is None or match.end() == position:
-                raise ValueError("not a constant expression")
-            self.tokens.append(match.group().strip())
-            position = match.end()
-        self.tokens = [t for t in self.tokens if t]
-        self.position = 0
-
-    def parse(self) -> Any:
-        value = self.sum()
-        if self.position != len(self.tokens):
-            raise ValueError("trailing input")
-        return value
-
-    def peek(self) -> str | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
-
-    def take(self, expected: str | None = None) -> str:
-        token = self.peek()
-        if token is None or (expected is not None and token != expected):
-            raise ValueError(f"expected {expected}")
-        self.position += 1
-        return token
-
-    def sum(self) -> Any:
-        value = self.product()
-        while self.peek() in ("+", "-"):
-            value = value + self.product() if self.take() == "+" else value - self.product()
-        return value
-
-    def product(self) -> Any:
-        value = self.signed()
-        while True:
-            token = self.peek()
-            if token in ("*", "/", "\\times", "\\cdot", "×", "·", "\\div"):
-                self.take()
-                right = self.signed()
-                value = value / right if token in ("/", "\\div") else value * right
-            elif token is not None and token not in ("+", "-", ")", "}", "]", "^"):
-                if self.tokens[self.position - 1][0].isdigit() and (token[0].isdigit() or "frac" in token):
-                    # "2 3" and "2\frac{1}{2}" are no products: a list, or a mixed number (read elsewhere).
-                    raise ValueError("numbers side by side")
-                value = value * self.power()  # implicit: 2\pi, i\pi
-            else:
-                return value
-
-    def signed(self) -> Any:
-        if self.peek() in ("+", "-"):
-            return -self.signed() if self.take() == "-" else self.signed()
-        return self.power()
-
-    def power(self) -> Any:
-        base = self.atom()
-        if self.peek() != "^":
-            return base
-        self.take()
-        exponent = self.signed() if self.peek() in ("+", "-") else self.power()
-        if abs(exponent) > 10_000:
-            raise ValueError("exponent too large")
-        return self.mp.power(base, exponent)
-
-    def group(self) -> Any:
-        closing = {"(": ")", "{": "}", "[": "]"}[self.take()]
-        value = self.sum()
-        self.take(closing)
-        return value
-
-    def argument(self) -> Any:
-        r"""A function's argument: a braced or bracketed group, or one atom with its power (``\cos \pi``)."""
-        return self.power() if self.peek() not in ("(", "{", "[") else self.group_with_power()
-
-    def group_with_power(self) -> Any:
-        value = self.group()
-        if self.peek() == "^":
-            self.take()
-            value = self.mp.power(value, self.power())
-        return value
-
-    def atom(self) -> Any:
-        token = self.peek()
-        if token is None:
-            raise ValueError("unexpected end")
-        if token in ("(", "{", "["):
-            return self.group()
-        self.take()
-        if token[0].isdigit():
-            return self.mp.mpf(token)
-        if token in ("\\pi", "π"):
-            return self.mp.pi
-        if token == "e":
-            return self.mp.e
-        if token == "i":
-            return self.mp.mpc(0, 1)
-        name = token[1:]
-        if name in ("frac", "dfrac", "tfrac"):
-            numerator = self.group()
-            return numerator / self.group()
-        if name == "sqrt":
-            if self.peek() == "[":
-                root = self.group()
-                if root != int(root):
-                    raise ValueError("a root's index must be an integer")
-                return self.mp.root(self.argument(), int(root))
-            return self.mp.sqrt(self.argument())
-        if name in _CONSTANT_FUNCTIONS:
-            function = {"ln": self.mp.log, "log": self.mp.log}.get(name) or getattr(self.mp, name)
-            return function(self.argument())
-        raise ValueError(f"unknown token {token}")
-
-
-def _equals_constant_expression(pred: str, gold: Fraction) -> bool:
-    """Whether ``pred``, an expression of exact constants only, evaluates to ``gold`` (to 40 digits).
-
-    Free letters other than ``e`` and ``i`` (``x``, ``\alpha``) make it no constant expression: then the
-    answer is left to math-verify, as are answers this reader gets wrong (it only ever adds a match).
-    """
-    if len(pred) > _PLAIN_MAX_CHARS or not any(c in pred for c in "\\eiπ"):
-        return False
-    import mpmath  # sympy's dependency, imported only when an answer needs it
-
-    with mpmath.workdps(_CONSTANT_PRECISION):
-        try:
-            value = _ConstantParser(pred, mpmath).parse()
-            target = mpmath.mpf(gold.numerator) / gold.denominator
-            if not (mpmath.isfinite(value) if not isinstance(value, mpmath.mpc) else mpmath.isfinite(abs(value))):
-                return False
-            return bool(abs(value - target) <= mpmath.mpf(10) ** -40 * max(1, abs(target)))
-        except (ValueError, TypeError, ZeroDivisionError, OverflowError, KeyError, AttributeError):
-            return False
-
 
 # ---------------------------------------------------------------------------------------------------
 # Guards shared by both paths.
@@ -382,7 +107,6 @@ def _equals_constant_expression(pred: str, gold: Fraction) -> bool:
 _THOUSANDS_COMMA = re.compile(r"(?<![0-9.])[1-9][0-9]{0,2}(?:,[0-9]{3})+(?![0-9])")
 """``1,234`` and ``12,345,678``: one number. A group that starts with 0 (``0,500``) is not a thousands group."""
 _SEPARATOR_WORD = re.compile(r"\b(?:or|and)\b|\\(?:lor|vee|quad|qquad)(?![A-Za-z])", re.IGNORECASE)
-_DOLLAR = re.compile(r"(?<!\\)\$\$?")
 _TOP_LEVEL_TOKEN = re.compile(r"\\langle|\\rangle|[][(){},;]")
 _OPENERS = frozenset({"(", "[", "{", "\\langle"})
 _CLOSERS = frozenset({")", "]", "}", "\\rangle"})
@@ -555,167 +279,6 @@ def _math_verify_form(text: str) -> str:
     else:
         digits = rf"\frac{{{value.numerator}}}{{{value.denominator}}}"
     return ("-" if number.value < 0 else "") + digits + (r"\%" if number.percent else "")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Slow path: math-verify in worker processes with a hard deadline.
-# ---------------------------------------------------------------------------------------------------
-
-
-def _as_math(text: str) -> str:
-    """Delimit ``text`` as one LaTeX expression, so math-verify parses the whole answer, not a piece."""
-    if _DOLLAR.search(text) or "\\(" in text or "\\[" in text or "\\boxed" in text:
-        return text
-    return f"${text}$"
-
-
-def _math_verify_equal(pred: str, gold: str) -> bool:
-    """math-verify's verdict on the two whole answers (run in a worker).
-
-    Only LaTeX extraction is used, and only its first match: when the answer does not parse as a whole,
-    math-verify's fallbacks would read a number out of it (``2`` out of ``2^{10}.``, ``3`` out of
-    ``3 +``), and its string fallback compares such leftovers. Unparsed answers match nothing here
-    (identical ones were matched before the slow path).
-    """
-    from math_verify import LatexExtractionConfig, parse, verify
-
-    def expression(text: str) -> Any:
-        parsed = parse(_as_math(text), [LatexExtractionConfig()], extraction_mode="first_match", parsing_timeout=None)
-        return next((p for p in parsed if not isinstance(p, str)), None)
-
-    gold_expr, pred_expr = expression(gold), expression(pred)
-    return gold_expr is not None and pred_expr is not None and verify(gold_expr, pred_expr, timeout_seconds=None)
-
-
-def _serve() -> None:
-    """A worker's main loop: read ``[pred, gold]`` JSON lines on stdin, answer ``1`` or ``0`` lines."""
-    import resource
-
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (_WORKER_MEMORY_BYTES, _WORKER_MEMORY_BYTES))
-    except (ValueError, OSError):
-        pass
-    # Keep the protocol on a private copy of stdout so that stray prints from sympy cannot corrupt it.
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    logging.disable(logging.CRITICAL)
-    import math_verify  # noqa: F401 - import before announcing readiness, so startup is off the clock
-
-    replies.write(b"ready\n")
-    replies.flush()
-    for line in sys.stdin.buffer:
-        try:
-            pred, gold = json.loads(line)
-            equal = _math_verify_equal(pred, gold)
-        except Exception:
-            equal = False
-        replies.write(b"1\n" if equal else b"0\n")
-        replies.flush()
-
-
-class _Worker:
-    """One math-verify worker process, used by one caller at a time."""
-
-    def __init__(self) -> None:
-        module = __name__ if __name__ != "__main__" else "rlhub.rewards.math"
-        env = dict(os.environ)
-        # The parent's path, so the child imports this module under the same name (doctest, scripts).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"from {module} import _serve; _serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            # `python -c` puts its working directory first on sys.path: start from one that holds no
-            # module that could shadow math_verify or sympy (a caller's cwd may).
-            cwd=os.path.abspath(os.sep),
-        )
-        self._buffer = b""
-        self._ready = False
-        # poll, not select: select fails on descriptors above 1024, common in a training process.
-        self._poller = select.poll()
-        self._poller.register(self.proc.stdout.fileno(), select.POLLIN)
-
-    def _read_line(self, deadline: float) -> bytes | None:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._poller.poll(remaining * 1000):
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
-
-    def ask(self, pred: str, gold: str, timeout: float) -> bool | None:
-        """The worker's verdict, or ``None`` if it died or missed the deadline (then kill it)."""
-        if not self._ready:
-            if self._read_line(time.monotonic() + _WORKER_STARTUP_TIMEOUT) != b"ready":
-                log.warning("a math-verify worker failed to start; comparisons on the slow path score 0")
-                return None
-            self._ready = True
-        try:
-            self.proc.stdin.write(json.dumps([pred, gold]).encode() + b"\n")
-            self.proc.stdin.flush()
-        except OSError:
-            return None
-        reply = self._read_line(time.monotonic() + timeout)
-        return None if reply is None else reply == b"1"
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:  # unflushed input to a dead worker
-                pass
-
-
-class _WorkerPool(WorkerPool[_Worker]):
-    """Up to ``size`` math-verify workers (the shared pool of ``rlhub.sandbox.workers``); a worker that
-    times out is replaced."""
-
-    def start_worker(self) -> _Worker:
-        return _Worker()
-
-    def stop_worker(self, worker: _Worker) -> None:
-        worker.kill()
-
-    def equal(self, pred: str, gold: str, timeout: float) -> bool:
-        """The verdict of a worker; ``False`` on timeout. A worker found dead is replaced and asked again."""
-        for _ in range(2):
-            try:
-                worker = self.acquire()
-            except OSError as exc:
-                log.warning("cannot start a math-verify worker (%s); scoring the comparison False", exc)
-                return False
-            try:
-                verdict = worker.ask(pred, gold, timeout)
-            except Exception as exc:
-                log.warning("math-verify worker failed (%s: %s); replacing it", type(exc).__name__, exc)
-                verdict = None
-            except BaseException:
-                self.release(worker, healthy=False)
-                raise
-            died = verdict is None and worker.proc.poll() is not None
-            self.release(worker, healthy=verdict is not None)
-            if not died:
-                return bool(verdict)
-        return False
-
-
-_POOL = _WorkerPool(POOL_SIZE, name="math-verify worker")
-atexit.register(_POOL.close, wait=False)
-
-
-@functools.lru_cache(maxsize=_SLOW_CACHE_SIZE)
-def _slow_equal(pred: str, gold: str, timeout: float) -> bool:
-    # GRPO samples many completions per prompt, so the same (pred, gold) pair recurs within a batch.
-    return _POOL.equal(pred, gold, timeout)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -118,13 +118,26 @@ def envs_show(env_id: str, markdown: bool):
     is_flag=True,
     help="Validate every registered environment; those whose data is not on this machine are listed, not failed.",
 )
-@click.option("-n", "n", default=16, show_default=True, help="Examples per split to check.")
+@click.option("-n", "n", default=16, show_default=True, help="Examples per split to check (and to audit).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (for CI).")
-def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
-    """Check that gold answers score 1.0, garbage 0.0, examples are deterministic, and reward hacks earn nothing."""
+@click.option(
+    "--audit",
+    is_flag=True,
+    help="Also audit the verifier: false-negative and false-positive rates, slowest scoring, scripted policies.",
+)
+@click.option("--record", is_flag=True, help="With --audit: store the audits in docs/audit.json for the env cards.")
+def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool, audit: bool, record: bool):
+    """Check that gold answers score 1.0, garbage 0.0, examples are deterministic, and reward hacks earn nothing.
+
+    With --audit, also measure how often the verifier rejects rewrites of the gold that a careful grader
+    accepts (FN%) and accepts near misses (FP%), its slowest scoring time, and the mean correctness of an
+    oracle, a random and a heuristic policy; an env fails above its bounds (default FN 2%, FP 1%, 5 s).
+    """
     from rlhub.authoring.validate import validate_env
     from rlhub.env.registry import get_spec, list_envs
 
+    if record and not audit:
+        raise RLHubError("--record stores audits: add --audit")
     if all_envs:
         env_ids = tuple(s.id for s in list_envs())
     if not env_ids:
@@ -133,8 +146,12 @@ def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
         if not _served(env_id):
             get_spec(env_id)  # unknown ids fail fast, before any work
     reports = [validate_env(env_id, n=n) for env_id in env_ids]
+    audits = _audit(env_ids, n, record) if audit else []
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
+        out = [r.to_dict() for r in reports]
+        for entry, audited in zip(out, audits):
+            entry["audit"] = audited.to_dict()
+        click.echo(json.dumps(out, indent=2))
     else:
         for report in reports:
             table = Table(title=f"{report.env_id}: {'[green]passed' if report.passed else '[red]FAILED'}")
@@ -148,14 +165,44 @@ def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool):
                 last_check = kinds[i : i + 2] == ["check", "probe"]  # a line between the checks and the probes
                 table.add_row(c.name, c.rule, scored, result, c.detail, end_section=last_check)
             console.print(table)
+        if audits:
+            _print_audits(audits)
     # With --all, an env whose data is absent here (math-v0, mbpp-v0 offline) is reported, not failed: the
     # user did not ask for it by name. Named envs must validate.
-    missing = [r for r in reports if r.no_data] if all_envs else []
+    missing = [r.env_id for r in reports if r.no_data] if all_envs else []
     if missing and not as_json:
-        names = ", ".join(r.env_id for r in missing)
+        names = ", ".join(missing)
         console.print(f"[yellow]not validated, no data on this machine:[/] {names} (pass path= or set RLHUB_DATA)")
-    if not all(r.passed for r in reports if r not in missing):
+    checked = [r for r in [*reports, *audits] if r.env_id not in missing]
+    if not all(r.passed for r in checked):
         sys.exit(1)
+
+
+def _audit(env_ids: tuple[str, ...], n: int, record: bool) -> list:
+    """Audit each env's verifier (and store the audits when ``record``)."""
+    from rlhub.authoring.audit import audit_env
+    from rlhub.authoring.audit import record as record_audits
+
+    audits = [audit_env(env_id, n=n) for env_id in env_ids]
+    if record:
+        click.echo(f"recorded the audits in {record_audits(audits)}", err=True)  # stdout may be --json
+    return audits
+
+
+def _print_audits(audits: list) -> None:
+    """One row per env: FN% and FP% with counts, the slowest scoring, the ladder's means; then each broken bound."""
+    table = Table(title="verifier audit (mean correctness of the oracle / random / heuristic policies)")
+    table.add_column("env", no_wrap=True)
+    for column in ("FN% (k/n)", "FP% (k/n)", "slowest s", "oracle / random / heuristic", "result"):
+        table.add_column(column)
+    for a in audits:
+        ladder = " / ".join(f"{a.ladder[p]:.2f}" for p in ("oracle", "random", "heuristic") if p in a.ladder)
+        result = "[yellow]no data[/]" if a.no_data else "[green]ok[/]" if a.passed else "[red]fail[/]"
+        table.add_row(a.env_id, a.fn.text(), a.fp.text(), f"{a.slowest_s:.2f}", ladder or "n/a", result)
+    console.print(table)
+    for a in audits:
+        for problem in a.problems:
+            console.print(f"[red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
 
 
 @main.command()
@@ -415,11 +462,19 @@ def eval_cmd(
 
 
 def _leaderboard(env_ids: list[str], model: str | None, base_url: str | None) -> int:
-    """``rlhub eval --leaderboard``: ``python -m rlhub.authoring.leaderboard measure`` then ``write``."""
-    from rlhub.authoring.leaderboard import Settings, measure, models_to_measure, write_pages
+    """``rlhub eval --leaderboard``: ``python -m tools.leaderboard measure`` then ``write``, in a clone of rlhub."""
+    from pathlib import Path
 
     if base_url and not model:
         raise click.UsageError("--leaderboard --base-url needs --model: the name the endpoint serves")
+    clone = Path.cwd()
+    if not (clone / "tools" / "leaderboard" / "__init__.py").is_file():
+        raise RLHubError("--leaderboard writes the repository's pages: run it from a clone of rlhub")
+    if str(clone) not in sys.path:
+        sys.path.insert(0, str(clone))  # the maintainers' tools sit beside the package in a clone; a wheel has none
+    from tools.leaderboard.measure import Settings, models_to_measure
+    from tools.leaderboard.pages import measure, write_pages
+
     measure(
         models_to_measure([model] if model else [], base_url=base_url),
         Settings(),
@@ -513,6 +568,16 @@ def _print_eval(result, model: str, env_config: dict) -> None:
     console.print(table)
     if env_config:
         console.print(f"env config: {env_config}", highlight=False)
+
+
+@main.command("check-tokens")
+@click.argument("env_id")
+@click.option("--model", required=True, help="Embedded model name, checkpoint folder or hub id (its tokenizer only).")
+def check_tokens(env_id: str, model: str):
+    """Check that multi-turn training keeps exactly the sampled tokens under MODEL's chat template."""
+    from rlhub.generation.fidelity import main as run_check
+
+    sys.exit(run_check(env_id, model))
 
 
 @main.command()

@@ -4,31 +4,26 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
 
 import rlhub
 from rlhub.authoring.envcard import env_card
-from rlhub.authoring.leaderboard import (
-    EMBEDDED,
-    Settings,
-    baseline_cell,
-    card_sections,
-    leaderboard_json,
-    leaderboard_page,
-    load_measurements,
-    measure,
-    measure_env,
-    models_to_measure,
-    record_run,
-    trust,
-)
+from rlhub.authoring.measurements import EMBEDDED, card_sections, load_measurements
 from rlhub.generation.rollout import Completion
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tools/ is the clone's, beside the package: `python -m pytest` from the root adds it
+    sys.path.insert(0, str(ROOT))  # to the path, a bare `pytest` does not
+
+from tools.leaderboard.measure import Settings, measure_env, models_to_measure, trust  # noqa: E402
+from tools.leaderboard.pages import measure, record_run  # noqa: E402
+from tools.leaderboard.render import baseline_cell, leaderboard_json, leaderboard_page  # noqa: E402
+
 ALL_IDS = [s.id for s in rlhub.list_envs()]
-FIX = "python -m rlhub.authoring.leaderboard write"
+FIX = "python -m tools.leaderboard write"
 
 
 class GoldEngine:
@@ -73,7 +68,7 @@ def test_baseline_levels_and_families_count_exactly_the_gold_answers(tokenizer):
     sample = list(_golds("arithmetic-v0", 4))  # the registry's difficulty, 2
     engine = GoldEngine(tokenizer, golds, right=set(sample[:2]))
 
-    result = measure_env("arithmetic-v0", "gold-half", settings, engine=engine)
+    result = measure_env("arithmetic-v0", "gold-half", settings, engine=engine).to_dict()
 
     greedy, sampled = result["baseline"]["greedy"], result["baseline"]["sampled"]
     assert (greedy["n"], greedy["pass@1"]) == (4, 0.5)
@@ -90,7 +85,9 @@ def test_baseline_levels_and_families_count_exactly_the_gold_answers(tokenizer):
 def test_code_env_costs_sandbox_programs_and_families_split_the_sample(tokenizer):
     settings = Settings(n=6, sampled_n=0, k=1, level_n=0, max_new_tokens=8, batch_size=6)
     golds = _golds("codegen-v0", 6)
-    result = measure_env("codegen-v0", "gold", settings, engine=GoldEngine(tokenizer, golds, right=set(golds)))
+    result = measure_env(
+        "codegen-v0", "gold", settings, engine=GoldEngine(tokenizer, golds, right=set(golds))
+    ).to_dict()
 
     assert result["baseline"]["greedy"]["pass@1"] == 1.0 and "sampled" not in result["baseline"]
     assert result["cost"]["sandbox_programs_per_completion"] >= 1.0  # every gold program runs its tests
@@ -100,7 +97,7 @@ def test_code_env_costs_sandbox_programs_and_families_split_the_sample(tokenizer
 
 
 def test_trust_lists_every_probe_with_its_rule_and_counts_gold_full_marks():
-    found = trust("countdown-v0", Settings(n=5))
+    found = trust("countdown-v0", Settings(n=5)).to_dict()
     assert found["validate_passed"] and found["gold"] == {"n": 5, "full_marks": 5, "reward": "correct"}
     names = [p["name"] for p in found["probes"]]
     assert "empty completion" in names and "answer spam" in names
@@ -110,7 +107,7 @@ def test_trust_lists_every_probe_with_its_rule_and_counts_gold_full_marks():
 
 def test_env_without_data_is_not_measured_and_says_why(monkeypatch):
     monkeypatch.delenv("RLHUB_DATA")
-    result = measure_env("math-v0", EMBEDDED, Settings())
+    result = measure_env("math-v0", EMBEDDED, Settings()).to_dict()
     assert result["status"] == "not measured" and "RLHUB_DATA" in result["reason"]
 
 
@@ -248,9 +245,7 @@ def test_every_card_has_baseline_difficulty_trust_and_cost(env_id):
     card = env_card(env_id)
     for section in ("Baseline", "Difficulty", "Trust", "Cost"):
         assert f"\n## {section}\n" in card
-    assert "_Not measured yet" not in card, (
-        f"{env_id} has no stored measurement: python -m rlhub.authoring.leaderboard measure"
-    )
+    assert "_Not measured yet" not in card, f"{env_id} has no stored measurement: python -m tools.leaderboard measure"
 
 
 def test_readme_baseline_column_matches_the_measurements():
@@ -296,7 +291,7 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     rewards = [0.1, 0.2, 0.3, 0.2, 0.2, 0.5, 0.6, 0.4, 0.6, 0.9, 0.7, 0.8]
     out = tmp_path / "m.json"
     out.write_text(json.dumps({"models": {}, "envs": {}}))
-    run = record_run(_fake_run(tmp_path / "run", 12, rewards), "recipes/sql-quickstart.yaml", out=out)
+    run = record_run(_fake_run(tmp_path / "run", 12, rewards), "recipes/sql-quickstart.yaml", out=out).to_dict()
     assert run["first"]["reward"] == pytest.approx(0.2) and run["last"]["reward"] == pytest.approx(0.68)
     assert run["first"]["accuracy"] == pytest.approx(0.1) and run["wall_s"] == 720.0
     data = load_measurements(out)
@@ -314,7 +309,7 @@ def test_new_domains_report_their_quickstart_size_run(env_id):
     """Issue 18: each new domain ships a recipe at the quickstart's size whose recorded run its card reports."""
     data = load_measurements()
     run = data.get("training", {}).get(env_id)
-    assert run is not None, f"no training run recorded for {env_id}; python -m rlhub.authoring.leaderboard record-run"
+    assert run is not None, f"no training run recorded for {env_id}; python -m tools.leaderboard record-run"
     assert (ROOT / run["recipe"]).is_file() and run["steps"] >= 20
     assert run["prompts_per_step"] * run["group_size"] >= 32 and len(run["reward"]) == run["steps"]
     card = (ROOT / "docs" / "envs.md").read_text(encoding="utf-8")
@@ -339,10 +334,11 @@ def test_models_to_measure_puts_the_embedded_model_first_once_and_never_for_an_e
 def test_eval_leaderboard_measures_then_writes_the_pages(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    import rlhub.authoring.leaderboard as board
+    import tools.leaderboard.pages as board
     from rlhub.cli import main
 
     calls = []
+    monkeypatch.chdir(ROOT)  # --leaderboard runs the clone's tools/
     monkeypatch.setattr(board, "measure", lambda models, settings, **kw: calls.append(("measure", models, kw)))
     monkeypatch.setattr(board, "write_pages", lambda: calls.append(("write",)) or [tmp_path / "leaderboard.md"])
     result = CliRunner().invoke(main, ["eval", "--leaderboard", "sql-v0", "--model", "other/model"])
@@ -354,3 +350,29 @@ def test_eval_leaderboard_measures_then_writes_the_pages(monkeypatch, tmp_path):
     assert served.exit_code == 0 and calls[0] == ("measure", ["m"], {"only": None, "base_url": "http://h/v1"})
     refused = CliRunner().invoke(main, ["eval", "--leaderboard", "--base-url", "http://h/v1"])
     assert refused.exit_code == 2 and "needs --model" in refused.output
+
+
+def test_eval_leaderboard_outside_a_clone_says_where_to_run_it_in_one_line(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import tools.leaderboard.pages as board
+    from rlhub.cli import main
+
+    calls = []
+    monkeypatch.setattr(board, "measure", lambda *args, **kw: calls.append("measure"))
+    monkeypatch.chdir(tmp_path)  # an installed rlhub, run from a folder that is no clone: no tools/ to measure with
+    result = CliRunner().invoke(main, ["eval", "--leaderboard", "--model", "other/model"])
+    assert result.exit_code == 1 and not calls
+    assert result.output.strip().splitlines() == [
+        "error: --leaderboard writes the repository's pages: run it from a clone of rlhub"
+    ]
+
+
+def test_cards_say_not_measured_where_no_measurements_are_stored(monkeypatch, tmp_path):
+    """A wheel ships its data in rlhub/_data/ and no docs/: its cards render, saying "not measured"."""
+    import rlhub.authoring.measurements as measurements
+
+    monkeypatch.setattr(measurements, "shipped_data_dir", lambda: tmp_path / "_data" / "data")
+    assert load_measurements() == {"models": {}, "envs": {}}
+    card = "\n\n".join(card_sections("countdown-v0"))
+    assert card.count("_Not measured yet;") == 2 and "_None recorded;" in card  # Baseline, Trust; Training run

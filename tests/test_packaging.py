@@ -47,6 +47,14 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
         "rlhub/authoring/templates/tool_multiturn.py",  # rlhub new-env writes from these
     ):
         assert required in names, required
+    # Every module of the checkout is in the wheel: a subpackage left out of pyproject's list would be missing.
+    mapping = {"rlhub": "rlhub", "envs": "rlhub/envs", "rewards": "rlhub/rewards", "trainers": "rlhub/trainers"}
+    sources = [
+        f"{installed}/{path.relative_to(ROOT / folder).as_posix()}"
+        for folder, installed in mapping.items()
+        for path in (ROOT / folder).rglob("*.py")
+    ]
+    assert not [s for s in sources if s not in names], "modules missing from the wheel: add their package to pyproject"
     target = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

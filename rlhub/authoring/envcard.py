@@ -4,7 +4,9 @@ A card says what an env asks and how it is scored, from the sources that already
 entry (description, domain, tags, data license), the env module's docstring (task, output format,
 version history), a real prompt and its gold completion (``env.examples("train", limit=1, seed=0)``),
 the rubric (each reward's name, weight and docstring), the config dataclass (each field's type,
-default and docstring) and, for tool envs, the tools' schemas. Nothing on a card is written twice.
+default and docstring), for tool envs the tools' schemas, the stored measurements
+(``docs/measurements.json``) and the recorded verifier audit (``docs/audit.json``: false-negative and
+false-positive rates, slowest scoring, the scripted-policy ladder). Nothing on a card is written twice.
 
 ``rlhub envs show ID --markdown`` prints one card; ``python -m rlhub.authoring.envcard --write docs/envs.md``
 regenerates the docs page, and tests/test_envcard.py fails while the checked-in page is out of date.
@@ -304,9 +306,11 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
         out.append(f"Fields of `task_config` ({task_config_class.__module__}.{task_config_class.__name__}):")
         out.append(config_table(task_config_class, {}, skip=("seed", "size")))
 
-    from rlhub.authoring.leaderboard import card_sections  # the stored measurements: Baseline, Difficulty, Trust, Cost
+    from rlhub.authoring.audit import audit_section  # the recorded verifier audit (docs/audit.json)
+    from rlhub.authoring.measurements import card_sections  # the stored measurements: Baseline, Difficulty, Trust, Cost
 
     out += card_sections(spec.id, level + 1)
+    out += audit_section(spec.id, level + 1)
 
     out.append(f"{h2} Version history")
     out.append("\n".join(f"- {md_text(line)}" for line in doc.history) or "- not recorded in the module docstring")

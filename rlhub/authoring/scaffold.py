@@ -23,6 +23,7 @@ import yaml
 from rlhub import __version__
 from rlhub.env.registry import DOMAINS, parse_registry
 from rlhub.errors import RLHubError
+from rlhub.hub.manifest import MANIFEST_FILE
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NAME_RE = re.compile(r"^(?P<slug>[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*?)(?:-v(?P<version>\d+))?$")
@@ -286,6 +287,25 @@ dependencies = ["rlhub>={rlhub_version}"]
 
 [tool.setuptools]
 packages = ["{package}"]
+
+# The manifest (what it serves, what its code may do) travels in the wheel as package data.
+[tool.setuptools.package-data]
+{package} = ["rlhub.toml"]
+"""
+
+MANIFEST = """\
+# The manifest of {distribution}: the envs it registers and what their code may do. rlhub runs an installed
+# env package in a sandbox with exactly these capabilities (see "Publishing an environment: capabilities"
+# in rlhub's docs/adding-an-environment.md).
+envs = ["{env_id}"]
+license = "Apache-2.0"
+
+[capabilities]
+network = []            # host:port pairs it may connect to; [] is no network
+writable = ["."]        # paths under its private workdir it may write
+memory_mb = 1024        # address space of its process, MiB
+cpu_seconds = 10        # CPU time per scoring call
+processes = 16          # processes and threads at once
 """
 
 PACKAGE_INIT = '''\
@@ -326,7 +346,7 @@ new id (`{slug}-v{next_version}`) beside the old one, so earlier runs stay repro
 
 
 def scaffold_package(names: EnvNames, domain: str, variant: Variant, directory: Path, description: str) -> list[Path]:
-    """Write a pip-installable env package (pyproject, module, registry entries, test, README) into ``directory``."""
+    """Write a pip-installable env package (pyproject, module, registry entries, manifest, test, README)."""
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise RLHubError(f"{directory} already exists and is not empty; new-env never overwrites: pick another folder")
     entry = registry_entry(
@@ -357,6 +377,9 @@ def scaffold_package(names: EnvNames, domain: str, variant: Variant, directory: 
             fields="\n".join(f"        {_py_literal(k)}: {_py_literal(v)}," for k, v in entry.items()),
         ),
         directory / names.package / f"{names.module}.py": render(variant.template, names),
+        directory / names.package / MANIFEST_FILE: MANIFEST.format(
+            distribution=names.distribution, env_id=names.env_id
+        ),
         directory / "tests" / f"test_{names.module}.py": render("test_env.py", names),
     }
     for path, text in files.items():

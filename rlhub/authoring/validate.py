@@ -80,6 +80,10 @@ Decisions:
 
 Environments add probes of their own for hacks specific to their task by overriding
 ``TextEnv.probes(example)`` (countdown: a number used twice; arithmetic: the expression echoed).
+
+``rlhub validate --audit`` goes on to measure the verifier's error rates (:mod:`rlhub.authoring.audit`):
+rewrites of the gold it wrongly rejects, near misses it wrongly accepts, its slowest scoring and a
+ladder of scripted policies. The audit finds the answer in the gold as the probes do (:func:`_answer_slot`).
 """
 
 from __future__ import annotations
@@ -650,9 +654,11 @@ class _Outcome:
     failures: list[str] = field(default_factory=list)
 
 
-def _preview(completion: Any) -> str:
+def _preview(completion: Any, width: int = 60) -> str:
+    """The completion's last assistant text, quoted; past ``width`` characters, its start and end only."""
     text = last_assistant_text(completion)
-    return repr(text if len(text) <= 60 else f"{text[:32]}...{text[-24:]}")
+    head, tail = width * 8 // 15, width * 2 // 5
+    return repr(text if len(text) <= width else f"{text[:head]}...{text[-tail:]}")
 
 
 def _rule(probe: Probe, format_max: float) -> str:
