@@ -8,6 +8,7 @@ r"""Math answer equivalence (``math_equal``) and the ``math_accuracy`` reward.
   = ``10000``, ``1 234 567`` = ``1234567``; ``12 34`` is two numbers. The same holds for commas:
   ``1,234`` is one number, while ``0,500`` is not a thousands group (it is not 500, nor 0.5: a comma
   between numbers separates answers, so a decimal comma is not read).
+* Markdown emphasis around the whole answer (``**16**``, ``__16__``, ``*16*``) is layout and is dropped.
 * The sentence's ``.``, ``,`` or ``;`` after the answer is dropped, inside or after its math delimiters:
   ``\sqrt{2}.`` = ``\sqrt{2}``, ``2^{10}.`` = ``1024`` (never 2), ``\boxed{5}.`` = ``5``. ``!`` stays (it
   is a factorial), and so does an ellipsis (``0.333...``).
@@ -260,7 +261,22 @@ def _normalize_input(text: Any) -> str:
     if "\\" in text:
         text = _UPRIGHT_CONSTANT.sub(r"\1", text)
     text = _SPACED_THOUSANDS.sub(lambda m: re.sub(r"[^0-9]", "", m.group()), text)
-    return _strip_trailing_punctuation(text)
+    return _strip_trailing_punctuation(_strip_emphasis(text))
+
+
+_EMPHASIS = re.compile(r"(\*\*|__)(?P<inner>(?:(?!\1).)+)\1|\*(?P<single>[^*]+)\*", re.DOTALL)
+
+
+def _strip_emphasis(text: str) -> str:
+    """The answer without markdown emphasis around all of it (``**16**``, ``__16__``, ``*16*``): chat models
+    bold their final answer, and the emphasis is layout, not part of the value. Stars inside an answer
+    (``2*3``) are left alone, as is emphasis around a part of it."""
+    for _ in range(2):  # ***16*** is bold and italic
+        match = _EMPHASIS.fullmatch(text)
+        if match is None:
+            break
+        text = (match["inner"] if match["inner"] is not None else match["single"]).strip()
+    return text
 
 
 def _math_verify_form(text: str) -> str:

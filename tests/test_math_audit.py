@@ -131,6 +131,21 @@ def test_trailing_sentence_punctuation_is_not_part_of_the_answer():
     assert wrong_verdicts(cases) == []
 
 
+def test_markdown_emphasis_around_the_whole_answer_is_layout():
+    # Found by `rlhub validate --audit`: `<answer>**16**</answer>` scored 0 on arithmetic, gsm8k and calculator.
+    cases = [
+        ("**16**", "16", True),
+        ("__1,000__", "1000", True),
+        ("*16*", "16", True),
+        (r"**\frac{1}{2}**", "0.5", True),
+        (r"** \sqrt{2} **", r"\sqrt{2}", True),
+        ("**17**", "16", False),  # emphasis changes nothing about the value
+        ("**2** 3", "23", False),  # emphasis around a part is not stripped
+        ("** **", "0", False),
+    ]
+    assert wrong_verdicts(cases) == []
+
+
 # --- Cross-check against math-verify on generated pairs ------------------------------------------------
 
 
