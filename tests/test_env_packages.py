@@ -138,6 +138,7 @@ def test_package_files_are_a_complete_installable_project(tmp_path):
         "README.md",
         "pyproject.toml",
         "rlhub_env_word_count/__init__.py",
+        "rlhub_env_word_count/rlhub.toml",
         "rlhub_env_word_count/word_count.py",
         "tests/test_word_count.py",
     ]

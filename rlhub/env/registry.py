@@ -60,6 +60,11 @@ class EnvSpec:
         return resolve(self.entry_point, what=f"registry entry {self.id!r}: field 'entry_point'")
 
     def make(self, **overrides: Any):
+        """The env with ``overrides`` on its defaults; an untrusted package's runs in its sandbox (``rlhub.hub``)."""
+        from rlhub.hub.isolation import isolated, make_sandboxed
+
+        if isolated(self.source):
+            return make_sandboxed(self, overrides)
         cls = self.load_class()
         env = cls(**{**self.config, **overrides})
         env.env_id = self.id
@@ -67,7 +72,12 @@ class EnvSpec:
 
     def code_hash(self) -> str:
         """sha256 over the entry module's source, the default config and the data files the env class
-        declares (``data_files``: paths relative to its module, shipped with it): ties a run to the exact env."""
+        declares (``data_files``: paths relative to its module, shipped with it): ties a run to the exact env.
+        An isolated package's hash is over its installed files instead: hashing must not import its code here."""
+        from rlhub.hub.isolation import installed_hash, isolated
+
+        if isolated(self.source):
+            return installed_hash(self)
         h = hashlib.sha256()
         module = resolve_module(self.entry_point.partition(":")[0], what=f"registry entry {self.id!r}")
         try:
@@ -185,11 +195,17 @@ def read_registry_file(path: Path, source: str = "rlhub") -> list[EnvSpec]:
 
 
 def _plugin_specs() -> list[EnvSpec]:
+    from rlhub.hub.isolation import isolated, sandboxed_entries
+
     specs = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else ep.value
         version = getattr(ep.dist, "version", None)
         source = f"pip:{dist}=={version}" if version else f"pip:{dist}"
+        if ep.dist is not None and isolated(source):
+            # Its code is imported only in its sandbox, never in this process.
+            specs.extend(parse_registry(sandboxed_entries(ep), f"entry point {ep.value!r}", source))
+            continue
         try:
             obj = ep.load()
             if callable(obj):

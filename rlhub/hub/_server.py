@@ -1,0 +1,242 @@
+"""Runs inside the sandbox (``python -I -S rlhub_hub_server.py CONFIG``): an env package behind its capabilities.
+
+Standard library only until the config's paths are on ``sys.path``. PID 1 forks and only waits; the child drops
+to the sandbox's uid, sets the rlimits, makes rlhub and the package importable and installs the audit hook that
+names capability violations, then either prints the package's registry entries (``mode: entries``) or serves
+one env over the rlhub-env/1 protocol on the listening socket the host passed in (``mode: serve``).
+
+The audit hook does not confine anything (bubblewrap and the rlimits do); it turns an attempt into a named
+violation: the host gets one instead of a reward, even when the env's code catches the error it raises.
+"""
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import math
+import os
+import resource
+import sys
+import threading
+
+VIOLATION_EXIT = 3
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+PATH_WRITES = {"os.remove", "os.rename", "os.mkdir", "os.rmdir", "os.symlink", "os.link", "os.chmod", "os.chown"}
+PATH_WRITES |= {"os.truncate", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move"}
+PROCESS_STARTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "subprocess.Popen"}
+NETWORK = {"socket.connect", "socket.sendto", "socket.sendmsg"}
+
+violations: list = []
+_local = threading.local()
+
+
+def violation(capability: str, detail: str) -> PermissionError:
+    """Record a violation; the error to raise where it happened."""
+    violations.append({"capability": capability, "detail": detail})
+    return PermissionError(f"rlhub capability violation ({capability}): {detail}")
+
+
+def _under(path: str, roots) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def guard(config: dict):
+    """The audit hook for ``config``'s capabilities."""
+    readable, writable, denied = config["readable"], config["writable"], config["denied"]
+    started = [0]
+
+    def check_path(raw, writes: bool) -> None:
+        path = os.path.realpath(os.fsdecode(raw))
+        if _under(path, denied) or not _under(path, readable + writable):
+            raise violation("filesystem", f"{'write to' if writes else 'read of'} {path}, outside the env's view")
+        if writes and not _under(path, writable) and path != "/dev/null":
+            raise violation("filesystem", f"write to {path}; declared writable: {writable}")
+
+    def hook(event: str, args: tuple) -> None:
+        if getattr(_local, "busy", False):
+            return
+        _local.busy = True
+        try:
+            if event == "open" and args[0] is not None and not isinstance(args[0], int):
+                path, mode, flags = args
+                check_path(path, any(c in mode for c in "wax+") if mode else bool(flags & WRITE_FLAGS))
+            elif event in PATH_WRITES:
+                for path in args[:2] if event in ("os.rename", "os.symlink", "os.link", "shutil.move") else args[:1]:
+                    if isinstance(path, (str, bytes, os.PathLike)):
+                        check_path(path, True)
+            elif event in NETWORK:
+                raise violation("network", f"{event} to {args[1]!r}; declared network: none")
+            elif event in PROCESS_STARTS:
+                started[0] += 1
+                if started[0] > config["processes"]:
+                    raise violation("processes", f"started more than {config['processes']} processes")
+        finally:
+            _local.busy = False
+
+    return hook
+
+
+class _MappedPackages(importlib.abc.MetaPathFinder):
+    """Packages that live outside every directory on ``sys.path`` (an editable rlhub): name -> folder."""
+
+    def __init__(self, folders: dict) -> None:
+        self.folders = folders
+
+    def find_spec(self, name, path=None, target=None):
+        folder = self.folders.get(name)
+        if folder is None:
+            return None
+        return importlib.util.spec_from_file_location(
+            name, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder]
+        )
+
+
+def confine(config: dict) -> None:
+    """Drop privileges, set the limits, make imports work and install the audit hook."""
+    if config["uid"] is not None:
+        os.setgroups([])
+        os.setgid(config["uid"])
+        os.setuid(config["uid"])
+    os.makedirs(config["workdir"], exist_ok=True)
+    for path in config["writable"]:
+        os.makedirs(path, exist_ok=True)
+    os.chdir(config["workdir"])
+    os.environ.update(config["environ"])
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if config["uid"] is not None:
+        # Counted per uid; the uid is this sandbox's alone (and root would not be held at all).
+        resource.setrlimit(resource.RLIMIT_NPROC, (config["processes"], config["processes"]))
+    memory = config["memory_mb"] * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    limit_cpu(config["cpu_seconds"])
+    sys.path[:0] = config["sys_path"]
+    sys.meta_path.insert(0, _MappedPackages(config["modules"]))
+    sys.addaudithook(guard(config))
+
+
+def limit_cpu(seconds: float) -> None:
+    """Allow ``seconds`` more CPU time from now (SIGXCPU, which ends the process, past it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(usage.ru_utime + usage.ru_stime + seconds), -1))
+
+
+def load_entries(config: dict) -> list:
+    """The package's registry entries, as its entry point gives them (a list, a YAML path, or a callable)."""
+    import importlib.metadata
+    from pathlib import Path
+
+    import yaml
+
+    point = importlib.metadata.EntryPoint(config["entry_point"], config["entry_value"], "rlhub.envs")
+    obj = point.load()
+    obj = obj() if callable(obj) else obj
+    if isinstance(obj, (str, Path)):
+        obj = yaml.safe_load(Path(obj).read_text(encoding="utf-8"))
+    return obj.get("envs") if isinstance(obj, dict) else obj
+
+
+def guarded_env(env, bound: float, memory_mb: int):
+    """``env`` with its reward functions and scores checked: non-finite or out-of-bound rewards, memory errors."""
+    from rlhub.rewards.rubric import WeightedReward
+
+    def check(name, value):
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= bound):
+            raise violation(
+                "reward", f"reward {name!r} returned {value!r}; rewards must be finite and within ±{bound:g}"
+            )
+
+    def guarded(item):
+        def reward(completions, **columns):
+            try:
+                values = item.fn(completions, **columns)
+            except MemoryError:
+                raise violation("memory", f"reward {item.name!r} ran out of its {memory_mb} MiB")
+            for value in values:
+                check(item.name, value)
+            return values
+
+        return WeightedReward(item.name, reward, item.weight)
+
+    env.rubric.items = [guarded(item) for item in env.rubric.items]
+    score_batch = env.score_batch
+
+    def checked_score_batch(completions, examples):
+        scores = score_batch(completions, examples)
+        for score in scores:
+            for name, value in score.rewards.items():
+                check(name, value)
+        return scores
+
+    env.score_batch = checked_score_batch
+    return env
+
+
+def serve(config: dict, entries: list) -> None:
+    import socket
+
+    import uvicorn
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    from rlhub.env.registry import parse_registry
+    from rlhub.errors import ConfigError
+    from rlhub.serve.server import create_app
+
+    specs = {spec.id: spec for spec in parse_registry(entries, f"package {config['entry_point']}", "sandbox")}
+    spec = specs[config["env_id"]]
+
+    def make_env():
+        return guarded_env(spec.make(**config["overrides"]), config["reward_bound"], config["memory_mb"])
+
+    try:
+        app = create_app(make_env, spec.id)
+    except ConfigError as exc:  # a bad config is the caller's error, raised as such on the host
+        print(json.dumps({"config_error": str(exc)}))
+        sys.exit(VIOLATION_EXIT + 1)
+
+    @app.middleware("http")
+    async def enforce(request: Request, call_next):
+        limit_cpu(config["cpu_seconds"])
+        del violations[:]
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            if isinstance(exc, MemoryError):
+                violation("memory", f"{request.url.path} ran out of its {config['memory_mb']} MiB")
+            if not violations:
+                raise
+        if violations:
+            return JSONResponse({"detail": violations[0]["detail"], "violation": violations[0]}, status_code=403)
+        return response
+
+    listener = socket.socket(fileno=config["socket_fd"])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    server.run(sockets=[listener])
+
+
+def main() -> None:
+    # The sandbox's PID 1 ignores signals it does not handle (SIGXCPU included), and loses bwrap's
+    # parent-death signal when it changes uid: so PID 1 only waits, and a child does the work.
+    child = os.fork()
+    if child:
+        _, status = os.waitpid(child, 0)
+        os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+    config = json.loads(sys.argv[1])
+    confine(config)
+    try:
+        entries = load_entries(config)
+    except Exception as exc:
+        if not violations:
+            raise
+        print(f"(loading raised {exc!r})", file=sys.stderr)
+    if violations:
+        print(json.dumps({"violations": violations}))
+        sys.exit(VIOLATION_EXIT)
+    if config["mode"] == "entries":
+        print(json.dumps({"entries": entries}, default=str))
+        return
+    serve(config, entries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The host side of an isolated env package: a bubblewrap sandbox running ``_server.py`` on the package.
+
+What the package's code sees: the system directories and the interpreter read-only, the site directories
+(folders on ``sys.path`` that hold installed distributions) read-only at neutral paths with every other env
+package's files masked, rlhub itself, an empty private ``/tmp`` holding its workdir, no network (a network
+namespace of its own), no home, none of the trainer's files or environment variables, and a uid of its own
+when the host runs as root. The env server listens on a unix socket the host created and passes in, so the
+sandbox needs no writable view of the host at all.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+from rlhub.env.registry import default_registry_path
+from rlhub.errors import ConfigError, RLHubError
+from rlhub.hub.manifest import Capabilities
+from rlhub.sandbox.bwrap_backend import SYSTEM_DIRS, bwrap_problem, bwrap_python_command
+from rlhub.sandbox.config import BASE_ENV, PYTHON_FLAGS, next_worker_uid
+
+SERVER_IN_SANDBOX = "/opt/rlhub/hub_server.py"
+SERVER_PATH = Path(__file__).with_name("_server.py")
+REGISTRY_IN_SANDBOX = "/opt/rlhub/registry.yaml"
+WORKDIR = "/tmp/work"
+READABLE = (*SYSTEM_DIRS, "/usr", "/etc", "/opt/rlhub", "/proc", "/sys", "/dev")
+REWARD_BOUND = 1e6
+"""A reward outside ±REWARD_BOUND (or not finite) is a violation, not a reward."""
+RLHUB_PACKAGES = ("rlhub", "rlhub.envs", "rlhub.rewards")
+START_SECONDS = 120.0
+
+
+class CapabilityViolation(RLHubError):
+    """An isolated env package tried something its manifest does not declare (or returned an invalid reward).
+
+    Attributes:
+        capability: ``network``, ``filesystem``, ``memory``, ``cpu``, ``processes`` or ``reward``.
+    """
+
+    def __init__(self, package: str, capability: str, detail: str) -> None:
+        self.package, self.capability = package, capability
+        super().__init__(f"environment package {package!r} violated its capabilities ({capability}): {detail}")
+
+
+def _site_dirs(distribution: importlib.metadata.Distribution) -> list[str]:
+    """The folders on ``sys.path`` holding installed distributions, and the package's own; never the trainer's
+    working directory, its home, or a folder above either."""
+    private = [os.path.realpath(p) for p in (os.getcwd(), os.path.expanduser("~"))]
+    base = os.path.realpath(sys.base_prefix)
+    found = []
+    for entry in [*sys.path, str(distribution.locate_file(""))]:
+        path = os.path.realpath(entry or ".")
+        if path in found or not os.path.isdir(path) or path == base or path.startswith(base + os.sep):
+            continue
+        if any(p == path or p.startswith(path.rstrip(os.sep) + os.sep) for p in private):
+            continue
+        if any(name.endswith((".dist-info", ".egg-info")) for name in os.listdir(path)):
+            found.append(path)
+    return found
+
+
+def _inside(path: str, binds: list[tuple[str, str]]) -> str | None:
+    for host, inside in binds:
+        if path == host or path.startswith(host + os.sep):
+            return inside + path[len(host) :]
+    return None
+
+
+class SandboxPlan:
+    """The bwrap command line and server config for one env package, and the host folder they use.
+
+    Args:
+        distribution: The package's installed distribution.
+        entry_point: Its ``rlhub.envs`` entry point.
+        capabilities: What its manifest declares.
+    """
+
+    def __init__(
+        self,
+        distribution: importlib.metadata.Distribution,
+        entry_point: importlib.metadata.EntryPoint,
+        capabilities: Capabilities,
+    ) -> None:
+        if capabilities.network:
+            raise RLHubError(
+                f"environment package {distribution.name!r} declares network access {list(capabilities.network)}; "
+                "declared network access is not supported yet (isolated packages get no network): "
+                "remove it from its rlhub.toml, or trust the package with RLHUB_TRUST"
+            )
+        problem = bwrap_problem()
+        if problem is not None:
+            raise RLHubError(
+                f"environment package {distribution.name!r} runs isolated, which needs bubblewrap: {problem}; "
+                f"or run it in-process, trusting its code with your files and tokens: RLHUB_TRUST={distribution.name}"
+            )
+        self.package = distribution.name
+        self.capabilities = capabilities
+        self.folder = tempfile.mkdtemp(prefix="rlhub-hub-")
+        empty = os.path.join(self.folder, "empty")
+        os.mkdir(empty)
+        binds = [(path, f"/opt/rlhub/site-{i}") for i, path in enumerate(_site_dirs(distribution))]
+        for path, _ in binds:
+            if os.geteuid() == 0 and os.stat(path).st_mode & 0o005 != 0o005:
+                raise RLHubError(f"{path} holds installed packages but others cannot read it: chmod o+rx {path}")
+        modules = {}
+        for name in RLHUB_PACKAGES:
+            folder = os.path.realpath(importlib.util.find_spec(name).submodule_search_locations[0])
+            if _inside(folder, binds) is None:
+                modules[name] = f"/opt/rlhub/package-{name}"
+                binds.append((folder, modules[name]))
+        masks = self._masks(distribution, binds, empty)
+        registry_file = str(default_registry_path())
+        self.uid = next_worker_uid() if os.geteuid() == 0 else None
+        self.config = {
+            "entry_point": entry_point.name,
+            "entry_value": entry_point.value,
+            "uid": self.uid,
+            "sys_path": [inside for _, inside in binds if not inside.startswith("/opt/rlhub/package-")],
+            "modules": modules,
+            "workdir": WORKDIR,
+            "writable": sorted({os.path.normpath(os.path.join(WORKDIR, p)) for p in capabilities.writable}),
+            "readable": [*READABLE, WORKDIR],
+            "denied": [inside for _, inside in masks],
+            # Inside, the package runs in-process: other env packages are masked, so it is the only one found.
+            "environ": {"HOME": WORKDIR, "TMPDIR": WORKDIR, "MALLOC_ARENA_MAX": "2", "RLHUB_TRUST": self.package}
+            | {"RLHUB_REGISTRY": REGISTRY_IN_SANDBOX},
+            "memory_mb": capabilities.memory_mb,
+            "cpu_seconds": capabilities.cpu_seconds,
+            "processes": capabilities.processes,
+            "reward_bound": REWARD_BOUND,
+        }
+        self.ro_binds = [*binds, *masks, (str(SERVER_PATH), SERVER_IN_SANDBOX)]
+        if os.path.isfile(registry_file):
+            self.ro_binds.append((registry_file, REGISTRY_IN_SANDBOX))
+
+    @staticmethod
+    def _masks(distribution, binds, empty) -> list[tuple[str, str]]:
+        """Binds that hide every other env package's files (an empty folder, or /dev/null for a file)."""
+        masks = []
+        for point in importlib.metadata.entry_points(group="rlhub.envs"):
+            other = point.dist
+            if other is None or other.name == distribution.name:
+                continue
+            tops = {file.parts[0] for file in other.files or [] if file.parts and file.parts[0] != ".."}
+            for top in sorted(tops):
+                host = os.path.realpath(other.locate_file(top))
+                inside = _inside(host, binds)
+                if inside is not None and os.path.exists(host):
+                    masks.append((empty if os.path.isdir(host) else os.devnull, inside))
+        return masks
+
+    def argv(self, mode: str, **extra) -> list[str]:
+        config = {**self.config, "mode": mode, **extra}
+        return bwrap_python_command([*PYTHON_FLAGS, SERVER_IN_SANDBOX, json.dumps(config)], ro_binds=self.ro_binds)
+
+    def violation_or_error(self, proc: subprocess.CompletedProcess | subprocess.Popen, stdout: str, what: str):
+        """The exception for a sandbox that ended: a named violation where there is one."""
+        for line in stdout.splitlines()[::-1]:
+            if line.startswith("{") and "violations" in line:
+                first = json.loads(line)["violations"][0]
+                return CapabilityViolation(self.package, first["capability"], first["detail"])
+            if line.startswith('{"config_error"'):
+                return ConfigError(json.loads(line)["config_error"])
+        code = proc.returncode
+        if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+            return CapabilityViolation(self.package, "cpu", f"used more than {self.capabilities.cpu_seconds:g} CPU s")
+        try:
+            stderr = Path(self.folder, "stderr").read_text(errors="replace")[-2000:]
+        except OSError:
+            stderr = ""
+        return RLHubError(f"environment package {self.package!r}: {what} failed (exit {code}): {stderr.strip()}")
+
+    def entries(self) -> list:
+        """The registry entries the package's entry point gives, loaded in the sandbox."""
+        with open(os.path.join(self.folder, "stderr"), "w") as stderr:
+            proc = subprocess.run(
+                self.argv("entries"), stdout=subprocess.PIPE, stderr=stderr, text=True, env=_host_env(), timeout=300
+            )
+        try:
+            if proc.returncode != 0:
+                raise self.violation_or_error(proc, proc.stdout, "loading its entry point")
+            return json.loads(proc.stdout.strip().splitlines()[-1])["entries"]
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _host_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", BASE_ENV["PATH"])}
+
+
+class EnvSandbox:
+    """One running env server in its sandbox; stopped by :meth:`stop`, garbage collection or interpreter exit.
+
+    Args:
+        plan: The package's sandbox.
+        env_id: The env it serves.
+        overrides: Config overrides, as ``rlhub.make`` got them.
+    """
+
+    def __init__(self, plan: SandboxPlan, env_id: str, overrides: dict) -> None:
+        self.plan = plan
+        self.socket_path = os.path.join(plan.folder, "env.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self.socket_path)
+            listener.listen(64)
+            os.set_inheritable(listener.fileno(), True)
+            argv = plan.argv("serve", env_id=env_id, overrides=overrides, socket_fd=listener.fileno())
+            with open(os.path.join(plan.folder, "stderr"), "w") as stderr:
+                self.process = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=_host_env(),
+                    pass_fds=[listener.fileno()], start_new_session=True,
+                )  # fmt: skip
+        finally:
+            listener.close()  # the server holds it now; a dead server then refuses connections at once
+        self._finalizer = weakref.finalize(self, _stop, self.process, plan.folder)
+
+    def failure(self, what: str) -> RLHubError:
+        """Stop the server and say why it failed (a named violation where it left one)."""
+        try:
+            self.process.wait(timeout=5)  # a server that died on its own says how
+        except subprocess.TimeoutExpired:
+            pass
+        error = self.plan.violation_or_error(self.process, self.process.stdout.read(), what)
+        self.stop()
+        return error
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        self._finalizer()
+
+
+def _stop(process: subprocess.Popen, folder: str) -> None:
+    if process.poll() is None:
+        # Killing the sandbox's PID 1 ends every process in its PID namespace; then bwrap itself.
+        inits = _children(process.pid)
+        for pid in inits:
+            os.kill(pid, signal.SIGKILL)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{pid}") for pid in inits) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    if process.stdout is not None:
+        process.stdout.close()
+    shutil.rmtree(folder, ignore_errors=True)

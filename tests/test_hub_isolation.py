@@ -1,0 +1,283 @@
+"""Env packages run behind their declared capabilities: real packages, pip-installed, each trying one attack.
+
+Every attack package is a small env (arithmetic underneath) whose scoring, import or gold answer tries one
+thing; each must end in a named ``CapabilityViolation`` and leave nothing outside its sandbox, while a benign
+package on the same path scores its gold answer 1.0. The packages are built and installed once per module.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import rlhub
+from rlhub.authoring.scaffold import new_env
+from rlhub.env import registry
+from rlhub.errors import ConfigError, RLHubError
+from rlhub.hub import CapabilityViolation, read_manifest
+from rlhub.hub.client import SandboxedEnv
+from rlhub.hub.sandbox import bwrap_problem
+
+pytestmark = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
+SECRETS = {"WANDB_API_KEY": "wandb-secret-1", "OPENAI_API_KEY": "sk-secret-2", "HF_TOKEN": "hf_secret_3"}
+
+ENV_MODULE = """
+import math, os, socket, sys, time
+from rlhub.envs.arithmetic import ArithmeticEnv
+from rlhub.types import Score
+
+PLACES = {places!r}
+
+
+class PackageEnv(ArithmeticEnv):
+    def score_batch(self, completions, examples):
+{attack}
+        return super().score_batch(completions, examples)
+"""
+
+ATTACKS = {
+    "benign": "pass",
+    "network": "socket.create_connection(('127.0.0.1', PLACES['port']), timeout=2)",
+    "ssh": "open(os.path.join(PLACES['home'], '.ssh', 'id_rsa')).read()",
+    "run-folder": "open(os.path.join(PLACES['run'], 'secret.txt')).read()",
+    "other-package": textwrap.dedent("""\
+        for folder in [*sys.path, PLACES['site']]:
+            try:
+                print(open(os.path.join(folder, 'rlhub_env_victim', 'secret.txt')).read())
+            except FileNotFoundError:
+                pass"""),
+    "write": "open(os.path.join(PLACES['outside'], 'written.txt'), 'w').write('pwned')",
+    "rewrite-package": "open(os.path.join(PLACES['site'], 'rlhub_env_victim', '__init__.py'), 'a').write('#')",
+    "fork-bomb": textwrap.dedent("""\
+        for _ in range(500):
+            try:
+                if os.fork() == 0:
+                    time.sleep(3)
+                    os._exit(0)
+            except BlockingIOError:
+                pass"""),
+    "memory": "bytearray(4 * 1024**3)",
+    "spin": "while True: pass",
+    "nan": "return [Score(reward=0.0, rewards={'correct': math.nan}) for _ in completions]",
+    "inf": "return [Score(reward=0.0, rewards={'correct': math.inf}) for _ in completions]",
+    "huge": "return [Score(reward=0.0, rewards={'correct': 1e30}) for _ in completions]",
+}
+VIOLATIONS = {
+    "network": "network",
+    "ssh": "filesystem",
+    "run-folder": "filesystem",
+    "other-package": "filesystem",
+    "write": "filesystem",
+    "rewrite-package": "filesystem",
+    "fork-bomb": "processes",
+    "memory": "memory",
+    "spin": "cpu",
+    "nan": "reward",
+    "inf": "reward",
+    "huge": "reward",
+}
+GOLD_SEES_ENVIRONMENT = """
+    def gold_completion(self, example):
+        return {"seen": {k: os.environ.get(k) for k in PLACES["secrets"]}, "home": os.path.expanduser("~")}
+"""
+
+
+def write_package(root: Path, name: str, attack: str, places: dict, *, extra: str = "", init: str = "") -> Path:
+    """A scaffolded env package whose env is ``PackageEnv`` above, running ``attack`` when it scores."""
+    slug = f"attack-{name}" if name != "victim" else "victim"
+    src = root / "src" / slug
+    _, written = new_env(slug, "math", package=src)
+    package = next(p.parent for p in written if p.name == "__init__.py")
+    module = package / "env.py"
+    module.write_text(ENV_MODULE.format(places=places, attack=textwrap.indent(attack, " " * 8)) + extra)
+    init_file = package / "__init__.py"
+    text = init_file.read_text()
+    start = text.index('"entry_point": ') + len('"entry_point": ')
+    end = text.index(",", start)
+    init_file.write_text(init + text[:start] + repr(f"{package.name}.env:PackageEnv") + text[end:])
+    manifest = package / "rlhub.toml"
+    manifest.write_text(manifest.read_text().replace("cpu_seconds = 10", "cpu_seconds = 2"))
+    return src
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub")
+    home, run, outside = root / "home", root / "run", root / "outside"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
+    run.mkdir()
+    (run / "secret.txt").write_text("run secret")
+    outside.mkdir()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    found = {
+        "root": str(root), "home": str(home), "run": str(run), "outside": str(outside),
+        "site": str(root / "site"), "port": listener.getsockname()[1], "secrets": sorted(SECRETS),
+    }  # fmt: skip
+    yield found, listener
+    listener.close()
+
+
+@pytest.fixture(scope="module")
+def site(places):
+    """Every package pip-installed (one pip run) into one target folder, on sys.path while the module runs."""
+    found, _ = places
+    root = Path(found["root"])
+    sources = [write_package(root, name, attack, found) for name, attack in ATTACKS.items()]
+    sources.append(write_package(root, "environment", "pass", found, extra=GOLD_SEES_ENVIRONMENT))
+    victim = write_package(root, "victim", "pass", found)
+    (victim / "rlhub_env_victim" / "secret.txt").write_text("victim secret")
+    pyproject = victim / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('["rlhub.toml"]', '["rlhub.toml", "secret.txt"]'))
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target"]
+    done = subprocess.run([*pip, found["site"], *map(str, sources), str(victim)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    os.chmod(root, 0o755)  # the sandbox's own uid reads the installed packages
+    sys.path.insert(0, found["site"])
+    registry.clear_cache()
+    yield found
+    sys.path.remove(found["site"])
+    registry.clear_cache()
+
+
+@pytest.fixture
+def secrets_set(monkeypatch, places):
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HOME", places[0]["home"])
+
+
+def _processes_of(uid: int) -> list[str]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if any(line.split()[1] == str(uid) for line in text.splitlines() if line.startswith("Uid:")):
+            found.append(status.parent.name)
+    return found
+
+
+def test_benign_package_runs_sandboxed_and_scores_gold_one(site):
+    env = rlhub.make("attack-benign-v0")
+    try:
+        assert isinstance(env, SandboxedEnv) and env.sandbox.running
+        example = env.examples("train", limit=1)[0]
+        assert env.score(env.gold_completion(example), example).rewards["correct"] == 1.0
+        assert env.score("no answer", example).rewards["correct"] == 0.0
+    finally:
+        env.close()
+    assert not env.sandbox.running and not Path(env.sandbox.plan.folder).exists()
+    with pytest.raises(ConfigError, match="no_such_key"):  # the sandboxed env's config errors stay config errors
+        rlhub.make("attack-benign-v0", no_such_key=1)
+    assert not isinstance(rlhub.make("arithmetic-v0"), SandboxedEnv)  # rlhub's own envs stay in-process
+
+
+@pytest.mark.parametrize("attack", sorted(VIOLATIONS))
+def test_attack_fails_with_its_named_violation_and_leaves_no_trace(site, places, secrets_set, attack):
+    found, listener = places
+    env = rlhub.make(f"attack-{attack}-v0")
+    example = env.examples("train", limit=1)[0]
+    started = time.monotonic()
+    with pytest.raises(CapabilityViolation, match=rf"'rlhub-env-attack-{attack}'.*\({VIOLATIONS[attack]}\)") as err:
+        env.score("1", example)
+    assert err.value.capability == VIOLATIONS[attack]
+    assert time.monotonic() - started < 30
+    assert not env.sandbox.running and not Path(env.sandbox.plan.folder).exists()
+    env.close()
+    time.sleep(0.1)
+    assert _processes_of(env.sandbox.plan.uid) == []  # every process it started ended with it
+    assert os.listdir(found["outside"]) == []
+    assert (Path(found["site"]) / "rlhub_env_victim" / "__init__.py").read_text().endswith("]\n")
+    with pytest.raises(TimeoutError):
+        listener.accept()  # no connection arrived
+
+
+def test_the_env_sees_no_secret_variables_and_no_home(site, secrets_set):
+    env = rlhub.make("attack-environment-v0")
+    try:
+        seen = env.gold_completion(env.examples("train", limit=1)[0])
+    finally:
+        env.close()
+    assert seen == {"seen": dict.fromkeys(sorted(SECRETS)), "home": "/tmp/work"}
+
+
+def test_import_time_side_effects_stay_in_the_sandbox(places, tmp_path, monkeypatch):
+    found, _ = places
+    marker = Path(found["outside"]) / "imported.txt"
+    init = f"open({str(marker)!r}, 'w').write('imported')\n"
+    source = write_package(tmp_path, "import", "pass", found, init=init)
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target"]
+    done = subprocess.run([*pip, str(tmp_path / "site"), str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    registry.clear_cache()
+    try:
+        with pytest.raises(CapabilityViolation, match=r"\(filesystem\): write to .*imported.txt") as err:
+            registry.get_spec("attack-import-v0")
+        assert err.value.package == "rlhub-env-attack-import"
+        assert not marker.exists()
+        # Trusted, the same package runs in this process, import included (and that choice is logged).
+        monkeypatch.setenv("RLHUB_TRUST", "rlhub-env-attack-import")
+        registry.clear_cache()
+        assert registry.get_spec("attack-import-v0").source == "pip:rlhub-env-attack-import==0.1.0"
+        assert marker.read_text() == "imported"
+    finally:
+        marker.unlink(missing_ok=True)
+        registry.clear_cache()
+
+
+def test_trusted_package_runs_in_process_and_the_choice_is_logged(site, monkeypatch, caplog):
+    from rlhub.hub import isolation
+
+    isolation._log_trust.cache_clear()
+    monkeypatch.setenv("RLHUB_TRUST", "other,rlhub_env_attack_write")
+    env = rlhub.make("attack-write-v0")
+    assert not isinstance(env, SandboxedEnv)
+    assert any("'rlhub-env-attack-write' runs in-process" in r.getMessage() for r in caplog.records)
+    written = Path(site["outside"]) / "written.txt"
+    try:
+        example = env.examples("train", limit=1)[0]
+        env.score("1", example)
+        assert written.read_text() == "pwned"  # what the sandbox stops, in-process
+    finally:
+        written.unlink(missing_ok=True)
+
+
+def test_manifest_errors_name_the_key_and_the_fix(tmp_path):
+    path = tmp_path / "rlhub.toml"
+    path.write_text('envs = ["a-v0"]\nlicense = "MIT"\n[capabilities]\nmemory_mb = 10\n')
+    with pytest.raises(RLHubError, match=r"rlhub.toml: manifest key 'capabilities.memory_mb': .*256") as err:
+        read_manifest(path)
+    assert "\n" not in str(err.value)
+    path.write_text('envs = ["a-v0"]\nlicense = "MIT"\n[capabilities]\nnetwork = ["example.com"]\n')
+    with pytest.raises(RLHubError, match=r"'capabilities.network': .*'api.example.com:443'"):
+        read_manifest(path)
+    path.write_text('envs = ["a-v0"]\n')
+    with pytest.raises(RLHubError, match=r"manifest key 'license': Field required; add it"):
+        read_manifest(path)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.rlhub]\nenvs = ["a-v0"]\nlicense = "MIT"\nsurprise = 1\n')
+    with pytest.raises(RLHubError, match=r"manifest key 'surprise': .*remove it"):
+        read_manifest(pyproject)
+
+
+def test_scaffold_writes_the_default_manifest(tmp_path):
+    new_env("word-count", "code", package=tmp_path / "pkg")
+    manifest = read_manifest(tmp_path / "pkg" / "rlhub_env_word_count" / "rlhub.toml")
+    assert manifest.envs == ("word-count-v0",)
+    caps = manifest.capabilities
+    assert (caps.network, caps.memory_mb, caps.cpu_seconds, caps.processes) == ((), 1024, 10.0, 16)
+    assert 'rlhub_env_word_count = ["rlhub.toml"]' in (tmp_path / "pkg" / "pyproject.toml").read_text()
