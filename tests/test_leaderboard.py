@@ -64,11 +64,11 @@ def test_baseline_levels_and_families_count_exactly_the_gold_answers(tokenizer):
     settings = Settings(n=4, sampled_n=2, k=2, level_n=2, max_new_tokens=8, batch_size=4)
     golds = {}
     for level in range(1, 6):
-        golds.update(_golds("arithmetic-v0", 4, difficulty=level))
-    sample = list(_golds("arithmetic-v0", 4))  # the registry's difficulty, 2
+        golds.update(_golds("arithmetic-v1", 4, difficulty=level))
+    sample = list(_golds("arithmetic-v1", 4))  # the registry's difficulty, 2
     engine = GoldEngine(tokenizer, golds, right=set(sample[:2]))
 
-    result = measure_env("arithmetic-v0", "gold-half", settings, engine=engine).to_dict()
+    result = measure_env("arithmetic-v1", "gold-half", settings, engine=engine).to_dict()
 
     greedy, sampled = result["baseline"]["greedy"], result["baseline"]["sampled"]
     assert (greedy["n"], greedy["pass@1"]) == (4, 0.5)
@@ -107,7 +107,7 @@ def test_trust_lists_every_probe_with_its_rule_and_counts_gold_full_marks():
 
 def test_env_without_data_is_not_measured_and_says_why(monkeypatch):
     monkeypatch.delenv("RLHUB_DATA")
-    result = measure_env("math-v0", EMBEDDED, Settings()).to_dict()
+    result = measure_env("math-v1", EMBEDDED, Settings()).to_dict()
     assert result["status"] == "not measured" and "RLHUB_DATA" in result["reason"]
 
 
@@ -118,19 +118,19 @@ def test_measure_with_a_tiny_model_stores_numbers_charts_and_renders_them(tmp_pa
     out = tmp_path / "docs" / "measurements.json"
     out.parent.mkdir()
     settings = Settings(n=3, sampled_n=2, k=2, level_n=1, family_n=1, max_new_tokens=4)
-    measure([model], settings, only=["arithmetic-v0", "gsm8k-v0", "rg/<task>-v0"], out=out, log=lambda _: None)
+    measure([model], settings, only=["arithmetic-v1", "gsm8k-v1", "rg/<task>-v0"], out=out, log=lambda _: None)
 
     data = json.loads(out.read_text())
     assert data["settings"]["n"] == 3 and data["commit"] and data["date"]
     envs = data["models"][model]["envs"]
-    assert set(envs) == {"arithmetic-v0", "gsm8k-v0", "rg/<task>-v0"}
-    assert envs["arithmetic-v0"]["baseline"]["greedy"]["n"] == 3
-    assert len(envs["arithmetic-v0"]["difficulty"]["by_level"]) == 5
-    lengths = envs["gsm8k-v0"]["difficulty"]["lengths"]
+    assert set(envs) == {"arithmetic-v1", "gsm8k-v1", "rg/<task>-v0"}
+    assert envs["arithmetic-v1"]["baseline"]["greedy"]["n"] == 3
+    assert len(envs["arithmetic-v1"]["difficulty"]["by_level"]) == 5
+    lengths = envs["gsm8k-v1"]["difficulty"]["lengths"]
     assert lengths["examples"] == 1319 and lengths["prompt_tokens"]["min"] > 20  # the chat prompt, in tokens
     family = envs["rg/<task>-v0"]
     assert family["baseline"]["greedy"]["tasks"] == 8 and family["baseline"]["greedy"]["n"] == 8
-    assert data["envs"]["arithmetic-v0"]["validate_passed"]
+    assert data["envs"]["arithmetic-v1"]["validate_passed"]
     assert "rg/<task>-v0" not in data["envs"]  # probes are per task; the family row has only a baseline
 
     page = leaderboard_page(data)
@@ -184,7 +184,7 @@ SYNTHETIC = {
                     "cost": {"reward_ms_per_completion": 12.34, "sandbox_programs_per_completion": 1.5},
                     "chart": "codegen-v0-difficulty.png",
                 },
-                "math-v0": {"status": "not measured", "reason": "no data offline"},
+                "math-v1": {"status": "not measured", "reason": "no data offline"},
             }
         },
         "other/model": {"envs": {"codegen-v0": {"status": "not measured", "reason": "endpoint down"}}},
@@ -208,7 +208,7 @@ def test_card_sections_render_the_stored_numbers():
     drawn = "\n\n".join(card_sections("rg/leg_counting-v0", 2, {"models": {EMBEDDED: family}}))
     assert "as one family (see docs/leaderboard.md): greedy pass@1 of" in drawn and "25.0% ± 12.5 on 8" in drawn
     assert "not among those drawn" in "\n\n".join(card_sections("rg/dice-v0", 2, {"models": {EMBEDDED: family}}))
-    missing = "\n\n".join(card_sections("math-v0", 2, SYNTHETIC))
+    missing = "\n\n".join(card_sections("math-v1", 2, SYNTHETIC))
     assert "_Not measured: no data offline_" in missing
 
 
@@ -216,11 +216,11 @@ def test_leaderboard_has_a_row_per_env_a_column_per_model_and_says_why_not_measu
     page = leaderboard_page(SYNTHETIC)
     assert f"| env | domain | `{EMBEDDED}` | `other/model` |" in page
     assert "| `codegen-v0` | code | 50.0% ± 25.0 (n=4) | not measured |" in page
-    assert "| `arithmetic-v0` | math | not run | not run |" in page
-    assert "- `math-v0` (smollm2-135m-instruct): no data offline" in page
+    assert "| `arithmetic-v1` | math | not run | not run |" in page
+    assert "- `math-v1` (smollm2-135m-instruct): no data offline" in page
     assert "- `codegen-v0` (other/model): endpoint down" in page
     assert baseline_cell("codegen-v0", SYNTHETIC) == "50.0% (n=4)"
-    assert baseline_cell("math-v0", SYNTHETIC) == "not measured"
+    assert baseline_cell("math-v1", SYNTHETIC) == "not measured"
 
 
 # --- the checked-in pages are current with the stored measurements (never re-measured here) -----------------
@@ -260,8 +260,8 @@ def test_readme_baseline_column_matches_the_measurements():
 def test_card_says_what_a_smaller_measurement_left_out():
     greedy = {"n": 8, "pass@1": 0.0, "pass@1_se": 0.0, "mean_reward": 0.0, "mean_reward_se": 0.0}
     result = {"status": "measured", "baseline": {"greedy": greedy}, "difficulty": {}, "cost": {}}
-    data = {"models": {EMBEDDED: {"envs": {"arithmetic-v0": result, "countdown-v0": result}}}}
-    arithmetic = "\n\n".join(card_sections("arithmetic-v0", 2, data))
+    data = {"models": {EMBEDDED: {"envs": {"arithmetic-v1": result, "countdown-v0": result}}}}
+    arithmetic = "\n\n".join(card_sections("arithmetic-v1", 2, data))
     assert "No temperature-1 samples" in arithmetic and "Per-level samples were not part" in arithmetic
     countdown = "\n\n".join(card_sections("countdown-v0", 2, data))  # no difficulty field: nothing skipped
     assert "Per-level" not in countdown and "_No levels or families._" in countdown
@@ -274,7 +274,7 @@ def _fake_run(folder: Path, steps: int, rewards: list[float]) -> Path:
     folder.mkdir()
     recipe = {
         "model": {"name": EMBEDDED},
-        "env": {"id": "sql-v0"},
+        "env": {"id": "sql-v1"},
         "rewards": {"correct": 1.0, "format": 0.5},
         "algorithm": {"name": "grpo", "group_size": 8},
         "training": {"max_steps": steps, "prompts_per_step": 4},
@@ -295,8 +295,8 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     assert run["first"]["reward"] == pytest.approx(0.2) and run["last"]["reward"] == pytest.approx(0.68)
     assert run["first"]["accuracy"] == pytest.approx(0.1) and run["wall_s"] == 720.0
     data = load_measurements(out)
-    assert data["training"]["sql-v0"]["reward"] == rewards and data["models"] == {}
-    text = "\n\n".join(card_sections("sql-v0", 2, data))
+    assert data["training"]["sql-v1"]["reward"] == rewards and data["models"] == {}
+    text = "\n\n".join(card_sections("sql-v1", 2, data))
     assert "`rlhub train recipes/sql-quickstart.yaml` (GRPO + LoRA on" in text and "12 steps of 4 prompts x 8" in text
     assert "first 5 steps **0.200**, over the last 5 **0.680**" in text
     assert "| 1-5 | 0.200 | 0.100 |" in text and "| 6-10 | 0.600 | 0.300 |" in text and "| 11-12 | 0.750 |" in text
@@ -304,7 +304,7 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     assert "None recorded" in "\n\n".join(card_sections("countdown-v0", 2, data))
 
 
-@pytest.mark.parametrize("env_id", ["sql-v0", "ifeval-v0"])
+@pytest.mark.parametrize("env_id", ["sql-v1", "ifeval-v1"])
 def test_new_domains_report_their_quickstart_size_run(env_id):
     """Issue 18: each new domain ships a recipe at the quickstart's size whose recorded run its card reports."""
     data = load_measurements()
@@ -341,9 +341,9 @@ def test_eval_leaderboard_measures_then_writes_the_pages(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)  # --leaderboard runs the clone's tools/
     monkeypatch.setattr(board, "measure", lambda models, settings, **kw: calls.append(("measure", models, kw)))
     monkeypatch.setattr(board, "write_pages", lambda: calls.append(("write",)) or [tmp_path / "leaderboard.md"])
-    result = CliRunner().invoke(main, ["eval", "--leaderboard", "sql-v0", "--model", "other/model"])
+    result = CliRunner().invoke(main, ["eval", "--leaderboard", "sql-v1", "--model", "other/model"])
     assert result.exit_code == 0, result.output
-    assert calls == [("measure", [EMBEDDED, "other/model"], {"only": ["sql-v0"], "base_url": None}), ("write",)]
+    assert calls == [("measure", [EMBEDDED, "other/model"], {"only": ["sql-v1"], "base_url": None}), ("write",)]
     assert "leaderboard.md" in result.output
     calls.clear()
     served = CliRunner().invoke(main, ["eval", "--leaderboard", "--base-url", "http://h/v1", "--model", "m"])

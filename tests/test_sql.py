@@ -1,4 +1,4 @@
-"""sql-v0 and its reward: gold scores 1, hacks and writes score 0, the database never changes, training runs."""
+"""sql-v1 and its reward: gold scores 1, hacks and writes score 0, the database never changes, training runs."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_missing_columns_are_not_applicable():
 
 
 def test_env_gold_scores_one_and_every_family_has_rows():
-    env = rlhub.make("sql-v0")
+    env = rlhub.make("sql-v1")
     examples = env.examples("test", limit=120)
     assert len({ex.info["family"] for ex in examples}) == 14
     for ex in examples:
@@ -135,22 +135,22 @@ def test_env_gold_scores_one_and_every_family_has_rows():
 
 
 def test_env_is_reproducible_and_config_is_validated():
-    a = rlhub.make("sql-v0").examples("train", limit=5, seed=3)
-    b = rlhub.make("sql-v0").examples("train", limit=5, seed=3)
+    a = rlhub.make("sql-v1").examples("train", limit=5, seed=3)
+    b = rlhub.make("sql-v1").examples("train", limit=5, seed=3)
     assert [(x.prompt, x.answer, x.info) for x in a] == [(x.prompt, x.answer, x.info) for x in b]
-    assert len(rlhub.make("sql-v0", variants=0).examples("train", limit=1)[0].info["databases"]) == 1
+    assert len(rlhub.make("sql-v1", variants=0).examples("train", limit=1)[0].info["databases"]) == 1
     with pytest.raises(ConfigError, match=r"rows must be in 6\.\.60"):
-        rlhub.make("sql-v0", rows=2)
+        rlhub.make("sql-v1", rows=2)
     with pytest.raises(ConfigError, match=r"variants must be in 0\.\.5"):
-        rlhub.make("sql-v0", variants=9)
+        rlhub.make("sql-v1", variants=9)
     with pytest.raises(ConfigError, match="answer_format='tags'"):
-        rlhub.make("sql-v0", answer_format="boxed")
+        rlhub.make("sql-v1", answer_format="boxed")
 
 
 def test_validate_passes_with_every_probe():
     from rlhub.authoring.validate import validate_env
 
-    report = validate_env("sql-v0", n=4)
+    report = validate_env("sql-v1", n=4)
     names = {c.name for c in report.checks if c.kind == "probe"}
     assert {"select every row", "gold rows as VALUES", "UNION of candidates", "writes refused"} <= names
     assert report.passed, [c for c in report.checks if not c.passed]
@@ -168,7 +168,7 @@ def test_grpo_two_steps_on_sql(tmp_path):
         "model.dtype": "float32",
         "model.gradient_checkpointing": False,
         "training.mixed_precision": "no",
-        "env.id": "sql-v0",
+        "env.id": "sql-v1",
         "env.config": {"rows": 6, "prompt_style": "user"},
         "algorithm.group_size": 4,
         "training.max_steps": 2,

@@ -107,6 +107,41 @@ def escape(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
+def stored_for(env_id: str, table: dict[str, Any]) -> tuple[str, Any] | None:
+    """What ``table`` stores for ``env_id``, else for its newest earlier version: ``(stored id, record)`` or None.
+
+    A new version (a changed reward, say) keeps showing its predecessor's measurement, labelled with the id it
+    was measured on, until it is measured itself.
+
+    Example:
+        >>> stored_for("sql-v2", {"sql-v1": "a", "sql-v1": "b", "math-v3": "c"})
+        ('sql-v1', 'b')
+        >>> stored_for("sql-v1", {"sql-v1": "b"}) is None
+        True
+    """
+    if env_id in table:
+        return env_id, table[env_id]
+    name, sep, version = env_id.rpartition("-v")
+    if not sep or not version.isdigit():
+        return None
+    earlier = []
+    for key in table:
+        other, other_sep, other_version = key.rpartition("-v")
+        if other_sep and other == name and other_version.isdigit() and int(other_version) < int(version):
+            earlier.append((int(other_version), key))
+    if not earlier:
+        return None
+    key = max(earlier)[1]
+    return key, table[key]
+
+
+def _earlier(env_id: str, stored_id: str, what: str, command: str) -> str:
+    return (
+        f"_{what} `{stored_id}`, before `{env_id}`'s changes (see its Version history); "
+        f"{command} measures `{env_id}` itself._"
+    )
+
+
 def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = None) -> list[str]:
     """An env card's Baseline, Difficulty, Trust, Cost and Training run sections, from the stored measurements.
 
@@ -120,14 +155,22 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
     """
     data = load_measurements() if data is None else data
     h = "#" * level
-    result = data.get("models", {}).get(EMBEDDED, {}).get("envs", {}).get(env_id)
+    measure = f"`{MEASURE_COMMAND} --only {env_id}`"
+    found = stored_for(env_id, data.get("models", {}).get(EMBEDDED, {}).get("envs", {}))
+    result = found[1] if found else None
     if result is not None:  # the date, commit and settings of this env's own measurement
         data = {**data, **{key: result[key] for key in ("commit", "date", "settings") if key in result}}
-    measure = f"`{MEASURE_COMMAND} --only {env_id}`"
+    checks = stored_for(env_id, data.get("envs", {}))
+    baseline = _baseline_section(env_id, h, data, result, measure)
+    if found and found[0] != env_id:
+        baseline.insert(1, _earlier(env_id, found[0], "Measured on", measure))
+    trust = _trust_section(h, checks[1] if checks else None, measure)
+    if checks and checks[0] != env_id:
+        trust.insert(1, _earlier(env_id, checks[0], "Checked on", measure))
     return [
-        *_baseline_section(env_id, h, data, result, measure),
+        *baseline,
         *_difficulty_section(env_id, h, result),
-        *_trust_section(h, data.get("envs", {}).get(env_id), measure),
+        *trust,
         *_cost_section(h, data, result),
         *training_section(env_id, h, data),
     ]
@@ -256,11 +299,14 @@ def _cost_section(h: str, data: dict, result: dict | None) -> list[str]:
 
 def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
     """The card's "Training run" section: a recorded recipe run's reward, first steps against last."""
-    run = data.get("training", {}).get(env_id)
+    found = stored_for(env_id, data.get("training", {}))
     out = [f"{h} Training run"]
-    if run is None:
+    if found is None:
         out.append(f"_None recorded; `{RECORD_COMMAND} RUN_DIR --recipe RECIPE` records a finished run._")
         return out
+    stored_id, run = found
+    if stored_id != env_id:
+        out.append(_earlier(env_id, stored_id, "Recorded on", f"`{RECORD_COMMAND} RUN_DIR --recipe RECIPE`"))
     w = run["window"]
     out.append(
         f"`rlhub train {run['recipe']}` ({run['algorithm']} + LoRA on `{run['model']}`, {run['steps']} steps of "

@@ -8,7 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlhub.authoring.measurements import EMBEDDED, MEASURE_COMMAND, WRITE_COMMAND, dated, escape, percent, table
+from rlhub.authoring.measurements import (
+    EMBEDDED,
+    MEASURE_COMMAND,
+    WRITE_COMMAND,
+    dated,
+    escape,
+    percent,
+    stored_for,
+    table,
+)
 from rlhub.errors import RLHubError
 from tools.leaderboard.records import Cell, NotMeasured, Row
 
@@ -104,11 +113,12 @@ def leaderboard_page(data: dict[str, Any]) -> str:
 
 def baseline_cell(env_id: str, data: dict[str, Any]) -> str:
     """The README's cell for an env: the embedded model's greedy pass@1 (n), or "not measured"."""
-    result = data.get("models", {}).get(EMBEDDED, {}).get("envs", {}).get(env_id)
-    if result is None or result["status"] != "measured":
+    found = stored_for(env_id, data.get("models", {}).get(EMBEDDED, {}).get("envs", {}))
+    if found is None or found[1]["status"] != "measured":
         return "not measured"
-    greedy = result["baseline"]["greedy"]
-    return f"{percent(greedy['pass@1'])} (n={greedy['n']})"
+    greedy = found[1]["baseline"]["greedy"]
+    earlier = f", on {found[0]}" if found[0] != env_id else ""
+    return f"{percent(greedy['pass@1'])} (n={greedy['n']}{earlier})"
 
 
 def readme_with_baselines(text: str, data: dict[str, Any]) -> str:
