@@ -594,12 +594,14 @@ def take_turns(
     *,
     steps: int | None = None,
     budget_s: float | None = None,
+    keep_going: bool = False,
 ) -> dict[str, TrainerRun]:
     """Start one child per entry (name -> (trainer, settings)) and alternate steps until each is done.
 
     A trainer is done after ``steps`` steps, or when its own time reaches ``budget_s`` (a step still
     running at the budget is cut off and not counted), or when it finishes its ``max_steps``. Turns go
-    A B B A A B ..., so neither trainer always runs first.
+    A B B A A B ..., so neither trainer always runs first. A trainer that does not load or exits mid-run
+    fails the call, unless ``keep_going``: then it is done, ``stopped`` says why, and the others go on.
     """
     if steps is None and budget_s is None:
         raise BenchError("take_turns needs steps or budget_s, or it never stops")
@@ -609,20 +611,37 @@ def take_turns(
             procs[name] = TrainerProcess(name, trainer, settings, workdir)
         runs = {}
         for name, proc in procs.items():
-            ready = proc.receive(timeout=LOAD_TIMEOUT_S)
-            if ready is None:
-                raise BenchError(f"{name} did not load within {LOAD_TIMEOUT_S:.0f} s; its log ends:\n{proc.log_tail()}")
+            try:
+                ready = proc.receive(timeout=LOAD_TIMEOUT_S)
+                if ready is None:
+                    raise BenchError(
+                        f"{name} did not load within {LOAD_TIMEOUT_S:.0f} s; its log ends:\n{proc.log_tail()}"
+                    )
+            except BenchError as exc:
+                if not keep_going:
+                    raise
+                runs[name] = TrainerRun(name, {}, stopped=f"did not start: {exc}")
+                proc.kill()
+                continue
             runs[name] = TrainerRun(name, ready)
-        names, active, round_ = list(procs), set(procs), 0
+        names, active, round_ = list(procs), {name for name, run in runs.items() if not run.stopped}, 0
         while active:
             for name in names if round_ % 2 == 0 else names[::-1]:
                 if name not in active:
                     continue
                 run, proc = runs[name], procs[name]
-                proc.send("go")
                 remaining = STEP_TIMEOUT_S if budget_s is None else budget_s - run.elapsed_s
-                message = proc.receive(timeout=remaining + 0.5)  # the child's clock decides; 0.5 s for the pipe
-                if message is not None and message["event"] == "end":
+                message, died = None, None
+                try:
+                    proc.send("go")
+                    message = proc.receive(timeout=remaining + 0.5)  # the child's clock decides; 0.5 s for the pipe
+                except (BenchError, BrokenPipeError) as exc:
+                    if not keep_going:
+                        raise
+                    died = exc
+                if died is not None:
+                    run.stopped = f"exited during step {len(run.steps) + 1}: {died}"
+                elif message is not None and message["event"] == "end":
                     run.stopped = "finished its max_steps"
                 elif message is None and budget_s is None:
                     raise BenchError(

@@ -3,7 +3,7 @@
     python -m bench.learning_curves [--budget 300] [--json out.json] [--png out.png]
 
 Both train the quickstart recipe (``recipes/quickstart.yaml``: embedded SmolLM2-135M-Instruct + LoRA on
-``arithmetic-v0``, 4 prompts x 8 completions, 64 new tokens, the same prompts in the same order, the same
+``arithmetic-v1``, 4 prompts x 8 completions, 64 new tokens, the same prompts in the same order, the same
 hyperparameters; see ``bench/trainer_vs_trl.py`` for what is aligned and what cannot be) until each has
 trained for ``--budget`` seconds of its own time. They take turns step by step (``bench/common.py``), so
 the budget is each trainer's compute time on an otherwise idle machine: model loading is not in it, and

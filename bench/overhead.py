@@ -5,12 +5,12 @@
 Runs rlhub's trainer (the quickstart recipe: SmolLM2-135M-Instruct + LoRA, with its own micro-batching)
 in a fresh process per setup, one after another, for ``--warmup`` + ``--steps`` steps:
 
-- arithmetic-v0, beta=0: the quickstart as it is (rewards are a regex and an integer comparison);
-- arithmetic-v0, beta>0: the same with the KL term, whose reference policy is the base model under the
+- arithmetic-v1, beta=0: the quickstart as it is (rewards are a regex and an integer comparison);
+- arithmetic-v1, beta>0: the same with the KL term, whose reference policy is the base model under the
   LoRA adapter (the adapter switched off), so no second copy of the weights is loaded; the difference
   is a no-grad forward per micro-batch and, as rlhub skips a micro-batch whose advantages are all zero
   only without a KL term, an update on every step;
-- arithmetic-v0, beta=0, 16 completions per forward/backward: the quickstart's micro-batching before it
+- arithmetic-v1, beta=0, 16 completions per forward/backward: the quickstart's micro-batching before it
   became 4; the first step samples the same completions, so the peak
   memory and step time compare the micro-batching alone;
 - codegen-v0, beta=0: rewards that run the model's code against generated asserts in the bubblewrap

@@ -44,11 +44,23 @@ def _trainer_vs_trl(r: dict) -> dict[str, Any]:
         "trl_samples_per_s": trl["samples_per_s"],
         "rlhub_s_per_step": rl["s_per_step"],
         "trl_s_per_step": trl["s_per_step"],
-        "samples_per_s_ratio": r["ratios_rlhub_over_trl"]["samples_per_s"],
+        "samples_per_s_ratio": r["ratios_rlhub_over_trl"].get("samples_per_s"),
         "rlhub_mean_reward": rl["mean_reward"],
         "trl_mean_reward": trl["mean_reward"],
         **_precision(r),
+        **_stopped_arms(r),
     }
+
+
+def _stopped_arms(r: dict) -> dict[str, Any]:
+    """Arms that stopped before their steps (out of budget, or their process died): steps finished, and why."""
+    steps = r["settings"]["steps_timed"] + r["settings"]["warmup_steps"]
+    stopped = {
+        name: f"{arm['steps_run']} of {steps} steps: {arm['stopped'].splitlines()[0]}"
+        for name, arm in r["results"].items()
+        if arm.get("complete") is False
+    }
+    return {"stopped_arms": stopped} if stopped else {}
 
 
 def _precision(r: dict) -> dict[str, Any]:
@@ -160,8 +172,9 @@ Row = tuple[str, str, str, str, str]
 """what | anchor | rlhub | ratio | target."""
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "**not met**"
+def _met(ok: bool | None) -> str:
+    """A target's verdict; None: not judged (an arm stopped before its figure)."""
+    return "n/a" if ok is None else "met" if ok else "**not met**"
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -171,27 +184,32 @@ def _num(value: float | None, fmt: str) -> str:
 def _rows_trainer_vs_trl(f: dict) -> list[Row]:
     ratio = f["samples_per_s_ratio"]
     setup = (
-        f"GRPO training, completions/s: SmolLM2-135M + LoRA, `arithmetic-v0`, {f['prompts']} prompts x {f['group']}, "
+        f"GRPO training, completions/s: SmolLM2-135M + LoRA, `arithmetic-v1`, {f['prompts']} prompts x {f['group']}, "
         f"{f['max_new_tokens']} new tokens, {f['steps_timed']} timed steps after {f['warmup_steps']} warm-up, "
         "turns alternating"
     )
-    reward_ok = f["rlhub_mean_reward"] >= f["trl_mean_reward"]
+    stopped = f.get("stopped_arms", {})
+    rl_reward, trl_reward = f["rlhub_mean_reward"], f["trl_mean_reward"]
+    same_steps = not {"rlhub", "trl"} & set(stopped) and rl_reward is not None and trl_reward is not None
+    difference = rl_reward - trl_reward if same_steps else None
     return [
         (
             setup,
-            f"TRL {f['trl_version']} `GRPOTrainer`: {f['trl_samples_per_s']:.2f}/s ({f['trl_s_per_step']:.1f} s/step)",
-            f"{f['rlhub_samples_per_s']:.2f}/s ({f['rlhub_s_per_step']:.1f} s/step)",
-            f"{ratio:.1f}x",
-            f"≥ {TARGETS['trainer_speedup']}x: {_met(ratio >= TARGETS['trainer_speedup'])}",
+            f"TRL {f['trl_version']} `GRPOTrainer`: {_num(f['trl_samples_per_s'], '.2f')}/s "
+            f"({_num(f['trl_s_per_step'], '.1f')} s/step)",
+            f"{_num(f['rlhub_samples_per_s'], '.2f')}/s ({_num(f['rlhub_s_per_step'], '.1f')} s/step)",
+            f"{_num(ratio, '.1f')}x",
+            f"≥ {TARGETS['trainer_speedup']}x: {_met(None if ratio is None else ratio >= TARGETS['trainer_speedup'])}",
         ),
         (
             f"mean reward over the same {f['steps_timed'] + f['warmup_steps']} steps",
-            f"TRL: {f['trl_mean_reward']:.3f}",
-            f"{f['rlhub_mean_reward']:.3f}",
-            f"{f['rlhub_mean_reward'] - f['trl_mean_reward']:+.3f} (difference)",
-            f"≥ TRL's: {_met(reward_ok)}",
+            f"TRL: {_num(trl_reward, '.3f')}",
+            f"{_num(rl_reward, '.3f')}",
+            f"{_num(difference, '+.3f')} (difference)",
+            f"≥ TRL's: {_met(None if difference is None else difference >= 0)}",
         ),
         *_rows_precision(f),
+        *[(f"`{name}` arm stopped early", "-", text, "-", "-") for name, text in stopped.items()],
     ]
 
 
@@ -245,7 +263,7 @@ def _rows_learning_curves(f: dict) -> list[Row]:
     curves = f" ([curves](bench/results/{f['png']}))" if f.get("png") else ""
     return [
         (
-            f"learning for the same time: quickstart (`arithmetic-v0`, {f['prompts']} prompts x {f['group']}, "
+            f"learning for the same time: quickstart (`arithmetic-v1`, {f['prompts']} prompts x {f['group']}, "
             f"{f['max_new_tokens']} new tokens), {f['budget_s']:.0f} s of training each{curves}",
             f"TRL: {side('trl')}",
             side("rlhub"),
@@ -306,7 +324,7 @@ def _rows_overhead(f: dict) -> list[Row]:
         (
             f"reward time / step time, rlhub trainer, quickstart sizes ({f['steps_timed']} steps after a warm-up)",
             "-",
-            f"`arithmetic-v0`: {_share(f['arithmetic_reward_share'])} "
+            f"`arithmetic-v1`: {_share(f['arithmetic_reward_share'])} "
             f"({_num(f['arithmetic_reward_ms_per_step'], '.1f')} ms/step); `codegen-v0` (tests in the sandbox): "
             f"{_share(f['codegen_reward_share'])} ({_num(f['codegen_reward_ms_per_sample'], '.0f')} ms/completion)",
             "-",

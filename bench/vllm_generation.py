@@ -6,7 +6,7 @@ or, with a server already up (``RLHUB_VLLM_URL``, as scripts/test-vllm.sh starts
 
     python -m bench.vllm_generation --base-url http://127.0.0.1:8000 --json bench/results/vllm_generation.json
 
-One rollout is the quickstart's: 4 arithmetic-v0 prompts x 8 samples x up to 64 new tokens, temperature 1,
+One rollout is the quickstart's: 4 arithmetic-v1 prompts x 8 samples x up to 64 new tokens, temperature 1,
 from the quickstart's policy (the embedded SmolLM2-135M-Instruct with a rank-16 LoRA adapter on every
 linear layer; its B factors are set non-zero, as after training, so vLLM really applies the adapter).
 The two engines take alternate turns (hf, vllm, vllm, hf, ...) so that both meet the same load on a

@@ -14,6 +14,11 @@ weight ``format_weight``).
 Version history:
     v0: first version. Since then, ``correct`` accepts only plain numbers (math-verify evaluated an
         answer that copied the question's expression and gave it full marks).
+    v1: the answer check fixed (issue 25, ``rlhub.rewards.math``): a partial parse no longer decides a match
+        (``7\\mathrm{i}``, a cut-off ``7 +`` and ``\\boxed{3} + 1`` scored as 7 or 3), ``0,500`` is not 500 and a
+        mixed number ``1 1/2`` is 3/2, not 1; thousands spaced with spaces, thin spaces or ``\\,`` (``10 000``), an
+        answer in markdown bold and a trailing ``.``/``,``/``;`` are accepted. Found by ``rlhub validate --audit``
+        and the math-verify cross-check.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class ArithmeticConfig(EnvConfig):
 
 class ArithmeticEnv(ProceduralEnv):
     Config = ArithmeticConfig
+    levels = (1, 2, 3, 4, 5)
+    """The values of ``config.difficulty``, easiest first (a curriculum samples among them)."""
 
     def generate(self, rng: Random, split: str, index: int) -> Example:
         level = self.config.difficulty

@@ -4,7 +4,7 @@ Task: solve a grade-school word problem. The model may call ``calculate(expressi
 arithmetic: + - * / // % ** and parentheses, evaluated by a safe AST walker) as often as it likes
 within ``max_turns``, then answers. With ``python_tool=True`` it may also call ``python(code)``,
 which runs in rlhub's sandbox (no network, no host files, time and memory limits). Data as
-gsm8k-v0 (``path=``, ``RLHUB_DATA/gsm8k/``, the shipped ``data/gsm8k/``, or ``openai/gsm8k`` online).
+gsm8k-v1 (``path=``, ``RLHUB_DATA/gsm8k/``, the shipped ``data/gsm8k/``, or ``openai/gsm8k`` online).
 
 Output format: tool calls as ``<tool_call>{"name": "calculate", "arguments": {"expression": "..."}}
 </tool_call>``; the final turn has reasoning in ``<think>...</think>`` and the number in
@@ -16,6 +16,11 @@ weight 0: logged, not optimized).
 
 Version history:
     v0: first version.
+    v1: the answer check fixed (issue 25, ``rlhub.rewards.math``): a partial parse no longer decides a match
+        (``7\\mathrm{i}``, a cut-off ``7 +`` and ``\\boxed{3} + 1`` scored as 7 or 3), ``0,500`` is not 500 and a
+        mixed number ``1 1/2`` is 3/2, not 1; thousands spaced with spaces, thin spaces or ``\\,`` (``10 000``), an
+        answer in markdown bold and a trailing ``.``/``,``/``;`` are accepted. Found by ``rlhub validate --audit``
+        and the math-verify cross-check.
 """
 
 from __future__ import annotations

@@ -341,6 +341,8 @@ class CodegenConfig(EnvConfig):
 
 class CodegenEnv(ProceduralEnv):
     Config = CodegenConfig
+    levels = (1, 2, 3)
+    """The values of ``config.difficulty``, easiest first (a curriculum samples among them)."""
 
     @property
     def instruction(self) -> str:

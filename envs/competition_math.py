@@ -15,6 +15,12 @@ answer copied from the problem, such as ``\\binom{6}{2}`` for "Compute $\\binom{
 Version history:
     v0: first version. Since then, ``correct`` refuses answers copied from the problem (math-verify
         evaluated them: the problem restated scored 1.0 on 4 of the 8 fixture problems).
+    v1: the answer check fixed (issue 25, ``rlhub.rewards.math``): a partial parse no longer decides a match
+        (``7\\mathrm{i}``, a cut-off ``7 +`` and ``\\boxed{3} + 1`` scored as 7 or 3), ``0,500`` is not 500 and a
+        mixed number ``1 1/2`` is 3/2, not 1; thousands spaced with spaces, thin spaces or ``\\,`` (``10 000``), an
+        answer in markdown bold and a trailing ``.``/``,``/``;`` are accepted; ``\\mathrm{e}``/``\\mathrm{i}`` are
+        the constants, and identical non-numeric answers (``12:00``) match. Found by ``rlhub validate --audit`` and
+        the math-verify cross-check.
 """
 
 from __future__ import annotations

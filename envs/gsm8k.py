@@ -13,6 +13,11 @@ Rewards: ``correct`` (math equivalence of the answer, weight 1.0), ``format`` (l
 
 Version history:
     v0: first version.
+    v1: the answer check fixed (issue 25, ``rlhub.rewards.math``): a partial parse no longer decides a match
+        (``7\\mathrm{i}``, a cut-off ``7 +`` and ``\\boxed{3} + 1`` scored as 7 or 3), ``0,500`` is not 500 and a
+        mixed number ``1 1/2`` is 3/2, not 1; thousands spaced with spaces, thin spaces or ``\\,`` (``10 000``), an
+        answer in markdown bold and a trailing ``.``/``,``/``;`` are accepted. Found by ``rlhub validate --audit``
+        and the math-verify cross-check.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """rlhub: verifiable RL environments for language models, and trainers for them.
 
 >>> import rlhub
->>> env = rlhub.make("arithmetic-v0")
+>>> env = rlhub.make("arithmetic-v1")
 >>> example = env.examples("train", limit=1)[0]
 >>> env.score(env.gold_completion(example), example).rewards["correct"]
 1.0

@@ -167,7 +167,7 @@ def validate(env_ids: tuple[str, ...], all_envs: bool, n: int, as_json: bool, au
             console.print(table)
         if audits:
             _print_audits(audits)
-    # With --all, an env whose data is absent here (math-v0, mbpp-v0 offline) is reported, not failed: the
+    # With --all, an env whose data is absent here (math-v1, mbpp-v0 offline) is reported, not failed: the
     # user did not ask for it by name. Named envs must validate.
     missing = [r.env_id for r in reports if r.no_data] if all_envs else []
     if missing and not as_json:
@@ -345,8 +345,8 @@ def eval_cmd(
     """Score a model, adapter or endpoint on envs' test splits: pass@1, pass@k, rewards, format errors, length.
 
     \b
-    rlhub eval gsm8k-v0 arithmetic-v0 --model runs/my-run/checkpoints/step-000050/adapter --out evals/
-    rlhub eval calculator-v0 --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --k 4
+    rlhub eval gsm8k-v1 arithmetic-v1 --model runs/my-run/checkpoints/step-000050/adapter --out evals/
+    rlhub eval calculator-v1 --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --k 4
     rlhub eval --rescore evals/
     rlhub eval --leaderboard
     """

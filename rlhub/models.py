@@ -7,14 +7,25 @@ checkpoint under the cache; every later load is an ordinary ``from_pretrained(fo
 
 The cache lives in ``$RLHUB_CACHE`` (default ``~/.cache/rlhub``): ``models/<name>/`` holds converted
 checkpoints and ``tokenizers/<name>/`` the tokenizer alone (the tests' tiny models reuse it).
+
+``model.dtype: auto`` is resolved here, once for every consumer (:func:`resolve_dtype`): bfloat16 on a GPU
+that has it; on a CPU, bfloat16 only where a short probe of a LoRA step measures it faster than float32
+(on AVX2-only CPUs bf16 runs several times slower; with AMX it runs several times faster). The probe runs
+in a child process, so it cannot touch the run's random state, threads or memory, and its figures are
+cached in ``dtype_probe/`` under the cache folder, per CPU and torch version.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
+import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -64,6 +75,18 @@ MARKER_FILE = "rlhub_conversion.json"
 """Written last into a converted folder; its presence means the folder is complete."""
 
 DTYPES = ("float32", "bfloat16", "auto")
+
+AUTO_DTYPE_ENV = "RLHUB_AUTO_DTYPE"
+"""Set it to float32 or bfloat16 to fix what ``auto`` means on this machine without measuring (CI, tests)."""
+BF16_MIN_SPEEDUP = 1.3
+"""On a CPU, ``auto`` picks bfloat16 only if the probe's step runs at least this many times faster in it. A
+smaller gain does not pay for bf16's coarser rounding, and the probe flatters bf16: on an AVX512-BF16 CPU
+without AMX it measured about 1.2x while the full quickstart step ran no faster in bf16 than in float32."""
+PROBE_VERSION = 1
+"""Part of the probe cache's key: raise it when the probe's work (``rlhub.trainers.precision``) changes, so
+figures measured before are measured again."""
+PROBE_TIMEOUT_S = 120.0
+"""How long the probe may take (seconds on an idle CPU) before ``auto`` settles on float32 for this run."""
 
 # The conversion check: the reloaded checkpoint must pick the same greedy tokens as the GGUF load.
 _CHECK_MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -319,7 +342,7 @@ def load_model_and_tokenizer(
 
     Args:
         name_or_path: Anything :func:`resolve_model_path` accepts.
-        dtype: ``"float32"``, ``"bfloat16"``, or ``"auto"`` (the checkpoint's own dtype).
+        dtype: ``"float32"``, ``"bfloat16"``, or ``"auto"`` (what :func:`resolve_dtype` picks for ``device``).
         device: Where to put the model; default ``"cuda"`` if available, else ``"cpu"``.
         trust_remote_code: Passed to ``from_pretrained``; needed only for models with custom code.
 
@@ -335,13 +358,13 @@ def load_model_and_tokenizer(
 
     if dtype not in DTYPES:
         raise ConfigError(f"model dtype {dtype!r} is not supported; use one of: {', '.join(DTYPES)}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = resolve_dtype(dtype, device).dtype
     path = resolve_model_path(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=dtype if dtype == "auto" else getattr(torch, dtype),
-            trust_remote_code=trust_remote_code,
+            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
         )
     except OSError as exc:
         if Path(path).is_dir():
@@ -353,5 +376,165 @@ def load_model_and_tokenizer(
         ) from exc
     prepare_for_generation(tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
     return model, tokenizer
+
+
+# --- model.dtype "auto" ------------------------------------------------------------------------------
+MATRIX_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+"""CPU flags that decide how fast float32 and bfloat16 matmuls run; part of the probe cache's key, since a
+virtual machine often names its CPU only by family (``AMD EPYC``)."""
+
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    """What a requested ``model.dtype`` resolved to, and why (a run logs it in its config and summary)."""
+
+    requested: str
+    """The recipe's value: ``auto`` or a dtype name."""
+    dtype: str
+    """The concrete dtype every consumer uses: the model load, the trainer and the vLLM engine."""
+    reason: str
+    """``explicit``, ``cuda``, ``measured``, ``cached``, ``$RLHUB_AUTO_DTYPE``, or why the probe failed."""
+    probe: dict[str, Any] | None = None
+    """The probe's figures (``auto`` on a CPU): the machine, matmul GFLOP/s and LoRA step seconds per dtype."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        """One line: the choice and the measurements behind it."""
+        text = f"model.dtype {self.requested} -> {self.dtype} ({self.reason}"
+        if self.probe:
+            step, matmul = self.probe["step_s"], self.probe["matmul_gflops"]
+            text += (
+                f" on {self.probe['cpu']}, torch threads {self.probe['threads']}: LoRA step {step['float32']:.3f} s in "
+                f"float32, {step['bfloat16']:.3f} s in bfloat16, {bf16_speedup(self.probe):.2f}x where bfloat16 "
+                f"needs {BF16_MIN_SPEEDUP}x; matmul {matmul['float32']:.0f} / {matmul['bfloat16']:.0f} GFLOP/s"
+            )
+        return text + ")"
+
+
+def bf16_speedup(probe: dict[str, Any]) -> float:
+    """How many times faster the probe's LoRA step ran in bfloat16 than in float32 (below 1: slower)."""
+    return probe["step_s"]["float32"] / probe["step_s"]["bfloat16"]
+
+
+def prefers_bfloat16(probe: dict[str, Any]) -> bool:
+    """The decision rule of ``auto`` on a CPU: bfloat16 only if its step is :data:`BF16_MIN_SPEEDUP` times faster.
+
+    >>> prefers_bfloat16({"step_s": {"float32": 1.0, "bfloat16": 0.5}})
+    True
+    >>> prefers_bfloat16({"step_s": {"float32": 1.0, "bfloat16": 0.9}})
+    False
+    """
+    return bf16_speedup(probe) >= BF16_MIN_SPEEDUP
+
+
+def resolve_dtype(requested: str, device: Any = None, *, threads: int | None = None) -> DtypeChoice:
+    """The concrete dtype for a requested ``model.dtype``: the one place where ``auto`` gets its meaning.
+
+    ``auto`` is bfloat16 on a CUDA GPU that supports it. On a CPU it is bfloat16 only where a probe of a small
+    LoRA step (``rlhub.trainers.precision``) runs at least :data:`BF16_MIN_SPEEDUP` times faster in it than in float32
+    (:func:`prefers_bfloat16`), else float32. The probe runs in a child process, once per CPU and torch version
+    (seconds on an idle machine); its figures are cached in ``$RLHUB_CACHE/dtype_probe/``. ``$RLHUB_AUTO_DTYPE``
+    fixes the answer without measuring. Resolving ``auto`` prints one line saying what was picked and why.
+
+    Args:
+        requested: ``auto``, or a dtype name (returned unchanged).
+        device: Where the model runs (a ``torch.device`` or its name); default ``cuda`` if available, else ``cpu``.
+        threads: torch threads the probe measures with; default this process's ``torch.get_num_threads()``.
+
+    Returns:
+        The choice: ``.dtype`` is the concrete dtype; the other fields say why.
+
+    Raises:
+        ConfigError: ``$RLHUB_AUTO_DTYPE`` is set to something other than float32 or bfloat16.
+    """
+    import torch
+
+    if requested != "auto":
+        return DtypeChoice(requested, requested, "explicit")
+    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    forced = os.environ.get(AUTO_DTYPE_ENV)
+    if forced:
+        if forced not in ("float32", "bfloat16"):
+            raise ConfigError(f"{AUTO_DTYPE_ENV}={forced!r}: set it to float32 or bfloat16, or unset it to measure")
+        choice = DtypeChoice("auto", forced, f"${AUTO_DTYPE_ENV}")
+    elif kind == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        choice = DtypeChoice("auto", "bfloat16" if bf16 else "float32", "cuda" if bf16 else "cuda without bfloat16")
+    elif kind == "cpu":
+        choice = _measured_choice(threads or torch.get_num_threads())
+    else:
+        choice = DtypeChoice("auto", "float32", f"no bfloat16 probe for {kind}")
+    _console.print(f"rlhub: {choice.describe()}", highlight=False)
+    return choice
+
+
+def _cpu_identity() -> tuple[str, list[str]]:
+    """This CPU's model name and which of :data:`MATRIX_FLAGS` it has."""
+    name, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        fields = dict(line.split(":", 1) for line in reversed(cpuinfo.read_text().splitlines()) if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        name, flags = fields.get("model name", name), set(fields.get("flags", "").split())
+    return name, sorted(flags & set(MATRIX_FLAGS))
+
+
+def _measured_choice(threads: int) -> DtypeChoice:
+    """``auto`` on a CPU: the cached probe for this CPU and torch version, or a new measurement."""
+    import torch
+
+    cpu, isa = _cpu_identity()
+    key = {"cpu": cpu, "isa": isa, "torch": torch.__version__, "probe_version": PROBE_VERSION}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_root() / "dtype_probe" / f"{digest}.json"
+    probe, reason = _read_probe(path, key), "cached"
+    if probe is None:
+        try:
+            probe, reason = {**key, **_run_probe(threads)}, "measured"
+        except RLHubError as exc:
+            return DtypeChoice("auto", "float32", f"the bfloat16 probe failed, so float32: {exc}")
+        _write_probe(path, probe)
+    return DtypeChoice("auto", "bfloat16" if prefers_bfloat16(probe) else "float32", reason, probe)
+
+
+def _read_probe(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached probe for ``key``; None if there is none or the file is not a whole, matching record."""
+    try:
+        probe = json.loads(path.read_text(encoding="utf-8"))
+        rates = [probe["step_s"][d] for d in ("float32", "bfloat16")] + list(probe["matmul_gflops"].values())
+        valid = all(probe[k] == v for k, v in key.items()) and all(r > 0 for r in rates) and probe["threads"] > 0
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return probe if valid else None
+
+
+def _write_probe(path: Path, probe: dict[str, Any]) -> None:
+    """Cache the probe in one rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(probe, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        _console.print(f"rlhub: could not cache the dtype probe in {path} ({exc}); the next run measures again")
+
+
+def _run_probe(threads: int) -> dict[str, Any]:
+    """The probe (``rlhub.trainers.precision``) in a child process: the caller's random state, threads and memory
+    stay as they are."""
+    command = [sys.executable, "-m", "rlhub.trainers.precision", str(int(threads))]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RLHubError(f"it took over {PROBE_TIMEOUT_S:.0f} s")
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise RLHubError((out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1])
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        raise RLHubError(f"it printed {lines[-1][:200]!r}, not its figures")

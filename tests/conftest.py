@@ -18,6 +18,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# model.dtype: auto resolves to float32 without measuring, so no test depends on this machine's bf16 speed
+# (tests/test_dtype_auto.py unsets it where it tests the probe itself).
+os.environ.setdefault("RLHUB_AUTO_DTYPE", "float32")
 os.environ.pop("WANDB_API_KEY", None)
 
 

@@ -53,7 +53,7 @@ def test_guide_example_algorithm_trains_two_steps(example_module, tmp_path):
     out = tmp_path / "run"
     values = {
         "model.name": str(model_dir),
-        "env.id": "arithmetic-v0",
+        "env.id": "arithmetic-v1",
         "env.config": {"difficulty": 1},
         "rewards": {"readme_spread_reward:vowel_share": 1.0, "correct": 0.0, "format": 0.0},
         "algorithm.name": example_module,

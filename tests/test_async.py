@@ -76,7 +76,7 @@ def run(model_dir: str, reward: str, out: Path, steps: int, resume: bool = False
 
     values = {
         "model.name": model_dir,
-        "env.id": "arithmetic-v0",
+        "env.id": "arithmetic-v1",
         "env.config": {"difficulty": 1},
         "rewards": {reward: 1.0, "correct": 0.0, "format": 0.0},
         "algorithm.group_size": 4,
@@ -105,7 +105,7 @@ def stream_ids(n: int, seed: int = 0) -> list[str]:
     import rlhub
     from rlhub.trainers.loop import PromptStream
 
-    env = rlhub.make("arithmetic-v0", difficulty=1)
+    env = rlhub.make("arithmetic-v1", difficulty=1)
     return [ex.id for ex in PromptStream(env.examples("train", seed=seed), seed=seed).take(n)]
 
 
@@ -193,7 +193,7 @@ def test_ppo_and_multi_turn_refuse_async(tiny_model_dir, tmp_path):
         None,
         [
             f"model.name={tiny_model_dir}",
-            "env.id=calculator-v0",
+            "env.id=calculator-v1",
             "training.max_off_policy_steps=1",
             f"training.output_dir={tmp_path / 'run'}",
             "logging.wandb=false",

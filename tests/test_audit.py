@@ -253,7 +253,7 @@ def _breaks(kind: str, c: dict, text: str) -> bool:
 
 
 def test_ifeval_rewrites_change_only_layout_and_near_misses_break_their_constraint():
-    env = rlhub.make("ifeval-v0")
+    env = rlhub.make("ifeval-v1")
     for t in _targets(env, env.examples("test", limit=24, seed=0)):
         cases = responses.cases(t)
         gold = t.text
@@ -392,7 +392,7 @@ def test_shipped_envs_with_careful_verifiers_pass(env_id):
 
 
 def test_policies_and_cases_are_reproducible():
-    env = rlhub.make("arithmetic-v0")
+    env = rlhub.make("arithmetic-v1")
     (t,) = _targets(env, env.examples("test", limit=1, seed=0))
     first, again = policies(t, Random("audit/x")), policies(t, Random("audit/x"))
     assert first == again and first["oracle"] == t.gold
@@ -441,7 +441,7 @@ def test_the_card_shows_the_rates_with_counts_the_slowest_scoring_and_the_ladder
     assert "_Not audited yet; `rlhub validate other-v0 --audit --record` audits it._" in audit_section(
         "other-v0", data={"envs": {}}
     )
-    assert "## Verifier audit" in env_card("arithmetic-v0")
+    assert "## Verifier audit" in env_card("arithmetic-v1")
 
 
 def test_cases_hold_completions_in_the_gold_layout():

@@ -275,7 +275,7 @@ def test_colocated_engine_runs_tool_episodes(fake_vllm, base_model):
 
     policy, tokenizer = load_policy(base_model, lora=True)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)
-    env = rlhub.make("calculator-v0")
+    env = rlhub.make("calculator-v1")
     examples = env.examples("test", limit=2)
     episodes = rollout(engine, env, examples, [encode_prompt(tokenizer, env, ex) for ex in examples], 2, 3, 1.0, 1.0)
     assert [e.prompt_index for e in episodes] == [0, 0, 1, 1]

@@ -21,7 +21,7 @@ def _recipe(model_dir: str, out, dtype: str):
     values = {
         "model.name": model_dir,
         "model.dtype": dtype,
-        "env.id": "arithmetic-v0",
+        "env.id": "arithmetic-v1",
         "env.config": {"difficulty": 1},
         "rewards": {"correct": 1.0, "format": 0.5},
         "algorithm.group_size": 4,

@@ -23,11 +23,11 @@ def run(*args, env=None, timeout=120):
 def test_envs_list_table_and_json():
     out = run("envs", "list")
     assert out.returncode == 0
-    for env_id in ("arithmetic-v0", "countdown-v0", "gsm8k-v0", "math-v0"):
+    for env_id in ("arithmetic-v1", "countdown-v0", "gsm8k-v1", "math-v1"):
         assert env_id in out.stdout
     data = json.loads(run("envs", "list", "--json").stdout)
     by_id = {d["id"]: d for d in data}
-    assert by_id["gsm8k-v0"]["domain"] == "math" and by_id["gsm8k-v0"]["source"] == "rlhub"
+    assert by_id["gsm8k-v1"]["domain"] == "math" and by_id["gsm8k-v1"]["source"] == "rlhub"
 
 
 def test_envs_show_prints_config_rubric_and_prompt():
@@ -37,27 +37,27 @@ def test_envs_show_prints_config_rubric_and_prompt():
 
 
 def test_validate_passes_and_reports_json():
-    out = run("validate", "arithmetic-v0", "countdown-v0", "--json", "-n", "4")
+    out = run("validate", "arithmetic-v1", "countdown-v0", "--json", "-n", "4")
     assert out.returncode == 0, out.stderr
     reports = json.loads(out.stdout)
-    assert [r["env_id"] for r in reports] == ["arithmetic-v0", "countdown-v0"]
+    assert [r["env_id"] for r in reports] == ["arithmetic-v1", "countdown-v0"]
     assert all(r["passed"] for r in reports)
 
 
 def test_validate_all_lists_envs_without_local_data_but_a_named_one_fails(tmp_path):
     registry = tmp_path / "registry.yaml"
-    entry = "  - {{id: {id}, entry_point: {ep}, version: 0, domain: math, description: d, license: l, config: {cfg}}}\n"
+    entry = "  - {{id: {id}, entry_point: {ep}, version: 1, domain: math, description: d, license: l, config: {cfg}}}\n"
     registry.write_text(
         "envs:\n"
-        + entry.format(id="arithmetic-v0", ep="rlhub.envs.arithmetic:ArithmeticEnv", cfg="{}")
-        + entry.format(id="math-v0", ep="rlhub.envs.competition_math:MathEnv", cfg="{dataset: HuggingFaceH4/MATH-500}")
+        + entry.format(id="arithmetic-v1", ep="rlhub.envs.arithmetic:ArithmeticEnv", cfg="{}")
+        + entry.format(id="math-v1", ep="rlhub.envs.competition_math:MathEnv", cfg="{dataset: HuggingFaceH4/MATH-500}")
     )
     env = {"RLHUB_REGISTRY": str(registry), "RLHUB_DATA": str(tmp_path), "HF_ENDPOINT": "http://127.0.0.1:9"}
     out = run("validate", "--all", "-n", "2", env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "arithmetic-v0: passed" in out.stdout
-    assert "not validated, no data on this machine: math-v0" in " ".join(out.stdout.split())
-    named = run("validate", "math-v0", "-n", "2", env=env)
+    assert "arithmetic-v1: passed" in out.stdout
+    assert "not validated, no data on this machine: math-v1" in " ".join(out.stdout.split())
+    named = run("validate", "math-v1", "-n", "2", env=env)
     assert named.returncode == 1 and "FAILED" in named.stdout
 
 
@@ -65,7 +65,7 @@ def test_unknown_env_is_one_line_and_nonzero():
     out = run("envs", "show", "gsm9k-v0")
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "unknown environment 'gsm9k-v0'" in lines[0] and "gsm8k-v0" in lines[0]
+    assert len(lines) == 1 and "unknown environment 'gsm9k-v0'" in lines[0] and "gsm8k-v1" in lines[0]
     assert "Traceback" not in out.stderr
 
 

@@ -24,7 +24,7 @@ def test_math_env_reads_a_dataset_folder_through_load_dataset(file_format, tmp_p
     folder = tmp_path / "MATH-500-copy"
     folder.mkdir()
     table = datasets.Dataset.from_list(records)
-    # Named as on the hub: one test split (math-v0 reads it for both of its splits).
+    # Named as on the hub: one test split (math-v1 reads it for both of its splits).
     if file_format == "parquet":
         table.to_parquet(str(folder / "test.parquet"))
     else:
@@ -35,10 +35,10 @@ def test_math_env_reads_a_dataset_folder_through_load_dataset(file_format, tmp_p
     real = datasets.load_dataset
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: calls.append((a, kw)) or real(*a, **kw))
 
-    env = rlhub.make("math-v0", dataset=str(folder))
+    env = rlhub.make("math-v1", dataset=str(folder))
     train, test = env.examples("train"), env.examples("test")
     assert calls and calls[0][0][0] == str(folder) and calls[0][1]["split"] == "test"
-    expected = rlhub.make("math-v0", path=str(FIXTURE)).examples("test")
+    expected = rlhub.make("math-v1", path=str(FIXTURE)).examples("test")
     assert [(ex.id, ex.prompt, ex.answer, ex.info) for ex in test] == [
         (ex.id, ex.prompt, ex.answer, ex.info) for ex in expected
     ]

@@ -46,7 +46,7 @@ def test_envs_list_shows_the_package_env_and_where_it_comes_from(installed):
     _, env = installed
     listed = {d["id"]: d for d in json.loads(rlhub("envs", "list", "--json", env=env).stdout)}
     assert listed[ENV_ID]["source"] == SOURCE and listed[ENV_ID]["domain"] == "math"
-    assert listed["arithmetic-v0"]["source"] == "rlhub"
+    assert listed["arithmetic-v1"]["source"] == "rlhub"
     table = rlhub("envs", "list", "--domain", "math", env={**env, "COLUMNS": "250"})
     assert table.returncode == 0 and re.search(rf"{ENV_ID} .* {re.escape(SOURCE)}", table.stdout)
     without = json.loads(rlhub("envs", "list", "--json", env={**env, "PYTHONPATH": ""}).stdout)

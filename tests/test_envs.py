@@ -22,7 +22,7 @@ def test_validate_every_env(env_id):
     assert {c.name for c in report.checks} >= {"gold scores 1.0", "garbage scores 0", "deterministic"}
     probes = {c.name for c in report.checks if c.kind == "probe"}  # reward-hacking probes, all passed above
     assert probes >= {"empty completion", "empty answer", "prompt echo", "long output"}
-    if env_id != "ifeval-v0":  # a free-text response has no answer block to fill with candidates
+    if env_id != "ifeval-v1":  # a free-text response has no answer block to fill with candidates
         assert "answer spam" in probes
 
 
@@ -36,7 +36,7 @@ def test_examples_are_reproducible_from_seed_and_index(env_id):
 
 
 def test_arithmetic_answers_are_the_true_values():
-    env = rlhub.make("arithmetic-v0", difficulty=5)
+    env = rlhub.make("arithmetic-v1", difficulty=5)
     for ex in env.examples("train", limit=50):
         expression = ex.prompt[-1]["content"].removeprefix("What is ").removesuffix("?")
         assert set(expression) <= set("0123456789+-*() ")
@@ -44,8 +44,8 @@ def test_arithmetic_answers_are_the_true_values():
 
 
 def test_arithmetic_difficulty_scales_terms():
-    easy = rlhub.make("arithmetic-v0", difficulty=1).examples("train", limit=20)
-    hard = rlhub.make("arithmetic-v0", difficulty=5).examples("train", limit=20)
+    easy = rlhub.make("arithmetic-v1", difficulty=1).examples("train", limit=20)
+    hard = rlhub.make("arithmetic-v1", difficulty=5).examples("train", limit=20)
     ops = lambda exs: sum(sum(e.prompt[-1]["content"].count(o) for o in "+-*") for e in exs)
     assert ops(hard) > 2 * ops(easy)
 
@@ -60,7 +60,7 @@ def test_countdown_examples_are_solvable_and_scored_exactly():
 
 
 def test_gsm8k_reads_the_offline_file_and_its_gold():
-    env = rlhub.make("gsm8k-v0")
+    env = rlhub.make("gsm8k-v1")
     test = env.examples("test", limit=5)
     assert len(test) == 5 and all(e.answer.replace("-", "").replace(".", "").isdigit() for e in test)
     ex = test[0]
@@ -73,28 +73,28 @@ def test_gsm8k_reads_the_offline_file_and_its_gold():
 def test_gsm8k_from_an_explicit_path(tmp_path):
     f = tmp_path / "mini.jsonl"
     f.write_text('{"question": "1+1?", "answer": "It is 2.\\n#### 2"}\n{"question": "bad"}\n')
-    env = rlhub.make("gsm8k-v0", path=str(f))
+    env = rlhub.make("gsm8k-v1", path=str(f))
     exs = env.examples("train")
     assert [e.answer for e in exs] == ["2"]
 
 
 def test_missing_data_says_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("RLHUB_DATA", str(tmp_path))
-    env = rlhub.make("math-v0", dataset=None)
+    env = rlhub.make("math-v1", dataset=None)
     with pytest.raises(RLHubError, match="pass path=/local/math or set RLHUB_DATA"):
         env.examples("test")
     with pytest.raises(RLHubError, match="does not exist"):
-        rlhub.make("gsm8k-v0", path=str(tmp_path / "nope.jsonl")).examples("test")
+        rlhub.make("gsm8k-v1", path=str(tmp_path / "nope.jsonl")).examples("test")
 
 
 def test_shipped_data_needs_no_setup_and_rlhub_data_overrides_it(tmp_path, monkeypatch):
     monkeypatch.delenv("RLHUB_DATA", raising=False)
-    assert len(rlhub.make("gsm8k-v0").examples("test")) == 1319
+    assert len(rlhub.make("gsm8k-v1").examples("test")) == 1319
     assert len(rlhub.make("bfcl-v0").examples("test")) == 1000
     (tmp_path / "gsm8k").mkdir()
     (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "1+1?", "answer": "2\\n#### 2"}\n')
     monkeypatch.setenv("RLHUB_DATA", str(tmp_path))
-    assert [e.answer for e in rlhub.make("gsm8k-v0").examples("test")] == ["2"]
+    assert [e.answer for e in rlhub.make("gsm8k-v1").examples("test")] == ["2"]
 
 
 def test_unreachable_hub_fails_at_once_with_the_fix(tmp_path, monkeypatch):
@@ -106,12 +106,12 @@ def test_unreachable_hub_fails_at_once_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens there
     start = time.monotonic()
     with pytest.raises(RLHubError, match=r"no local math data and the Hugging Face hub is unreachable.*pass path="):
-        rlhub.make("math-v0").examples("test")
+        rlhub.make("math-v1").examples("test")
     assert time.monotonic() - start < 10  # no retry loop with back-off
 
 
 def test_math_env_accepts_equivalent_latex():
-    env = rlhub.make("math-v0")
+    env = rlhub.make("math-v1")
     by_answer = {e.answer: e for e in env.examples("test")}
     ex = by_answer["\\frac{3}{4}"]
     assert env.score("<think>.</think> so \\boxed{0.75}", ex).rewards["correct"] == 1.0
@@ -120,7 +120,7 @@ def test_math_env_accepts_equivalent_latex():
 
 
 def test_reset_with_an_explicit_example_and_render():
-    env = rlhub.make("arithmetic-v0", render_mode="ansi")
+    env = rlhub.make("arithmetic-v1", render_mode="ansi")
     ex = env.examples("test", limit=1)[0]
     obs, info = env.reset(options={"example": ex})
     assert info["example"] is ex and obs == ex.prompt[-1]["content"]
@@ -130,7 +130,7 @@ def test_reset_with_an_explicit_example_and_render():
 
 
 def test_score_never_raises_on_odd_completions():
-    env = rlhub.make("gsm8k-v0")
+    env = rlhub.make("gsm8k-v1")
     ex = env.examples("test", limit=1)[0]
     for odd in [None, 12, b"bytes", [{"role": "user"}], "\ud800", "x" * 10**6, "<answer>" * 1000]:
         score = env.score(odd, ex)

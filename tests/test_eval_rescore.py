@@ -17,7 +17,7 @@ def stored_eval(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     model = save_tiny_model(root / "model")
     out = root / "out"
-    args = ["eval", "arithmetic-v0", "--model", str(model), "-n", "8", "--max-new-tokens", "6", "--out", str(out)]
+    args = ["eval", "arithmetic-v1", "--model", str(model), "-n", "8", "--max-new-tokens", "6", "--out", str(out)]
     result = CliRunner().invoke(main, [*args, "--no-plot"])
     assert result.exit_code == 0, result.output
     return model, out
@@ -29,7 +29,7 @@ def test_manifest_names_env_data_model_and_sampler(stored_eval):
     model, out = stored_eval
     manifest = json.loads((out / "manifest.json").read_text())
     [env] = manifest["envs"]
-    assert env["env_id"] == "arithmetic-v0" and env["version"] == 0 and env["file"] == "eval.json"
+    assert env["env_id"] == "arithmetic-v1" and env["version"] == 0 and env["file"] == "eval.json"
     assert len(env["code_hash"]) == len(env["data_hash"]) == len(env["rewards_hash"]) == 16
     assert manifest["model"] == {"name": str(model), "hash": folder_hash(model)}
     assert manifest["sampler"] == {
@@ -84,5 +84,5 @@ def test_rescore_notes_changed_data_and_needs_a_manifest(stored_eval, tmp_path):
     (copy / "manifest.json").unlink()
     result = CliRunner().invoke(main, ["eval", "--rescore", str(copy)])
     assert result.exit_code == 1 and "manifest.json not found" in result.output
-    result = CliRunner().invoke(main, ["eval", "arithmetic-v0", "--rescore", str(out)])
+    result = CliRunner().invoke(main, ["eval", "arithmetic-v1", "--rescore", str(out)])
     assert result.exit_code == 2 and "pass the folder alone" in result.output

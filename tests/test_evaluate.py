@@ -30,7 +30,7 @@ def test_eval_cli_reports_metrics_and_writes_records(tmp_path):
         [
             shutil.which("rlhub"),
             "eval",
-            "arithmetic-v0",
+            "arithmetic-v1",
             "--model",
             str(model),
             "-n",
@@ -99,10 +99,10 @@ def test_endpoint_eval_scores_what_the_endpoint_answers(monkeypatch):
     from rlhub.evaluate import evaluate_env
     from rlhub.generation.openai import ChatClient
 
-    routes, _ = scripted_chat(["arithmetic-v0"], 6, lambda env_id, i, attempt: i % 3 == 0)
+    routes, _ = scripted_chat(["arithmetic-v1"], 6, lambda env_id, i, attempt: i % 3 == 0)
     with fake_server(routes) as server:
         client = ChatClient(server.url, "served-model", api_key="sk-test")
-        result = evaluate_env("arithmetic-v0", "served-model", n=6, client=client, progress=False, concurrency=4)
+        result = evaluate_env("arithmetic-v1", "served-model", n=6, client=client, progress=False, concurrency=4)
     assert result.pass_at_1 == 2 / 6 and result.rewards["correct"] == 2 / 6  # examples 0 and 3 answered gold
     assert result.format_error_rate == 0.0 and result.mean_length == (2 * 7 + 4 * 3) / 6
     assert [r["passed"] for r in result.records] == [i % 3 == 0 for i in range(6)]  # in example order
@@ -120,10 +120,10 @@ def test_endpoint_eval_pass_at_k_counts_every_sample():
 
     # Example 0 is solved on its first attempt only, example 1 never, example 2 on both.
     routes, attempts = scripted_chat(
-        ["arithmetic-v0"], 3, lambda env_id, i, attempt: i == 2 or (i == 0 and attempt == 1)
+        ["arithmetic-v1"], 3, lambda env_id, i, attempt: i == 2 or (i == 0 and attempt == 1)
     )
     with fake_server(routes) as server:
-        result = evaluate_env("arithmetic-v0", "m", n=3, k=2, client=ChatClient(server.url, "m"), progress=False)
+        result = evaluate_env("arithmetic-v1", "m", n=3, k=2, client=ChatClient(server.url, "m"), progress=False)
     assert set(attempts.values()) == {2} and server.requests[0]["body"]["temperature"] == 1.0
     assert result.pass_at_k == {"pass@1": (0.5 + 0 + 1) / 3, "pass@2": 2 / 3}
 
@@ -174,9 +174,9 @@ def test_eval_cli_sends_the_key_from_the_environment(variables, flag, sent, monk
 
     for name in ("OPENAI_API_KEY", "MY_KEY"):
         monkeypatch.delenv(name, raising=False)
-    routes, _ = scripted_chat(["arithmetic-v0"], 1, lambda env_id, i, attempt: True)
+    routes, _ = scripted_chat(["arithmetic-v1"], 1, lambda env_id, i, attempt: True)
     with fake_server(routes) as server:
-        args = ["eval", "arithmetic-v0", "--base-url", server.url, "--model", "served", "-n", "1", "--json", *flag]
+        args = ["eval", "arithmetic-v1", "--base-url", server.url, "--model", "served", "-n", "1", "--json", *flag]
         result = CliRunner().invoke(main, args, env=variables)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["pass_at_1"] == 1.0
@@ -192,7 +192,7 @@ def test_endpoint_eval_runs_tool_episodes_through_the_env(tool_role):
     from rlhub.evaluate import evaluate_env
     from rlhub.generation.openai import ChatClient
 
-    env = rlhub.make("calculator-v0")
+    env = rlhub.make("calculator-v1")
     examples = env.examples("test", limit=2, seed=0)
     gold = {ex.prompt[-1]["content"]: env.gold_transcript(ex) for ex in examples}
 
@@ -203,7 +203,7 @@ def test_endpoint_eval_runs_tool_episodes_through_the_env(tool_role):
 
     with fake_server({("POST", "/v1/chat/completions"): chat}) as server:
         client = ChatClient(server.url, "m", tool_role=tool_role)
-        result = evaluate_env("calculator-v0", "m", n=2, client=client, progress=False)
+        result = evaluate_env("calculator-v1", "m", n=2, client=client, progress=False)
     assert result.pass_at_1 == 1.0 and result.rewards["used_calculator"] == 1.0
     calls = [len([m for m in t if m["role"] == "tool"]) for t in (gold[ex.prompt[-1]["content"]] for ex in examples)]
     assert len(server.requests) == sum(calls) + 2  # one request per assistant turn
@@ -216,7 +216,7 @@ def test_eval_cli_on_an_endpoint_writes_json_chart_and_wandb(tmp_path):
     from fake_http import fake_server
 
     routes, _ = scripted_chat(
-        ["arithmetic-v0", "countdown-v0"], 3, lambda env_id, i, attempt: env_id == "arithmetic-v0"
+        ["arithmetic-v1", "countdown-v0"], 3, lambda env_id, i, attempt: env_id == "arithmetic-v1"
     )
     out = tmp_path / "eval"
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "WANDB_API_KEY")}
@@ -224,7 +224,7 @@ def test_eval_cli_on_an_endpoint_writes_json_chart_and_wandb(tmp_path):
     with fake_server(routes) as server:
         proc = subprocess.run(
             [
-                *(shutil.which("rlhub"), "eval", "arithmetic-v0", "countdown-v0", "--base-url", server.url),
+                *(shutil.which("rlhub"), "eval", "arithmetic-v1", "countdown-v0", "--base-url", server.url),
                 *("--model", "served", "-n", "3", "--json", "--out", str(out), "--wandb", "--project", "t"),
             ],
             capture_output=True,
@@ -234,8 +234,8 @@ def test_eval_cli_on_an_endpoint_writes_json_chart_and_wandb(tmp_path):
         )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(proc.stdout)
-    assert [(r["env_id"], r["pass_at_1"]) for r in results] == [("arithmetic-v0", 1.0), ("countdown-v0", 0.0)]
-    for env_id in ("arithmetic-v0", "countdown-v0"):
+    assert [(r["env_id"], r["pass_at_1"]) for r in results] == [("arithmetic-v1", 1.0), ("countdown-v0", 0.0)]
+    for env_id in ("arithmetic-v1", "countdown-v0"):
         assert len(json.loads((out / f"eval-{env_id}.json").read_text())["records"]) == 3
     assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (run,) = (out / "wandb").glob("offline-run-*")

@@ -181,7 +181,7 @@ def test_benign_package_runs_sandboxed_and_scores_gold_one(site):
     assert not env.sandbox.running and not Path(env.sandbox.plan.folder).exists()
     with pytest.raises(ConfigError, match="no_such_key"):  # the sandboxed env's config errors stay config errors
         rlhub.make("attack-benign-v0", no_such_key=1)
-    assert not isinstance(rlhub.make("arithmetic-v0"), SandboxedEnv)  # rlhub's own envs stay in-process
+    assert not isinstance(rlhub.make("arithmetic-v1"), SandboxedEnv)  # rlhub's own envs stay in-process
 
 
 @pytest.mark.parametrize("attack", sorted(VIOLATIONS))
@@ -281,3 +281,35 @@ def test_scaffold_writes_the_default_manifest(tmp_path):
     caps = manifest.capabilities
     assert (caps.network, caps.memory_mb, caps.cpu_seconds, caps.processes) == ((), 1024, 10.0, 16)
     assert 'rlhub_env_word_count = ["rlhub.toml"]' in (tmp_path / "pkg" / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize("attack, busy", [("benign", False), ("spin", True)])
+def test_a_killed_host_leaves_no_sandbox_behind(site, places, attack, busy):
+    # A trainer killed with SIGKILL runs no clean-up: the sandbox must end by itself (its lifeline closes),
+    # idle or with a reward spinning when the host dies. The host is a child process so the test can kill it.
+    found, _ = places
+    host = (
+        "import sys, threading\n"
+        f"sys.path.insert(0, {found['site']!r})\n"  # before rlhub loads the registry's entry points
+        "import rlhub\n"
+        f"env = rlhub.make('attack-{attack}-v0')\n"
+        "print(env.sandbox.plan.uid, flush=True)\n"
+        "example = env.examples('train', limit=1)[0]\n"
+        f"if {busy}: threading.Thread(target=env.score, args=('1', example), daemon=True).start()\n"
+        "threading.Event().wait()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True)
+    try:
+        uid = int(proc.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not _processes_of(uid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_of(uid), "the sandbox never started"
+        time.sleep(1.0)  # the reward is spinning now
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while _processes_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_of(uid) == []

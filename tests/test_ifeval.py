@@ -1,4 +1,4 @@
-"""ifeval-v0 and its checkers: each checker on edge cases, gold follows every constraint, task-free output earns 0."""
+"""ifeval-v1 and its checkers: each checker on edge cases, gold follows every constraint, task-free output earns 0."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_every_checker_takes_linear_time_on_long_degenerate_output(text):
     start = time.perf_counter()
     for rule in rules.values():
         follows(text, rule)
-    assert time.perf_counter() - start < 3.0  # ifeval-v0 took 7-86 s on some of these (quadratic regexes)
+    assert time.perf_counter() - start < 3.0  # ifeval-v1 took 7-86 s on some of these (quadratic regexes)
 
 
 def test_words_and_sentences():
@@ -129,7 +129,7 @@ def test_rewards_strict_and_fraction_and_not_applicable():
 def test_env_gold_follows_every_constraint_and_conflicts_never_meet():
     from rlhub.envs.ifeval import _clash
 
-    env = rlhub.make("ifeval-v0")
+    env = rlhub.make("ifeval-v1")
     examples = env.examples("test", limit=300)
     kinds = {rule["kind"] for ex in examples for rule in ex.info["constraints"]}
     assert kinds == set(CHECKERS)
@@ -141,8 +141,8 @@ def test_env_gold_follows_every_constraint_and_conflicts_never_meet():
 
 
 def test_task_free_output_earns_nothing_only_because_of_the_content_check():
-    strict = rlhub.make("ifeval-v0", max_constraints=1)
-    loose = rlhub.make("ifeval-v0", max_constraints=1, content_check=False)
+    strict = rlhub.make("ifeval-v1", max_constraints=1)
+    loose = rlhub.make("ifeval-v1", max_constraints=1, content_check=False)
     for ex in strict.examples("train", limit=40):
         completions = [c for probe in strict.probes(ex) for c in probe.completions]
         assert len(completions) == 6 and {strict.score(c, ex).reward for c in completions} == {0.0}
@@ -153,20 +153,20 @@ def test_task_free_output_earns_nothing_only_because_of_the_content_check():
 
 
 def test_env_is_reproducible_and_config_is_validated():
-    a = rlhub.make("ifeval-v0").examples("train", limit=5, seed=7)
-    b = rlhub.make("ifeval-v0").examples("train", limit=5, seed=7)
+    a = rlhub.make("ifeval-v1").examples("train", limit=5, seed=7)
+    b = rlhub.make("ifeval-v1").examples("train", limit=5, seed=7)
     assert [(x.prompt, x.answer, x.info) for x in a] == [(x.prompt, x.answer, x.info) for x in b]
-    assert rlhub.make("ifeval-v0", fraction_weight=0.5).rubric.weights["fraction_followed"] == 0.5
+    assert rlhub.make("ifeval-v1", fraction_weight=0.5).rubric.weights["fraction_followed"] == 0.5
     with pytest.raises(ConfigError, match="min_constraints <= max_constraints"):
-        rlhub.make("ifeval-v0", min_constraints=3, max_constraints=2)
+        rlhub.make("ifeval-v1", min_constraints=3, max_constraints=2)
     with pytest.raises(ConfigError, match="fraction_weight must be >= 0"):
-        rlhub.make("ifeval-v0", fraction_weight=-1)
+        rlhub.make("ifeval-v1", fraction_weight=-1)
 
 
 def test_validate_passes():
     from rlhub.authoring.validate import validate_env
 
-    report = validate_env("ifeval-v0", n=8)
+    report = validate_env("ifeval-v1", n=8)
     assert "constraints without the task" in {c.name for c in report.checks}
     assert report.passed, [c for c in report.checks if not c.passed]
 
@@ -183,7 +183,7 @@ def test_grpo_two_steps_on_ifeval(tmp_path):
         "model.dtype": "float32",
         "model.gradient_checkpointing": False,
         "training.mixed_precision": "no",
-        "env.id": "ifeval-v0",
+        "env.id": "ifeval-v1",
         "env.config": {"fraction_weight": 0.5, "content_check": False},
         "algorithm.group_size": 4,
         "training.max_steps": 2,

@@ -1,6 +1,6 @@
-"""ifeval's checkers on the defect classes of the issue-25 audit: one test per class, each failing on ifeval-v0.
+"""ifeval's checkers on the defect classes of the issue-25 audit: one test per class, each failing on ifeval-v1.
 
-The audit compared ifeval-v0's verdicts with the IFEval authors' checker on held-out pairs; these tests hold
+The audit compared ifeval-v1's verdicts with the IFEval authors' checker on held-out pairs; these tests hold
 the classes it found, with cases of every shape named (the held-out set has more of each).
 """
 

@@ -1,6 +1,6 @@
 """ifeval's checkers against the IFEval authors' own (lm-eval's ``ifeval`` task), kind by kind.
 
-Some thousands of response/constraint pairs come from ifeval-v0 examples: each example's constraints against
+Some thousands of response/constraint pairs come from ifeval-v1 examples: each example's constraints against
 its gold response and perturbations of it (counts at the boundary, sentences with decimals, abbreviations,
 URLs and ellipses, sections and postscripts in markdown, JSON fenced and not, empty and unfinished answers,
 text in other scripts). rlhub's verdict (:func:`follows`) and the reference's
@@ -38,7 +38,7 @@ if not os.environ.get("CI"):  # CI installs the test extra (scripts/setup.sh): t
     )
 
 EXAMPLES = 400
-"""ifeval-v0 test examples whose constraints and gold responses seed the pairs."""
+"""ifeval-v1 test examples whose constraints and gold responses seed the pairs."""
 
 
 class Case(NamedTuple):

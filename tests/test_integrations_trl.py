@@ -95,16 +95,16 @@ def vowel_share(completions, **kwargs):
 def test_wrappers_carry_the_rubric_names_and_weights():
     from trl.trainer.utils import get_callable_name
 
-    env = rlhub.make("arithmetic-v0", format_weight=0.25)
+    env = rlhub.make("arithmetic-v1", format_weight=0.25)
     fns = reward_funcs(env)
     assert [get_callable_name(f) for f in fns] == ["correct", "format"]
     assert reward_weights(env) == [f.weight for f in fns] == [1.0, 0.25]
-    assert reward_weights("arithmetic-v0", format_weight=0.0) == [1.0, 0.0]
+    assert reward_weights("arithmetic-v1", format_weight=0.0) == [1.0, 0.0]
     assert [f.__name__ for f in reward_funcs(ToyEnv())] == ["echo", "boom", "odd_values"]
     assert reward_weights(ToyEnv()) == [1.0, 0.5, 0.0]
 
 
-@pytest.mark.parametrize("env_id", ["arithmetic-v0", "countdown-v0"])
+@pytest.mark.parametrize("env_id", ["arithmetic-v1", "countdown-v0"])
 def test_trl_call_on_chat_completions_matches_env_scores(env_id):
     env = rlhub.make(env_id)
     examples = env.examples("train", limit=3)
@@ -119,7 +119,7 @@ def test_trl_call_on_chat_completions_matches_env_scores(env_id):
 
 
 def test_string_completions_score_like_chat_ones():
-    env = rlhub.make("arithmetic-v0")
+    env = rlhub.make("arithmetic-v1")
     ex = env.examples("train", limit=1)[0]
     rows = list(to_dataset(env, limit=1))
     for fn in reward_funcs(env):
@@ -165,7 +165,7 @@ def test_a_raising_or_malformed_reward_scores_zero_and_is_counted():
 
 
 def test_reasoning_that_trl_parsed_out_of_content_is_graded_again():
-    env = rlhub.make("arithmetic-v0")
+    env = rlhub.make("arithmetic-v1")
     ex = env.examples("train", limit=1)[0]
     rows = list(to_dataset(env, limit=1))
     parsed = [{"role": "assistant", "reasoning_content": "Add.", "content": f"<answer>{ex.answer}</answer>"}]
@@ -189,12 +189,12 @@ def test_wrappers_pickle_for_trl_async_workers():
 def test_dataset_is_conversational_and_reproducible():
     from trl.data_utils import is_conversational
 
-    ds = to_dataset("arithmetic-v0", split="test", limit=5, seed=3)
-    env = rlhub.make("arithmetic-v0")
+    ds = to_dataset("arithmetic-v1", split="test", limit=5, seed=3)
+    env = rlhub.make("arithmetic-v1")
     assert is_conversational(ds[0])
     assert ds["prompt"] == [ex.prompt for ex in env.examples("test", limit=5, seed=3)]
-    assert ds["answer"] == to_dataset("arithmetic-v0", split="test", limit=5, seed=3)["answer"]
-    assert ds["answer"] != to_dataset("arithmetic-v0", split="test", limit=5, seed=4)["answer"]
+    assert ds["answer"] == to_dataset("arithmetic-v1", split="test", limit=5, seed=3)["answer"]
+    assert ds["answer"] != to_dataset("arithmetic-v1", split="test", limit=5, seed=4)["answer"]
     assert json.loads(json.dumps(ds[0]["prompt"]))[-1]["role"] == "user"
 
 
@@ -202,9 +202,9 @@ def test_bad_inputs_fail_with_a_fix():
     with pytest.raises(ConfigError, match="reserve"):
         to_dataset(ReservedNameEnv(), limit=1)
     with pytest.raises(ConfigError, match="go with an env id"):
-        reward_funcs(rlhub.make("arithmetic-v0"), difficulty=3)
+        reward_funcs(rlhub.make("arithmetic-v1"), difficulty=3)
     with pytest.raises(ConfigError, match="split"):
-        to_dataset("arithmetic-v0", split="validation")
+        to_dataset("arithmetic-v1", split="validation")
 
 
 @pytest.mark.slow
@@ -215,7 +215,7 @@ def test_grpo_trainer_takes_a_step_with_rlhub_rewards(tmp_path):
     from trl import GRPOConfig, GRPOTrainer
 
     model_dir = save_tiny_model(tmp_path / "model", seed=0)
-    env = rlhub.make("arithmetic-v0", difficulty=1)
+    env = rlhub.make("arithmetic-v1", difficulty=1)
     args = GRPOConfig(
         output_dir=str(tmp_path / "out"),
         per_device_train_batch_size=4,
@@ -316,7 +316,7 @@ def test_environment_tools_have_the_env_schemas_and_answer_from_the_episode_exam
 
 
 def test_environment_tool_errors_come_back_as_messages_and_are_counted():
-    Calculator = environment_factory("calculator-v0", max_turns=3)
+    Calculator = environment_factory("calculator-v1", max_turns=3)
     environment = Calculator()
     with pytest.raises(RuntimeError, match="reset"):
         environment.calculate(expression="1 + 1")
@@ -332,7 +332,7 @@ def test_environment_tool_errors_come_back_as_messages_and_are_counted():
     assert "example='calculator/test/0'" in repr(environment)
 
     with pytest.raises(ConfigError, match="single-turn"):
-        environment_factory("arithmetic-v0")
+        environment_factory("arithmetic-v1")
     with pytest.raises(ConfigError, match="go with an env id"):
         environment_factory(rlhub.make("retrieval-v0"), max_turns=2)
 
@@ -375,12 +375,12 @@ def test_multi_turn_rewards_score_the_transcript_like_the_env():
 
 def test_to_dataset_marks_multi_turn_examples_only():
     assert EXAMPLE_ID in to_dataset("retrieval-v0", limit=1).column_names
-    assert EXAMPLE_ID not in to_dataset("arithmetic-v0", limit=1).column_names
+    assert EXAMPLE_ID not in to_dataset("arithmetic-v1", limit=1).column_names
 
 
 @pytest.mark.slow
 def test_grpo_trainer_runs_calculator_tools_through_environment_factory(tmp_path, monkeypatch):
-    """One GRPO step on calculator-v0 with TRL's tool loop; a sequence bias makes the random model call the tool."""
+    """One GRPO step on calculator-v1 with TRL's tool loop; a sequence bias makes the random model call the tool."""
     from pathlib import Path
 
     import trl
@@ -390,7 +390,7 @@ def test_grpo_trainer_runs_calculator_tools_through_environment_factory(tmp_path
 
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     model_dir = save_tiny_model(tmp_path / "model", seed=0)
-    env = rlhub.make("calculator-v0")
+    env = rlhub.make("calculator-v1")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
     def trainer(generation_kwargs=None):

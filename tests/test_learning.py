@@ -57,7 +57,7 @@ def learning_run(model_dir: str, reward: str, out, algorithm: str, steps: int = 
 
     values = {
         "model.name": model_dir,
-        "env.id": "arithmetic-v0",
+        "env.id": "arithmetic-v1",
         "env.config": {"difficulty": 1},
         "rewards": {reward: 1.0, "correct": 0.0, "format": 0.0},
         "algorithm.name": algorithm,
@@ -113,7 +113,7 @@ def test_eval_of_a_run_adapter_uses_the_run_env_config_and_the_adapter(
     )
 
     def evaluate(model: str, folder: str) -> list[dict]:
-        args = ["eval", "arithmetic-v0", "--model", model, "-n", "4", "--max-new-tokens", "8", "--json"]
+        args = ["eval", "arithmetic-v1", "--model", model, "-n", "4", "--max-new-tokens", "8", "--json"]
         result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / folder), "--no-plot"])
         assert result.exit_code == 0, result.output
         return json.loads((tmp_path / folder / "eval.json").read_text())["records"]

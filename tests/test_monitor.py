@@ -190,7 +190,7 @@ def tiny_run(tmp_path, reward: str, caplog):
     model_dir = save_tiny_model(tmp_path / "model", seed=0)
     values = {
         "model.name": str(model_dir),
-        "env.id": "arithmetic-v0",
+        "env.id": "arithmetic-v1",
         "env.config": {"difficulty": 1},
         "rewards": {reward: 1.0},
         "algorithm.group_size": 4,

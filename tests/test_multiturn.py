@@ -39,7 +39,7 @@ def test_calculator_rejects_anything_but_arithmetic(expression):
 
 
 def test_calculator_episode_through_gymnasium_api():
-    env = rlhub.make("calculator-v0", max_turns=3)
+    env = rlhub.make("calculator-v1", max_turns=3)
     ex = env.examples("test", limit=1)[0]
     env.reset(options={"example": ex})
     obs, reward, terminated, truncated, info = env.step(CALL)
@@ -52,7 +52,7 @@ def test_calculator_episode_through_gymnasium_api():
 
 
 def test_turn_limit_truncates():
-    env = rlhub.make("calculator-v0", max_turns=1)
+    env = rlhub.make("calculator-v1", max_turns=1)
     env.reset(options={"example": env.examples("test", limit=1)[0]})
     _, reward, terminated, truncated, _ = env.step(CALL)
     assert truncated and not terminated and reward == 0.0
@@ -70,7 +70,7 @@ def test_turn_reward_is_the_reward_of_each_intermediate_step():
             return state.tools.calls - state.tools.errors - 10.0 * state.format_errors
 
     seen = []
-    plain, shaped = rlhub.make("calculator-v0", max_turns=4), Shaped(max_turns=4)
+    plain, shaped = rlhub.make("calculator-v1", max_turns=4), Shaped(max_turns=4)
     ex = plain.examples("test", limit=1)[0]
     malformed = '<tool_call>{"name": "calculate", "arguments": 5}</tool_call>'
     answer = f"<think>done</think>\n<answer>{ex.answer}</answer>"
@@ -107,7 +107,7 @@ def test_episode_tokens_mask_out_what_the_environment_wrote():
     from rlhub.models import load_embedded_tokenizer
 
     tokenizer = load_embedded_tokenizer()
-    env = rlhub.make("calculator-v0")
+    env = rlhub.make("calculator-v1")
     examples = env.examples("test", limit=2)
     prompt_ids = [
         tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
@@ -132,7 +132,7 @@ SEARCH = '<tool_call>{"name": "search", "arguments": {"query": "capital"}}</tool
 
 @pytest.mark.parametrize(
     "env_id, call, algorithm",
-    [("calculator-v0", CALL, "grpo"), ("retrieval-v0", SEARCH, "grpo"), ("calculator-v0", CALL, "ppo")],
+    [("calculator-v1", CALL, "grpo"), ("retrieval-v0", SEARCH, "grpo"), ("calculator-v1", CALL, "ppo")],
 )
 def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, algorithm, tmp_path, monkeypatch):
     from tiny_models import save_tiny_model
@@ -217,7 +217,7 @@ def test_grpo_two_steps_on_bfcl(tmp_path):
 
 
 def test_python_tool_runs_in_the_sandbox_and_cannot_read_the_host():
-    env = rlhub.make("calculator-v0", python_tool=True)
+    env = rlhub.make("calculator-v1", python_tool=True)
     assert set(env.toolbox.tools) == {"calculate", "python"}
     stats = ToolStats()
     assert env.toolbox.call("python", {"code": "print(sum(range(10)))"}, stats).content == "45"
@@ -238,8 +238,8 @@ def test_tools_can_go_through_the_chat_template():
     tokenizer = load_embedded_tokenizer()
     # A template that renders tools= (Qwen2.5's, shipped with TRL); SmolLM2's own ignores them.
     tokenizer.chat_template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
-    in_system = rlhub.make("calculator-v0")
-    in_template = rlhub.make("calculator-v0", tool_prompt="template")
+    in_system = rlhub.make("calculator-v1")
+    in_template = rlhub.make("calculator-v1", tool_prompt="template")
     ex = in_template.examples("test", limit=1)[0]
     rendered = tokenizer.decode(encode_prompt(tokenizer, in_template, ex))
     assert '"name": "calculate"' in rendered and in_template.template_tools
@@ -306,7 +306,7 @@ def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(tm
     out = tmp_path / "run"
     values = {
         "model.name": str(save_tiny_model(tmp_path / "model")),
-        "env.id": "calculator-v0",
+        "env.id": "calculator-v1",
         "env.config": {"max_turns": 3},
         "algorithm.group_size": 2,
         "training.max_steps": 1,

@@ -65,7 +65,7 @@ def test_wheel_installs_and_lists_envs_outside_the_checkout(tmp_path):
     probe = (
         "import json, rlhub, rlhub.env.registry as r, rlhub.env.data as d; "
         "print(json.dumps([str(r.default_registry_path()), [s.id for s in rlhub.list_envs()], "
-        "str(d.shipped_data_dir()), len(rlhub.make('gsm8k-v0').examples('test'))]))"
+        "str(d.shipped_data_dir()), len(rlhub.make('gsm8k-v1').examples('test'))]))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("RLHUB_REGISTRY", "RLHUB_DATA")}
     # The editable install stays on sys.path; the wheel's copy goes first, so it is the one imported.

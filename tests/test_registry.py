@@ -25,21 +25,21 @@ envs:
 
 def test_list_envs_has_the_four_math_envs():
     ids = {s.id for s in rlhub.list_envs()}
-    assert {"arithmetic-v0", "countdown-v0", "gsm8k-v0", "math-v0"} <= ids
+    assert {"arithmetic-v1", "countdown-v0", "gsm8k-v1", "math-v1"} <= ids
     spec = registry.get_spec("countdown-v0")
     assert (spec.version, spec.domain, spec.source) == (0, "math", "rlhub")
     assert spec.description and spec.license and spec.tags
 
 
 def test_make_applies_defaults_and_overrides():
-    env = rlhub.make("arithmetic-v0", difficulty=4)
-    assert env.config.difficulty == 4 and env.env_id == "arithmetic-v0"
-    assert rlhub.make("arithmetic-v0").config.difficulty == 2
+    env = rlhub.make("arithmetic-v1", difficulty=4)
+    assert env.config.difficulty == 4 and env.env_id == "arithmetic-v1"
+    assert rlhub.make("arithmetic-v1").config.difficulty == 2
 
 
 def test_unknown_id_names_valid_choices():
     with pytest.raises(
-        RLHubError, match=r"unknown environment 'countdwn-v0' \(did you mean 'countdown-v0'\?\).*gsm8k-v0"
+        RLHubError, match=r"unknown environment 'countdwn-v0' \(did you mean 'countdown-v0'\?\).*gsm8k-v1"
     ):
         rlhub.make("countdwn-v0")
 
@@ -70,11 +70,11 @@ def test_a_replaced_version_names_its_successor_instead_of_guessing(registry_fil
 )
 def test_bad_config_is_one_clear_error(config, message):
     with pytest.raises(ConfigError, match=message):
-        rlhub.make("arithmetic-v0", **config)
+        rlhub.make("arithmetic-v1", **config)
 
 
 def test_gymnasium_make_returns_the_same_env():
-    env = gymnasium.make("rlhub/gsm8k-v0")
+    env = gymnasium.make("rlhub/gsm8k-v1")
     obs, info = env.reset(seed=0)
     assert isinstance(obs, str) and info["prompt"][-1]["content"] == obs
     _, _, terminated, truncated, step_info = env.step("<think>no</think><answer>-1</answer>")
@@ -136,6 +136,8 @@ class _FakeEntryPoint:
 
 
 def test_env_packages_join_through_entry_points(registry_file, monkeypatch):
+    # Trusted, so it runs in-process: the sandboxed path is tests/test_hub_isolation.py's.
+    monkeypatch.setenv("RLHUB_TRUST", "rlhub-env-demo")
     registry_file(GOOD)
     real = importlib.metadata.entry_points
     monkeypatch.setattr(
@@ -149,12 +151,13 @@ def test_env_packages_join_through_entry_points(registry_file, monkeypatch):
 
 
 def test_code_hash_changes_with_config():
-    spec = registry.get_spec("arithmetic-v0")
+    spec = registry.get_spec("arithmetic-v1")
     other = registry.EnvSpec(**{**spec.__dict__, "config": {"difficulty": 5}})
     assert len(spec.code_hash()) == 16 and spec.code_hash() != other.code_hash()
 
 
-def test_registry_yaml_is_parsed_with_every_field():
+def test_registry_yaml_is_parsed_with_every_field(monkeypatch):
+    monkeypatch.setenv("RLHUB_TRUST", "demo")  # made in-process below: a trusted package's entry
     text = textwrap.dedent(
         GOOD
         + """    tags: [procedural, integers]

@@ -16,7 +16,7 @@ from rlhub.env.registry import get_spec
 from rlhub.errors import RLHubError
 from rlhub.serve.server import BackgroundServer, create_app, is_loopback, serve
 
-ONE_ENV_PER_DOMAIN = ["countdown-v0", "codegen-v0", "calculator-v0"]
+ONE_ENV_PER_DOMAIN = ["countdown-v0", "codegen-v0", "calculator-v1"]
 N_EXAMPLES = 100
 
 

@@ -29,14 +29,14 @@ def served(env_id: str) -> BackgroundServer:
 
 @pytest.fixture(scope="module")
 def arithmetic():
-    with served("arithmetic-v0") as server:
-        yield f"{server.url}/arithmetic-v0"
+    with served("arithmetic-v1") as server:
+        yield f"{server.url}/arithmetic-v1"
 
 
 @pytest.fixture(scope="module")
 def calculator():
-    with served("calculator-v0") as server:
-        yield f"{server.url}/calculator-v0"
+    with served("calculator-v1") as server:
+        yield f"{server.url}/calculator-v1"
 
 
 def run_cli(*args: str):
@@ -46,10 +46,10 @@ def run_cli(*args: str):
 
 def test_eval_cli_on_a_url_reports_what_the_local_env_reports(arithmetic, tmp_path):
     # Examples 0, 2 and 4 of 6 are answered with their gold completion, the others wrongly.
-    routes, _ = scripted_chat(["arithmetic-v0"], 6, lambda env_id, i, attempt: i % 2 == 0)
+    routes, _ = scripted_chat(["arithmetic-v1"], 6, lambda env_id, i, attempt: i % 2 == 0)
     outcomes = {}
     with fake_server(routes) as endpoint:
-        for name, env_id in (("local", "arithmetic-v0"), ("served", arithmetic)):
+        for name, env_id in (("local", "arithmetic-v1"), ("served", arithmetic)):
             out = tmp_path / name
             code, output = run_cli(
                 *("eval", env_id, "--base-url", endpoint.url, "--model", "m", "-n", "6"),
@@ -58,7 +58,7 @@ def test_eval_cli_on_a_url_reports_what_the_local_env_reports(arithmetic, tmp_pa
             assert code == 0, output
             outcomes[name] = (json.loads(output), json.loads((out / "eval.json").read_text())["records"])
     (local, local_records), (remote, remote_records) = outcomes["local"], outcomes["served"]
-    assert remote["env_id"] == arithmetic and local["env_id"] == "arithmetic-v0"
+    assert remote["env_id"] == arithmetic and local["env_id"] == "arithmetic-v1"
     assert remote["pass_at_1"] == local["pass_at_1"] == 0.5
     assert remote["rewards"] == local["rewards"] and remote["mean_reward"] == local["mean_reward"]
     assert remote_records == local_records
@@ -74,9 +74,9 @@ def test_eval_cli_refuses_config_overrides_for_a_url(arithmetic):
     assert code == 1 and "--config cannot change a served env" in output and "Traceback" not in output
 
 
-@pytest.mark.parametrize("env_id", ["arithmetic-v0", "calculator-v0"])
+@pytest.mark.parametrize("env_id", ["arithmetic-v1", "calculator-v1"])
 def test_validate_cli_on_a_url_passes_the_checks_the_local_env_passes(env_id, arithmetic, calculator):
-    url = {"arithmetic-v0": arithmetic, "calculator-v0": calculator}[env_id]
+    url = {"arithmetic-v1": arithmetic, "calculator-v1": calculator}[env_id]
     reports = {}
     for name in (env_id, url):
         code, output = run_cli("validate", name, "-n", "4", "--json")
@@ -93,12 +93,12 @@ def test_validate_cli_on_a_url_passes_the_checks_the_local_env_passes(env_id, ar
 
 
 def test_trl_rewards_from_a_url_match_the_local_ones_and_survive_pickling(arithmetic):
-    local_fns, remote_fns = reward_funcs("arithmetic-v0"), reward_funcs(arithmetic)
+    local_fns, remote_fns = reward_funcs("arithmetic-v1"), reward_funcs(arithmetic)
     assert [f.__name__ for f in remote_fns] == [f.__name__ for f in local_fns] == ["correct", "format"]
-    assert reward_weights(arithmetic) == reward_weights("arithmetic-v0")
+    assert reward_weights(arithmetic) == reward_weights("arithmetic-v1")
     dataset = to_dataset(arithmetic, limit=8)
-    assert dataset.to_list() == to_dataset("arithmetic-v0", limit=8).to_list()
-    env = rlhub.make("arithmetic-v0")
+    assert dataset.to_list() == to_dataset("arithmetic-v1", limit=8).to_list()
+    env = rlhub.make("arithmetic-v1")
     golds = [env.gold_completion(ex) for ex in env.examples("train", limit=8)]
     completions = [[{"role": "assistant", "content": golds[(i + i % 2) % 8]}] for i in range(8)]  # odd: wrong
     columns = {k: v for k, v in dataset.to_dict().items() if k != "prompt"}  # lists, as TRL passes them
@@ -113,16 +113,16 @@ def test_trl_rewards_from_a_url_match_the_local_ones_and_survive_pickling(arithm
 
 
 def test_trl_environment_factory_refuses_a_url_with_the_fix(calculator):
-    with pytest.raises(ConfigError, match=r"tools run on its server.*pass the env id \('calculator-v0'\)"):
+    with pytest.raises(ConfigError, match=r"tools run on its server.*pass the env id \('calculator-v1'\)"):
         environment_factory(calculator)
 
 
 def test_trl_reward_on_a_server_that_is_gone_is_an_error_naming_the_url_not_a_zero():
-    with served("arithmetic-v0") as server:
-        url = f"{server.url}/arithmetic-v0"
+    with served("arithmetic-v1") as server:
+        url = f"{server.url}/arithmetic-v1"
         correct, _ = reward_funcs(url, retries=1, backoff=0.01)
         row = to_dataset(url, limit=1).to_dict()
-        gold = rlhub.make("arithmetic-v0").gold_completion(rlhub.make(url).examples("train", limit=1)[0])
+        gold = rlhub.make("arithmetic-v1").gold_completion(rlhub.make(url).examples("train", limit=1)[0])
         completions = [[{"role": "assistant", "content": gold}]]
         assert correct(completions=completions, answer=row["answer"]) == [1.0]
     with pytest.raises(EnvServerUnreachable, match=rf"{url} did not answer rubric after 2 tries"):

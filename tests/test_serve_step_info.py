@@ -6,7 +6,7 @@ from rlhub.serve.server import BackgroundServer, create_app
 
 
 def test_a_served_multi_turn_episode_steps_like_the_local_one():
-    env_id = "calculator-v0"
+    env_id = "calculator-v1"
     spec = get_spec(env_id)
     local = rlhub.make(env_id)
     _, info = local.reset(seed=3)

@@ -44,7 +44,7 @@ def run(model_dir, reward, out, loss_type):
 
     values = {
         "model.name": model_dir,
-        "env.id": "arithmetic-v0",
+        "env.id": "arithmetic-v1",
         "env.config": {"difficulty": 1},
         "rewards": {reward: 1.0, "correct": 0.0, "format": 0.0},
         "algorithm.group_size": GROUP,

@@ -46,7 +46,7 @@ def score(query: str, gold: str = GOLD, databases=(DB,)) -> float:
     ],
 )
 def test_one_fence_around_the_query_inside_the_answer_tags_is_graded(answer):
-    env = rlhub.make("sql-v0")
+    env = rlhub.make("sql-v1")
     example = env.examples("test", limit=1)[0]
     gold = example.answer
     completion = f"<think>Read the schema.</think>\n<answer>{answer.replace(GOLD, gold)}</answer>"
@@ -256,12 +256,12 @@ def names(example) -> dict:
 @pytest.fixture(scope="module")
 def examples():
     """Every family, at the default size and at the smallest (where a random variant tells least apart)."""
-    return rlhub.make("sql-v0").examples("test", limit=300) + rlhub.make("sql-v0", rows=6).examples("test", limit=300)
+    return rlhub.make("sql-v1").examples("test", limit=300) + rlhub.make("sql-v1", rows=6).examples("test", limit=300)
 
 
 def scores(examples, templates: dict[str, list[str]]) -> list[tuple[str, float]]:
     """(query, score) for each template of each example's family."""
-    env = rlhub.make("sql-v0")
+    env = rlhub.make("sql-v1")
     cases = [(ex, t.format(**names(ex))) for ex in examples for t in templates.get(names(ex)["family"], [])]
     completions = [env.format_answer(query, reasoning="Work it out.") for _, query in cases]
     results = env.score_batch(completions, [ex for ex, _ in cases])
@@ -339,7 +339,7 @@ def test_a_query_that_ends_after_its_time_limit_is_refused():
 
 @pytest.mark.slow
 def test_a_batch_with_attacks_scores_the_rest_as_usual():
-    env = rlhub.make("sql-v0")
+    env = rlhub.make("sql-v1")
     example = env.examples("test", limit=1)[0]
     table = next(iter(example.info["databases"][0]["rows"]))
     attacks = [f"SELECT {SLOW} FROM {table}", f"SELECT * FROM ({example.answer}) WHERE {SLOW} IS NULL"]

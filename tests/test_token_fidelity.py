@@ -116,7 +116,7 @@ MARKUP = ["<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>
 def corpus() -> tuple[str, ...]:
     """Text to train the test tokenizers on: the multi-turn envs' prompts and gold transcripts, and unicode."""
     texts = [UNICODE_TEXT]
-    for env_id in ("calculator-v0", "retrieval-v0"):
+    for env_id in ("calculator-v1", "retrieval-v0"):
         env = rlhub.make(env_id)
         for example in env.examples("train", limit=40):
             texts += [m["content"] for m in [*example.prompt, *env.gold_transcript(example)]]
@@ -212,7 +212,7 @@ def checked(tokenizer, env, **options):
 
 
 def test_the_matrix_covers_every_multi_turn_env():
-    assert {"calculator-v0", "retrieval-v0"} <= set(MULTI_TURN_ENVS)
+    assert {"calculator-v1", "retrieval-v0"} <= set(MULTI_TURN_ENVS)
     tagged = {spec.id for spec in list_envs() if "multi-turn" in spec.tags}
     assert tagged <= set(MULTI_TURN_ENVS)
 
@@ -264,7 +264,7 @@ def retokenizing_rollout(engine, env, examples, prompt_ids, n, max_new_tokens, t
 @pytest.mark.parametrize("template", list(TEMPLATES))
 def test_retokenizing_the_model_turn_with_the_reply_is_caught(template):
     tokenizer = tokenizer_for(template)
-    env = make_env("calculator-v0", template)
+    env = make_env("calculator-v1", template)
     report, _ = checked(tokenizer, env, rollout=retokenizing_rollout)
     assert not report.exact
     caught = {m.episode.split()[0] for m in report.mismatches if m.kind == "model"}
@@ -294,7 +294,7 @@ def test_the_trainer_batch_holds_the_sampled_ids_and_masks_the_environment():
     from rlhub.generation.fidelity import ScriptedEngine, end_of_turn_id, episode_scripts
     from rlhub.trainers.forward import make_batch
 
-    tokenizer, env = tokenizer_for("llama3-style"), make_env("calculator-v0", "llama3-style")
+    tokenizer, env = tokenizer_for("llama3-style"), make_env("calculator-v1", "llama3-style")
     examples = env.examples("test", limit=2)
     prompts = [rollout.encode_prompt(tokenizer, env, ex) for ex in examples]
     scripts = [episode_scripts(env, ex)[name] for ex, name in zip(examples, ("tool-errors", "fragmented"))]
@@ -319,7 +319,7 @@ def test_check_tokens_command_on_a_saved_tokenizer(tmp_path, capsys):
 
 def test_a_single_turn_env_is_refused():
     with pytest.raises(RLHubError, match="single-turn"):
-        check_tokens(tokenizer_for("qwen2.5-style"), rlhub.make("arithmetic-v0"))
+        check_tokens(tokenizer_for("qwen2.5-style"), rlhub.make("arithmetic-v1"))
 
 
 def test_trl_builds_the_same_environment_tokens(monkeypatch):
@@ -344,5 +344,5 @@ def test_trl_builds_the_same_environment_tokens(monkeypatch):
         )
         suffix = functools.partial(GRPOTrainer._get_tool_suffix_ids, trainer)
         monkeypatch.setattr(rollout, "_reply_tokens", lambda tokenizer, history, replies, s=suffix: s(replies))
-        report, _ = checked(tokenizer, make_env("calculator-v0", template), template=f"trl/{template}")
+        report, _ = checked(tokenizer, make_env("calculator-v1", template), template=f"trl/{template}")
         assert report.exact, report.summary()

@@ -45,7 +45,7 @@ def spread_reward(tmp_path, monkeypatch):
 def tiny_overrides(model_dir: str, out: Path, steps: int = 2, **extra) -> list[str]:
     values = {
         "model.name": model_dir,
-        "env.id": "arithmetic-v0",
+        "env.id": "arithmetic-v1",
         "env.config": {"difficulty": 1},
         "algorithm.group_size": 4,
         "training.max_steps": steps,

@@ -347,7 +347,7 @@ def test_arithmetic_probes_the_echoed_expression_which_an_evaluating_grader_acce
         def build_rubric(self):
             return math_rubric(self.config.answer_format, self.config.format_weight)
 
-    assert run_probes(rlhub.make("arithmetic-v0"))["expression echo"].passed
+    assert run_probes(rlhub.make("arithmetic-v1"))["expression echo"].passed
     assert "expression echo" in failed(run_probes(Evaluating()))
 
 
@@ -359,7 +359,7 @@ def test_math_probes_the_restated_problem_which_a_grader_without_the_question_ac
 
             return Rubric({"correct": (correct, 1.0), "format": (think_answer_format, 0.1)})
 
-    assert run_probes(rlhub.make("math-v0"))["problem restated"].passed
+    assert run_probes(rlhub.make("math-v1"))["problem restated"].passed
     assert {"problem restated", "prompt echo"} <= failed(run_probes(Unaware()))
 
 

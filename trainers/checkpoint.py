@@ -5,7 +5,8 @@ Layout of ``RUN_DIR/checkpoints/step-000010/``:
                       or model/ with every weight when LoRA is off
     optimizer.pt, scheduler.pt
     rng-rank{r}.pt    python, numpy, torch and sampler RNG states of each process
-    state.json        step, data position and the metrics history needed to resume
+    state.json        step, data position (and the curriculum's level rates and positions, with
+                      training.curriculum) and the metrics history needed to resume
     critic.pt, critic_optimizer.pt   PPO only: the critic's trainable weights and its optimizer
 """
 

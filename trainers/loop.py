@@ -28,9 +28,10 @@ from rlhub.evaluate import mean
 from rlhub.generation import make_engine
 from rlhub.generation.rollout import encode_prompt, rollout
 from rlhub.rewards import Rubric, get_reward
-from rlhub.trainers import checkpoint
+from rlhub.trainers import checkpoint, curriculum, sampling
 from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm  # noqa: F401  (ALGORITHMS: public)
 from rlhub.trainers.async_rollout import AsyncRollout, check_supported
+from rlhub.trainers.curriculum import Curriculum
 from rlhub.trainers.forward import CompletionLogits, make_batch
 from rlhub.trainers.losses import BatchTotals
 from rlhub.trainers.metrics import (
@@ -40,7 +41,7 @@ from rlhub.trainers.metrics import (
     rollout_metrics,
     tool_metrics,
 )
-from rlhub.trainers.model import load_trainable
+from rlhub.trainers.model import load_trainable, with_concrete_dtype
 from rlhub.trainers.monitor import HackWatch
 from rlhub.trainers.recipe import Recipe
 from rlhub.trainers.tracking import Tracker, git_commit
@@ -93,6 +94,29 @@ class PromptStream:
             out.append(self.examples[self._order[idx]])
             self.position += 1
         return out
+
+    def state_dict(self) -> dict:
+        """What a checkpoint stores to resume the stream (JSON)."""
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position = state["position"]
+
+
+def prompt_stream(recipe: Recipe, env, served: bool) -> PromptStream | Curriculum:
+    """The training prompts in order: one stream, or one per difficulty level under ``training.curriculum``."""
+    t, c = recipe.training, recipe.training.curriculum
+    if c is None:
+        examples = env.examples("train", seed=t.seed)
+        if not examples:
+            raise RLHubError(f"{recipe.env.id} has no training examples")
+        return PromptStream(examples, seed=t.seed)
+    levels = curriculum.check_supported(recipe, env, served)
+    streams = {}
+    for level in levels:
+        level_env = rlhub.make(recipe.env.id, **{**recipe.env.config, curriculum.LEVEL_FIELD: level})
+        streams[level] = PromptStream(level_env.examples("train", seed=t.seed), seed=t.seed)
+    return Curriculum(streams, band=c.band, ema_weight=c.ema_weight, explore=c.explore, seed=t.seed)
 
 
 def params_digest(*models) -> str:
@@ -163,13 +187,14 @@ class Run:
     scheduler: Any
     generator: torch.Generator
     engine: Any
-    stream: PromptStream
+    stream: PromptStream | Curriculum  # training.curriculum: one stream per difficulty level
     tracker: Tracker
     tokenizer: Any
     watch: HackWatch
     rollouts: AsyncRollout | None = None  # training.max_off_policy_steps >= 1: a worker samples ahead
     start_step: int = 0
     history: list[float] = field(default_factory=list)
+    precision: dict[str, Any] = field(default_factory=dict)  # what model.dtype resolved to, and why
     _prompts: dict[str, list[int]] = field(default_factory=dict)
 
     @property
@@ -179,6 +204,11 @@ class Run:
     @property
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        """``values`` summed over the processes (a collective op: every process must call it)."""
+        summed = self.accelerator.reduce(torch.tensor(values, device=self.accelerator.device), reduction="sum")
+        return summed.tolist()
 
     def encode(self, example) -> list[int]:
         """The example's prompt token ids (chat template applied), cached by example id."""
@@ -194,7 +224,7 @@ class Run:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             generator=self.generator,
-            state={"position": self.stream.position, "reward_history": self.history},
+            state={**self.stream.state_dict(), "reward_history": self.history},
             accelerator=self.accelerator,
             extras=self.algorithm.checkpoint_state(),
         )
@@ -240,6 +270,8 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
+    # model.dtype auto: bfloat16 where it makes the step faster (measured in a child process, so no RNG moves).
+    recipe, precision = with_concrete_dtype(recipe, accelerator.device)
     rank = accelerator.process_index
     run_name, run_dir, last_ckpt = open_run_dir(recipe, recipe_name, resume, overwrite, accelerator)
 
@@ -253,9 +285,8 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
             "algorithm.beta > 0 needs the reference policy, which rlhub takes from the base model under the LoRA "
             "adapter; set lora.enabled=true or algorithm.beta=0"
         )
-    train_examples = env.examples("train", seed=t.seed)
-    if not train_examples:
-        raise RLHubError(f"{recipe.env.id} has no training examples")
+    sampling.check_supported(recipe)
+    stream = prompt_stream(recipe, env, served=env_url is not None)
 
     # Model, LoRA, optimizer; sampling: the policy itself (hf), or vLLM synced with it (generation.backend).
     generator = seed_everything(t.seed + rank)
@@ -263,7 +294,6 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
     if accelerator.device.type != "cpu":
         generator = torch.Generator(device=accelerator.device).manual_seed(t.seed + rank)
     engine = make_engine(recipe.generation, policy, tokenizer, generator, seed=t.seed + rank, dtype=recipe.model.dtype)
-    stream = PromptStream(train_examples, seed=t.seed)
     start_step, history = 0, []
     if resume:
         state = checkpoint.load(
@@ -275,13 +305,15 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
             accelerator=accelerator,
             extras=algorithm.checkpoint_state(),
         )
-        start_step, stream.position, history = state["step"], state["position"], state["reward_history"]
+        stream.load_state_dict(state)
+        start_step, history = state["step"], state["reward_history"]
         engine.sync_weights(policy)
 
     config = {
         **recipe.model_dump(),
         "env_spec": {**spec.to_dict(), "code_hash": spec.code_hash()},
         "git_commit": git_commit(),
+        "precision": precision.to_dict(),
         "world_size": accelerator.num_processes,
         "rlhub_version": rlhub.__version__,
     }
@@ -299,7 +331,7 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
     watch = HackWatch(recipe.monitor, env, alert=tracker.alert)
     run = Run(
         recipe, accelerator, run_dir, env, algorithm, policy, forward, trainable, optimizer, scheduler, generator,
-        engine, stream, tracker, tokenizer, watch, None, start_step, history,
+        engine, stream, tracker, tokenizer, watch, None, start_step, history, precision=precision.to_dict(),
     )  # fmt: skip
     if t.max_off_policy_steps:  # async: a worker process samples ahead (trainers/async_rollout.py)
         check_supported(recipe, algorithm, env.multi_turn, accelerator.num_processes)
@@ -364,14 +396,20 @@ def _train(recipe: Recipe, env_url: str | None, *, recipe_name: str, resume: boo
     return finish(run, evals, time.perf_counter() - run_start)
 
 
-def train_step(run: Run, step: int):
-    """Steps 1-6 of one training step: returns its metrics and a callable building its completions table."""
-    recipe, env, algorithm, accelerator = run.recipe, run.env, run.algorithm, run.accelerator
-    t, G, device = recipe.training, recipe.algorithm.group_size, accelerator.device
-    step_start = time.perf_counter()
+@dataclass
+class StepTimer:
+    """Seconds a step spent sampling and scoring, summed over its draws."""
 
+    generation: float = 0.0
+    reward: float = 0.0
+
+
+def draw(run: Run, timer: StepTimer) -> sampling.Groups:
+    """Steps 1-2 for this process's slice of the next ``prompts_per_step x processes`` prompts of the stream."""
+    t, env, G = run.recipe.training, run.env, run.recipe.algorithm.group_size
+    start = time.perf_counter()
     # 1. Rollout: this process's prompts (processes take interleaved slices of the stream).
-    P, rank = t.prompts_per_step, accelerator.process_index
+    P, rank = t.prompts_per_step, run.accelerator.process_index
     if run.rollouts is not None:  # async: the batch the worker sampled ahead, at most k versions old
         examples, prompt_ids, completions = run.rollouts.next_batch()
     else:
@@ -379,14 +417,42 @@ def train_step(run: Run, step: int):
         prompt_ids = [run.encode(ex) for ex in examples]
         # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
         completions = rollout(run.engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
-    gen_time = time.perf_counter() - step_start
+    reward_start = time.perf_counter()
+    timer.generation += reward_start - start
 
     # 2. Reward: the rubric on each completion (a reward that raises scores 0 and is counted).
-    reward_start = time.perf_counter()
     rows = [examples[c.prompt_index] for c in completions]
     scores = env.score_batch([c.output for c in completions], rows)
     rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
-    reward_time = time.perf_counter() - reward_start
+    if isinstance(run.stream, Curriculum):  # the levels' pass rates, counted as rlhub eval counts pass@1
+        first = env.rubric.names[0]
+        run.stream.observe(rows, [(s.rewards.get(first) or 0.0) >= 1.0 for s in scores], run.all_sum)
+    timer.reward += time.perf_counter() - reward_start
+    return sampling.Groups(examples, prompt_ids, completions, scores, rewards)
+
+
+def train_step(run: Run, step: int):
+    """Steps 1-6 of one training step: returns its metrics and a callable building its completions table."""
+    recipe, env, algorithm, accelerator = run.recipe, run.env, run.algorithm, run.accelerator
+    t, G, device = recipe.training, recipe.algorithm.group_size, accelerator.device
+    step_start = time.perf_counter()
+
+    # 1-2. Rollout and reward (see draw); dynamic sampling draws again while groups tie (trainers/sampling.py).
+    timer = StepTimer()
+    dynamic = recipe.algorithm.dynamic_sampling
+    if dynamic is None:
+        groups, sampling_metrics = draw(run, timer), {}
+    else:
+        groups, sampling_metrics = sampling.fill(
+            lambda: draw(run, timer),
+            size=t.prompts_per_step,
+            group_size=G,
+            max_draws=dynamic.max_draws,
+            all_sum=run.all_sum,
+        )
+    prompt_ids, completions, scores, rewards = groups.prompt_ids, groups.completions, groups.scores, groups.rewards
+    rows = [groups.examples[c.prompt_index] for c in completions]
+    gen_time, reward_time = timer.generation, timer.reward
 
     # 3. Micro-batches, and reference log-probs (adapter disabled: the base model, no second copy in memory).
     batches = micro_batches(prompt_ids, completions, t.micro_batch_size, run.engine.pad_id, device)
@@ -434,6 +500,8 @@ def train_step(run: Run, step: int):
         "charts/samples_per_s": len(completions) * run.world / step_time,
         "charts/skipped_micro_batches": float(len(batches) - len(work)),
         **algorithm_metrics,
+        **sampling_metrics,
+        **(run.stream.metrics() if isinstance(run.stream, Curriculum) else {}),
         **(run.rollouts.metrics() if run.rollouts is not None else {}),  # async: staleness, drops, overlap
     }
     multi_turn = env.multi_turn
@@ -509,6 +577,7 @@ def finish(run: Run, evals: dict[int, dict[str, float]], wall_time: float) -> Ru
         "reward_last": mean(history[-k:]),
         "window": k,
         "checkpoint": str(final),
+        "precision": run.precision,
     }
     if run.watch.warned:
         summary["hack_watch"] = ", ".join(sorted(run.watch.warned))

@@ -5,7 +5,22 @@ The policy and PPO's separate critic are both built here, so they get the same a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rlhub.trainers.recipe import Recipe
+
+if TYPE_CHECKING:
+    from rlhub.models import DtypeChoice
+
+
+def with_concrete_dtype(recipe: Recipe, device) -> tuple[Recipe, DtypeChoice]:
+    """The recipe with ``model.dtype`` resolved for ``device`` (``auto``: see :func:`rlhub.models.resolve_dtype`),
+    so the model load, the rollout engine and the async worker all get the same concrete dtype; and the choice,
+    for the run's config and summary."""
+    from rlhub.models import resolve_dtype
+
+    choice = resolve_dtype(recipe.model.dtype, device)
+    return recipe.model_copy(update={"model": recipe.model.model_copy(update={"dtype": choice.dtype})}), choice
 
 
 def load_trainable(name: str, recipe: Recipe):

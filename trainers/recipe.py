@@ -23,16 +23,17 @@ class Section(BaseModel):
 class ModelSection(Section):
     name: str = "smollm2-135m-instruct"
     """An embedded model name, an HF hub id (online) or a local checkpoint folder."""
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    """Weights and activations dtype: bfloat16 on GPUs and on CPUs with bf16 matrix units (AMX, AVX512-BF16),
-    float32 elsewhere (on an AVX2-only CPU bf16 matmuls are several times slower). LoRA weights, their
-    optimizer state and the loss's log-probs stay float32 either way; generation runs in this dtype."""
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
+    """Weights and activations dtype. auto: bfloat16 on a GPU; on a CPU, bfloat16 only where a short probe
+    (run once per CPU and torch version, cached) measures the step faster in it, else float32 (on an AVX2-only
+    CPU bf16 runs several times slower); the run logs the choice and the rates. LoRA weights, their optimizer
+    state and the loss's log-probs stay float32 either way; generation runs in this dtype."""
     gradient_checkpointing: bool = False
     """Trade compute for memory in the training forward pass."""
 
 
 class EnvSection(Section):
-    id: str = "arithmetic-v0"
+    id: str = "arithmetic-v1"
     """A registered env id (rlhub envs list)."""
     config: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the env's default config."""
@@ -48,6 +49,13 @@ class EnvSection(Section):
         if (self.url or self.container) and self.config:
             raise ValueError("a served env keeps the config it is served with: leave env.config empty")
         return self
+
+
+class DynamicSamplingSection(Section):
+    """Draw more prompts while a step's groups tie (trainers/sampling.py)."""
+
+    max_draws: int = Field(4, ge=1)
+    """The most batches of prompts_per_step prompts a step draws; still short after them, it pads with tied groups."""
 
 
 class AlgorithmSection(Section):
@@ -74,6 +82,8 @@ class AlgorithmSection(Section):
     """ppo: GAE lambda (1.0: Monte Carlo returns minus values; lower leans on the critic)."""
     whiten_advantages: bool = True
     """ppo: normalize the step's token advantages to zero mean and unit variance."""
+    dynamic_sampling: DynamicSamplingSection | None = None
+    """Keep only groups whose rewards differ, drawing up to max_draws batches per step (DAPO); None: off."""
 
 
 class CriticSection(Section):
@@ -101,6 +111,24 @@ class LoraSection(Section):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
+
+
+class CurriculumSection(Section):
+    """Sample an env's difficulty levels by their running pass rates (trainers/curriculum.py)."""
+
+    band: tuple[float, float] = (0.1, 0.9)
+    """Train on levels whose running pass rate lies in [low, high]; when none does, on the nearest one."""
+    ema_weight: float = Field(0.2, gt=0, le=1)
+    """Weight of each draw's pass rate in a level's running rate (1: the last draw only)."""
+    explore: float = Field(0.05, ge=0, le=1)
+    """Share of prompts drawn from all levels, so levels outside the band are measured again."""
+
+    @model_validator(mode="after")
+    def _band_is_an_interval(self) -> CurriculumSection:
+        low, high = self.band
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"training.curriculum.band must be [low, high] within [0, 1], got {list(self.band)}")
+        return self
 
 
 class TrainingSection(Section):
@@ -133,6 +161,8 @@ class TrainingSection(Section):
     batches older than k versions are dropped, the rest are reweighted by truncated importance sampling."""
     tis_cap: float = Field(2.0, ge=1)
     """max_off_policy_steps >= 1: cap C of the per-token importance weight min(pi_train / pi_sampler, C)."""
+    curriculum: CurriculumSection | None = None
+    """Draw prompts from the env's difficulty levels whose running pass rate is inside a band; None: off."""
 
 
 class LoggingSection(Section):
@@ -244,13 +274,25 @@ def _error_line(exc: ValidationError) -> str:
     return f"recipe key {where!r}: {err['msg']} (got {err.get('input')!r})"
 
 
+def packaged_recipes_dir() -> Path:
+    """The recipes that ship with rlhub: ``rlhub/_data/recipes`` in a wheel, ``recipes/`` in a source checkout."""
+    import rlhub
+
+    package = Path(rlhub.__file__).resolve().parent
+    packaged = package / "_data" / "recipes"
+    return packaged if packaged.is_dir() else package.parent / "recipes"
+
+
 def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a recipe YAML (or defaults when ``path`` is None) and apply ``key.sub=value`` overrides."""
+    """Read a recipe YAML (or defaults when ``path`` is None) and apply ``key.sub=value`` overrides.
+
+    A ``path`` that is no file is looked up by its name among the recipes rlhub ships (``quickstart.yaml``).
+    """
     data: dict = {}
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            packaged = Path(__file__).resolve().parent.parent / "rlhub" / "_data" / "recipes" / p.name
+            packaged = packaged_recipes_dir() / p.name
             if not packaged.is_file():
                 raise ConfigError(f"recipe {p} not found; pass a path such as recipes/quickstart.yaml")
             p = packaged

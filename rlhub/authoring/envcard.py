@@ -237,9 +237,9 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
         Markdown text ending in a newline.
 
     Example:
-        >>> card = env_card("arithmetic-v0")
+        >>> card = env_card("arithmetic-v1")
         >>> card.splitlines()[0], "| `correct` | 1 |" in card
-        ('# `arithmetic-v0`', True)
+        ('# `arithmetic-v1`', True)
     """
     spec = get_spec(env) if isinstance(env, str) else env
     instance = spec.make()

@@ -535,7 +535,7 @@ def check_tokens(tokenizer, env, *, template: str = "", split: str = "test", rol
     if not getattr(env, "multi_turn", False):
         raise RLHubError(
             f"{env.env_id or type(env).__name__} is single-turn: its completions are the sampled ids as they are; "
-            "check a multi-turn env such as calculator-v0"
+            "check a multi-turn env such as calculator-v1"
         )
     names = list(episode_scripts(env, env.examples(split, limit=1)[0]))
     examples = env.examples(split, limit=len(names))

@@ -18,6 +18,7 @@ import os
 import resource
 import sys
 import threading
+import time
 
 VIOLATION_EXIT = 3
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -214,14 +215,38 @@ def serve(config: dict, entries: list) -> None:
     server.run(sockets=[listener])
 
 
+def watch(child: int, lifeline: int | None) -> None:
+    """PID 1's loop: exit with the child's status, or at once when the host's end of the lifeline closes.
+
+    PID 1 exiting ends every process in the sandbox's PID namespace, so nothing outlives the host. bwrap's
+    parent-death signal does the same while PID 1 keeps its credentials (only its child changes uid); the
+    lifeline does not depend on that, and a killed host sends no other signal.
+    """
+    import select
+
+    poller = select.poll()
+    if lifeline is not None:
+        poller.register(lifeline, select.POLLIN | select.POLLHUP)
+    while True:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+        if lifeline is not None and poller.poll(200):  # never written to: readable means closed
+            os._exit(137)
+        if lifeline is None:
+            time.sleep(0.2)
+
+
 def main() -> None:
     # The sandbox's PID 1 ignores signals it does not handle (SIGXCPU included), and loses bwrap's
-    # parent-death signal when it changes uid: so PID 1 only waits, and a child does the work.
+    # parent-death signal when it changes uid: so PID 1 only watches, and a child does the work.
+    config = json.loads(sys.argv[1])
+    lifeline = config.get("lifeline_fd")
     child = os.fork()
     if child:
-        _, status = os.waitpid(child, 0)
-        os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
-    config = json.loads(sys.argv[1])
+        watch(child, lifeline)
+    if lifeline is not None:
+        os.close(lifeline)  # only PID 1 watches it
     confine(config)
     try:
         entries = load_entries(config)

@@ -183,10 +183,17 @@ class SandboxPlan:
 
     def entries(self) -> list:
         """The registry entries the package's entry point gives, loaded in the sandbox."""
-        with open(os.path.join(self.folder, "stderr"), "w") as stderr:
-            proc = subprocess.run(
-                self.argv("entries"), stdout=subprocess.PIPE, stderr=stderr, text=True, env=_host_env(), timeout=300
-            )
+        lifeline, keep = os.pipe()
+        try:
+            with open(os.path.join(self.folder, "stderr"), "w") as stderr:
+                proc = subprocess.run(
+                    self.argv("entries", lifeline_fd=lifeline),
+                    stdout=subprocess.PIPE, stderr=stderr, text=True, env=_host_env(), timeout=300,
+                    pass_fds=[lifeline],
+                )  # fmt: skip
+        finally:
+            os.close(lifeline)
+            os.close(keep)  # the sandbox's PID 1 sees the pipe close and ends every process left in it
         try:
             if proc.returncode != 0:
                 raise self.violation_or_error(proc, proc.stdout, "loading its entry point")
@@ -223,15 +230,22 @@ class EnvSandbox:
             listener.bind(self.socket_path)
             listener.listen(64)
             os.set_inheritable(listener.fileno(), True)
-            argv = plan.argv("serve", env_id=env_id, overrides=overrides, socket_fd=listener.fileno())
+            # The lifeline: this process holds its write end and never writes. When this process ends, however
+            # it ends (kill -9 included), the pipe closes and the sandbox's PID 1 ends everything in it. A second
+            # guard beside bwrap's --die-with-parent, which holds only while PID 1 keeps its credentials.
+            lifeline, self._lifeline = os.pipe()
+            argv = plan.argv(
+                "serve", env_id=env_id, overrides=overrides, socket_fd=listener.fileno(), lifeline_fd=lifeline
+            )
             with open(os.path.join(plan.folder, "stderr"), "w") as stderr:
                 self.process = subprocess.Popen(
                     argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=_host_env(),
-                    pass_fds=[listener.fileno()], start_new_session=True,
+                    pass_fds=[listener.fileno(), lifeline], start_new_session=True,
                 )  # fmt: skip
+            os.close(lifeline)
         finally:
             listener.close()  # the server holds it now; a dead server then refuses connections at once
-        self._finalizer = weakref.finalize(self, _stop, self.process, plan.folder)
+        self._finalizer = weakref.finalize(self, _stop, self.process, plan.folder, self._lifeline)
 
     def failure(self, what: str) -> RLHubError:
         """Stop the server and say why it failed (a named violation where it left one)."""
@@ -251,7 +265,9 @@ class EnvSandbox:
         self._finalizer()
 
 
-def _stop(process: subprocess.Popen, folder: str) -> None:
+def _stop(process: subprocess.Popen, folder: str, lifeline: int | None = None) -> None:
+    if lifeline is not None:
+        os.close(lifeline)
     if process.poll() is None:
         # Killing the sandbox's PID 1 ends every process in its PID namespace; then bwrap itself.
         inits = _children(process.pid)

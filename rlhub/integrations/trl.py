@@ -8,7 +8,7 @@ functions as TRL reward functions, and :func:`reward_weights` gives their weight
     from trl import GRPOConfig, GRPOTrainer
     from rlhub.integrations.trl import reward_funcs, reward_weights, to_dataset
 
-    env = rlhub.make("arithmetic-v0", difficulty=3)
+    env = rlhub.make("arithmetic-v1", difficulty=3)
     trainer = GRPOTrainer(
         model="HuggingFaceTB/SmolLM2-135M-Instruct",
         reward_funcs=reward_funcs(env),
@@ -27,7 +27,7 @@ Multi-turn (tool-using) envs train through GRPOTrainer's ``environment_factory``
 :func:`environment_factory` gives a class whose public methods are the env's tools, and the reward
 wrappers score the whole transcript (TRL's completion holds the assistant turns and tool results)::
 
-    env = rlhub.make("calculator-v0")
+    env = rlhub.make("calculator-v1")
     trainer = GRPOTrainer(
         model=...,  # a tokenizer whose chat template TRL can parse tool calls for (e.g. Qwen's)
         reward_funcs=reward_funcs(env),
@@ -221,7 +221,7 @@ def _env(env_or_id: TextEnv | str, config: dict[str, Any]) -> TextEnv:
         raise ConfigError(f"expected an rlhub env or env id, got {type(env_or_id).__name__}")
     if config:
         raise ConfigError(
-            f"config overrides {sorted(config)} go with an env id, e.g. reward_funcs('arithmetic-v0', difficulty=3); "
+            f"config overrides {sorted(config)} go with an env id, e.g. reward_funcs('arithmetic-v1', difficulty=3); "
             "an env you built already has its config"
         )
     return env_or_id
@@ -231,7 +231,7 @@ def reward_funcs(env_or_id: TextEnv | str, **config: Any) -> list[EnvReward]:
     """The env's rubric functions as TRL ``GRPOTrainer`` reward functions, in rubric order.
 
     Args:
-        env_or_id: An rlhub env, a registered env id such as ``"arithmetic-v0"``, or a served env's URL.
+        env_or_id: An rlhub env, a registered env id such as ``"arithmetic-v1"``, or a served env's URL.
         **config: Config overrides, with an env id only.
 
     Returns:
@@ -239,7 +239,7 @@ def reward_funcs(env_or_id: TextEnv | str, **config: Any) -> list[EnvReward]:
         :func:`reward_weights` as ``GRPOConfig.reward_weights`` to weigh them as the env does.
 
     Example:
-        >>> fns = reward_funcs("arithmetic-v0")
+        >>> fns = reward_funcs("arithmetic-v1")
         >>> [f.__name__ for f in fns]
         ['correct', 'format']
         >>> completion = [{"role": "assistant", "content": "<think>2 + 2</think>\\n<answer>4</answer>"}]
@@ -261,7 +261,7 @@ def reward_weights(env_or_id: TextEnv | str, **config: Any) -> list[float]:
         One weight per reward function; 0 means logged, not optimized.
 
     Example:
-        >>> reward_weights("arithmetic-v0"), reward_weights("arithmetic-v0", format_weight=0.0)
+        >>> reward_weights("arithmetic-v1"), reward_weights("arithmetic-v1", format_weight=0.0)
         ([1.0, 0.1], [1.0, 0.0])
     """
     env = _env(env_or_id, config)
@@ -475,7 +475,7 @@ def environment_factory(env_or_id: MultiTurnEnv | str, **config: Any) -> type[RL
     weight 1 on top of the rubric's.
 
     Args:
-        env_or_id: A multi-turn rlhub env, or a registered id such as ``"calculator-v0"``.
+        env_or_id: A multi-turn rlhub env, or a registered id such as ``"calculator-v1"``.
         **config: Config overrides, with an env id only.
 
     Returns:
@@ -486,7 +486,7 @@ def environment_factory(env_or_id: MultiTurnEnv | str, **config: Any) -> type[RL
         ConfigError: The env is not multi-turn, or a tool's name is not a usable method name.
 
     Example:
-        >>> Calculator = environment_factory("calculator-v0")
+        >>> Calculator = environment_factory("calculator-v1")
         >>> environment = Calculator()
         >>> environment.reset(prompt=[], answer="4", example_id="calculator/train/0")
         >>> environment.calculate(expression="2 + 2"), environment.calculate(expression="2 ** 100")

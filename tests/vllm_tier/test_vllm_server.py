@@ -104,9 +104,9 @@ def test_server_engine_samples_token_ids_with_logprobs_the_policy_agrees_with(
 
 
 def run_eval(python: str, *args: str, out) -> tuple[dict, list[str]]:
-    """``rlhub eval arithmetic-v0`` (4 greedy samples) with ``python``; its summary and completions."""
+    """``rlhub eval arithmetic-v1`` (4 greedy samples) with ``python``; its summary and completions."""
     out.mkdir(parents=True, exist_ok=True)  # cwd: outside the checkout, whose rlhub/ would shadow the installed one
-    cmd = [python, "-m", "rlhub.cli", "eval", "arithmetic-v0", "-n", "4", "--max-new-tokens", "48", *args]
+    cmd = [python, "-m", "rlhub.cli", "eval", "arithmetic-v1", "-n", "4", "--max-new-tokens", "48", *args]
     done = subprocess.run(
         [*cmd, "--json", "--out", str(out), "--no-plot"], capture_output=True, text=True, timeout=900, cwd=out.parent
     )
@@ -123,7 +123,7 @@ def hf_eval(model_dir, tmp_path_factory) -> list[str]:
 
 def test_rlhub_eval_base_url_scores_arithmetic_like_the_local_model(vllm_url, served_model, hf_eval, tmp_path):
     served, texts = run_eval(sys.executable, "--base-url", f"{vllm_url}/v1", "--model", served_model, out=tmp_path)
-    assert served["env_id"] == "arithmetic-v0" and served["examples"] == 4
+    assert served["env_id"] == "arithmetic-v1" and served["examples"] == 4
     assert all(text.strip() for text in texts), "the server answered with empty completions"
     # Greedy decoding of the same chat prompt: the server's chat template and sampler agree with rlhub's own
     # (one of four may part on a near-tie between float32 kernels).

@@ -40,7 +40,7 @@ LEXICON = [
     "bottle",
     "planet",
 ]
-"""Words of the random policy's responses (no topic word of ifeval-v0)."""
+"""Words of the random policy's responses (no topic word of ifeval-v1)."""
 
 
 def _cased(text: str, like: str) -> str:
