@@ -16,13 +16,10 @@ import json
 import logging
 import os
 import re
-import select
-import subprocess
 import sys
-import time
 from typing import Any
 
-from rlhub.sandbox.workers import WorkerPool
+from rlhub.sandbox.workers import LineWorker, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -89,64 +86,20 @@ def _serve() -> None:
         replies.flush()
 
 
-class _Worker:
-    """One math-verify worker process, used by one caller at a time."""
+class _Worker(LineWorker):
+    """One math-verify worker process (``python -c`` running :func:`_serve`), used by one caller at a time."""
 
     def __init__(self) -> None:
         env = dict(os.environ)
         # The parent's path, so the child imports this module under the same name (doctest, scripts).
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"from {__name__} import _serve; _serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            # `python -c` puts its working directory first on sys.path: start from one that holds no
-            # module that could shadow math_verify or sympy (a caller's cwd may).
-            cwd=os.path.abspath(os.sep),
-        )
-        self._buffer = b""
-        self._ready = False
-        # poll, not select: select fails on descriptors above 1024, common in a training process.
-        self._poller = select.poll()
-        self._poller.register(self.proc.stdout.fileno(), select.POLLIN)
+        argv = [sys.executable, "-c", f"from {__name__} import _serve; _serve()"]
+        super().__init__(argv, "math-verify worker", env=env, startup_timeout=_WORKER_STARTUP_TIMEOUT)
 
-    def _read_line(self, deadline: float) -> bytes | None:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._poller.poll(remaining * 1000):
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
-
-    def ask(self, pred: str, gold: str, timeout: float) -> bool | None:
+    def verdict(self, pred: str, gold: str, timeout: float) -> bool | None:
         """The worker's verdict, or ``None`` if it died or missed the deadline (then kill it)."""
-        if not self._ready:
-            if self._read_line(time.monotonic() + _WORKER_STARTUP_TIMEOUT) != b"ready":
-                log.warning("a math-verify worker failed to start; comparisons on the slow path score 0")
-                return None
-            self._ready = True
-        try:
-            self.proc.stdin.write(json.dumps([pred, gold]).encode() + b"\n")
-            self.proc.stdin.flush()
-        except OSError:
-            return None
-        reply = self._read_line(time.monotonic() + timeout)
+        reply = self.ask(json.dumps([pred, gold]).encode(), timeout)
         return None if reply is None else reply == b"1"
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:  # unflushed input to a dead worker
-                pass
 
 
 class _WorkerPool(WorkerPool[_Worker]):
@@ -168,7 +121,7 @@ class _WorkerPool(WorkerPool[_Worker]):
                 log.warning("cannot start a math-verify worker (%s); scoring the comparison False", exc)
                 return False
             try:
-                verdict = worker.ask(pred, gold, timeout)
+                verdict = worker.verdict(pred, gold, timeout)
             except Exception as exc:
                 log.warning("math-verify worker failed (%s: %s); replacing it", type(exc).__name__, exc)
                 verdict = None

@@ -34,9 +34,7 @@ import json
 import logging
 import os
 import re
-import select
 import sqlite3
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -44,7 +42,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rlhub.sandbox.workers import WorkerPool
+from rlhub.sandbox.workers import LineWorker, WorkerPool
 
 from .parsing import completion_text, extract_answer
 
@@ -270,58 +268,16 @@ def _worker_argv() -> list[str]:
     return [sys.executable, "-I", "-c", _WORKER_MAIN.format(packages=packages)]
 
 
-class _Worker:
-    """One scoring process, used by one caller at a time (``python -c``, so it starts from any thread)."""
+class _Worker(LineWorker):
+    """One scoring process (:func:`_worker_argv`), used by one caller at a time."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            _worker_argv(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=os.path.abspath(os.sep),
-        )
-        self._buffer = b""
-        self._ready = False
-        # poll, not select: select fails on descriptors above 1024, common in a training process.
-        self._poller = select.poll()
-        self._poller.register(self.proc.stdout.fileno(), select.POLLIN)
-
-    def _read_line(self, deadline: float) -> bytes | None:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._poller.poll(remaining * 1000):
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
+        super().__init__(_worker_argv(), "sql scoring worker", startup_timeout=_WORKER_STARTUP_S)
 
     def score(self, job: bytes) -> float | None:
         """The job's score, or ``None`` if the worker died or missed the deadline (then kill it)."""
-        if not self._ready:  # starting up is off the clock
-            if self._read_line(time.monotonic() + _WORKER_STARTUP_S) != b"ready":
-                log.warning("an sql scoring worker failed to start; its completions score 0")
-                return None
-            self._ready = True
-        try:
-            self.proc.stdin.write(job + b"\n")
-            self.proc.stdin.flush()
-        except OSError:
-            return None
-        reply = self._read_line(time.monotonic() + TIME_LIMIT_S + WORKER_GRACE_S)
+        reply = self.ask(job, TIME_LIMIT_S + WORKER_GRACE_S)
         return None if reply is None else float(reply == b"1")
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:  # unflushed input to a dead worker
-                pass
 
 
 class _WorkerPool(WorkerPool[_Worker]):

@@ -29,7 +29,7 @@ def test_manifest_names_env_data_model_and_sampler(stored_eval):
     model, out = stored_eval
     manifest = json.loads((out / "manifest.json").read_text())
     [env] = manifest["envs"]
-    assert env["env_id"] == "arithmetic-v1" and env["version"] == 0 and env["file"] == "eval.json"
+    assert env["env_id"] == "arithmetic-v1" and env["version"] == 1 and env["file"] == "eval.json"
     assert len(env["code_hash"]) == len(env["data_hash"]) == len(env["rewards_hash"]) == 16
     assert manifest["model"] == {"name": str(model), "hash": folder_hash(model)}
     assert manifest["sampler"] == {

@@ -114,9 +114,9 @@ def stored_for(env_id: str, table: dict[str, Any]) -> tuple[str, Any] | None:
     was measured on, until it is measured itself.
 
     Example:
-        >>> stored_for("sql-v2", {"sql-v1": "a", "sql-v1": "b", "math-v3": "c"})
-        ('sql-v1', 'b')
-        >>> stored_for("sql-v1", {"sql-v1": "b"}) is None
+        >>> stored_for("demo-v2", {"demo-v0": "a", "demo-v1": "b", "math-v3": "c"})
+        ('demo-v1', 'b')
+        >>> stored_for("demo-v0", {"demo-v1": "b"}) is None
         True
     """
     if env_id in table:

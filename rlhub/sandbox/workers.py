@@ -1,4 +1,5 @@
-"""The one pool of worker processes: the sandbox's warm zygotes and math-verify's workers both use it.
+"""The one pool of worker processes (the sandbox's warm zygotes, math-verify's and the SQL scorer's workers),
+and the one line-protocol worker (:class:`LineWorker`) that the last two run.
 
 A pool lends each worker to one caller at a time (``acquire``/``release``), starts workers on demand
 up to ``size``, replaces a worker its caller found unhealthy, and stops every worker on ``close``.
@@ -10,7 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import select
+import subprocess
 import threading
+import time
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
@@ -132,3 +136,73 @@ class WorkerPool(Generic[W]):
     def _refuse_if_closed(self) -> None:
         if self._closed:
             raise RLHubError(f"this {self.name} pool is closed; create a new one")
+
+
+class LineWorker:
+    """One helper process that answers one line for each line it is sent, lent to one caller at a time.
+
+    It announces itself with a ``ready`` line once its imports are done (start-up is off the clock); each
+    :meth:`ask` then writes one request line and waits for one reply line until a deadline. A worker that
+    misses it or dies answers ``None``: its pool replaces it. math-verify's and the SQL scorer's workers are
+    both this, with their own ``python -c`` program.
+
+    Args:
+        argv: The command that runs the worker's loop.
+        name: What the worker is, for the start-up warning.
+        env: Its environment (default: this process's).
+        startup_timeout: Seconds it may take to say ``ready``.
+    """
+
+    def __init__(self, argv: list[str], name: str, env: dict[str, str] | None = None, startup_timeout: float = 120.0):
+        self.name = name
+        self.startup_timeout = startup_timeout
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            # `python -c` puts its working directory first on sys.path: start from one that holds no module
+            # that could shadow what the worker imports (a caller's cwd may).
+            cwd=os.path.abspath(os.sep),
+        )
+        self._buffer = b""
+        self._ready = False
+        # poll, not select: select fails on descriptors above 1024, common in a training process.
+        self._poller = select.poll()
+        self._poller.register(self.proc.stdout.fileno(), select.POLLIN)
+
+    def _read_line(self, deadline: float) -> bytes | None:
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._poller.poll(remaining * 1000):
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def ask(self, request: bytes, timeout: float) -> bytes | None:
+        """The reply to one request line, or ``None`` if the worker died or missed the deadline."""
+        if not self._ready:
+            if self._read_line(time.monotonic() + self.startup_timeout) != b"ready":
+                log.warning("a %s failed to start; what it would have scored scores 0", self.name)
+                return None
+            self._ready = True
+        try:
+            self.proc.stdin.write(request + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        return self._read_line(time.monotonic() + timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:  # unflushed input to a dead worker
+                pass
