@@ -36,7 +36,7 @@ from rlhub.authoring.audit import (
 )
 from rlhub.authoring.audit.run import _targets, audit_cases, policies
 from rlhub.authoring.envcard import env_card
-from rlhub.authoring.validate import _answer_slot, _Target
+from rlhub.authoring.probes import _answer_slot, _Target
 from rlhub.cli import main
 from rlhub.env import ProceduralEnv
 from rlhub.rewards import Rubric

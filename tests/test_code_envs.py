@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import rlhub
-from rlhub.authoring import validate
+from rlhub.authoring import probes
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards import code as code_rewards
 from rlhub.rewards.code import code_all_pass, code_format, code_pass_rate, extract_code, fenced_python
@@ -287,10 +287,10 @@ def forgeries(env, example) -> dict[str, list[str]]:
     """Forged solutions of the example's functions, as the validate probes write them, plus one more:
     a solution that redefines the helpers the tests take from the prompt (HumanEval/38's encode_cyclic)."""
     gold = env.gold_completion(example)
-    target = validate._Target(example, gold, validate._answer_slot(gold), [])
-    kinds = {p.name: list(p.completions) for p in validate._forgery_probes(target)}
-    names = validate._functions(validate._answer_slot(gold).content)
-    kinds["identity helpers"] = [fenced_python(validate._returning(names, "args[0] if args else None"))]
+    target = probes._Target(example, gold, probes._answer_slot(gold), [])
+    kinds = {p.name: list(p.completions) for p in probes._forgery_probes(target)}
+    names = probes._functions(probes._answer_slot(gold).content)
+    kinds["identity helpers"] = [fenced_python(probes._returning(names, "args[0] if args else None"))]
     return kinds
 
 

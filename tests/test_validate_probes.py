@@ -21,7 +21,7 @@ from random import Random
 import pytest
 
 import rlhub
-from rlhub.authoring import validate
+from rlhub.authoring import probes, validate
 from rlhub.authoring.validate import probe_env
 from rlhub.env import Probe, ProceduralEnv
 from rlhub.envs._shared import math_rubric
@@ -242,7 +242,7 @@ def test_a_strict_toy_passes_every_probe():
     assert set(checks) == BUILTIN_TEXT_PROBES
     assert not failed(checks), {n: c.detail for n, c in checks.items() if not c.passed}
     assert checks["answer spam"].rule == "correct <= 0, total <= 0.1 (format)"
-    assert checks["long output"].rule == f"total <= gold, within {validate.LONG_OUTPUT_SECONDS:g} s"
+    assert checks["long output"].rule == f"total <= gold, within {probes.LONG_OUTPUT_SECONDS:g} s"
     assert checks["long output"].max_correct == 1.0 and checks["answer spam"].max_correct == 0.0
 
 
@@ -267,7 +267,7 @@ def test_each_text_probe_fails_the_reward_its_hack_fools(env_class, probe):
 
 
 def test_the_long_output_probe_has_a_time_bound(monkeypatch):
-    monkeypatch.setattr(validate, "LONG_OUTPUT_SECONDS", 0.2)
+    monkeypatch.setattr(probes, "LONG_OUTPUT_SECONDS", 0.2)
     checks = run_probes(SlowOnLongText())
     assert failed(checks) == {"long output", "long answer"}
     assert "scoring took" in checks["long output"].detail

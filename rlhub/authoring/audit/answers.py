@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from rlhub.authoring.audit.cases import Cases, letters, placed, question_numbers
-from rlhub.authoring.validate import _Target
+from rlhub.authoring.probes import _Target
 
 SEPARATORS = {"comma thousands": ",", "thin-space thousands": "\\,", "space thousands": " ", "{,} thousands": "{,}"}
 NOT_UNITS = frozenset(

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from rlhub.authoring.audit.cases import Cases, letters, placed, question_numbers
-from rlhub.authoring.validate import _Target
+from rlhub.authoring.probes import _Target
 from rlhub.rewards.tool_calls import ToolCall, format_tool_calls, parse_tool_calls
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from rlhub.authoring.validate import _Target
+from rlhub.authoring.probes import _Target
 
 
 class Case(NamedTuple):

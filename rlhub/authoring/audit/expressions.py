@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from rlhub.authoring.audit.cases import Cases, placed
-from rlhub.authoring.validate import _Target
+from rlhub.authoring.probes import _Target
 
 OPERATIONS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}

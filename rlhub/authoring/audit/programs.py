@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from rlhub.authoring.audit.cases import Cases, distinct
-from rlhub.authoring.validate import _functions, _Target
+from rlhub.authoring.probes import _functions, _Target
 
 DYNAMIC = frozenset({"locals", "vars", "eval", "exec", "globals", "dir"})
 """Calls that read variables by name: a function using one keeps its local names."""

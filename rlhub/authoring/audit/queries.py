@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rlhub.authoring.audit.cases import Cases, placed
-from rlhub.authoring.validate import _Target
+from rlhub.authoring.probes import _Target
 from rlhub.rewards.sql import build_database
 
 _LITERAL = re.compile(r"('(?:[^']|'')*')")

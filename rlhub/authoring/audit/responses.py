@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from rlhub.authoring.audit.cases import Cases, distinct
-from rlhub.authoring.validate import _Target
+from rlhub.authoring.probes import _Target
 
 PLAIN = ["Indeed", "this", "matters", "to", "everyone", "who", "reads", "about", "it", "here", "today"]
 """Words appended to go over a limit (none is an IFEval keyword or forbidden word)."""

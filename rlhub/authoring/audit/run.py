@@ -9,7 +9,8 @@ from typing import Any
 
 from rlhub.authoring.audit import answers, calls, expressions, programs, queries, responses
 from rlhub.authoring.audit.cases import Case, Cases
-from rlhub.authoring.validate import FORMAT_REWARDS, _answer_slot, _preview, _Target
+from rlhub.authoring.probes import _answer_slot, _Target
+from rlhub.authoring.validate import FORMAT_REWARDS, _preview
 from rlhub.env.registry import make
 from rlhub.errors import ConfigError, DataNotFound, RLHubError
 from rlhub.rewards.parsing import strip_think
