@@ -135,10 +135,10 @@ def stored_for(env_id: str, table: dict[str, Any]) -> tuple[str, Any] | None:
     return key, table[key]
 
 
-def _earlier(env_id: str, stored_id: str, what: str, command: str) -> str:
+def _earlier(env_id: str, stored_id: str, what: str, command: str, does: str = "measures") -> str:
     return (
         f"_{what} `{stored_id}`, before `{env_id}`'s changes (see its Version history); "
-        f"{command} measures `{env_id}` itself._"
+        f"{command} {does} `{env_id}` itself._"
     )
 
 
@@ -306,7 +306,9 @@ def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
         return out
     stored_id, run = found
     if stored_id != env_id:
-        out.append(_earlier(env_id, stored_id, "Recorded on", f"`{RECORD_COMMAND} RUN_DIR --recipe RECIPE`"))
+        out.append(
+            _earlier(env_id, stored_id, "Recorded on", f"`{RECORD_COMMAND} RUN_DIR --recipe RECIPE`", "records a run of")
+        )
     w = run["window"]
     out.append(
         f"`rlhub train {run['recipe']}` ({run['algorithm']} + LoRA on `{run['model']}`, {run['steps']} steps of "
