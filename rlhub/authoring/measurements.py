@@ -306,9 +306,8 @@ def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
         return out
     stored_id, run = found
     if stored_id != env_id:
-        out.append(
-            _earlier(env_id, stored_id, "Recorded on", f"`{RECORD_COMMAND} RUN_DIR --recipe RECIPE`", "records a run of")
-        )
+        record = f"`{RECORD_COMMAND} RUN_DIR --recipe RECIPE`"
+        out.append(_earlier(env_id, stored_id, "Recorded on", record, "records a run of"))
     w = run["window"]
     out.append(
         f"`rlhub train {run['recipe']}` ({run['algorithm']} + LoRA on `{run['model']}`, {run['steps']} steps of "
