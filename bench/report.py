@@ -33,6 +33,7 @@ rlhub in its default dtype >= 2.5x rlhub in float32, at >= 20% of the machine's 
 def _trainer_vs_trl(r: dict) -> dict[str, Any]:
     s, rl, trl = r["settings"], r["results"]["rlhub"], r["results"]["trl"]
     return {
+        "env": s.get("env"),
         "prompts": s["prompts_per_step"],
         "group": s["group_size"],
         "max_new_tokens": s["max_new_tokens"],
@@ -85,6 +86,7 @@ def _precision(r: dict) -> dict[str, Any]:
 def _learning_curves(r: dict) -> dict[str, Any]:
     s, rl, trl = r["settings"], r["results"]["rlhub"], r["results"]["trl"]
     return {
+        "env": s.get("env"),
         "budget_s": s["budget_s"],
         "prompts": s["prompts_per_step"],
         "group": s["group_size"],
@@ -127,6 +129,7 @@ def _overhead(r: dict) -> dict[str, Any]:
     base, with_kl, code = res["arithmetic"], res["arithmetic_kl"], res["codegen"]
     return {
         "steps_timed": r["settings"]["steps_timed"],
+        "env": (base.get("settings") or {}).get("env"),
         "arithmetic_reward_share": base["reward_share"],
         "arithmetic_reward_ms_per_step": 1000 * base["reward_s_per_step"],
         "codegen_reward_share": code["reward_share"],
@@ -162,6 +165,11 @@ FIGURES: dict[str, Callable[[dict], dict[str, Any]]] = {
 }
 
 
+def _env(f: dict[str, Any]) -> str:
+    # Figures stored before they carried the env id were all measured on the quickstart's arithmetic-v0.
+    return f.get("env") or "arithmetic-v0"
+
+
 def figures(name: str, result: dict) -> dict[str, Any]:
     """The headline numbers of benchmark ``name`` from its JSON output."""
     return FIGURES[name](result)
@@ -184,7 +192,7 @@ def _num(value: float | None, fmt: str) -> str:
 def _rows_trainer_vs_trl(f: dict) -> list[Row]:
     ratio = f["samples_per_s_ratio"]
     setup = (
-        f"GRPO training, completions/s: SmolLM2-135M + LoRA, `arithmetic-v1`, {f['prompts']} prompts x {f['group']}, "
+        f"GRPO training, completions/s: SmolLM2-135M + LoRA, `{_env(f)}`, {f['prompts']} prompts x {f['group']}, "
         f"{f['max_new_tokens']} new tokens, {f['steps_timed']} timed steps after {f['warmup_steps']} warm-up, "
         "turns alternating"
     )
@@ -263,7 +271,7 @@ def _rows_learning_curves(f: dict) -> list[Row]:
     curves = f" ([curves](bench/results/{f['png']}))" if f.get("png") else ""
     return [
         (
-            f"learning for the same time: quickstart (`arithmetic-v1`, {f['prompts']} prompts x {f['group']}, "
+            f"learning for the same time: quickstart (`{_env(f)}`, {f['prompts']} prompts x {f['group']}, "
             f"{f['max_new_tokens']} new tokens), {f['budget_s']:.0f} s of training each{curves}",
             f"TRL: {side('trl')}",
             side("rlhub"),
@@ -324,7 +332,7 @@ def _rows_overhead(f: dict) -> list[Row]:
         (
             f"reward time / step time, rlhub trainer, quickstart sizes ({f['steps_timed']} steps after a warm-up)",
             "-",
-            f"`arithmetic-v1`: {_share(f['arithmetic_reward_share'])} "
+            f"`{_env(f)}`: {_share(f['arithmetic_reward_share'])} "
             f"({_num(f['arithmetic_reward_ms_per_step'], '.1f')} ms/step); `codegen-v0` (tests in the sandbox): "
             f"{_share(f['codegen_reward_share'])} ({_num(f['codegen_reward_ms_per_sample'], '.0f')} ms/completion)",
             "-",
