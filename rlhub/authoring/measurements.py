@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,18 @@ def stored_docs() -> Path:
     cards say "not measured" instead of failing.
     """
     return shipped_data_dir().parent / "docs"
+
+
+def commit_of(folder: Path) -> str:
+    """The commit of the checkout holding ``folder`` (``+dirty`` when tracked files differ), or "unknown"."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=folder, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=folder, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def load_measurements(path: str | Path | None = None) -> dict[str, Any]:

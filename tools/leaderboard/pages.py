@@ -8,12 +8,11 @@ import dataclasses
 import datetime
 import json
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from rlhub.authoring.measurements import EMBEDDED, load_measurements
+from rlhub.authoring.measurements import EMBEDDED, commit_of, load_measurements
 from rlhub.errors import RLHubError
 from tools.leaderboard.measure import Settings, measure_env, measure_family, trust
 from tools.leaderboard.records import Measured, TrainingRun, Window
@@ -28,18 +27,6 @@ from tools.leaderboard.render import (
 ROOT = Path(__file__).resolve().parents[2]
 """The clone: tools/leaderboard/ sits at its top."""
 MEASUREMENTS = ROOT / "docs" / "measurements.json"
-
-
-def commit_of(root: Path) -> str:
-    """The checkout's commit (``+dirty`` when tracked files differ from it), or "unknown" outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=root, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _today() -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from rlhub.authoring.audit.run import AuditReport
-from rlhub.authoring.measurements import stored_docs
+from rlhub.authoring.measurements import commit_of, stored_docs
 
 RECORD_COMMAND = "rlhub validate {env_id} --audit --record"
 
@@ -17,18 +16,6 @@ RECORD_COMMAND = "rlhub validate {env_id} --audit --record"
 def audit_path() -> Path:
     """``docs/audit.json`` beside the stored measurements (:func:`rlhub.authoring.measurements.stored_docs`)."""
     return stored_docs() / "audit.json"
-
-
-def _commit_of(folder: Path) -> str:
-    """The commit of the checkout holding ``folder`` (``+dirty`` when tracked files differ), or "unknown"."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=folder, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=folder, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def load_audits(path: str | Path | None = None) -> dict[str, Any]:
@@ -47,7 +34,7 @@ def record(reports: list[AuditReport], path: str | Path | None = None) -> Path:
     """
     path = Path(path) if path else audit_path()
     data = load_audits(path)
-    stamp = {"commit": _commit_of(path.parent), "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat()}
+    stamp = {"commit": commit_of(path.parent), "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat()}
     for report in reports:
         if report.no_data is None:
             data["envs"][report.env_id] = {**report.to_dict(), **stamp}
