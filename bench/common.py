@@ -60,13 +60,9 @@ def default_threads() -> int:
 
 def machine_info() -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores, memory, versions, commit and current load."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
+    from rlhub.models import cpu_identity
+
+    cpu, isa = cpu_identity()
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     try:
         import torch
@@ -76,6 +72,7 @@ def machine_info() -> dict[str, Any]:
         torch_version = None
     return {
         "cpu": cpu,
+        "cpu_isa": isa,
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "ram_gb": round(ram / 2**30, 1),

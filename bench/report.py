@@ -394,6 +394,14 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _cpu(machine: dict) -> str:
+    """The CPU and its matrix instruction sets (recorded since 2026-12-07; a VM's model name alone hides them)."""
+    isa = machine.get("cpu_isa")
+    if isa is None:
+        return f"{machine['cpu']} (instruction sets not recorded)"
+    return f"{machine['cpu']} ({', '.join(isa) or 'no AVX2/AVX-512/AMX'})"
+
+
 def render_table(summary: dict) -> str:
     """The README's Performance block: a note on how it was measured, the table, and its markers."""
     m = summary["machine"]
@@ -407,7 +415,7 @@ def render_table(summary: dict) -> str:
     minutes = sum(e.get("wall_s") or 0 for e in summary["benchmarks"].values()) / 60
     lines = [
         TABLE_START,
-        f"Measured by `python -m bench` on {when}: {m['cpu']}, {m['cores_usable']} cores, {m['ram_gb']:.0f} GB RAM, "
+        f"Measured by `python -m bench` on {when}: {_cpu(m)}, {m['cores_usable']} cores, {m['ram_gb']:.0f} GB RAM, "
         f"Python {m['python']}, torch {m['torch']}, commit {commit}; {minutes:.0f} min for the five benchmarks. "
         "Each row is one side-by-side measurement in the same run; ratios are rlhub over the anchor.",
         "",

@@ -472,8 +472,9 @@ def resolve_dtype(requested: str, device: Any = None, *, threads: int | None = N
     return choice
 
 
-def _cpu_identity() -> tuple[str, list[str]]:
-    """This CPU's model name and which of :data:`MATRIX_FLAGS` it has."""
+def cpu_identity() -> tuple[str, list[str]]:
+    """This CPU's model name and which of :data:`MATRIX_FLAGS` it has (the same name covers CPUs with and without
+    AVX-512 or AMX in a VM: the flags tell them apart)."""
     name, flags = platform.processor() or platform.machine(), set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -487,7 +488,7 @@ def _measured_choice(threads: int) -> DtypeChoice:
     """``auto`` on a CPU: the cached probe for this CPU and torch version, or a new measurement."""
     import torch
 
-    cpu, isa = _cpu_identity()
+    cpu, isa = cpu_identity()
     key = {"cpu": cpu, "isa": isa, "torch": torch.__version__, "probe_version": PROBE_VERSION}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_root() / "dtype_probe" / f"{digest}.json"

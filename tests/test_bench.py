@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `bench` is a folder of the checkout, not an installed package
     sys.path.append(str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import common, report  # noqa: E402
 from bench.common import TrainerRun, TrainerSettings, take_turns  # noqa: E402
 from bench.learning_curves import curve_figures  # noqa: E402
 from bench.learning_curves import summarize as summarize_curve  # noqa: E402
@@ -234,7 +234,11 @@ def table_rows(text: str) -> list[list[str]]:
 def test_render_table_states_each_figure_ratio_and_target():
     text = report.render_table(SUMMARY)
     assert text.startswith(report.TABLE_START) and text.rstrip().endswith(report.TABLE_END)
-    assert "2026-11-22: AMD EPYC, 2 cores, 23 GB RAM" in text and "commit 0123456" in text and "10 min" in text
+    assert (
+        "2026-11-22: AMD EPYC (instruction sets not recorded), 2 cores, 23 GB RAM" in text
+        and "commit 0123456" in text
+        and "10 min" in text
+    )
     rows = table_rows(text)
     assert len(rows) == 9 and all(len(r) == 5 for r in rows)
     speed, reward, learning, pool, bare, math_speed, math_accuracy, reward_share, memory = rows
@@ -408,3 +412,12 @@ def test_readme_performance_table_matches_the_checked_in_results():
     block = report.readme_block((ROOT / "README.md").read_text())
     assert block is not None, "README.md has no Performance table block; paste the output of `python -m bench --table`"
     assert block == report.render_table(summary), "README's Performance table is stale: paste `python -m bench --table`"
+
+
+def test_the_table_names_the_cpus_instruction_sets_when_recorded():
+    # "AMD EPYC" alone covered AVX2-only and AVX512-BF16 machines, where bf16 runs 4x slower or 1.6x faster.
+    assert report._cpu({"cpu": "AMD EPYC", "cpu_isa": ["avx2", "avx512_bf16", "avx512f"]}) == (
+        "AMD EPYC (avx2, avx512_bf16, avx512f)"
+    )
+    assert report._cpu({"cpu": "AMD EPYC"}) == "AMD EPYC (instruction sets not recorded)"
+    assert "cpu_isa" in common.machine_info()

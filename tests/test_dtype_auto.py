@@ -70,7 +70,7 @@ def test_the_probe_runs_once_per_cpu_and_torch_version(probe, monkeypatch):
     first = resolve_dtype("auto", "cpu")
     again = resolve_dtype("auto", "cpu")
     assert probe.calls == 1 and again.reason == "cached" and again.probe == first.probe
-    monkeypatch.setattr(models, "_cpu_identity", lambda: ("Intel(R) Xeon(R) Platinum 8480+", ["amx_bf16", "amx_tile"]))
+    monkeypatch.setattr(models, "cpu_identity", lambda: ("Intel(R) Xeon(R) Platinum 8480+", ["amx_bf16", "amx_tile"]))
     probe.step_s = (1.0, 0.2)
     assert resolve_dtype("auto", "cpu").dtype == "bfloat16" and probe.calls == 2
     monkeypatch.setattr(torch, "__version__", "9.9.9+cpu")
