@@ -222,3 +222,29 @@ def test_the_loop_is_quiet_on_an_honest_reward(reward_modules, tmp_path, caplog)
     assert all(m[f"monitor/{name}"] == 0.0 for m in metrics for name in ("rescore_mismatch", "repeated_completion"))
     assert "hack_watch" not in result.summary
     assert not [r for r in caplog.records if "hack watch" in r.message]
+
+
+def test_a_resumed_watch_continues_the_run_it_was_saved_from(alerts):
+    """The checkpoint holds the watch's history, evals and warnings (JSON): after a resume its windows
+    fire at the same step as an uninterrupted run's, and a signal warned before the crash is not warned again."""
+    series = [step_metrics(fmt=min(1.0, 0.4 + 0.1 * i), correct=0.2) for i in range(16)]
+    whole = make_watch(alerts)
+    expected = [quiet_step(whole, m)["monitor/format_only"] for m in series]
+    assert expected.index(1.0) == 9  # fires after the crash point below, so only a carried history sees it
+
+    first = make_watch(alerts)
+    for m in series[:8]:
+        quiet_step(first, m)
+    saved = json.loads(json.dumps(first.state_dict()))
+    resumed = make_watch(alerts)
+    resumed.load_state_dict(saved)
+    assert [quiet_step(resumed, m)["monitor/format_only"] for m in series[8:]] == expected[8:]
+    fresh = make_watch(alerts)  # what resuming did before: the first window restarts at the crash
+    assert 1.0 not in [quiet_step(fresh, m)["monitor/format_only"] for m in series[8:]]
+
+    alerts.clear()
+    again = make_watch(alerts)
+    again.load_state_dict(json.loads(json.dumps(resumed.state_dict())))
+    quiet_step(again, series[-1])
+    assert alerts == []  # format_only was warned before the resume
+    make_watch(alerts).load_state_dict(None)  # a checkpoint from before the watch was stored

@@ -229,6 +229,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model_dir, spread_
         (crash_dir / "checkpoints" / (crash_dir / "checkpoints" / "latest").read_text() / "state.json").read_text()
     )
     assert 2 <= saved["step"] < steps
+    # The hack watch's windows are in the checkpoint: the resumed run's watch sees the steps before the crash.
+    assert len(saved["hack_watch"]["history"]) == saved["step"]
 
     resumed = _cli([*args(crash_dir), "--resume"])
     assert resumed.wait(timeout=300) == 0, resumed.stdout.read()

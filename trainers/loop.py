@@ -224,7 +224,7 @@ class Run:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             generator=self.generator,
-            state={**self.stream.state_dict(), "reward_history": self.history},
+            state={**self.stream.state_dict(), "reward_history": self.history, "hack_watch": self.watch.state_dict()},
             accelerator=self.accelerator,
             extras=self.algorithm.checkpoint_state(),
         )
@@ -329,6 +329,8 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
     if accelerator.is_main_process:
         (run_dir / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=1))
     watch = HackWatch(recipe.monitor, env, alert=tracker.alert)
+    if resume:
+        watch.load_state_dict(state.get("hack_watch"))
     run = Run(
         recipe, accelerator, run_dir, env, algorithm, policy, forward, trainable, optimizer, scheduler, generator,
         engine, stream, tracker, tokenizer, watch, None, start_step, history, precision=precision.to_dict(),

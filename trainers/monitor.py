@@ -66,6 +66,20 @@ class HackWatch:
         self.evals: list[tuple[int, float, float]] = []  # (step, pass@1, mean training reward of the steps before)
         self.warned: set[str] = set()
 
+    # --- checkpoints ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint stores so a resumed run's windows, evals and warnings continue this run's (JSON)."""
+        return {"history": self.history, "evals": [list(e) for e in self.evals], "warned": sorted(self.warned)}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Continue from ``state_dict()``'s output; ``None`` (a checkpoint from before it was stored) keeps
+        the fresh state."""
+        if state is None:
+            return
+        self.history = list(state["history"])
+        self.evals = [tuple(e) for e in state["evals"]]
+        self.warned = set(state["warned"])
+
     # --- per step -------------------------------------------------------------------------------------
     def step(self, metrics: dict[str, Any], completions: list, rows: list, scores: list) -> dict[str, float]:
         """Check this step; returns ``monitor/*`` metrics. ``completions`` are the env's outputs (strings or
