@@ -51,6 +51,20 @@ def test_calculator_episode_through_gymnasium_api():
     assert info["rewards"]["correct"] == 1.0 and info["rewards"]["used_calculator"] == 1.0
 
 
+@pytest.mark.parametrize("env_id", ["calculator-v1", "retrieval-v0"])
+def test_few_shot_on_a_tool_env_shows_the_demo_episode_as_turns(env_id):
+    """A multi-turn env's gold completion is a transcript: its demo is those turns (tool calls and the tools'
+    replies), each with text content, never a message list stuffed into one assistant message."""
+    env = rlhub.make(env_id, few_shot=1)
+    prompt = env.examples("test", 1)[0].prompt
+    assert all(isinstance(m["content"], str) for m in prompt)
+    roles = [m["role"] for m in prompt]
+    assert roles[0] == "system" and roles[1] == "user" and roles[-1] == "user"
+    demo = prompt[2:-1]
+    assert demo == env.gold_completion(env.demo_examples(1)[0])
+    assert "tool" in roles and any("<tool_call>" in m["content"] for m in demo if m["role"] == "assistant")
+
+
 def test_turn_limit_truncates():
     env = rlhub.make("calculator-v1", max_turns=1)
     env.reset(options={"example": env.examples("test", limit=1)[0]})

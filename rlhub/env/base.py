@@ -153,7 +153,9 @@ class TextEnv(gym.Env):
             self._shots = []  # also stops make_prompt recursing while the demos themselves are built
             shots = []
             for ex in self.demo_examples(self.config.few_shot):
-                shots += [ex.prompt[-1], {"role": "assistant", "content": self.gold_completion(ex)}]
+                gold = self.gold_completion(ex)  # a multi-turn env's is a transcript: its turns, tool replies too
+                turns = gold if isinstance(gold, list) else [{"role": "assistant", "content": gold}]
+                shots += [ex.prompt[-1], *turns]
             self._shots = shots
         return self._shots
 
