@@ -492,3 +492,119 @@ def rescore(out_dir: str | Path) -> list[Rescore]:
                 changed.append({"id": record["id"], "old": record["reward"], "new": score.reward, "rewards": moved})
         reports.append(Rescore(env_id, len(records), changed, notes))
     return reports
+
+
+# --- before/after: the paired difference of two evals ---------------------------------------------------
+Z_95 = 1.959963984540054
+"""The normal distribution's 97.5% quantile: the interval is mean +- Z_95 standard errors (n >= 30 asked)."""
+
+
+@dataclass
+class Comparison:
+    """pass@1 of one env before and after (two ``rlhub eval --out`` folders on the same examples), paired by example.
+
+    The interval is the normal approximation to the mean of the per-example differences (each example's pass@1
+    after minus before), which pairs the two evals: an example both pass or both fail adds no variance. ``gained``
+    and ``lost`` count the examples whose pass@1 rose or fell; with one greedy sample each (k = 1) ``p_value`` is
+    the exact two-sided McNemar test of gained against lost.
+    """
+
+    env_id: str
+    examples: int
+    before: float
+    after: float
+    difference: float
+    low: float
+    high: float
+    gained: int
+    lost: int
+    p_value: float | None
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def mcnemar_p(gained: int, lost: int) -> float:
+    """The exact two-sided McNemar p-value: the binomial test of ``gained`` of ``gained + lost`` against one half.
+
+    >>> round(mcnemar_p(10, 0), 5), mcnemar_p(3, 3)
+    (0.00195, 1.0)
+    """
+    n = gained + lost
+    tail = sum(math.comb(n, i) for i in range(min(gained, lost) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def _eval_folder(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise RLHubError(f"{path} not found; compare folders written by `rlhub eval ... --out DIR`")
+    manifest = json.loads(path.read_text())
+    return manifest, {entry["env_id"]: entry for entry in manifest["envs"]}
+
+
+def _per_example(folder: Path, entry: dict[str, Any]) -> dict[str, float]:
+    by_id: dict[str, list[bool]] = {}
+    for record in json.loads((folder / entry["file"]).read_text())["records"]:
+        by_id.setdefault(record["id"], []).append(bool(record["passed"]))
+    return {example: sum(passed) / len(passed) for example, passed in by_id.items()}
+
+
+def compare(before_dir: str | Path, after_dir: str | Path) -> list[Comparison]:
+    """Pair two ``rlhub eval --out`` folders example by example (e.g. the base model, then the trained adapter).
+
+    Args:
+        before_dir: The first eval's folder.
+        after_dir: The second's; it must hold the same envs, with the same examples (data hash) and sampler.
+
+    Returns:
+        One :class:`Comparison` per env of the first folder.
+
+    Raises:
+        RLHubError: A folder is not an eval folder, or the two evals did not run on the same examples.
+    """
+    before_dir, after_dir = Path(before_dir), Path(after_dir)
+    (first, before_envs), (second, after_envs) = _eval_folder(before_dir), _eval_folder(after_dir)
+    for key in ("n", "k", "temperature", "max_new_tokens", "seed"):
+        if first["sampler"].get(key) != second["sampler"].get(key):
+            raise RLHubError(
+                f"the evals sampled differently ({key}: {first['sampler'].get(key)} in {before_dir}, "
+                f"{second['sampler'].get(key)} in {after_dir}); run both with the same -n, --k, --temperature and "
+                "--max-new-tokens"
+            )
+    out = []
+    for env_id, entry in before_envs.items():
+        other = after_envs.get(env_id)
+        if other is None:
+            raise RLHubError(f"{after_dir} has no eval of {env_id}; run `rlhub eval {env_id} ... --out {after_dir}`")
+        if (entry["data_hash"], entry["config"]) != (other["data_hash"], other["config"]):
+            raise RLHubError(
+                f"{env_id}: the evals ran on different examples (data hash {entry['data_hash']} vs "
+                f"{other['data_hash']}, config {entry['config']} vs {other['config']}); pass the same --config to both"
+            )
+        a, b = _per_example(before_dir, entry), _per_example(after_dir, other)
+        if a.keys() != b.keys():
+            raise RLHubError(f"{env_id}: the two evals scored different example ids; re-run both with the same -n")
+        diffs = [b[example] - a[example] for example in a]
+        n = len(diffs)
+        mean_diff = sum(diffs) / n
+        sd = math.sqrt(sum((d - mean_diff) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("inf")
+        half = Z_95 * sd / math.sqrt(n)
+        gained, lost = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+        k = first["sampler"].get("k", 1)
+        out.append(
+            Comparison(
+                env_id=env_id,
+                examples=n,
+                before=sum(a.values()) / n,
+                after=sum(b.values()) / n,
+                difference=mean_diff,
+                low=mean_diff - half,
+                high=mean_diff + half,
+                gained=gained,
+                lost=lost,
+                p_value=mcnemar_p(gained, lost) if k == 1 else None,
+            )
+        )
+    return out

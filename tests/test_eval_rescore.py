@@ -86,3 +86,56 @@ def test_rescore_notes_changed_data_and_needs_a_manifest(stored_eval, tmp_path):
     assert result.exit_code == 1 and "manifest.json not found" in result.output
     result = CliRunner().invoke(main, ["eval", "arithmetic-v1", "--rescore", str(out)])
     assert result.exit_code == 2 and "pass the folder alone" in result.output
+
+
+def _with_passed(src, dst, passed):
+    """A copy of the eval folder ``src`` whose records pass as ``passed`` says (one flag per record)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    data = json.loads((dst / "eval.json").read_text())
+    for record, flag in zip(data["records"], passed, strict=True):
+        record["passed"] = flag
+    (dst / "eval.json").write_text(json.dumps(data))
+    return dst
+
+
+def test_compare_pairs_two_evals_example_by_example(stored_eval, tmp_path):
+    from rlhub.evaluate import compare
+
+    _, out = stored_eval
+    before = _with_passed(out, tmp_path / "before", [False] * 8)
+    after = _with_passed(out, tmp_path / "after", [True] * 6 + [False] * 2)
+    [row] = compare(before, after)
+    assert (row.env_id, row.examples, row.before, row.after) == ("arithmetic-v1", 8, 0, 0.75)
+    assert (row.gained, row.lost) == (6, 0)
+    # differences six 1s and two 0s: sd = sqrt(1.5 / 7); half-width 1.96 sd / sqrt(8)
+    half = 1.959963984540054 * (1.5 / 7) ** 0.5 / 8**0.5
+    assert row.difference == 0.75 and abs(row.low - (0.75 - half)) < 1e-12 and abs(row.high - (0.75 + half)) < 1e-12
+    assert row.excludes_zero and row.p_value == 2 * 0.5**6
+    # Pairing matters: the same two pass rates, with the examples swapped, is no evidence.
+    mixed = _with_passed(out, tmp_path / "mixed", [True, True, False, False, True, True, True, True])
+    [row] = compare(mixed, after)
+    assert (row.gained, row.lost, row.difference) == (2, 2, 0.0) and not row.excludes_zero and row.p_value == 1.0
+
+    result = CliRunner().invoke(main, ["eval", "--compare", str(before), str(after), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["excludes_zero"] is True
+
+
+def test_compare_refuses_evals_of_other_examples_or_sampling(stored_eval, tmp_path):
+    from rlhub.errors import RLHubError
+    from rlhub.evaluate import compare
+
+    _, out = stored_eval
+    other = _with_passed(out, tmp_path / "other", [False] * 8)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["envs"][0]["data_hash"] = "0" * 16
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RLHubError, match="different examples"):
+        compare(out, other)
+    manifest["envs"][0]["data_hash"] = json.loads((out / "manifest.json").read_text())["envs"][0]["data_hash"]
+    manifest["sampler"]["temperature"] = 1.0
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["eval", "--compare", str(out), str(other)])
+    assert result.exit_code == 1 and "sampled differently (temperature" in result.output

@@ -48,6 +48,13 @@ console = Console()
     help="Re-score the completions an --out folder holds with today's envs; exit 1 if any reward changed.",
 )
 @click.option(
+    "--compare",
+    nargs=2,
+    type=click.Path(file_okay=False, exists=True),
+    metavar="BEFORE AFTER",
+    help="Pair two --out folders example by example: pass@1 before and after, the difference and its 95% interval.",
+)
+@click.option(
     "--leaderboard",
     is_flag=True,
     help="Measure the embedded model (and --model) on every env, or the ids given, at the leaderboard's sample "
@@ -75,6 +82,7 @@ def eval_cmd(
     use_wandb,
     project,
     rescore,
+    compare,
     leaderboard,
 ):
     """Score a model, adapter or endpoint on envs' test splits: pass@1, pass@k, rewards, format errors, length.
@@ -83,6 +91,7 @@ def eval_cmd(
     rlhub eval gsm8k-v1 arithmetic-v1 --model runs/my-run/checkpoints/step-000050/adapter --out evals/
     rlhub eval calculator-v1 --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --k 4
     rlhub eval --rescore evals/
+    rlhub eval --compare evals/base evals/trained
     rlhub eval --leaderboard
     """
     import os
@@ -97,6 +106,11 @@ def eval_cmd(
                 "--leaderboard writes docs/measurements.json and docs/leaderboard.*: drop --out/--rescore"
             )
         sys.exit(_leaderboard(list(env_ids), model, base_url))
+    if compare:
+        if env_ids or rescore:
+            raise click.UsageError("--compare reads two stored evals: pass the two folders alone")
+        _compare(*compare, as_json)
+        return
     if rescore:
         if env_ids:
             raise click.UsageError("--rescore re-scores a stored eval: pass the folder alone, without env ids")
@@ -220,6 +234,29 @@ def _leaderboard(env_ids: list[str], model: str | None, base_url: str | None) ->
         click.echo(f"wrote {path}")
     click.echo("the cards read the same numbers: python -m rlhub.authoring.envcard --write docs/envs.md")
     return 0
+
+
+def _compare(before: str, after: str, as_json: bool) -> None:
+    """``rlhub eval --compare``: one row per env, pass@1 before and after with the paired interval."""
+    from dataclasses import asdict
+
+    from rlhub.evaluate import compare
+
+    rows = compare(before, after)
+    if as_json:
+        click.echo(json.dumps([{**asdict(r), "excludes_zero": r.excludes_zero} for r in rows], indent=2))
+        return
+    table = Table(title=f"pass@1: {before} -> {after} (paired by example)")
+    for column in ("env", "examples", "before", "after", "difference [95% interval]", "gained / lost", "McNemar p"):
+        table.add_column(column)
+    for r in rows:
+        p = "-" if r.p_value is None else f"{r.p_value:.3g}"
+        interval = f"{r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
+        counts = f"{r.gained} / {r.lost}"
+        table.add_row(r.env_id, str(r.examples), f"{r.before:.3f}", f"{r.after:.3f}", interval, counts, p)
+    console.print(table)
+    if any(r.examples < 30 for r in rows):
+        console.print("fewer than 30 examples: the normal interval is rough; evaluate more (-n)", highlight=False)
 
 
 def _rescore(folder: str, as_json: bool) -> int:
