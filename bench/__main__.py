@@ -1,6 +1,6 @@
 """Run rlhub's benchmarks in one command and summarize them.
 
-    python -m bench                      # all five, full sizes (under 30 min on 2 idle cores)
+    python -m bench                      # all six, full sizes (under 30 min on 2 idle cores)
     python -m bench --quick              # the same code paths at small sizes (a dry run, about 8 min)
     python -m bench --only sandbox math_verification
     python -m bench --table              # the README's Performance table from bench/results/summary.json
@@ -90,6 +90,13 @@ BENCHMARKS: dict[str, Benchmark] = {
         quick="--steps 1 --warmup 1 --prompts 2 --group 2 --max-new-tokens 24 --code-max-new-tokens 48",
         expected_s=240,
         timeout_s=1200,
+    ),
+    "hub": Benchmark(
+        "6. an installed env package scoring in its sandbox vs in-process: completions/s at batch 1 and 64",
+        full="--budget 2 --rounds 5",
+        quick="--budget 0.2 --rounds 2",
+        expected_s=60,
+        timeout_s=600,
     ),
 }
 

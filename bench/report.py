@@ -24,9 +24,11 @@ TARGETS = {
     "math_speedup": 5.0,
     "bf16_speedup": 2.5,
     "ceiling_fraction": 0.20,
+    "hub_ratio_64": 0.5,
 }
 """The issues' targets: rlhub's GRPO >= 1.5x TRL's samples/s; warm pool >= 400 programs/s; math_equal >= 5x;
-rlhub in its default dtype >= 2.5x rlhub in float32, at >= 20% of the machine's bf16 matmul rate (issue 15)."""
+rlhub in its default dtype >= 2.5x rlhub in float32, at >= 20% of the machine's bf16 matmul rate (issue 15);
+an env package scoring in its sandbox >= 0.5x its in-process throughput at batch 64 (issue 24)."""
 
 
 # --- figures: the numbers each benchmark is judged by -------------------------------------------------------
@@ -156,12 +158,25 @@ def _micro_batch(r: dict) -> dict[str, Any]:
     }
 
 
+def _hub(r: dict) -> dict[str, Any]:
+    per_s = r["completions_per_s"]
+    return {
+        "env": r["env"],
+        "rounds": r["rounds"],
+        "in_process_per_s": per_s["in-process"],
+        "sandbox_per_s": per_s["sandbox"],
+        "ratio": r["ratio_sandbox_over_in_process"],
+        "sandbox_start_s": r["sandbox_start_s"],
+    }
+
+
 FIGURES: dict[str, Callable[[dict], dict[str, Any]]] = {
     "trainer_vs_trl": _trainer_vs_trl,
     "learning_curves": _learning_curves,
     "sandbox": _sandbox,
     "math_verification": _math_verification,
     "overhead": _overhead,
+    "hub": _hub,
 }
 
 
@@ -367,12 +382,30 @@ def _rows_micro_batch(f: dict) -> list[Row]:
     ]
 
 
+def _rows_hub(f: dict) -> list[Row]:
+    rows = []
+    for size, ratio in f["ratio"].items():
+        target = TARGETS["hub_ratio_64"] if size == "64" else None
+        rows.append(
+            (
+                f"scoring throughput of an installed env package (`{f['env']}`, arithmetic), completions/s, batches "
+                f"of {size}, median of {f['rounds']} alternating rounds",
+                f"in-process (trusted): {f['in_process_per_s'][size]:,.0f}/s",
+                f"in its sandbox: {f['sandbox_per_s'][size]:,.0f}/s",
+                f"{ratio:.2f}x",
+                "-" if target is None else f"≥ {target}x: {_met(ratio >= target)}",
+            )
+        )
+    return rows
+
+
 ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "trainer_vs_trl": _rows_trainer_vs_trl,
     "learning_curves": _rows_learning_curves,
     "sandbox": _rows_sandbox,
     "math_verification": _rows_math_verification,
     "overhead": _rows_overhead,
+    "hub": _rows_hub,
 }
 
 
@@ -402,6 +435,9 @@ def _cpu(machine: dict) -> str:
     return f"{machine['cpu']} ({', '.join(isa) or 'no AVX2/AVX-512/AMX'})"
 
 
+COUNTS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")))
+
+
 def render_table(summary: dict) -> str:
     """The README's Performance block: a note on how it was measured, the table, and its markers."""
     m = summary["machine"]
@@ -413,10 +449,12 @@ def render_table(summary: dict) -> str:
     commit = ", ".join(commits or [(m.get("git_commit") or "unknown")[:7]])
     commit += " with uncommitted changes" if m.get("git_dirty") else ""
     minutes = sum(e.get("wall_s") or 0 for e in summary["benchmarks"].values()) / 60
+    count = len(summary["benchmarks"])
     lines = [
         TABLE_START,
         f"Measured by `python -m bench` on {when}: {_cpu(m)}, {m['cores_usable']} cores, {m['ram_gb']:.0f} GB RAM, "
-        f"Python {m['python']}, torch {m['torch']}, commit {commit}; {minutes:.0f} min for the five benchmarks. "
+        f"Python {m['python']}, torch {m['torch']}, commit {commit}; {minutes:.0f} min for the "
+        f"{COUNTS.get(count, count)} benchmarks. "
         "Each row is one side-by-side measurement in the same run; ratios are rlhub over the anchor.",
         "",
     ]

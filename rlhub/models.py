@@ -96,8 +96,9 @@ _console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def cache_root() -> Path:
-    """The rlhub cache folder: ``$RLHUB_CACHE`` if set, else ``~/.cache/rlhub``."""
-    return Path(os.environ.get("RLHUB_CACHE") or "~/.cache/rlhub").expanduser()
+    """The rlhub cache folder: ``$RLHUB_CACHE`` if set, else ``$XDG_CACHE_HOME/rlhub``, else ``~/.cache/rlhub``."""
+    root = os.environ.get("RLHUB_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "rlhub")
+    return Path(root).expanduser()
 
 
 def _embedded(name: str) -> EmbeddedModel:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hub_packages import write_package
 
 import rlhub
 from rlhub.authoring.scaffold import new_env
@@ -27,20 +28,6 @@ from rlhub.hub.sandbox import bwrap_problem
 
 pytestmark = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
 SECRETS = {"WANDB_API_KEY": "wandb-secret-1", "OPENAI_API_KEY": "sk-secret-2", "HF_TOKEN": "hf_secret_3"}
-
-ENV_MODULE = """
-import math, os, socket, sys, time
-from rlhub.envs.arithmetic import ArithmeticEnv
-from rlhub.types import Score
-
-PLACES = {places!r}
-
-
-class PackageEnv(ArithmeticEnv):
-    def score_batch(self, completions, examples):
-{attack}
-        return super().score_batch(completions, examples)
-"""
 
 ATTACKS = {
     "benign": "pass",
@@ -87,24 +74,6 @@ GOLD_SEES_ENVIRONMENT = """
     def gold_completion(self, example):
         return {"seen": {k: os.environ.get(k) for k in PLACES["secrets"]}, "home": os.path.expanduser("~")}
 """
-
-
-def write_package(root: Path, name: str, attack: str, places: dict, *, extra: str = "", init: str = "") -> Path:
-    """A scaffolded env package whose env is ``PackageEnv`` above, running ``attack`` when it scores."""
-    slug = f"attack-{name}" if name != "victim" else "victim"
-    src = root / "src" / slug
-    _, written = new_env(slug, "math", package=src)
-    package = next(p.parent for p in written if p.name == "__init__.py")
-    module = package / "env.py"
-    module.write_text(ENV_MODULE.format(places=places, attack=textwrap.indent(attack, " " * 8)) + extra)
-    init_file = package / "__init__.py"
-    text = init_file.read_text()
-    start = text.index('"entry_point": ') + len('"entry_point": ')
-    end = text.index(",", start)
-    init_file.write_text(init + text[:start] + repr(f"{package.name}.env:PackageEnv") + text[end:])
-    manifest = package / "rlhub.toml"
-    manifest.write_text(manifest.read_text().replace("cpu_seconds = 10", "cpu_seconds = 2"))
-    return src
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +223,29 @@ def test_trusted_package_runs_in_process_and_the_choice_is_logged(site, monkeypa
         assert written.read_text() == "pwned"  # what the sandbox stops, in-process
     finally:
         written.unlink(missing_ok=True)
+
+
+def test_a_lock_that_trusts_a_package_at_its_version_runs_it_in_process(site, monkeypatch, caplog, tmp_path):
+    """``trust = "in-process"`` in rlhub.lock counts for the pinned version only, and is logged like $RLHUB_TRUST."""
+    from rlhub.hub import isolation
+    from rlhub.hub.lock import write_lock
+
+    isolation._log_trust.cache_clear()
+    monkeypatch.delenv("RLHUB_TRUST", raising=False)
+    lock = tmp_path / "rlhub.lock"
+    monkeypatch.setenv("RLHUB_LOCK", str(lock))
+    pinned = {
+        "name": "rlhub-env-attack-write", "version": "0.1.0", "envs": ["attack-write-v0"], "index_url": "x",
+        "wheel_sha256": "0" * 64, "code_hash": "c", "data_hash": "d", "reward_hash": "r", "trust": "in-process",
+        "files": {},
+    }  # fmt: skip
+    write_lock(lock, [{**pinned, "version": "0.0.9"}])  # another version: still sandboxed
+    assert isinstance(rlhub.make("attack-write-v0"), SandboxedEnv)
+    write_lock(lock, [{**pinned, "trust": "sandbox"}])
+    assert isinstance(rlhub.make("attack-write-v0"), SandboxedEnv)
+    write_lock(lock, [pinned])
+    assert not isinstance(rlhub.make("attack-write-v0"), SandboxedEnv)
+    assert any("trusted by rlhub.lock" in r.getMessage() for r in caplog.records)
 
 
 def test_manifest_errors_name_the_key_and_the_fix(tmp_path):

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rlhub.cli.eval import _served, eval_cmd
 from rlhub.errors import RLHubError
+from rlhub.hub.cli import hub
 
 console = Console()
 
@@ -43,7 +44,7 @@ def envs():
 @click.option("--domain", type=click.Choice(["math", "code", "tool", "instruction"]), help="Only this domain.")
 @click.option("--family", help="List the envs of an id family (rg: reasoning-gym tasks) instead.")
 def envs_list(as_json: bool, domain: str | None, family: str | None):
-    """Every registered environment, then the id families (rg/<task>-v0) made on demand."""
+    """Every registered environment, then the id families (rg/<task>-v1) made on demand."""
     from rlhub.env.registry import FAMILIES, list_envs
     from rlhub.env.registry import family as family_module
 
@@ -349,6 +350,7 @@ def envs_build(env_id: str):
 
 
 main.add_command(eval_cmd)
+main.add_command(hub)
 main.add_command(envs, name="env")  # `rlhub env build ENV_ID` reads as well as `rlhub envs build`
 
 

@@ -36,7 +36,7 @@ DATA_FIELDS = ("source", "version", "shipped")
 (``version``), and the folder under ``data/`` holding rlhub's copy with its LICENSE (``shipped``, or absent)."""
 ENTRY_POINT_GROUP = "rlhub.envs"
 FAMILIES = {"rg": "rlhub.envs.reasoning_gym"}
-"""Id namespaces whose envs a module makes on demand instead of listing them: ``rg/<task>-v0`` is any
+"""Id namespaces whose envs a module makes on demand instead of listing them: ``rg/<task>-v1`` is any
 reasoning-gym task (the ``rg`` extra). The module gives ``FAMILY`` (a one-line summary),
 ``family_spec(env_id)`` and ``family_specs()``; family envs are not in :func:`list_envs`."""
 
@@ -292,11 +292,16 @@ def make(env_id: str, **config: Any):
 
     ``env_id`` may also be the URL of a served env (``http://127.0.0.1:8700/countdown-v0``, see
     ``rlhub serve``); ``config`` then holds the client's options (``token``, ``retries``, ``timeout``).
+    ``word-count-v0@0.1.0`` is an env from a hub package pinned in ``rlhub.lock`` (see ``rlhub.hub.lock``).
     """
     if env_id.startswith(("http://", "https://")):
         from rlhub.serve.client import RemoteEnv
 
         return RemoteEnv(env_id, **config)
+    if "@" in env_id:
+        from rlhub.hub.lock import check_locked
+
+        env_id = check_locked(env_id)  # NAME@VERSION: its package's installed files must be those rlhub.lock pins
     return get_spec(env_id).make(**config)
 
 
@@ -307,7 +312,7 @@ def family(namespace: str):
 
 def gym_id(env_id: str) -> str:
     """The gymnasium id of an env: ``rlhub/<env_id>``, with a namespace's slash turned into a dot
-    (``rg/leg_counting-v0`` -> ``rlhub/rg.leg_counting-v0``): gymnasium ids have at most one slash."""
+    (``rg/leg_counting-v1`` -> ``rlhub/rg.leg_counting-v1``): gymnasium ids have at most one slash."""
     return f"rlhub/{env_id.replace('/', '.')}"
 
 

@@ -172,12 +172,47 @@ def guarded_env(env, bound: float, memory_mb: int):
     return env
 
 
+class Enforced:
+    """ASGI middleware: each request gets the CPU budget anew, and one that recorded a violation (even one the
+    env's code caught) is answered 403 with the violation instead of its response.
+
+    A plain ASGI layer rather than ``@app.middleware``: that one costs a task and a stream per request, as much
+    as scoring a small batch.
+    """
+
+    def __init__(self, app, cpu_seconds: float, memory_mb: int) -> None:
+        self.app, self.cpu_seconds, self.memory_mb = app, cpu_seconds, memory_mb
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit_cpu(self.cpu_seconds)
+        del violations[:]
+        held = []  # the response waits until the request is done: a violation found at its end replaces it
+
+        async def hold(message) -> None:
+            held.append(message)
+
+        try:
+            await self.app(scope, receive, hold)
+        except Exception as exc:
+            if isinstance(exc, MemoryError):
+                violation("memory", f"{scope['path']} ran out of its {self.memory_mb} MiB")
+            if not violations:
+                raise
+        if violations:
+            from fastapi.responses import JSONResponse
+
+            answer = JSONResponse({"detail": violations[0]["detail"], "violation": violations[0]}, status_code=403)
+            return await answer(scope, receive, send)
+        for message in held:
+            await send(message)
+
+
 def serve(config: dict, entries: list) -> None:
     import socket
 
     import uvicorn
-    from fastapi import Request
-    from fastapi.responses import JSONResponse
 
     from rlhub.env.registry import parse_registry
     from rlhub.errors import ConfigError
@@ -195,21 +230,7 @@ def serve(config: dict, entries: list) -> None:
         print(json.dumps({"config_error": str(exc)}))
         sys.exit(VIOLATION_EXIT + 1)
 
-    @app.middleware("http")
-    async def enforce(request: Request, call_next):
-        limit_cpu(config["cpu_seconds"])
-        del violations[:]
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            if isinstance(exc, MemoryError):
-                violation("memory", f"{request.url.path} ran out of its {config['memory_mb']} MiB")
-            if not violations:
-                raise
-        if violations:
-            return JSONResponse({"detail": violations[0]["detail"], "violation": violations[0]}, status_code=403)
-        return response
-
+    app.add_middleware(Enforced, cpu_seconds=config["cpu_seconds"], memory_mb=config["memory_mb"])
     listener = socket.socket(fileno=config["socket_fd"])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     server.run(sockets=[listener])

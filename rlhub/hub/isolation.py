@@ -15,11 +15,13 @@ import json
 import logging
 import os
 import re
+import sys
 from typing import Any
 
 from rlhub.errors import RLHubError
+from rlhub.hub import entries_cache
 from rlhub.hub.manifest import Capabilities, installed_manifest
-from rlhub.hub.sandbox import EnvSandbox, SandboxPlan
+from rlhub.hub.sandbox import SERVER_PATH, EnvSandbox, SandboxPlan
 
 TRUST_VARIABLE = "RLHUB_TRUST"
 log = logging.getLogger(__name__)
@@ -37,24 +39,50 @@ def package_of(source: str) -> str | None:
 
 
 def isolated(source: str) -> bool:
-    """Whether envs from ``source`` run in a sandbox: every package's but those named in ``$RLHUB_TRUST``."""
+    """Whether envs from ``source`` run in a sandbox: every package's but those named in ``$RLHUB_TRUST`` and
+    those the lock (``rlhub.lock``, or ``$RLHUB_LOCK``) pins at this version with ``trust = "in-process"``."""
     package = package_of(source)
     if package is None:
         return False
     trusted = {_canonical(name) for name in os.environ.get(TRUST_VARIABLE, "").split(",") if name.strip()}
     if _canonical(package) in trusted:
-        _log_trust(package)
+        _log_trust(package, f"${TRUST_VARIABLE}")
+        return False
+    version = source.partition("==")[2]
+    if version and (_canonical(package), version) in _lock_trusted():
+        _log_trust(package, "rlhub.lock (trust = in-process)")
         return False
     return True
 
 
+def _lock_trusted() -> set[tuple[str, str]]:
+    """(package, version) pairs the lock marks ``trust = "in-process"``; re-read when the lock file changes."""
+    from rlhub.hub.lock import default_lock_path
+
+    path = default_lock_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return set()
+    return _read_lock_trusted(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
 @functools.cache
-def _log_trust(package: str) -> None:
+def _read_lock_trusted(path: str, mtime_ns: int, size: int) -> set[tuple[str, str]]:
+    from pathlib import Path
+
+    from rlhub.hub.lock import read_lock
+
+    return {(_canonical(p["name"]), p["version"]) for p in read_lock(Path(path)) if p["trust"] == "in-process"}
+
+
+@functools.cache
+def _log_trust(package: str, by: str) -> None:
     log.warning(
-        "environment package %r runs in-process, trusted by $%s: its code has this process's files, "
+        "environment package %r runs in-process, trusted by %s: its code has this process's files, "
         "environment variables and network",
         package,
-        TRUST_VARIABLE,
+        by,
     )
 
 
@@ -68,23 +96,53 @@ def _capabilities(entry_point: importlib.metadata.EntryPoint) -> tuple[Capabilit
 def sandboxed_entries(entry_point: importlib.metadata.EntryPoint) -> list[dict[str, Any]]:
     """The registry entries of an isolated package's entry point, loaded in its sandbox (its import runs there).
 
+    The entries are cached on disk (:mod:`rlhub.hub.entries_cache`) under a hash of the package's installed files:
+    while those are unchanged, a load costs hashing them instead of starting a sandbox.
+
     Raises:
         CapabilityViolation: Importing it tried something its manifest does not declare.
         RLHubError: It registers an env its manifest does not list.
     """
     capabilities, declared = _capabilities(entry_point)
-    entries = SandboxPlan(entry_point.dist, entry_point, capabilities).entries()
+    key = _entries_key(entry_point)
+    package = entry_point.dist.name
+    entries = None if key is None else entries_cache.read(package, entry_point.name, key)
+    fresh = entries is None
+    if fresh:
+        entries = SandboxPlan(entry_point.dist, entry_point, capabilities).entries()
     if not isinstance(entries, list):
         raise RLHubError(f"entry point {entry_point.value!r} gave {type(entries).__name__}, not a list of entries")
     for entry in entries:
         env_id = entry.get("id") if isinstance(entry, dict) else None
         if declared is not None and env_id not in declared:
             raise RLHubError(
-                f"environment package {entry_point.dist.name!r} registers {env_id!r}, which its rlhub.toml does "
+                f"environment package {package!r} registers {env_id!r}, which its rlhub.toml does "
                 f"not list (envs = {list(declared)}): add it there"
             )
         _entry_points[env_id] = entry_point
+    if fresh and key is not None:
+        entries_cache.write(package, entry_point.name, key, entries)
     return entries
+
+
+def _entries_key(entry_point: importlib.metadata.EntryPoint) -> str | None:
+    """What an entry point's entries are cached under: a hash of its package's installed files, the entry point,
+    the Python version and the sandbox server that reads them. None (not cached) for a package whose installed
+    files do not hold its code (an editable install), or that has a file it cannot read."""
+    dist = entry_point.dist
+    try:
+        editable = json.loads(dist.read_text("direct_url.json") or "{}").get("dir_info", {}).get("editable")
+    except (ValueError, AttributeError):
+        editable = True  # pip's record of where it came from does not parse: do not rely on its files either
+    if editable or dist.read_text("RECORD") is None:
+        return None
+    try:
+        h = _files_hash(dist)
+    except RLHubError:  # an installed file it cannot read: the sandbox says what that breaks
+        return None
+    for part in (entry_point.name, entry_point.value, sys.version, SERVER_PATH.read_text(encoding="utf-8")):
+        h.update(b"\0" + part.encode())
+    return h.hexdigest()
 
 
 def make_sandboxed(spec, overrides: dict[str, Any]):
@@ -106,7 +164,13 @@ def make_sandboxed(spec, overrides: dict[str, Any]):
 
 def installed_hash(spec) -> str:
     """sha256 over an isolated package's installed files (bytes, not import) and ``spec``'s default config."""
-    dist = importlib.metadata.distribution(package_of(spec.source))
+    h = _files_hash(importlib.metadata.distribution(package_of(spec.source)))
+    h.update(json.dumps(spec.config, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _files_hash(dist: importlib.metadata.Distribution):
+    """A sha256 object fed with each installed file's path and bytes (bytecode and pip's records left out)."""
     h = hashlib.sha256()
     for file in sorted(dist.files or [], key=str):
         if "__pycache__" in file.parts or file.name in ("RECORD", "INSTALLER", "direct_url.json"):
@@ -115,5 +179,4 @@ def installed_hash(spec) -> str:
             h.update(str(file).encode() + b"\0" + dist.locate_file(file).read_bytes())
         except OSError as exc:
             raise RLHubError(f"environment package {dist.name!r}: installed file {file} unreadable: {exc}")
-    h.update(json.dumps(spec.config, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
+    return h

@@ -1,0 +1,155 @@
+"""``rlhub hub install NAME[@VERSION]`` and ``rlhub hub sync``: env packages from the hub, pinned in ``rlhub.lock``.
+
+Install takes the version from the hub index and pip-installs exactly its wheel: ``--require-hashes`` with the
+wheel's sha256 from the index, ``--no-deps`` (an env package's dependencies must already be installed: rlhub
+itself, and what its README names). It then checks the installed files against the index's code and data
+hashes, re-scores the published frozen rollouts against the index's reward hash, runs ``rlhub validate`` on
+every env (in the sandbox, as training will), and records the package in the lock. ``sync`` installs what
+the lock pins, checks every file against it, and writes the lock again (the same bytes when all is well).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rlhub.errors import RLHubError
+from rlhub.hub.freeze import last_line
+from rlhub.hub.index import find, read_index
+from rlhub.hub.lock import TRUST_LEVELS, content_hashes, installed_file_hashes, read_lock, record, write_lock
+
+
+def pip_install(name: str, version: str, wheel_sha256: str, index_url: str) -> None:
+    """pip-install exactly ``name==version``, the wheel whose sha256 is ``wheel_sha256``, from ``index_url``."""
+    with tempfile.TemporaryDirectory(prefix="rlhub-install-") as folder:
+        requirements = Path(folder) / "requirements.txt"
+        requirements.write_text(f"{name}=={version} --hash=sha256:{wheel_sha256}\n", encoding="utf-8")
+        command = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
+        command += ["--force-reinstall", "--only-binary", ":all:", "--require-hashes", "--index-url", index_url]
+        done = subprocess.run([*command, "-r", str(requirements)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RLHubError(f"pip could not install {name}=={version} from {index_url}: {last_line(done.stderr)}")
+    importlib.invalidate_caches()
+
+
+def _check_requirements(name: str) -> None:
+    """Refuse an installed package whose own requirements are not installed (pip ran with ``--no-deps``)."""
+    from packaging.requirements import Requirement
+
+    for text in importlib.metadata.requires(name) or []:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            found = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            found = None
+        if found is None or not requirement.specifier.contains(found, prereleases=True):
+            raise RLHubError(f"{name} needs {requirement} ({found or 'not installed'} here): "
+                             f"pip install '{requirement}' first, then install it again")  # fmt: skip
+
+
+def _fresh_registry() -> None:
+    from rlhub.env import registry
+
+    registry.clear_cache()
+
+
+def _check_against_index(name: str, version: str, entry: dict[str, Any]) -> dict[str, str]:
+    files = installed_file_hashes(name)
+    code_hash, data_hash = content_hashes(files)
+    if (code_hash, data_hash) != (entry["code_hash"], entry["data_hash"]):
+        raise RLHubError(
+            f"{name} {version} installed with code/data hashes {code_hash}/{data_hash}, the hub index says "
+            f"{entry['code_hash']}/{entry['data_hash']}: the index and the package disagree"
+        )
+    return files
+
+
+def _check_rewards(name: str, version: str, entry: dict[str, Any]) -> None:
+    from rlhub.hub.freeze import rescore, reward_hash
+
+    found = reward_hash(rescore(entry["rollouts"]))
+    if found != entry["reward_hash"]:
+        raise RLHubError(f"{name} {version} gives its published rollouts other rewards here (reward hash {found}, "
+                         f"the hub index says {entry['reward_hash']}); do not train on it: report it")  # fmt: skip
+
+
+def _validate(name: str, envs: list[str]) -> None:
+    from rlhub.authoring.validate import validate_env
+
+    for env_id in envs:
+        report = validate_env(env_id)
+        failed = [c.name for c in report.checks if not c.passed]
+        if failed:
+            raise RLHubError(f"{name}: {env_id} fails {', '.join(failed)} here; not recorded in the lock "
+                             f"(`rlhub validate {env_id}` shows why)")  # fmt: skip
+
+
+def install(ref: str, hub: str, lock_path: Path, trust: str = "sandbox", validate: bool = True) -> dict[str, Any]:
+    """Install ``NAME[@VERSION]`` from the hub index at ``hub``, check it, validate it and pin it in the lock.
+
+    Args:
+        ref: A package or env id, with ``@VERSION`` of the package or without (the newest).
+        hub: The hub index's URL.
+        lock_path: The lock to record it in.
+        trust: ``sandbox`` (default) or ``in-process``.
+        validate: Run ``rlhub validate`` on each env before recording it.
+
+    Returns:
+        The lock entry written.
+    """
+    if trust not in TRUST_LEVELS:
+        raise RLHubError(f"trust must be one of {TRUST_LEVELS}, got {trust!r}")
+    package, version = find(read_index(hub), ref)
+    entry = package["versions"][version]
+    name = package["name"]
+    pip_install(name, version, entry["wheel"]["sha256"], entry["index_url"])
+    files = _check_against_index(name, version, entry)
+    _check_requirements(name)
+    _fresh_registry()
+    _check_rewards(name, version, entry)
+    if validate:
+        _validate(name, entry["envs"])
+    locked = {
+        "name": name,
+        "version": version,
+        "envs": sorted(entry["envs"]),
+        "index_url": entry["index_url"],
+        "wheel_sha256": entry["wheel"]["sha256"],
+        "code_hash": entry["code_hash"],
+        "data_hash": entry["data_hash"],
+        "reward_hash": entry["reward_hash"],
+        "trust": trust,
+        "files": files,
+    }
+    record(lock_path, locked)
+    return locked
+
+
+def sync(lock_path: Path) -> list[dict[str, Any]]:
+    """Install every package the lock pins, check each installed file against it, and write it again.
+
+    Returns:
+        The lock's packages.
+    """
+    packages = read_lock(lock_path)
+    if not packages:
+        raise RLHubError(f"{lock_path} pins no packages; `rlhub hub install NAME` adds one")
+    synced = []
+    for package in packages:
+        pip_install(package["name"], package["version"], package["wheel_sha256"], package["index_url"])
+        files = installed_file_hashes(package["name"])
+        changed = sorted(p for p in set(files) | set(package["files"]) if files.get(p) != package["files"].get(p))
+        if changed:
+            raise RLHubError(f"{package['name']} {package['version']} installed file {changed[0]} differs from "
+                             f"{lock_path}; the wheel on {package['index_url']} is not the one locked")  # fmt: skip
+        synced.append({**package, "files": files})
+    write_lock(lock_path, synced)
+    _fresh_registry()
+    return synced
