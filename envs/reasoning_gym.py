@@ -1,28 +1,35 @@
-"""rg: any of reasoning-gym's procedural tasks as an rlhub environment, by name (``rg/<task>-v0``).
+"""rg: any of reasoning-gym's procedural tasks as an rlhub environment, by name (``rg/<task>-v1``).
 
 Task: reasoning-gym (Apache-2.0; ``pip install 'rlhub[rg]'``) generates about a hundred kinds of
 reasoning problems: arithmetic, algebra, logic puzzles, games, graphs, ciphers, ARC grids. 93 of the
 106 tasks of its version 0.1.25 are served (``EXCLUDED`` says why not the others), each by name:
-``rlhub.make("rg/leg_counting-v0")`` serves its ``leg_counting`` task; ``task_config={...}`` sets the
+``rlhub.make("rg/leg_counting-v1")`` serves its ``leg_counting`` task; ``task_config={...}`` sets the
 task's own options (the fields of its config dataclass, e.g. ``{"max_animals": 5}``). Example ``i`` of
 a split is item ``i`` of a reasoning-gym dataset whose seed is drawn from (seed, split), so (seed,
 index) reproduces it; each split's seeds lie in a range of their own, so train and test never share an
 item seed. The ids are made on demand (``rlhub.env.registry.FAMILIES``), not listed in registry.yaml:
 ``rlhub envs list --family rg`` lists them, and importing this module registers them with gymnasium
-(``gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.leg_counting-v0")``).
+(``gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.leg_counting-v1")``).
 
 Output format: reasoning in ``<think>...</think>``, the answer in ``<answer>...</answer>``, written the
 way the question asks (a number, a list, a grid, a move sequence).
 
-Rewards: ``correct`` (1.0 iff reasoning-gym's own ``score_answer`` gives the text of the answer block
-full marks; weight 1.0), ``format`` (exact think/answer layout, weight ``format_weight``), ``rg_score``
+Rewards: ``correct`` (1.0 iff reasoning-gym's own ``score_answer`` gives the answer block full
+marks; weight 1.0), ``format`` (exact think/answer layout, weight ``format_weight``), ``rg_score``
 (``score_answer`` itself, in [0, 1], with the partial credit many tasks give, e.g. 0.01 for any answer
 of the right form or a share for a near miss; weight 0: logged, and a recipe may weight it). Both read
 0 without an answer block, when the scorer raises, and for an answer :func:`plausible` refuses (padded
 to ten times the reference's length, or with look-alike digits), since several scorers read leniently.
+Most scorers compare exact strings, so the answer goes to them as :func:`presented` writes it: without
+markup around all of it (``**438**``, ``$438$``, ``\\boxed{438}``), and, where the reference is a plain
+number, the same number written otherwise (``438.0``, ``+438``, ``438.``, ``1,438``) as the reference.
 
 Version history:
     v0: first version (reasoning-gym 0.1.25).
+    v1: presentation no longer costs a right answer its reward (issue 25's audit: 85.7% of right answers
+        refused on leg_counting and letter_counting): markup around the whole answer is removed, and a
+        numeric reference's number written with a sign, zeros after the point, a full stop or thousands
+        separators is scored as the reference's spelling (see :func:`presented`).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import re
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from random import Random
 from typing import Any
@@ -47,12 +55,12 @@ from typing import Any
 from rlhub.env import ConfigError, EnvConfig, Example, ProceduralEnv, RLHubError, Rubric
 from rlhub.env.registry import EnvSpec, register_with_gymnasium
 from rlhub.rewards.format import think_answer_format
-from rlhub.rewards.parsing import completion_text, extract_answer
+from rlhub.rewards.parsing import boxed_span, completion_text, extract_answer
 
 log = logging.getLogger(__name__)
 
-VERSION = 0
-FAMILY = "any reasoning-gym task by name, e.g. rg/leg_counting-v0"
+VERSION = 1
+FAMILY = "any reasoning-gym task by name, e.g. rg/leg_counting-v1"
 INSTALL = "pip install 'rlhub[rg]'"
 ID_PATTERN = re.compile(r"^rg/([a-z0-9_]+)-v(\d+)$")
 
@@ -72,7 +80,7 @@ EXCLUDED = {
     "puzzle24": "its score_answer does not check the puzzle's numbers: any four numbers that make 24 score 1.0",
     "propositional_logic": "it accepts any formula the premises entail, so copying a premise often scores 1.0",
 }
-"""Tasks of reasoning-gym 0.1.25 that ``rg/<task>-v0`` does not serve, and why."""
+"""Tasks of reasoning-gym 0.1.25 that ``rg/<task>-v1`` does not serve, and why."""
 
 REFERENCE_KEYS = ("possible_answer", "example_answer", "example_correct_answer")
 """Metadata fields holding a correct answer, for tasks whose ``answer`` is None (any valid solution scores)."""
@@ -84,7 +92,7 @@ MAX_EXAMPLES = 2**24
 
 def _reasoning_gym():
     if importlib.util.find_spec("reasoning_gym") is None:
-        raise RLHubError(f"rg/<task>-v0 environments need reasoning-gym: {INSTALL}")
+        raise RLHubError(f"rg/<task>-v{VERSION} environments need reasoning-gym: {INSTALL}")
     import reasoning_gym
 
     return reasoning_gym
@@ -117,15 +125,17 @@ def _task(name: str) -> tuple[type, type]:
 
 
 def family_spec(env_id: str) -> EnvSpec:
-    """The spec of ``rg/<task>-v0``, made from the task's dataset class."""
+    """The spec of ``rg/<task>-v1``, made from the task's dataset class."""
     match = ID_PATTERN.match(env_id)
     if not match:
         raise RLHubError(f"{env_id!r} is not a reasoning-gym id; they look like 'rg/leg_counting-v{VERSION}'")
     name, version = match.group(1), int(match.group(2))
     dataset_cls, _ = _task(name)
-    if version != VERSION:
+    if version != VERSION:  # as for registered envs: an old id is an error that names its successor
+        current = f"rg/{name}-v{VERSION}"
         raise RLHubError(
-            f"{env_id!r}: the reasoning-gym adapter has only version {VERSION}; use 'rg/{name}-v{VERSION}'"
+            f"{env_id!r} is not served: the reasoning-gym adapter is at version {VERSION}. "
+            f"Use {current!r} (what changed: rlhub envs show {current})"
         )
     category = dataset_cls.__module__.split(".")[1]
     summary = (inspect.getdoc(dataset_cls) or "").split("\n")[0].rstrip(".")
@@ -143,14 +153,14 @@ def family_spec(env_id: str) -> EnvSpec:
 
 
 def family_specs() -> list[EnvSpec]:
-    """Every ``rg/<task>-v0`` spec, sorted by id (raises with the install command when the extra is missing)."""
+    """Every ``rg/<task>-v1`` spec, sorted by id (raises with the install command when the extra is missing)."""
     return [family_spec(f"rg/{name}-v{VERSION}") for name in tasks()]
 
 
 @dataclass
 class ReasoningGymConfig(EnvConfig):
     task: str = ""
-    """The reasoning-gym task; the id ``rg/<task>-v0`` sets it."""
+    """The reasoning-gym task; the id ``rg/<task>-v1`` sets it."""
     task_config: dict[str, Any] = field(default_factory=dict)
     """Options of the task's own config dataclass (``{"max_animals": 5}``); rlhub sets its seed and size."""
 
@@ -159,7 +169,7 @@ class ReasoningGymConfig(EnvConfig):
         if self.answer_format != "tags":
             raise ConfigError("reasoning-gym answers are free text (lists, grids, moves): set answer_format='tags'")
         if not self.task:
-            raise ConfigError("task is empty: make the env by id, rlhub.make('rg/leg_counting-v0')")
+            raise ConfigError(f"task is empty: make the env by id, rlhub.make('rg/leg_counting-v{VERSION}')")
         try:
             _, config_cls = _task(self.task)
         except RLHubError as exc:
@@ -209,6 +219,101 @@ def plausible(answer: str, reference: str) -> bool:
     )
 
 
+WRAPPERS = (
+    ("***", "***"),
+    ("**", "**"),
+    ("__", "__"),
+    ("*", "*"),
+    ("`", "`"),
+    ("$$", "$$"),
+    ("$", "$"),
+    ("\\(", "\\)"),
+    ("\\[", "\\]"),
+    ("\\boxed{", "}"),
+)
+"""Markup a model puts around a whole answer, longest first: markdown emphasis and code, math delimiters."""
+
+NUMBER_REFERENCE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?", re.ASCII)
+"""A reference that is a plain number: an integer or decimal, without a plus sign or leading zeros."""
+
+NUMBER_ANSWER = re.compile(
+    r"""(?P<sign>[+\-\u2212]?)
+    (?P<whole>[1-9]\d{0,2}(?P<sep>,|\ |\\,|\{,\})\d{3}(?:(?P=sep)\d{3})*|0|[1-9]\d*)?
+    (?P<fraction>\.\d+)?
+    \.?""",
+    re.ASCII | re.VERBOSE,
+)
+"""An answer that is a plain number: a sign (``+438``, ``\u2212438``), zeros after the decimal point, a bare
+decimal point or a full stop (``438.0``, ``438.``, ``.5``), thousands in groups of three (``1,000``, ``1 000``,
+``1\\,000``, ``1{,}000``, as rlhub's math reward reads them). Each form keeps the reference's digits, so it
+means the reference in any base (base_conversion's references are in bases 2 to 36). Not exponents or
+fractions (``4.38e2``, ``\\frac{1}{2}`` for ``0.5``: arithmetic in base 10, and ``e`` is a hex digit), leading
+zeros (a digit string, not a count) or other groupings (``0,500`` and ``1,00`` are decimal commas)."""
+
+
+def number_value(text: str) -> Decimal | None:
+    """The value of ``text`` when it is a plain number (:data:`NUMBER_ANSWER`), else ``None``.
+
+    Example:
+        >>> number_value("1,024."), number_value("\u22120.50"), number_value("0,500"), number_value("4.38e2")
+        (Decimal('1024'), Decimal('-0.50'), None, None)
+    """
+    match = NUMBER_ANSWER.fullmatch(text)
+    if match is None or not (match["whole"] or match["fraction"]):
+        return None
+    sign = "-" if match["sign"] in ("-", "\u2212") else ""
+    return Decimal(sign + re.sub(r"\D", "", match["whole"] or "0") + (match["fraction"] or ""))
+
+
+def _inside(text: str, opener: str, closer: str) -> str | None:
+    """What ``opener ... closer`` wraps when it wraps all of ``text`` and nothing in it closes earlier."""
+    if len(text) <= len(opener) + len(closer) or not (text.startswith(opener) and text.endswith(closer)):
+        return None
+    inner = text[len(opener) : -len(closer)]
+    if not inner.strip():
+        return None
+    if opener == "\\boxed{":
+        return inner.strip() if boxed_span(text) == (len(opener), len(text) - 1) else None  # its brace closes last
+    if closer[:2] in inner:
+        return None  # ``**2** + **3**`` is two bold parts, not one bold answer; so is ``***x**2***``
+    if opener[0] in "*_`" and (inner != inner.strip() or opener[0] in (inner[0], inner[-1])):
+        return None  # not emphasis as markdown reads it: ``* 3 *``, or a longer run of the same mark
+    return inner.strip()
+
+
+def unwrapped(answer: str, reference: str) -> str:
+    """``answer`` without the :data:`WRAPPERS` around all of it, layer by layer (``**$438$**``).
+
+    A wrapper that the reference itself has around all of it is content, and stays (fraction_simplification's
+    references are ``$49/389$``). Stars or underscores inside an answer (``8*(3 + 4)``) are left alone.
+
+    Example:
+        >>> unwrapped("**$438$**", "438"), unwrapped("2*3*4", "24"), unwrapped("$4/5$", "$4/5$")
+        ('438', '2*3*4', '$4/5$')
+    """
+    text, own = answer.strip(), [w for w in WRAPPERS if _inside(reference.strip(), *w) is None]
+    while True:  # each layer peeled shortens the text
+        inner = next((i for i in (_inside(text, *w) for w in own) if i is not None), None)
+        if inner is None:
+            return text
+        text = inner
+
+
+def presented(answer: str, reference: str) -> str:
+    """The answer as reasoning-gym's scorer gets it: :func:`unwrapped`, and, when ``reference`` is a plain
+    number (:data:`NUMBER_REFERENCE`), a plain number of exactly its value (:func:`number_value`) spelled as
+    the reference. Most of its scorers compare exact strings, so ``438.0`` or ``**438**`` scored 0 for 438.
+
+    Example:
+        >>> presented("438.0", "438"), presented("**+438.**", "438"), presented("438.01", "438")
+        ('438', '438', '438.01')
+    """
+    text = unwrapped(answer, reference)
+    if NUMBER_REFERENCE.fullmatch(reference) and number_value(text) == Decimal(reference):
+        return reference
+    return text
+
+
 class Scorer:
     """One task's ``score_answer``, total on model output and memoized (two rewards read each score)."""
 
@@ -217,11 +322,13 @@ class Scorer:
         self.cache: dict[tuple, float] = {}
 
     def __call__(self, completion: Any, answer: Any, question: str, metadata: dict[str, Any]) -> float:
-        """The score in [0, 1]: 0 without an answer block, for an implausible answer, or when the scorer raises."""
+        """The score in [0, 1] of the answer block as :func:`presented` writes it: 0 without an answer block,
+        for an implausible answer, or when the scorer raises."""
         text = extract_answer(completion_text(completion), "tags")
         reference = reference_answer(answer, metadata) or ""
         if not text or not plausible(text, reference):
             return 0.0
+        text = presented(text, reference)
         key = (text, question, reference)
         if key not in self.cache:
             if len(self.cache) >= 4096:
@@ -300,5 +407,5 @@ class ReasoningGymEnv(ProceduralEnv):
 
 
 if importlib.util.find_spec("reasoning_gym") is not None:
-    # gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.<task>-v0") imports this module to find the ids.
+    # gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.<task>-v1") imports this module to find the ids.
     register_with_gymnasium(family_specs())

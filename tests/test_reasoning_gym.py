@@ -1,13 +1,15 @@
-"""The reasoning-gym adapter: rg/<task>-v0 ids made on demand, scored by reasoning-gym's own score_answer."""
+"""The reasoning-gym adapter: rg/<task>-v1 ids made on demand, scored by reasoning-gym's own score_answer."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 
@@ -30,7 +32,7 @@ def gold_and(env, example, answer: str) -> tuple[float, float]:
 
 
 def test_leg_counting_gold_scores_1_and_a_wrong_count_0():
-    env = rlhub.make("rg/leg_counting-v0")
+    env = rlhub.make("rg/leg_counting-v1")
     for example in env.examples("train", limit=10):
         assert example.answer == str(example.info["metadata"]["total_legs"])
         assert "how many legs" in example.prompt[-1]["content"]
@@ -38,7 +40,7 @@ def test_leg_counting_gold_scores_1_and_a_wrong_count_0():
 
 
 def test_partial_credit_is_logged_but_not_counted_correct():
-    env = rlhub.make("rg/basic_arithmetic-v0")
+    env = rlhub.make("rg/basic_arithmetic-v1")
     example = env.examples("train", limit=1)[0]
     spam = f"{example.answer}, {int(example.answer) + 1}"  # reasoning-gym's default scorer pays len(gold)/len(text)
     correct, partial = gold_and(env, example, spam)
@@ -47,34 +49,130 @@ def test_partial_credit_is_logged_but_not_counted_correct():
 
 
 def test_look_alike_digits_and_padding_are_refused_before_scoring():
-    env = rlhub.make("rg/chain_sum-v0")  # its scorer reads the answer with float(), which takes full-width digits
+    env = rlhub.make("rg/chain_sum-v1")  # its scorer reads the answer with float(), which takes full-width digits
     example = env.examples("train", limit=1)[0]
     full_width = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in example.answer)
     assert float(full_width) == float(example.answer)
     assert gold_and(env, example, full_width) == (0.0, 0.0)
-    gsm = rlhub.make("rg/gsm_symbolic-v0")  # its scorer takes the first number anywhere in the text
+    gsm = rlhub.make("rg/gsm_symbolic-v1")  # its scorer takes the first number anywhere in the text
     example = gsm.examples("train", limit=1)[0]
     assert gold_and(gsm, example, f"{example.answer} " + "let me think step by step " * 20) == (0.0, 0.0)
     assert gold_and(gsm, example, f"{example.answer} apples")[0] == 1.0  # a short unit is no hack
 
 
 def test_a_scorer_that_raises_scores_0_without_touching_the_rest_of_the_batch():
-    env = rlhub.make("rg/prime_factorization-v0")  # its scorer raises ValueError on non-numbers
+    env = rlhub.make("rg/prime_factorization-v1")  # its scorer raises ValueError on non-numbers
     example = env.examples("train", limit=1)[0]
     scores = env.score_batch([env.format_answer("not a number", "x"), env.gold_completion(example)], [example] * 2)
     assert [s.rewards["correct"] for s in scores] == [0.0, 1.0]
     assert scores[0].errors == [] and scores[1].reward == pytest.approx(1.1)
 
 
+def grouped(number: str, sep: str) -> str:
+    """``number`` with its thousands separated by ``sep``: ``-5457.62`` -> ``-5,457.62``."""
+    sign, whole, point, fraction = re.fullmatch(r"(-?)(\d+)(\.?)(\d*)", number).groups()
+    groups = [whole[max(0, i - 3) : i] for i in range(len(whole), 0, -3)][::-1]
+    return sign + sep.join(groups) + point + fraction
+
+
+NUMBER_FORMS = {
+    "decimal point": lambda n: f"{n}.0" if "." not in n else f"{n}00",
+    "bare point or full stop": lambda n: f"{n}.",
+    "plus sign": lambda n: n if n.startswith("-") else f"+{n}",
+    "unicode minus": lambda n: n.replace("-", "\u2212"),
+    "spaces": lambda n: f"  {n} ",
+    **{f"{sep!r} thousands": lambda n, sep=sep: grouped(n, sep) for sep in (",", " ", "\\,", "{,}")},
+}
+WRAPPED_FORMS = {
+    "markdown bold": lambda x: f"**{x}**",
+    "markdown bold italic": lambda x: f"***{x}***",
+    "underscore bold": lambda x: f"__{x}__",
+    "markdown italic": lambda x: f"*{x}*",
+    "inline code": lambda x: f"`{x}`",
+    "inline math": lambda x: f"${x}$",
+    "display math": lambda x: f"$${x}$$",
+    "\\( \\) math": lambda x: f"\\({x}\\)",
+    "\\boxed{}": lambda x: f"\\boxed{{{x}}}",
+    "bold inline math": lambda x: f"**${x}$**",
+}
+
+
+@pytest.mark.parametrize(
+    "task", ["leg_counting", "letter_counting", "count_bits", "gcd", "basic_arithmetic", "decimal_chain_sum"]
+)
+def test_a_right_number_scores_1_however_it_is_presented_and_a_wrong_one_0(task):
+    env = rlhub.make(f"rg/{task}-v1")
+    forms = {**NUMBER_FORMS, **WRAPPED_FORMS, "bold decimal point": lambda n: f"**{NUMBER_FORMS['decimal point'](n)}**"}
+    for example in env.examples("test", limit=4):  # basic_arithmetic's and decimal_chain_sum's have thousands
+        gold = example.answer
+        assert re.fullmatch(r"-?\d+(\.\d+)?", gold), gold
+        wrong = str(Decimal(gold) + 1)
+        for name, form in forms.items():
+            assert gold_and(env, example, form(gold)) == (1.0, 1.0), (name, form(gold))
+            assert gold_and(env, example, form(wrong))[0] == 0.0, (name, form(wrong))
+
+
+def test_only_plain_numbers_of_equal_value_take_the_reference_spelling():
+    env = rlhub.make("rg/leg_counting-v1")
+    example = env.examples("test", limit=1)[0]
+    gold = example.answer  # a count of legs, e.g. 438
+    assert gold_and(env, example, f"{gold}.0")[0] == 1.0
+    look_alike = "".join(chr(ord(c) - ord("0") + 0x0660) for c in gold)  # Arabic-Indic digits: float() reads them
+    for near in [
+        f"{gold[:-2]},{gold[-2:]}",
+        f"0,{gold}",
+        f"{gold}.01",
+        f"{gold}..",
+        f"0{gold}",
+        f"{gold[0]}.{gold[1:]}e{len(gold) - 1}",
+        f"{gold}e0",
+        f"-{gold}",
+        f"{gold} 1/2",
+        f"**{look_alike}**",
+        f"{gold}*2",
+        f"**{gold}** + 1",
+        f"* {gold} *",
+        "$$",
+        "**",
+    ]:
+        assert gold_and(env, example, near)[0] == 0.0, near
+
+
+@pytest.mark.parametrize("task", ["rotate_matrix", "number_sorting", "word_sorting", "simple_integration"])
+def test_answers_that_are_not_numbers_are_only_unwrapped(task):
+    env = rlhub.make(f"rg/{task}-v1")
+    for example in env.examples("test", limit=3):
+        gold = adapter.reference_answer(example.answer, example.info["metadata"])
+        starred = {name for name, form in WRAPPED_FORMS.items() if "*" in gold and "*" in form("")}
+        for name, form in WRAPPED_FORMS.items():
+            if name not in starred:
+                assert gold_and(env, example, form(gold))[0] == 1.0, (name, form(gold))
+        other = env.examples("train", limit=1)[0]
+        wrong = adapter.reference_answer(other.answer, other.info["metadata"])
+        assert gold_and(env, example, f"`{wrong}`")[0] == 0.0
+        assert adapter.presented(gold, gold) == gold  # the stars of x**9 and the spaces of a grid stay
+        for name in starred:  # **x**9** is no bold answer: markdown would bold "x" alone
+            assert adapter.presented(WRAPPED_FORMS[name](gold), gold) == WRAPPED_FORMS[name](gold), name
+
+
+def test_a_reference_written_in_math_delimiters_keeps_them():
+    env = rlhub.make("rg/fraction_simplification-v1")  # some of its references are $a/b$ or $\\frac{a}{b}$
+    examples = [e for e in env.examples("test", limit=12) if e.answer.startswith("$")]
+    assert examples
+    for example in examples:
+        assert gold_and(env, example, f"**{example.answer}**")[0] == 1.0
+        assert adapter.unwrapped(f"**{example.answer}**", example.answer) == example.answer
+
+
 def test_tasks_without_an_answer_field_take_the_gold_from_metadata():
-    env = rlhub.make("rg/graph_color-v0")
+    env = rlhub.make("rg/graph_color-v1")
     example = env.examples("train", limit=1)[0]
     assert example.answer is None and "possible_answer" in example.info["metadata"]
     assert env.score(env.gold_completion(example), example).rewards["correct"] == 1.0
     assert env.score(env.format_answer("{}", "x"), example).rewards["correct"] == 0.0
 
 
-@pytest.mark.parametrize("env_id", ["rg/leg_counting-v0", "rg/graph_color-v0", "rg/prime_factorization-v0"])
+@pytest.mark.parametrize("env_id", ["rg/leg_counting-v1", "rg/graph_color-v1", "rg/prime_factorization-v1"])
 def test_validate_passes_with_every_probe(env_id):
     report = validate_env(env_id, n=8)
     assert report.passed, [(c.name, c.detail) for c in report.checks if not c.passed]
@@ -82,41 +180,42 @@ def test_validate_passes_with_every_probe(env_id):
 
 
 def test_examples_are_reproducible_and_splits_do_not_overlap():
-    env = rlhub.make("rg/basic_arithmetic-v0")
+    env = rlhub.make("rg/basic_arithmetic-v1")
     six = env.examples("train", limit=6, seed=3)
     assert [e.prompt for e in env.examples("train", limit=3, seed=3)] == [e.prompt for e in six[:3]]
     assert [e.prompt for e in env.examples("train", limit=6, seed=4)] != [e.prompt for e in six]
     train = {e.info["question"] for e in env.examples("train", limit=200)}
     test = {e.info["question"] for e in env.examples("test", limit=200)}
     assert len(train) > 150 and len(train & test) < 5  # distinct seeds; a few short sums may coincide
-    demos = rlhub.make("rg/basic_arithmetic-v0", few_shot=2).examples("train", limit=1)[0].prompt
+    demos = rlhub.make("rg/basic_arithmetic-v1", few_shot=2).examples("train", limit=1)[0].prompt
     assert [m["role"] for m in demos] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert demos[2]["content"] == env.gold_completion(env.load_examples("demo", 1, seed=0)[0])
 
 
 def test_task_config_reaches_reasoning_gym_and_is_checked():
-    env = rlhub.make("rg/leg_counting-v0", task_config={"min_animals": 1, "max_animals": 1})
+    env = rlhub.make("rg/leg_counting-v1", task_config={"min_animals": 1, "max_animals": 1})
     assert all(e.info["metadata"]["num_animals"] == 1 for e in env.examples("train", limit=20))
     with pytest.raises(ConfigError, match=r"unknown to leg_counting; valid keys: \['max_animals'"):
-        rlhub.make("rg/leg_counting-v0", task_config={"max_animal": 3})
+        rlhub.make("rg/leg_counting-v1", task_config={"max_animal": 3})
     with pytest.raises(ConfigError, match=r"max_animals must be >= min_animals"):
-        rlhub.make("rg/leg_counting-v0", task_config={"min_animals": 5, "max_animals": 2})
+        rlhub.make("rg/leg_counting-v1", task_config={"min_animals": 5, "max_animals": 2})
     with pytest.raises(ConfigError, match=r"must not set seed or size"):
-        rlhub.make("rg/leg_counting-v0", task_config={"seed": 1})
+        rlhub.make("rg/leg_counting-v1", task_config={"seed": 1})
     with pytest.raises(ConfigError, match=r"set answer_format='tags'"):
-        rlhub.make("rg/leg_counting-v0", answer_format="boxed")
+        rlhub.make("rg/leg_counting-v1", answer_format="boxed")
 
 
 def test_ids_resolve_by_name_with_clear_errors():
-    spec = rlhub.env.registry.get_spec("rg/leg_counting-v0")
-    assert (spec.domain, spec.version, spec.config) == ("math", 0, {"task": "leg_counting"})
+    spec = rlhub.env.registry.get_spec("rg/leg_counting-v1")
+    assert (spec.domain, spec.version, spec.config) == ("math", 1, {"task": "leg_counting"})
     assert "arithmetic" in spec.tags and spec.source == f"reasoning-gym {adapter._version()}"
     with pytest.raises(RLHubError, match=r"unknown reasoning-gym task 'leg_countin' \(did you mean 'leg_counting'"):
-        rlhub.make("rg/leg_countin-v0")
-    with pytest.raises(RLHubError, match=r"rg/game_of_life_halting-v0 is not offered: its score_answer gives 1.0"):
-        rlhub.make("rg/game_of_life_halting-v0")
-    with pytest.raises(RLHubError, match=r"has only version 0; use 'rg/leg_counting-v0'"):
-        rlhub.make("rg/leg_counting-v1")
+        rlhub.make("rg/leg_countin-v1")
+    with pytest.raises(RLHubError, match=r"rg/game_of_life_halting-v1 is not offered: its score_answer gives 1.0"):
+        rlhub.make("rg/game_of_life_halting-v1")
+    for old_id in ("rg/leg_counting-v0", "rg/leg_counting-v2"):  # rewards changed in v1: no silent alias
+        with pytest.raises(RLHubError, match=rf"^'{old_id}' is not served: .* Use 'rg/leg_counting-v1' \(what changed"):
+            rlhub.make(old_id)
     assert not [s for s in rlhub.list_envs() if s.id.startswith("rg/")]  # a family, not registry entries
 
 
@@ -136,8 +235,8 @@ def test_the_family_lists_every_served_task():
 def test_gymnasium_ids_replace_the_namespace_slash():
     import gymnasium
 
-    assert gym_id("countdown-v0") == "rlhub/countdown-v0" and gym_id("rg/sudoku-v0") == "rlhub/rg.sudoku-v0"
-    env = gymnasium.make("rlhub/rg.leg_counting-v0")
+    assert gym_id("countdown-v1") == "rlhub/countdown-v1" and gym_id("rg/sudoku-v1") == "rlhub/rg.sudoku-v1"
+    env = gymnasium.make("rlhub/rg.leg_counting-v1")
     example = env.unwrapped.examples("train", limit=1)[0]
     env.reset(seed=0, options={"example": example})
     _, reward, terminated, _, info = env.step(env.unwrapped.gold_completion(example))
@@ -150,18 +249,18 @@ def test_gymnasium_ids_replace_the_namespace_slash():
 def test_gymnasium_finds_the_ids_by_module_in_a_fresh_process():
     import gymnasium
 
-    code = "import gymnasium; print(gymnasium.make('rlhub.envs.reasoning_gym:rlhub/rg.count_bits-v0').reset(seed=0)[0])"
+    code = "import gymnasium; print(gymnasium.make('rlhub.envs.reasoning_gym:rlhub/rg.count_bits-v1').reset(seed=0)[0])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    expected = gymnasium.make("rlhub/rg.count_bits-v0").reset(seed=0)[0]
+    expected = gymnasium.make("rlhub/rg.count_bits-v1").reset(seed=0)[0]
     assert "1 bits" in expected and out.stdout == expected + "\n"
 
 
 def test_card_lists_the_task_config_fields():
     from rlhub.authoring.envcard import env_card
 
-    card = env_card("rg/leg_counting-v0")
-    assert card.startswith("# `rg/leg_counting-v0`") and "| `rg_score` | 0 |" in card
+    card = env_card("rg/leg_counting-v1")
+    assert card.startswith("# `rg/leg_counting-v1`") and "| `rg_score` | 0 |" in card
     assert "LegCountingConfig" in card and "| `max_animals` | `int` | `10` | Maximum number of animals |" in card
     assert "`seed`" not in card.split("Fields of `task_config`")[1]
 
@@ -172,7 +271,7 @@ def test_without_the_extra_the_error_says_how_to_install(monkeypatch):
         importlib.util, "find_spec", lambda name, *a: None if name == "reasoning_gym" else real(name, *a)
     )
     with pytest.raises(RLHubError, match=r"need reasoning-gym: pip install 'rlhub\[rg\]'"):
-        rlhub.make("rg/leg_counting-v0")
+        rlhub.make("rg/leg_counting-v1")
 
 
 SWEEP = """

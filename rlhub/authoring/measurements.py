@@ -192,10 +192,14 @@ def card_sections(env_id: str, level: int = 2, data: dict[str, Any] | None = Non
 def _baseline_section(env_id: str, h: str, data: dict, result: dict | None, measure: str) -> list[str]:
     out = [f"{h} Baseline"]
     if result is None and env_id.startswith("rg/"):  # measured as one family: this task's row, if it was drawn
-        family = data.get("models", {}).get(EMBEDDED, {}).get("envs", {}).get("rg/<task>-v0") or {}
-        rows = [r for r in (family.get("difficulty") or {}).get("by_family", []) if r["group"] == env_id]
+        task, _, version = env_id.rpartition("-v")
+        envs = data.get("models", {}).get(EMBEDDED, {}).get("envs", {})
+        stored_id, family = stored_for(f"rg/<task>-v{version}", envs) or ("", {})
+        on = env_id if not stored_id else f"{task}-v{stored_id.rpartition('-v')[2]}"
+        rows = [r for r in ((family or {}).get("difficulty") or {}).get("by_family", []) if r["group"] == on]
         said = (
             f"greedy pass@1 of `{EMBEDDED}` {percent(rows[0]['pass@1'], rows[0]['se'])} on {rows[0]['n']} test examples"
+            + (f" (measured on `{on}`, before `{env_id}`'s changes)" if on != env_id else "")
             if rows
             else "this task was not among those drawn"
         )
