@@ -48,13 +48,14 @@ class GRPO(PolicyGradient):
 
         Args:
             logp, old_logp, ref_logp: [B, T] token log-probs under the current, sampling and reference policy.
-            advantages: [B] per-sequence advantages.
+            advantages: [B] per-sequence advantages, or [B, T] per-token ones (``algorithm.credit: turn``).
             mask: [B, T] 1 on completion tokens the loss covers.
             totals: Counts over the whole optimizer batch.
             is_weight: [B, T] importance weights of samples from an older policy (asynchronous rollouts),
                 applied to the policy-gradient term; None: on-policy.
         """
-        per_token, clipped = clipped_surrogate(logp, old_logp, advantages[:, None], self.eps_low, self.eps_high)
+        per_token_advantages = advantages if advantages.dim() == 2 else advantages[:, None]
+        per_token, clipped = clipped_surrogate(logp, old_logp, per_token_advantages, self.eps_low, self.eps_high)
         if is_weight is not None:
             per_token = per_token * is_weight
         stats = {"clipped": clipped.float()}

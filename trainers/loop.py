@@ -28,7 +28,7 @@ from rlhub.evaluate import mean
 from rlhub.generation import make_engine
 from rlhub.generation.rollout import encode_prompt, rollout
 from rlhub.rewards import Rubric, get_reward
-from rlhub.trainers import checkpoint, curriculum, sampling
+from rlhub.trainers import checkpoint, curriculum, sampling, turn_credit
 from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm  # noqa: F401  (ALGORITHMS: public)
 from rlhub.trainers.async_rollout import AsyncRollout, check_supported
 from rlhub.trainers.curriculum import Curriculum
@@ -280,6 +280,11 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
     env = rlhub.make(env_url) if env_url else rlhub.make(recipe.env.id, **recipe.env.config)
     env.rubric = build_rubric(env, recipe.rewards)
     algorithm = load_algorithm(recipe)
+    if recipe.algorithm.credit == "turn" and not env.multi_turn:
+        raise ConfigError(
+            f"algorithm.credit=turn needs a multi-turn env, and {recipe.env.id} answers in one turn (its episode "
+            "reward is its only turn's); set algorithm.credit=episode"
+        )
     if algorithm.needs_reference and not recipe.lora.enabled:
         raise ConfigError(
             "algorithm.beta > 0 needs the reference policy, which rlhub takes from the base model under the LoRA "
@@ -418,7 +423,10 @@ def draw(run: Run, timer: StepTimer) -> sampling.Groups:
         examples = run.stream.take(P * run.world)[rank * P : (rank + 1) * P]
         prompt_ids = [run.encode(ex) for ex in examples]
         # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
-        completions = rollout(run.engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p)
+        per_turn = run.recipe.algorithm.credit == "turn"  # episodes also record each turn's reward
+        completions = rollout(
+            run.engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p, turn_rewards=per_turn
+        )
     reward_start = time.perf_counter()
     timer.generation += reward_start - start
 
@@ -464,9 +472,13 @@ def train_step(run: Run, step: int):
             for k, (_, batch) in enumerate(batches):
                 ref_logps[k], _ = run.forward(batch, temperature=t.temperature)
 
-    # 4. Advantages: per sequence from the rewards (group baselines), or per token from PPO's critic.
+    # 4. Advantages: per sequence from the rewards (group baselines), or per token from PPO's critic or,
+    # under algorithm.credit=turn, from each turn's return-to-go (trainers/turn_credit.py).
     frozen = algorithm.policy_frozen(step)
-    advantages, algorithm_metrics = algorithm.assign_advantages(rewards, batches, ref_logps)
+    if recipe.algorithm.credit == "turn":
+        advantages, algorithm_metrics = turn_credit.assign_turn_advantages(completions, rewards, G, batches)
+    else:
+        advantages, algorithm_metrics = algorithm.assign_advantages(rewards, batches, ref_logps)
 
     # 5. Update: num_iterations passes; micro-batches accumulate into one optimizer step each.
     totals = BatchTotals(
@@ -475,10 +487,10 @@ def train_step(run: Run, step: int):
     # With one process and no KL term, zero-advantage sequences add nothing to the gradient: a
     # micro-batch made only of them skips its forward/backward (the normalizers above still count its
     # sequences, so the gradient is unchanged). Groups are laid out contiguously, so a micro-batch of
-    # whole groups whose rewards all tie is skipped.
+    # whole groups whose rewards all tie is skipped (with per-token advantages: when every token's is 0).
     skippable = SKIP_TIED_MICRO_BATCHES and run.world == 1 and algorithm.skips_tied()
     work = [
-        (k, idx, b) for k, (idx, b) in enumerate(batches) if not skippable or bool(advantages[idx].abs().gt(0).any())
+        (k, idx, b) for k, (idx, b) in enumerate(batches) if not skippable or bool(b["advantages"].abs().gt(0).any())
     ]
     update_metrics = update(run, work, ref_logps, totals, frozen)
     if run.rollouts is not None:  # async: the worker samples its next batch with this version

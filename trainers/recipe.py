@@ -84,6 +84,11 @@ class AlgorithmSection(Section):
     """ppo: normalize the step's token advantages to zero mean and unit variance."""
     dynamic_sampling: DynamicSamplingSection | None = None
     """Keep only groups whose rewards differ, drawing up to max_draws batches per step (DAPO); None: off."""
+    credit: Literal["episode", "turn"] = "episode"
+    """Which reward a multi-turn episode's tokens are credited with. episode: the final reward, through the
+    algorithm's advantages. turn: each turn's return-to-go (the env's turn_reward for each intermediate turn,
+    the rubric's score for the last) minus a leave-one-out baseline per turn index, so every token of turn t
+    gets that turn's advantage (trainers/turn_credit.py); unscaled, for grpo, rloo and reinforce_pp."""
 
 
 class CriticSection(Section):
@@ -234,6 +239,8 @@ class Recipe(Section):
                 raise ValueError(
                     f"algorithm.group_size must be >= 2 for {a.name} (advantages compare completions of a prompt)"
                 )
+        if a.credit == "turn":
+            _check_turn_credit(a)
         if self.training.max_off_policy_steps:
             if a.name == "ppo":
                 raise ValueError(
@@ -252,6 +259,25 @@ class Recipe(Section):
                 f"group_size ({n}); set training.micro_batch_size to a divisor of {n}"
             )
         return self
+
+
+def _check_turn_credit(a: AlgorithmSection) -> None:
+    """Refuse, in one line each, what would bias per-turn advantages or has no use for them."""
+    if a.name == "ppo":
+        raise ValueError(
+            "algorithm.credit=turn does not apply to ppo (its critic already gives each token an advantage); "
+            "use grpo, rloo or reinforce_pp, or algorithm.credit=episode"
+        )
+    if "scale_rewards" in a.model_fields_set:
+        raise ValueError(
+            "algorithm.scale_rewards does not apply with algorithm.credit=turn (per-turn advantages stay unscaled "
+            "so that they stay unbiased); remove algorithm.scale_rewards"
+        )
+    if a.loss_type == "grpo":
+        raise ValueError(
+            "algorithm.loss_type=grpo divides each episode's loss by its length, which biases per-turn credit "
+            "when the policy decides how long episodes last; set algorithm.loss_type to dr_grpo or dapo"
+        )
 
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:

@@ -13,7 +13,7 @@ Other engines (``rlhub.generation``: vLLM colocated or behind ``vllm serve``) im
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -230,6 +230,11 @@ class Episode:
     """The transcript: assistant and tool messages."""
     state: object
     finished: bool = True
+    turn_spans: list[tuple[int, int]] = field(default_factory=list)
+    """Each model turn's [start, end) in ``token_ids``, in order."""
+    turn_rewards: list[float] = field(default_factory=list)
+    """The env's ``turn_reward`` of each turn it replied to (recorded only when ``run_episodes`` is asked);
+    the episode's final reward, the rubric's score, is not among them."""
 
     @property
     def text(self) -> str:
@@ -294,8 +299,22 @@ def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[i
     return ids[len(head) :]
 
 
-def run_episodes(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temperature: float, top_p: float):
-    """``n`` multi-turn episodes per example, batched turn by turn; ``max_new_tokens`` budgets each episode."""
+def run_episodes(
+    engine,
+    env,
+    examples,
+    prompt_ids,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    *,
+    turn_rewards=False,
+):
+    """``n`` multi-turn episodes per example, batched turn by turn; ``max_new_tokens`` budgets each episode.
+
+    ``turn_rewards``: also record the env's ``turn_reward`` of each turn it replies to (per-turn credit).
+    """
     from rlhub.env.multiturn import EpisodeState
 
     tokenizer = engine.tokenizer
@@ -304,44 +323,64 @@ def run_episodes(engine, env, examples, prompt_ids, n: int, max_new_tokens: int,
     ]
     contexts = [list(prompt_ids[ep.prompt_index]) for ep in episodes]
     active = list(range(len(episodes)))
-    while active:
-        budget = {e: max_new_tokens - sum(episodes[e].loss_mask) for e in active}
-        active = [e for e in active if budget[e] > 0]
-        if not active:
-            break
-        outs = engine.generate([contexts[e] for e in active], 1, max(budget[e] for e in active), temperature, top_p)
-        still = []
-        for e, out in zip(active, outs):
-            ep = episodes[e]
-            tokens, logps = out.token_ids[: budget[e]], out.logprobs[: budget[e]]
-            finished = out.finished and len(tokens) == len(out.token_ids)
-            text = out.text if finished else tokenizer.decode(tokens, skip_special_tokens=True)
-            ep.token_ids += tokens
-            ep.logprobs += logps
-            ep.loss_mask += [1] * len(tokens)
-            ep.messages.append({"role": "assistant", "content": text})
-            history = examples[ep.prompt_index].prompt + ep.messages
-            replies = env.respond(history, ep.state)
-            if ep.state.done or not finished:
-                ep.finished = finished
-                continue
-            ep.messages += replies
-            glue = _reply_tokens(tokenizer, history, replies)
-            ep.token_ids += glue
-            ep.logprobs += [0.0] * len(glue)
-            ep.loss_mask += [0] * len(glue)
-            contexts[e] += tokens + glue
-            still.append(e)
-        active = still
+    try:
+        while active:
+            budget = {e: max_new_tokens - sum(episodes[e].loss_mask) for e in active}
+            active = [e for e in active if budget[e] > 0]
+            if not active:
+                break
+            outs = engine.generate([contexts[e] for e in active], 1, max(budget[e] for e in active), temperature, top_p)
+            still = []
+            for e, out in zip(active, outs):
+                ep = episodes[e]
+                tokens, logps = out.token_ids[: budget[e]], out.logprobs[: budget[e]]
+                finished = out.finished and len(tokens) == len(out.token_ids)
+                text = out.text if finished else tokenizer.decode(tokens, skip_special_tokens=True)
+                ep.turn_spans.append((len(ep.token_ids), len(ep.token_ids) + len(tokens)))
+                ep.token_ids += tokens
+                ep.logprobs += logps
+                ep.loss_mask += [1] * len(tokens)
+                ep.messages.append({"role": "assistant", "content": text})
+                history = examples[ep.prompt_index].prompt + ep.messages
+                replies = env.respond(history, ep.state)
+                if ep.state.done or not finished:
+                    ep.finished = finished
+                    continue
+                ep.messages += replies
+                if turn_rewards:
+                    ep.turn_rewards.append(float(env.turn_reward(history + replies, replies, ep.state)))
+                glue = _reply_tokens(tokenizer, history, replies)
+                ep.token_ids += glue
+                ep.logprobs += [0.0] * len(glue)
+                ep.loss_mask += [0] * len(glue)
+                contexts[e] += tokens + glue
+                still.append(e)
+            active = still
+    finally:  # however the rollout ends, no episode keeps its resources (a workspace's sandbox)
+        for ep in episodes:
+            ep.state.close()
     return episodes
 
 
-def rollout(engine, env, examples, prompt_ids, n: int, max_new_tokens: int, temperature: float, top_p: float):
+def rollout(
+    engine,
+    env,
+    examples,
+    prompt_ids,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    *,
+    turn_rewards=False,
+):
     """``n`` samples per example: multi-turn episodes for tool envs, single completions otherwise.
 
     Either kind has ``prompt_index``, ``token_ids``, ``logprobs``, ``loss_mask``, ``text`` and
-    ``output`` (what ``env.score_batch`` takes).
+    ``output`` (what ``env.score_batch`` takes). ``turn_rewards``: episodes record their turn rewards.
     """
     if env.multi_turn:
-        return run_episodes(engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p)
+        return run_episodes(
+            engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p, turn_rewards=turn_rewards
+        )
     return engine.generate(prompt_ids, n, max_new_tokens, temperature, top_p)

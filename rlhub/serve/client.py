@@ -22,7 +22,7 @@ import gymnasium as gym
 from rlhub.env.spaces import ModelText
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards.rubric import Rubric
-from rlhub.serve.protocol import PROTOCOL, TOKEN_VARIABLE, example_from_json, example_to_json
+from rlhub.serve.protocol import PROTOCOL, STEP_TURN_REWARDS, TOKEN_VARIABLE, example_from_json, example_to_json
 from rlhub.types import Example, Score
 
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -172,6 +172,8 @@ class RemoteEnv(gym.Env):
         self.observation_space = ModelText()
         self.action_space = ModelText()
         self._session: str | None = None
+        self.turn_rewards: list[float] = []
+        """The reward of each step of the current episode so far, as the server reports it."""
 
     def examples(self, split: str = "train", limit: int | None = None, seed: int = 0) -> list[Example]:
         answer = self._client.call("POST", "examples", {"split": split, "limit": limit, "seed": seed})
@@ -209,6 +211,7 @@ class RemoteEnv(gym.Env):
         self._end_session()
         answer = self._client.call("POST", "sessions", body, idempotent=False)
         self._session = answer["session_id"]
+        self.turn_rewards = []
         info = dict(answer["info"])
         if "example" in info:
             info["example"] = example_from_json(info["example"])
@@ -218,6 +221,8 @@ class RemoteEnv(gym.Env):
         if self._session is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         answer = self._client.call("POST", f"sessions/{self._session}/step", {"action": action}, idempotent=False)
+        # A server older than the field: the same list, from each step's reward.
+        self.turn_rewards = list(answer.get(STEP_TURN_REWARDS, [*self.turn_rewards, answer["reward"]]))
         return answer["observation"], answer["reward"], answer["terminated"], answer["truncated"], answer["info"]
 
     def respond(self, messages, state):

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.serve.protocol import PROTOCOL, STEP_INFO_KEYS, example_from_json, example_to_json
+from rlhub.serve.protocol import PROTOCOL, STEP_INFO_KEYS, STEP_TURN_REWARDS, example_from_json, example_to_json
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BATCH = 4096
@@ -164,12 +164,15 @@ def create_app(
         with session.lock:
             observation, reward, terminated, truncated, info = session.env.step(body.action)
             session.last_used = time.monotonic()
+            session.turn_rewards.append(float(reward))
+            turn_rewards = list(session.turn_rewards)
         return {
             "observation": observation,
             "reward": reward,
             "terminated": terminated,
             "truncated": truncated,
             "info": {k: v for k, v in info.items() if k in STEP_INFO_KEYS},
+            STEP_TURN_REWARDS: turn_rewards,
         }
 
     @routes.delete("/sessions/{session_id}")
@@ -203,6 +206,8 @@ class _Session:
         self.env = env
         self.lock = threading.Lock()
         self.last_used = time.monotonic()
+        self.turn_rewards: list[float] = []
+        """The reward of each step of the session's episode so far (protocol.STEP_TURN_REWARDS)."""
 
 
 class _Sessions:
@@ -218,7 +223,7 @@ class _Sessions:
     def _expire(self) -> None:
         cutoff = time.monotonic() - self._ttl
         for key in [key for key, s in self._open.items() if s.last_used < cutoff]:
-            del self._open[key]
+            self._open.pop(key).env.close()  # its episode's resources (a workspace's sandbox) go with it
 
     def open(self) -> tuple[str, _Session]:
         with self._lock:
@@ -240,7 +245,9 @@ class _Sessions:
 
     def close(self, session_id: str) -> None:
         with self._lock:
-            self._open.pop(session_id, None)
+            session = self._open.pop(session_id, None)
+        if session is not None:
+            session.env.close()
 
     def __len__(self) -> int:
         with self._lock:
