@@ -90,6 +90,9 @@ class _Target:
     slot: _Slot | None
     wrongs: list[str]
     """Other examples' answers, none equal to this one's."""
+    whole_transcript: bool = False
+    """The env acts through its tool calls (``acts_through_tools``): a probe's text replaces the whole
+    transcript, since the gold's earlier turns would otherwise still do the work the probe leaves out."""
 
     @property
     def text(self) -> str:
@@ -105,9 +108,12 @@ class _Target:
         return users[-1] if users and isinstance(users[-1], str) else self.prompt
 
     def final(self, text: str) -> Any:
-        """The gold completion with its last assistant turn replaced by ``text``."""
+        """The gold completion with its last assistant turn replaced by ``text`` (the whole transcript, for an
+        env that acts through its tool calls)."""
         if not isinstance(self.gold, list):
             return text
+        if self.whole_transcript:
+            return [{"role": "assistant", "content": text}]
         messages = [dict(m) if isinstance(m, dict) else m for m in self.gold]
         turns = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"]
         if not turns:

@@ -275,7 +275,7 @@ def probe_env(env, examples: Sequence[Example], pool: Sequence[Example] = ()) ->
     for ex, gold, gold_total in zip(examples, golds, gold_totals):
         slot = _answer_slot(last_assistant_text(gold))
         wrongs = [a for a in answers if slot is None or a.strip() != slot.content.strip()]
-        probes = _builtin_probes(_Target(ex, gold, slot, wrongs))
+        probes = _builtin_probes(_Target(ex, gold, slot, wrongs, getattr(env, "acts_through_tools", False)))
         try:
             probes += list(env.probes(ex))
         except Exception as exc:  # an env's own probe builder is env code: report it, do not crash validate

@@ -4,7 +4,9 @@
 
 - Base classes: :class:`ProceduralEnv` (examples generated from a seeded RNG), :class:`DatasetEnv`
   (examples from records on disk or the hub), :class:`MultiTurnEnv` (tool-using episodes, with a
-  :class:`ToolBox`), all :class:`TextEnv`.
+  :class:`ToolBox`), all :class:`TextEnv`; a tool env's episode may hold a :class:`Workspace` (files and
+  programs in a sandbox of its own, within :class:`WorkspaceLimits`; :class:`WorkspaceError` for the model),
+  and take its tools from an MCP server (:class:`McpToolBox` over a :class:`McpServer`).
 - Their configs: :class:`EnvConfig`, :class:`DataConfig`, :class:`MultiTurnConfig` (subclass one as a
   dataclass; ``validate()`` raises :class:`ConfigError`).
 - What an env makes and returns: :class:`Example`, :class:`Message`, :class:`Rubric` (its named, weighted
@@ -16,10 +18,12 @@ sets are found), ``spaces`` (gymnasium's view of text).
 """
 
 from rlhub.env.base import SPLITS, DataConfig, DatasetEnv, EnvConfig, Probe, ProceduralEnv, TextEnv
+from rlhub.env.mcp import McpServer, McpToolBox
 from rlhub.env.multiturn import EpisodeState, MultiTurnConfig, MultiTurnEnv
 from rlhub.env.tools import ToolBox, ToolStats
 from rlhub.errors import ConfigError, DataNotFound, RLHubError
 from rlhub.rewards.rubric import Rubric
+from rlhub.sandbox.workspace import Workspace, WorkspaceError, WorkspaceLimits
 from rlhub.types import Example, Message, Score
 
 __all__ = [
@@ -31,6 +35,8 @@ __all__ = [
     "EnvConfig",
     "EpisodeState",
     "Example",
+    "McpServer",
+    "McpToolBox",
     "Message",
     "MultiTurnConfig",
     "MultiTurnEnv",
@@ -42,4 +48,7 @@ __all__ = [
     "TextEnv",
     "ToolBox",
     "ToolStats",
+    "Workspace",
+    "WorkspaceError",
+    "WorkspaceLimits",
 ]

@@ -7,10 +7,16 @@ turn without calls is the final answer, and the rubric scores the whole transcri
 calls, unknown tools, bad arguments and tool exceptions become an error message to the model.
 
 Trainers drive episodes through ``respond(messages, state)``, which holds the same logic.
+
+An episode may hold resources (a ``Workspace``, a server connection) on ``EpisodeState.resources``;
+``respond`` releases them when the episode ends, and every driver (``step``/``reset``/``close``, the
+trainers' rollouts, the OpenAI-compatible and TRL runners, ``rlhub serve``) calls ``state.close()`` on
+every other way out, an exception included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from typing import Any
@@ -48,6 +54,13 @@ class EpisodeState:
     format_errors: int = 0
     example: Example | None = None
     """The episode's example, for tools whose answers depend on it (``MultiTurnEnv.toolbox_for``)."""
+    resources: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack, repr=False, compare=False)
+    """What the episode holds open, released by ``close()`` (last acquired first): for instance
+    ``state.resources.enter_context(Workspace(files))`` in ``MultiTurnEnv.episode_toolbox``."""
+
+    def close(self) -> None:
+        """Release the episode's resources; idempotent. Called when the episode ends, however it ends."""
+        self.resources.close()
 
 
 CALL_FORMAT = (
@@ -62,15 +75,23 @@ class MultiTurnEnv(TextEnv):
 
     Config = MultiTurnConfig
     multi_turn = True
+    acts_through_tools = False
+    """True when the episode's tool calls do the work the reward measures (edits to a workspace), not its final
+    answer: ``rlhub validate``'s built-in probes then replace the whole transcript rather than its last turn."""
 
     def __init__(self, render_mode: str | None = None, **config: Any):
         super().__init__(render_mode=render_mode, **config)
-        self.toolbox = ToolBox(self.tool_functions())
+        self.toolbox = self.build_toolbox()
         self._messages: list[Message] = []
         self._state = EpisodeState()
 
     def tool_functions(self) -> list:
         raise NotImplementedError
+
+    def build_toolbox(self) -> ToolBox:
+        """The env's toolbox (``self.toolbox``, whose schemas the model is shown); override to return a
+        ``ToolBox`` subclass, e.g. one whose tools come from an MCP server."""
+        return ToolBox(self.tool_functions())
 
     @property
     def template_tools(self) -> list[dict] | None:
@@ -80,14 +101,22 @@ class MultiTurnEnv(TextEnv):
     def turn_reward(self, messages: list[Message], replies: list[Message], state: EpisodeState) -> float:
         """A reward for one intermediate turn, returned by ``step``; 0 unless a subclass shapes turns.
 
-        rlhub's trainers optimize the episode's final reward; per-turn rewards are there for other
-        learners and for logging.
+        rlhub's trainers optimize the episode's final reward, or with ``algorithm.credit: turn`` every turn's
+        return-to-go of these rewards (``rlhub.trainers.turn_credit``); served envs send them in each step.
         """
         return 0.0
 
     def toolbox_for(self, example: Example | None) -> ToolBox:
         """The tools of one episode; override when a tool reads the example (e.g. its documents)."""
         return self.toolbox
+
+    def episode_toolbox(self, state: EpisodeState) -> ToolBox:
+        """The tools of one episode, asked for on each turn; override to bind tools to per-episode resources.
+
+        Register what the tools hold on ``state.resources`` so that it is released with the episode, and
+        return the same toolbox on each call of an episode (keep it on the state or in the stack).
+        """
+        return self.toolbox_for(state.example)
 
     @property
     def system_prompt(self) -> str:
@@ -109,9 +138,10 @@ class MultiTurnEnv(TextEnv):
         calls, errors = parse_tool_calls_verbose(messages[-1]["content"])
         if not calls and not errors:
             state.done = True
+            state.close()
             return []
         replies = []
-        toolbox = self.toolbox_for(state.example)
+        toolbox = self.episode_toolbox(state)
         for call in calls or []:
             result = toolbox.call(call.name, dict(call.arguments), state.tools)
             replies.append({"role": "tool", "name": result.name, "content": result.content})
@@ -121,14 +151,21 @@ class MultiTurnEnv(TextEnv):
             replies.append({"role": "tool", "name": "error", "content": f"error: malformed tool call: {error}"})
         if state.turns >= self.config.max_turns:
             state.done = state.truncated = True
+            state.close()
         return replies
 
     # --- gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = super().reset(seed=seed, options=options)
         self._messages = list(self._example.prompt)
+        self._state.close()
         self._state = EpisodeState(example=self._example)
         return obs, info
+
+    def close(self) -> None:
+        """Release the current episode's resources."""
+        self._state.close()
+        super().close()
 
     def step(self, action: str):
         if self._example is None:

@@ -152,27 +152,31 @@ def run_episode(
     multi_turn = env.multi_turn
     sample = ChatSample(prompt_index, state=EpisodeState(example=example) if multi_turn else None)
     tools = getattr(env, "template_tools", None)
-    while True:
-        used = sample.completion_tokens or 0
-        if used >= max_new_tokens:
-            sample.finished = False
-            break
-        text, finish_reason, tokens = client.complete(
-            example.prompt + sample.messages,
-            max_tokens=max_new_tokens - used,
-            temperature=temperature,
-            top_p=top_p,
-            tools=tools,
-        )
-        sample.completion_tokens = None if tokens is None or sample.completion_tokens is None else used + tokens
-        sample.messages.append({"role": "assistant", "content": text})
-        sample.finished = finish_reason != "length"
-        if not multi_turn:
-            break
-        replies = env.respond(example.prompt + sample.messages, sample.state)
-        if sample.state.done or not sample.finished:
-            break
-        sample.messages += replies
+    try:
+        while True:
+            used = sample.completion_tokens or 0
+            if used >= max_new_tokens:
+                sample.finished = False
+                break
+            text, finish_reason, tokens = client.complete(
+                example.prompt + sample.messages,
+                max_tokens=max_new_tokens - used,
+                temperature=temperature,
+                top_p=top_p,
+                tools=tools,
+            )
+            sample.completion_tokens = None if tokens is None or sample.completion_tokens is None else used + tokens
+            sample.messages.append({"role": "assistant", "content": text})
+            sample.finished = finish_reason != "length"
+            if not multi_turn:
+                break
+            replies = env.respond(example.prompt + sample.messages, sample.state)
+            if sample.state.done or not sample.finished:
+                break
+            sample.messages += replies
+    finally:  # however the episode ends, it keeps no resources
+        if sample.state is not None:
+            sample.state.close()
     return sample
 
 

@@ -380,7 +380,7 @@ class RLHubEnvironment:
     TRL makes instances with no arguments and calls ``reset(**row)`` with the episode's dataset row before
     each rollout. Every public method of the built class is a tool of the env (TRL lists the class's
     functions and renders their signatures and docstrings as tool schemas); a call runs the tool of this
-    episode's toolbox (``MultiTurnEnv.toolbox_for(example)``), so tools that read the example, such as
+    episode's toolbox (``MultiTurnEnv.episode_toolbox(state)``), so tools that read the example, such as
     retrieval's ``search``, see this episode's data. Calls never raise: unknown tools, bad arguments and
     tool exceptions come back as ``"error: ..."`` text for the model, as in rlhub's own episodes, and are
     counted in ``state.tools``.
@@ -403,10 +403,17 @@ class RLHubEnvironment:
     def reset(self, **row: Any) -> str | None:
         """Start an episode on the example of a :func:`to_dataset` row; the prompt is already in the row."""
         self.example = _example_from_row(row)
+        self.state.close()  # the previous episode's resources
         self.state = EpisodeState(example=self.example)
         self.tool_messages = []
-        self._toolbox = self.env.toolbox_for(self.example)
+        self._toolbox = self.env.episode_toolbox(self.state)
         return None
+
+    def __del__(self) -> None:
+        # TRL has no end-of-episode hook: the next reset, or this, releases the last episode's resources.
+        state = getattr(self, "state", None)
+        if state is not None:
+            state.close()
 
     def _call(self, name: str, signature: inspect.Signature, args: tuple, kwargs: dict[str, Any]) -> str:
         if self._toolbox is None:
