@@ -1,6 +1,6 @@
 """Run rlhub's benchmarks in one command and summarize them.
 
-    python -m bench                      # all six, full sizes (under 30 min on 2 idle cores)
+    python -m bench                      # all seven, full sizes (under 30 min on 2 idle cores)
     python -m bench --quick              # the same code paths at small sizes (a dry run, about 8 min)
     python -m bench --only sandbox math_verification
     python -m bench --table              # the README's Performance table from bench/results/summary.json
@@ -96,6 +96,13 @@ BENCHMARKS: dict[str, Benchmark] = {
         full="--budget 2 --rounds 5",
         quick="--budget 0.2 --rounds 2",
         expected_s=60,
+        timeout_s=600,
+    ),
+    "agent_episodes": Benchmark(
+        "7. repofix-v0 agent episodes/s on bwrap, 1 and 16 at once: a scripted agent's tool calls, then its scoring",
+        full="--per-level 32 --rounds 3",
+        quick="--per-level 2 --rounds 1",
+        expected_s=90,
         timeout_s=600,
     ),
 }

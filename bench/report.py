@@ -170,6 +170,20 @@ def _hub(r: dict) -> dict[str, Any]:
     }
 
 
+def _agent_episodes(r: dict) -> dict[str, Any]:
+    return {
+        "env": r["env"],
+        "examples": r["examples"],
+        "rounds": r["rounds"],
+        "concurrency": r["concurrency"],
+        "episodes_per_s": r["episodes_per_s"],
+        "ratio": r["ratio_highest_over_lowest"],
+        "sandbox_s_per_episode": r["sandbox_s_per_episode"],
+        "run_tests_per_episode": {c: calls["run_tests"] for c, calls in r["sandbox_calls_per_episode"].items()},
+        "turns_per_episode": r["turns_per_episode"],
+    }
+
+
 FIGURES: dict[str, Callable[[dict], dict[str, Any]]] = {
     "trainer_vs_trl": _trainer_vs_trl,
     "learning_curves": _learning_curves,
@@ -177,6 +191,7 @@ FIGURES: dict[str, Callable[[dict], dict[str, Any]]] = {
     "math_verification": _math_verification,
     "overhead": _overhead,
     "hub": _hub,
+    "agent_episodes": _agent_episodes,
 }
 
 
@@ -399,6 +414,39 @@ def _rows_hub(f: dict) -> list[Row]:
     return rows
 
 
+def _rows_agent_episodes(f: dict) -> list[Row]:
+    one, many = (str(c) for c in (min(f["concurrency"]), max(f["concurrency"])))
+    per_s = f["episodes_per_s"]
+
+    def sandbox(concurrency: str) -> str:
+        s = f["sandbox_s_per_episode"][concurrency]
+        return (
+            f"open {s['workspace open']:.2f} s, run_tests {s['run_tests']:.2f} s, hidden tests "
+            f"{s['hidden tests']:.2f} s, close {s['workspace close']:.3f} s"
+        )
+
+    return [
+        (
+            f"agent episodes/s on bwrap: `{f['env']}`, {f['examples']} test examples (levels 1 and 2), each played by "
+            f"a scripted agent through `env.respond` (list, read and run_tests, the planted fix, run_tests, submit: "
+            f"{f['turns_per_episode'][one]:.1f} turns) and scored by `env.score_batch`; median of {f['rounds']} "
+            "alternating rounds",
+            f"{one} at a time: {per_s[one]:.2f}/s",
+            f"{many} concurrent: {per_s[many]:.2f}/s",
+            f"{f['ratio']:.2f}x",
+            "-",
+        ),
+        (
+            f"sandbox seconds per episode in the same runs ({f['run_tests_per_episode'][one]:.0f} run_tests each; "
+            "call latencies summed over threads)",
+            f"{one} at a time: {sandbox(one)}",
+            f"{many} concurrent: {sandbox(many)}",
+            "-",
+            "-",
+        ),
+    ]
+
+
 ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "trainer_vs_trl": _rows_trainer_vs_trl,
     "learning_curves": _rows_learning_curves,
@@ -406,6 +454,7 @@ ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "math_verification": _rows_math_verification,
     "overhead": _rows_overhead,
     "hub": _rows_hub,
+    "agent_episodes": _rows_agent_episodes,
 }
 
 

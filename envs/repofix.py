@@ -23,6 +23,14 @@ sandbox's strict serializer and are compared outside it. Edited or deleted visib
 ``sitecustomize.py``, ``sys.exit(0)`` or ``os._exit`` at import, a patched ``unittest``, printed "OK", a
 forged tool reply, a deleted function and an endless loop all earn 0 (:meth:`RepoFixEnv.probes`).
 
+Scripted baseline and cost per episode (2026-12-07, bwrap, one episode at a time, on a shared 2-core AMD EPYC
+KVM guest with AVX-512 at a 1-minute load of 9; ``python -m bench.agent_episodes --policy operator-flip
+--per-level 50 --seed 0``): :func:`operator_flip_policy`, which flips one operator at a time and keeps a flip
+that lowers the failures, solves 18 of the first 50 test examples at difficulty 1 (``correct`` 0.36,
+``pass_rate`` 0.85) and 9 of 50 at difficulty 2 (0.18, 0.83). Per episode, difficulty 1 / 2: 4.8 / 6.5 turns,
+2.9 / 4.7 test runs, 0.24 / 0.37 s in the sandbox (opening the workspace 0.16 / 0.22 s, ``run_tests`` 0.06 /
+0.13 s, hidden tests 0.015 / 0.017 s), 0.25 / 0.38 s in all.
+
 Version history:
     v0: first version.
 """
