@@ -28,7 +28,7 @@ from rlhub.evaluate import mean
 from rlhub.generation import make_engine
 from rlhub.generation.rollout import encode_prompt, rollout
 from rlhub.rewards import Rubric, get_reward
-from rlhub.trainers import checkpoint, curriculum, sampling, turn_credit
+from rlhub.trainers import checkpoint, curriculum, sampling, sft, turn_credit
 from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm  # noqa: F401  (ALGORITHMS: public)
 from rlhub.trainers.async_rollout import AsyncRollout, check_supported
 from rlhub.trainers.curriculum import Curriculum
@@ -340,6 +340,8 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
         recipe, accelerator, run_dir, env, algorithm, policy, forward, trainable, optimizer, scheduler, generator,
         engine, stream, tracker, tokenizer, watch, None, start_step, history, precision=precision.to_dict(),
     )  # fmt: skip
+    if recipe.sft is not None and not resume:  # a cold start: fine-tune the policy first (trainers/sft.py)
+        sft.cold_start(run)
     if t.max_off_policy_steps:  # async: a worker process samples ahead (trainers/async_rollout.py)
         check_supported(recipe, algorithm, env.multi_turn, accelerator.num_processes)
         run.rollouts = AsyncRollout(recipe, policy, stream, run.encode, version=start_step)

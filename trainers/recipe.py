@@ -1,6 +1,6 @@
 """Recipes: one flat YAML per training run, validated with pydantic.
 
-Sections: model, env, rewards, algorithm, lora, training, logging, eval. Unknown keys and wrong types
+Sections: model, env, rewards, algorithm, lora, sft, training, logging, eval. Unknown keys and wrong types
 fail at once with one line naming the key. ``--set training.max_steps=50`` overrides any value.
 """
 
@@ -118,6 +118,30 @@ class LoraSection(Section):
     target_modules: str | list[str] = "all-linear"
 
 
+class SftSection(Section):
+    """A supervised stage that fine-tunes the policy before RL (trainers/sft.py): a cold start."""
+
+    source: Literal["gold", "rejection"] = "gold"
+    """gold: the env's gold completions; rejection: the model's own samples that earn full correctness."""
+    examples: int = Field(64, ge=1)
+    """Training prompts the stage draws its completions from (the first of the train split, seeded)."""
+    samples: int = Field(8, ge=1)
+    """rejection: completions sampled per prompt; only those its correctness reward scores 1.0 are kept."""
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the kept completions."""
+    learning_rate: float = Field(1e-4, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimizer steps, before the epochs end (None: no cap)."""
+    batch_size: int = Field(8, ge=1)
+    """Completions per optimizer step."""
+
+    @model_validator(mode="after")
+    def _samples_only_for_rejection(self) -> SftSection:
+        if self.source == "gold" and "samples" in self.model_fields_set:
+            raise ValueError("sft.samples applies only to sft.source=rejection (gold has one completion per prompt)")
+        return self
+
+
 class CurriculumSection(Section):
     """Sample an env's difficulty levels by their running pass rates (trainers/curriculum.py)."""
 
@@ -221,6 +245,8 @@ class Recipe(Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     """Who samples completions: hf (the policy itself) or vllm (see rlhub.generation.GenerationConfig)."""
     lora: LoraSection = Field(default_factory=LoraSection)
+    sft: SftSection | None = None
+    """Fine-tune the policy on gold or rejection-sampled completions before RL; None: off."""
     training: TrainingSection = Field(default_factory=TrainingSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     eval: EvalSection = Field(default_factory=EvalSection)
