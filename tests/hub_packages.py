@@ -2,6 +2,7 @@
 
 ``write_package`` writes one package (its env is ``PackageEnv``: arithmetic underneath, with ``attack`` run first
 whenever it scores); ``install_packages`` pip-installs packages into a target folder, as the hub's users get them.
+``ATTACKS`` and ``VIOLATIONS`` are the attack matrix, shared by the sandbox's tests and the hub install's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,54 @@ import textwrap
 from pathlib import Path
 
 from rlhub.authoring.scaffold import new_env
+
+SECRETS = {"WANDB_API_KEY": "wandb-secret-1", "OPENAI_API_KEY": "sk-secret-2", "HF_TOKEN": "hf_secret_3"}
+
+ATTACKS = {
+    # What each package does when it scores (``PLACES``: the paths and port of the test's traps).
+    "benign": "pass",
+    "network": "socket.create_connection(('127.0.0.1', PLACES['port']), timeout=2)",
+    "ssh": "open(os.path.join(PLACES['home'], '.ssh', 'id_rsa')).read()",
+    "run-folder": "open(os.path.join(PLACES['run'], 'secret.txt')).read()",
+    "other-package": textwrap.dedent("""\
+        for folder in [*sys.path, PLACES['site']]:
+            try:
+                print(open(os.path.join(folder, 'rlhub_env_victim', 'secret.txt')).read())
+            except FileNotFoundError:
+                pass"""),
+    "write": "open(os.path.join(PLACES['outside'], 'written.txt'), 'w').write('pwned')",
+    "rewrite-package": "open(os.path.join(PLACES['site'], 'rlhub_env_victim', '__init__.py'), 'a').write('#')",
+    "fork-bomb": textwrap.dedent("""\
+        for _ in range(500):
+            try:
+                if os.fork() == 0:
+                    time.sleep(3)
+                    os._exit(0)
+            except BlockingIOError:
+                pass"""),
+    "memory": "bytearray(4 * 1024**3)",
+    "spin": "while True: pass",
+    "nan": "return [Score(reward=0.0, rewards={'correct': math.nan}) for _ in completions]",
+    "inf": "return [Score(reward=0.0, rewards={'correct': math.inf}) for _ in completions]",
+    "huge": "return [Score(reward=0.0, rewards={'correct': 1e30}) for _ in completions]",
+}
+VIOLATIONS = {
+    # The capability each attack must be stopped by (the benign package is stopped by none).
+    "network": "network",
+    "ssh": "filesystem",
+    "run-folder": "filesystem",
+    "other-package": "filesystem",
+    "write": "filesystem",
+    "rewrite-package": "filesystem",
+    "fork-bomb": "processes",
+    "memory": "memory",
+    "spin": "cpu",
+    "nan": "reward",
+    "inf": "reward",
+    "huge": "reward",
+}
+IMPORT_MARKER = "imported.txt"
+"""What the import-time attack (:func:`import_attack`) writes in ``PLACES['outside']``."""
 
 ENV_MODULE = """
 import math, os, socket, sys, time
@@ -60,6 +109,53 @@ def write_package(
     manifest = package / "rlhub.toml"
     manifest.write_text(manifest.read_text().replace("cpu_seconds = 10", "cpu_seconds = 2"))
     return src
+
+
+def import_attack(places: dict) -> str:
+    """Source for a package's ``__init__.py`` that writes :data:`IMPORT_MARKER` outside its sandbox when imported."""
+    return f"open({os.path.join(places['outside'], IMPORT_MARKER)!r}, 'w').write('imported')\n"
+
+
+def write_victim(root: Path, places: dict, attack: str = "pass", version: str = "0.1.0") -> Path:
+    """The ``victim`` package that attacks read or rewrite (benign unless given an ``attack``): ships
+    ``rlhub_env_victim/secret.txt``."""
+    victim = write_package(root, "victim", attack, places)
+    (victim / "rlhub_env_victim" / "secret.txt").write_text("victim secret")
+    pyproject = victim / "pyproject.toml"
+    text = pyproject.read_text().replace('["rlhub.toml"]', '["rlhub.toml", "secret.txt"]')
+    pyproject.write_text(text.replace('version = "0.1.0"', f'version = "{version}"'))
+    return victim
+
+
+BUILD_WHEELS = """
+import os, sys
+from setuptools import build_meta
+
+for source in sys.argv[2:]:
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(source)
+        build_meta.build_wheel(sys.argv[1])
+        os._exit(0)
+    if os.waitpid(pid, 0)[1] != 0:
+        sys.exit(f"building {source} failed")
+"""
+"""Builds each package with setuptools' PEP 517 backend, imported once and forked per package (5x faster than
+``pip wheel``: the packages are the scaffold's setuptools projects, and one forked build cannot taint the next)."""
+
+
+def build_wheels(sources: list[Path], out: Path) -> list[Path]:
+    """Build each package in ``sources`` into a wheel in ``out``; the wheels' paths.
+
+    Raises:
+        RuntimeError: A build failed; the message holds the end of its output.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-c", BUILD_WHEELS, str(out.resolve()), *map(str, sources)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"building wheels of {[s.name for s in sources]} failed: {done.stderr[-3000:]}")
+    return sorted(out.glob("*.whl"))
 
 
 def install_packages(sources: list[Path], target: Path) -> None:

@@ -11,12 +11,11 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from hub_packages import write_package
+from hub_packages import ATTACKS, IMPORT_MARKER, SECRETS, VIOLATIONS, import_attack, write_package, write_victim
 
 import rlhub
 from rlhub.authoring.scaffold import new_env
@@ -27,49 +26,6 @@ from rlhub.hub.client import SandboxedEnv
 from rlhub.hub.sandbox import bwrap_problem
 
 pytestmark = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
-SECRETS = {"WANDB_API_KEY": "wandb-secret-1", "OPENAI_API_KEY": "sk-secret-2", "HF_TOKEN": "hf_secret_3"}
-
-ATTACKS = {
-    "benign": "pass",
-    "network": "socket.create_connection(('127.0.0.1', PLACES['port']), timeout=2)",
-    "ssh": "open(os.path.join(PLACES['home'], '.ssh', 'id_rsa')).read()",
-    "run-folder": "open(os.path.join(PLACES['run'], 'secret.txt')).read()",
-    "other-package": textwrap.dedent("""\
-        for folder in [*sys.path, PLACES['site']]:
-            try:
-                print(open(os.path.join(folder, 'rlhub_env_victim', 'secret.txt')).read())
-            except FileNotFoundError:
-                pass"""),
-    "write": "open(os.path.join(PLACES['outside'], 'written.txt'), 'w').write('pwned')",
-    "rewrite-package": "open(os.path.join(PLACES['site'], 'rlhub_env_victim', '__init__.py'), 'a').write('#')",
-    "fork-bomb": textwrap.dedent("""\
-        for _ in range(500):
-            try:
-                if os.fork() == 0:
-                    time.sleep(3)
-                    os._exit(0)
-            except BlockingIOError:
-                pass"""),
-    "memory": "bytearray(4 * 1024**3)",
-    "spin": "while True: pass",
-    "nan": "return [Score(reward=0.0, rewards={'correct': math.nan}) for _ in completions]",
-    "inf": "return [Score(reward=0.0, rewards={'correct': math.inf}) for _ in completions]",
-    "huge": "return [Score(reward=0.0, rewards={'correct': 1e30}) for _ in completions]",
-}
-VIOLATIONS = {
-    "network": "network",
-    "ssh": "filesystem",
-    "run-folder": "filesystem",
-    "other-package": "filesystem",
-    "write": "filesystem",
-    "rewrite-package": "filesystem",
-    "fork-bomb": "processes",
-    "memory": "memory",
-    "spin": "cpu",
-    "nan": "reward",
-    "inf": "reward",
-    "huge": "reward",
-}
 GOLD_SEES_ENVIRONMENT = """
     def gold_completion(self, example):
         return {"seen": {k: os.environ.get(k) for k in PLACES["secrets"]}, "home": os.path.expanduser("~")}
@@ -104,10 +60,7 @@ def site(places):
     root = Path(found["root"])
     sources = [write_package(root, name, attack, found) for name, attack in ATTACKS.items()]
     sources.append(write_package(root, "environment", "pass", found, extra=GOLD_SEES_ENVIRONMENT))
-    victim = write_package(root, "victim", "pass", found)
-    (victim / "rlhub_env_victim" / "secret.txt").write_text("victim secret")
-    pyproject = victim / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('["rlhub.toml"]', '["rlhub.toml", "secret.txt"]'))
+    victim = write_victim(root, found)
     pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target"]
     done = subprocess.run([*pip, found["site"], *map(str, sources), str(victim)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -184,9 +137,8 @@ def test_the_env_sees_no_secret_variables_and_no_home(site, secrets_set):
 
 def test_import_time_side_effects_stay_in_the_sandbox(places, tmp_path, monkeypatch):
     found, _ = places
-    marker = Path(found["outside"]) / "imported.txt"
-    init = f"open({str(marker)!r}, 'w').write('imported')\n"
-    source = write_package(tmp_path, "import", "pass", found, init=init)
+    marker = Path(found["outside"]) / IMPORT_MARKER
+    source = write_package(tmp_path, "import", "pass", found, init=import_attack(found))
     pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target"]
     done = subprocess.run([*pip, str(tmp_path / "site"), str(source)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

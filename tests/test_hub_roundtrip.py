@@ -12,55 +12,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import sysconfig
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from hub_index import PASSWORD, USER, fresh_venv, in_venv, pypi_server  # noqa: F401 (the pypi fixture)
 from test_env_packages import rlhub
 
 from rlhub.hub.sandbox import bwrap_problem
 
 pytestmark = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
 PACKAGE, ENV_ID = "rlhub-env-hub-demo", "hub-demo-v0"
-USER, PASSWORD = "publisher", "s3cret-upload"
 MODULE_FILE = "rlhub_env_hub_demo/hub_demo.py"
-
-
-@pytest.fixture(scope="module")
-def pypi(tmp_path_factory):
-    """A pypiserver on a free port of 127.0.0.1 whose uploads need USER's password; its root URL."""
-    from passlib.apache import HtpasswdFile
-
-    root = tmp_path_factory.mktemp("pypi")
-    htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
-    htpasswd.set_password(USER, PASSWORD)
-    htpasswd.save()
-    (root / "packages").mkdir()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port), "-a", "update"]
-    command += ["-P", str(root / "htpasswd"), "--disable-fallback", str(root / "packages")]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "simple/", timeout=2).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "pypiserver did not start"
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +48,6 @@ def published(pypi, hub_env, tmp_path_factory):
 def publish(source: Path, index: Path, pypi: str, env: dict) -> subprocess.CompletedProcess:
     args = ["hub", "publish", str(source), "--hub", str(index), "--repository-url", pypi, "--no-build-isolation"]
     return rlhub(*args, env={**env, "TWINE_USERNAME": USER, "TWINE_PASSWORD": PASSWORD})
-
-
-def fresh_venv(path: Path) -> Path:
-    """A virtualenv whose interpreter also sees this environment's packages (rlhub included); its python."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(path)], check=True)
-    python = path / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    # --system-site-packages reaches the base interpreter's packages; this environment's come through a .pth.
-    base = sysconfig.get_paths()["purelib"]
-    Path(site, "rlhub_test_base.pth").write_text(f"import site; site.addsitedir({base!r})\n")
-    return python
-
-
-def in_venv(python: Path, *args: str, env: dict, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python ARGS`` with the virtualenv's interpreter."""
-    return subprocess.run([str(python), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ Install takes the version from the hub index and pip-installs exactly its wheel:
 wheel's sha256 from the index, ``--no-deps`` (an env package's dependencies must already be installed: rlhub
 itself, and what its README names). It then checks the installed files against the index's code and data
 hashes, re-scores the published frozen rollouts against the index's reward hash, runs ``rlhub validate`` on
-every env (in the sandbox, as training will), and records the package in the lock. ``sync`` installs what
+every env (in the sandbox, as training will), and records the package in the lock. A package that fails any
+check is refused in one line (a capability violation named as the sandbox named it) and leaves nothing: it is
+uninstalled (or the version the lock pins is put back) and the lock is not touched. ``sync`` installs what
 the lock pins, checks every file against it, and writes the lock again (the same bytes when all is well).
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 
 from rlhub.errors import RLHubError
 from rlhub.hub.freeze import last_line
-from rlhub.hub.index import find, read_index
+from rlhub.hub.index import canonical, find, read_index
 from rlhub.hub.lock import TRUST_LEVELS, content_hashes, installed_file_hashes, read_lock, record, write_lock
 
 
@@ -91,6 +93,24 @@ def _validate(name: str, envs: list[str]) -> None:
                              f"(`rlhub validate {env_id}` shows why)")  # fmt: skip
 
 
+def _undo_install(name: str, lock_path: Path) -> str:
+    """Put back what the lock pins for ``name`` (uninstall it if it pins none); says what it did."""
+    pinned = next((p for p in read_lock(lock_path) if canonical(p["name"]) == canonical(name)), None)
+    if pinned is not None:
+        pip_install(name, pinned["version"], pinned["wheel_sha256"], pinned["index_url"])
+        undone = f"reinstalled {pinned['version']} as {lock_path} pins it"
+    else:
+        command = [sys.executable, "-m", "pip", "uninstall", "-y", "-q", "--disable-pip-version-check", name]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RLHubError(f"{name} failed its checks and pip could not uninstall it: {last_line(done.stderr)}; "
+                             f"run `pip uninstall {name}` before using rlhub again")  # fmt: skip
+        undone = "uninstalled it"
+    importlib.invalidate_caches()
+    _fresh_registry()
+    return undone
+
+
 def install(ref: str, hub: str, lock_path: Path, trust: str = "sandbox", validate: bool = True) -> dict[str, Any]:
     """Install ``NAME[@VERSION]`` from the hub index at ``hub``, check it, validate it and pin it in the lock.
 
@@ -110,12 +130,20 @@ def install(ref: str, hub: str, lock_path: Path, trust: str = "sandbox", validat
     entry = package["versions"][version]
     name = package["name"]
     pip_install(name, version, entry["wheel"]["sha256"], entry["index_url"])
-    files = _check_against_index(name, version, entry)
-    _check_requirements(name)
-    _fresh_registry()
-    _check_rewards(name, version, entry)
-    if validate:
-        _validate(name, entry["envs"])
+    try:
+        files = _check_against_index(name, version, entry)
+        _check_requirements(name)
+        _fresh_registry()
+        _check_rewards(name, version, entry)
+        if validate:
+            _validate(name, entry["envs"])
+    except BaseException as exc:
+        # A package that fails its checks must not stay importable: every later registry load would run it.
+        undone = _undo_install(name, lock_path)
+        if not isinstance(exc, RLHubError):
+            raise
+        reason = " ".join(str(exc).split())
+        raise RLHubError(f"refused {name} {version}: {reason}; {undone}, nothing recorded in {lock_path}") from exc
     locked = {
         "name": name,
         "version": version,
