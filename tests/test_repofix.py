@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -210,3 +211,25 @@ def test_validate_passes_its_checks_and_every_repofix_probe():
     assert not failed, failed
     names = {c.name for c in report.checks}
     assert {"test tampering", "hidden tests claimed", "failing function deleted", "endless loop"} <= names
+
+
+@pytest.mark.slow
+def test_the_cpu_recipe_trains_two_steps_on_the_embedded_model(tmp_path):
+    """recipes/repofix.yaml as written (the embedded SmolLM2-135M, its LoRA, the tool episodes) for two steps of one
+    prompt: the episodes ran through the env and the run checkpointed. The 135M model calls no tool here, so every
+    reward is 0 and the update is skipped (no advantage): this checks the plumbing, not learning."""
+    import json
+
+    from rlhub.trainers.loop import train
+    from rlhub.trainers.recipe import load_recipe
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "repofix.yaml"
+    overrides = ["training.max_steps=2", "training.save_every=2", "training.prompts_per_step=1"]
+    overrides += [f"training.output_dir={tmp_path}", "logging.wandb=false"]
+    result = train(load_recipe(recipe, overrides), progress=False)
+    assert result.steps == 2
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "reward" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    assert all(r["tools/turns_per_episode"] >= 1 and "rewards/correct/mean" in r for r in steps), steps
+    assert (tmp_path / "checkpoints" / "step-000002" / "adapter" / "adapter_model.safetensors").is_file()
