@@ -10,7 +10,6 @@ raise one RLHubError naming the URL.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,14 @@ import gymnasium as gym
 from rlhub.env.spaces import ModelText
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards.rubric import Rubric
-from rlhub.serve.protocol import PROTOCOL, STEP_TURN_REWARDS, TOKEN_VARIABLE, example_from_json, example_to_json
+from rlhub.serve.protocol import (
+    PROTOCOL,
+    STEP_TURN_REWARDS,
+    TOKEN_VARIABLE,
+    encode,
+    example_from_json,
+    example_to_json,
+)
 from rlhub.types import Example, Score
 
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -65,8 +71,7 @@ class EnvClient:
         import httpx
 
         target = f"{self.url}/{route}"
-        # json.dumps escapes to ASCII, so model output with lone surrogates (which UTF-8 cannot carry) travels too.
-        content = None if body is None else json.dumps(body).encode()
+        content = None if body is None else encode(body)
         headers = {} if body is None else {"Content-Type": "application/json"}
         for attempt in range(self.retries + 1):
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from rlhub.types import Example
@@ -21,7 +22,22 @@ Added within rlhub-env/1: a client reads it when present (``RemoteEnv.turn_rewar
 
 
 def example_to_json(example: Example) -> dict[str, Any]:
-    return dataclasses.asdict(example)
+    """``example``'s fields as a dict to encode, sharing its values (not a deep copy: a batch's worth of
+    ``dataclasses.asdict`` costs more than the HTTP call that carries it). A dataclass nested in the values is
+    encoded as its fields by :func:`encode`."""
+    return {"id": example.id, "prompt": example.prompt, "answer": example.answer, "info": example.info}
+
+
+def encode(body: Any) -> bytes:
+    """A request body as the protocol's JSON: ASCII-escaped, so that model output with lone surrogates (which
+    UTF-8 cannot carry) travels too, and any dataclass within as its fields."""
+    return json.dumps(body, default=_fields).encode()
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable: {value!r:.200}")
 
 
 def example_from_json(data: dict[str, Any]) -> Example:

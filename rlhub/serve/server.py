@@ -16,8 +16,8 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, TypeAdapter
 
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.serve.protocol import PROTOCOL, STEP_INFO_KEYS, STEP_TURN_REWARDS, example_from_json, example_to_json
@@ -25,6 +25,9 @@ from rlhub.serve.protocol import PROTOCOL, STEP_INFO_KEYS, STEP_TURN_REWARDS, ex
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BATCH = 4096
 MAX_EXAMPLES = 100_000
+_DICT_JSON = TypeAdapter(dict)
+"""Encodes an answer to the bytes FastAPI makes of a route's ``-> dict`` (a NaN or inf reward becomes null),
+without the validated copy and the worker-thread hop it makes first."""
 
 
 class ExamplesRequest(BaseModel):
@@ -83,7 +86,7 @@ def create_app(
     env = make_env()
     sessions = _Sessions(make_env, ttl=session_ttl, limit=max_sessions)
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # async: checking a header needs no worker thread
         if token is None:
             return
         given = request.headers.get("authorization", "")
@@ -93,12 +96,7 @@ def create_app(
     app = FastAPI(title=f"rlhub serve {env_id}", version=PROTOCOL)
     routes = APIRouter(prefix=f"/{env_id}", dependencies=[Depends(authorized)])
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
-            return JSONResponse({"detail": f"request body over {max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(_BodyLimit, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(ConfigError)
     async def bad_input(request: Request, exc: ConfigError):
@@ -124,14 +122,14 @@ def create_app(
         return {"examples": [example_to_json(e) for e in env.examples(body.split, body.limit, body.seed)]}
 
     @routes.post("/score")
-    def score(body: ScoreRequest) -> dict:
+    def score(body: ScoreRequest) -> Response:
         """The env's own scoring (``env.score_batch``: what a multi-turn env does to transcripts included)."""
         if len(body.completions) != len(body.examples):
             raise HTTPException(422, f"{len(body.completions)} completions but {len(body.examples)} examples")
         return _scores(env.score_batch(body.completions, [_example(e) for e in body.examples]))
 
     @routes.post("/rubric")
-    def rubric(body: RubricRequest) -> dict:
+    def rubric(body: RubricRequest) -> Response:
         """The rubric's functions on completions and reward columns as given (``rubric.score_batch``)."""
         if len(body.completions) != len(body.columns):
             raise HTTPException(422, f"{len(body.completions)} completions but {len(body.columns)} column rows")
@@ -187,8 +185,9 @@ def create_app(
         except (KeyError, TypeError, ValueError) as exc:
             raise HTTPException(422, f"an example needs id, prompt, answer and info: {exc!r}") from None
 
-    def _scores(scores) -> dict:
-        return {"scores": [{"rewards": s.rewards, "errors": s.errors} for s in scores]}
+    def _scores(scores) -> Response:
+        answer = {"scores": [{"rewards": s.rewards, "errors": s.errors} for s in scores]}
+        return Response(_DICT_JSON.dump_json(answer), media_type="application/json")
 
     def _reset_info(info: dict) -> dict:
         out = {k: v for k, v in info.items() if k != "example"}
@@ -199,6 +198,24 @@ def create_app(
     app.include_router(routes)
     app.state.sessions = sessions
     return app
+
+
+class _BodyLimit:
+    """ASGI middleware: a request whose Content-Length is over ``max_body_bytes`` (or not a number) gets 413.
+
+    A plain ASGI layer rather than ``@app.middleware``: that one costs a task and a stream per request.
+    """
+
+    def __init__(self, app, max_body_bytes: int) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            length = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                answer = JSONResponse({"detail": f"request body over {self.max_body_bytes} bytes"}, status_code=413)
+                return await answer(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class _Session:

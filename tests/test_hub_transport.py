@@ -1,0 +1,110 @@
+"""The sandbox client's transport (``rlhub.hub.client.SandboxClient``): keep-alive connections over a unix socket,
+replaced when the server closed them while idle, and a server that hangs or is gone mapped to the sandbox's errors.
+
+A real uvicorn server on a unix socket stands in for the sandbox's server (no bubblewrap needed).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+import rlhub
+from rlhub.errors import RLHubError
+from rlhub.hub import CapabilityViolation
+from rlhub.hub.client import SandboxClient
+from rlhub.serve.protocol import example_to_json
+from rlhub.serve.server import create_app
+
+ENV_ID = "arithmetic-v1"
+KEEP_ALIVE_S = 0.2
+
+
+class FakeSandbox:
+    """What ``SandboxClient`` uses of an ``EnvSandbox``: its socket, its plan, and how it stops or fails."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.plan = SimpleNamespace(package="rlhub-env-fake", capabilities=SimpleNamespace(cpu_seconds=1))
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def failure(self, what: str) -> RLHubError:
+        self.stop()
+        return RLHubError(f"the env server died during {what}")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A uvicorn server of ``ENV_ID`` on a unix socket that closes connections idle for ``KEEP_ALIVE_S``."""
+    import uvicorn
+
+    path = str(tmp_path / "env.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    app = create_app(lambda: rlhub.make(ENV_ID), ENV_ID)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE_S)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.01)
+    yield SimpleNamespace(path=path, server=server, thread=thread)
+    server.should_exit = True
+    thread.join(timeout=10)
+    listener.close()
+
+
+def score_body(env, size: int) -> dict:
+    examples = env.examples("train", limit=size)
+    completions = [env.gold_completion(example) for example in examples]
+    return {"completions": completions, "examples": [example_to_json(example) for example in examples]}
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(served):
+    sandbox = FakeSandbox(served.path)
+    client = SandboxClient(sandbox, ENV_ID)
+    body = score_body(rlhub.make(ENV_ID), 3)
+    assert [row["rewards"]["correct"] for row in client.call("POST", "score", body)["scores"]] == [1.0] * 3
+    assert client.call("GET", "info")["env_id"] == ENV_ID
+    (first,) = client._idle  # both calls went over one kept connection
+    time.sleep(4 * KEEP_ALIVE_S)  # the server closes it meanwhile
+    assert [row["rewards"]["correct"] for row in client.call("POST", "score", body)["scores"]] == [1.0] * 3
+    (second,) = client._idle
+    assert second is not first and first.sock.fileno() == -1 and not sandbox.stopped
+    client.close()
+    assert client._idle == [] and second.sock.fileno() == -1
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_cpu_violation(tmp_path):
+    path = str(tmp_path / "env.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as mute:  # accepts, reads nothing, never answers
+        mute.bind(path)
+        mute.listen(1)
+        sandbox = FakeSandbox(path)
+        client = SandboxClient(sandbox, ENV_ID)
+        client.timeout = 0.3
+        started = time.monotonic()
+        with pytest.raises(CapabilityViolation, match=r"\(cpu\): score did not answer within 0.3 s"):
+            client.call("POST", "score", {"completions": [], "examples": []})
+    assert time.monotonic() - started < 10 and sandbox.stopped and client._idle == []
+
+
+def test_a_server_that_is_gone_fails_as_the_sandbox_says(served):
+    sandbox = FakeSandbox(served.path)
+    client = SandboxClient(sandbox, ENV_ID)
+    assert client.call("GET", "info")["env_id"] == ENV_ID
+    served.server.should_exit = True  # the server ends (its kept connection closes with it), and nothing listens
+    served.thread.join(timeout=10)
+    assert not served.thread.is_alive(), "the test server did not stop"
+    with pytest.raises(RLHubError, match="the env server died during score"):
+        client.call("POST", "score", {"completions": [], "examples": []})
+    assert sandbox.stopped
