@@ -21,6 +21,15 @@ Rewards: ``correct`` (the calls match the ground truth by BFCL's AST-checker rul
 :mod:`rlhub.rewards.tool_calls`; weight 1.0), ``format`` (at least one block and every block parses;
 weight ``format_weight``).
 
+Cross-checked against BFCL's own ``ast_checker`` (bfcl-eval 2026.3.23, ``tests/test_bfcl_reference.py``): 20,570 of
+20,581 verdicts agree (every shipped question's gold, the audit's rewrites and near misses, and string and
+nested-value probes). The differences are deliberate: (1) parallel calls pair off with the ground-truth entries
+whenever a pairing exists, where BFCL pairs greedily in ground-truth order and can reject a right answer whose
+calls come in another order (1 case); (2) an integer is accepted inside an array of floats, where BFCL type-checks
+array items without its int-to-float rule (6); (3) values inside a dict are type-checked against its properties,
+so ``20.0`` is refused for an integer, where BFCL compares dict values by ``==`` (2); (4) strings are standardised
+(case, spaces, ``, . / - _ * ^``) at every depth, where BFCL compares a list inside a dict by ``==`` (2).
+
 Version history:
     v0: first version.
 """

