@@ -293,6 +293,45 @@ class RepoFixEnv(MultiTurnEnv, ProceduralEnv):
         """Test tampering, forged hidden-test results, a deleted function, an endless loop: all earn 0."""
         return repofix_probes(example)
 
+    def audit_cases(self, example: Example) -> tuple[list, list]:
+        """``rlhub validate --audit``'s cases for an env that acts through its tools: episodes a careful grader
+        accepts (the fix with looks around it, with whole lines as context, in reverse order, ended by a plain
+        reply) and near misses it rejects (no edit, all fixes but one, the fix undone, the fix after ``submit``,
+        the fix applied to a test file's copy of the line)."""
+        fixes = [ToolCall("edit_file", {"path": p, "search": s, "replace": r}) for p, s, r in example.answer]
+        files = example.info["files"]
+        submit = [ToolCall("submit", {})]
+
+        def whole_line(call: ToolCall) -> ToolCall:
+            path, search, replace = call.arguments["path"], call.arguments["search"], call.arguments["replace"]
+            text, at = files[path], files[path].index(search)
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at + len(search))
+            line = text[start : end if end >= 0 else len(text)]
+            if text.count(line) != 1:
+                return call
+            return ToolCall("edit_file", {"path": path, "search": line, "replace": line.replace(search, replace)})
+
+        def undo(call: ToolCall) -> ToolCall:
+            args = call.arguments
+            return ToolCall("edit_file", {"path": args["path"], "search": args["replace"], "replace": args["search"]})
+
+        looks = [[ToolCall("list_files", {})], [ToolCall("read_file", {"path": fixes[0].arguments["path"]})]]
+        accept = [
+            scripted_transcript(example, [*looks, *[[c] for c in fixes], submit]),
+            scripted_transcript(example, [[whole_line(c) for c in fixes], submit]),
+            scripted_transcript(example, [*[[c] for c in reversed(fixes)], submit]),
+            [*scripted_transcript(example, [[c] for c in fixes]), {"role": "assistant", "content": "Fixed."}],
+        ]
+        reject = [
+            scripted_transcript(example, [*looks, submit]),
+            scripted_transcript(example, [[fixes[0]], [undo(fixes[0])], *[[c] for c in fixes[1:]], submit]),
+            scripted_transcript(example, [submit, *[[c] for c in fixes]]),
+        ]
+        if len(fixes) > 1:
+            reject.append(scripted_transcript(example, [[c] for c in fixes[:-1]] + [submit]))
+        return accept, reject
+
     def build_rubric(self) -> Rubric:
         return Rubric(
             {

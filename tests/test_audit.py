@@ -391,6 +391,16 @@ def test_shipped_envs_with_careful_verifiers_pass(env_id):
     assert (report.fp.total > 0) == (env_id != "codegen-v0")  # code: the tests decide, no FP set
 
 
+def test_an_env_that_acts_through_tools_is_audited_on_whole_episodes():
+    """repofix-v0's edits, not its last turn (``submit()``), decide the reward: the ladder's random and heuristic
+    answers replace the whole episode (before, they kept the gold's edit turns and scored 1.0), and its own cases
+    (the fix with context, reordered, ended without submit; the fix undone, after submit, incomplete) hold."""
+    report = audit_env("repofix-v0", n=3)
+    assert report.passed, report.problems
+    assert report.ladder == {"oracle": 1.0, "random": 0.0, "heuristic": 0.0}
+    assert report.fn.total >= 12 and report.fp.total >= 9
+
+
 def test_policies_and_cases_are_reproducible():
     env = rlhub.make("arithmetic-v1")
     (t,) = _targets(env, env.examples("test", limit=1, seed=0))

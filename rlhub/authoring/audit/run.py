@@ -161,8 +161,9 @@ def _targets(env: Any, examples: list[Example]) -> list[_Target]:
     golds = [env.gold_completion(ex) for ex in examples]
     slots = [_answer_slot(last_assistant_text(g)) for g in golds]
     answers_seen = list(dict.fromkeys(s.content.strip() for s in slots if s is not None))
+    whole = getattr(env, "acts_through_tools", False)  # a policy's answer replaces the whole episode, as in probes
     return [
-        _Target(ex, gold, slot, [a for a in answers_seen if slot is None or a != slot.content.strip()])
+        _Target(ex, gold, slot, [a for a in answers_seen if slot is None or a != slot.content.strip()], whole)
         for ex, gold, slot in zip(examples, golds, slots)
     ]
 
