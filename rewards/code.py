@@ -46,6 +46,29 @@ from .rubric import Rubric
 
 log = logging.getLogger(__name__)
 
+
+def run_distinct(jobs: Sequence, run, thread_name: str) -> dict:
+    """``{job: run(pool, job)}`` for distinct ``jobs``, run at once on the default sandbox pool's workers.
+
+    Args:
+        jobs: Distinct, hashable jobs (a reward's completions, deduplicated).
+        run: Runs one job on the pool; returns its verdict.
+        thread_name: The threads' name prefix.
+
+    Returns:
+        The verdicts; empty (every job scores 0) when no sandbox can start here, which is logged.
+    """
+    if not jobs:
+        return {}
+    try:
+        pool = default_pool()
+    except Exception as exc:
+        log.warning("no sandbox (%s: %s); scoring 0", type(exc).__name__, exc)
+        return {}
+    with ThreadPoolExecutor(pool.workers, thread_name_prefix=thread_name) as executor:
+        return dict(zip(jobs, executor.map(lambda job: run(pool, job), jobs)))
+
+
 CODE_INSTRUCTION = (
     "Think step by step inside <think> </think> tags, then write your complete solution in one ```python code block."
 )
@@ -298,16 +321,7 @@ def run_test_cases(
         entry = entry if isinstance(entry, str) and entry.isidentifier() else ""
         jobs.append((code, tuple(cases), setup if isinstance(setup, str) else "", before, entry))
     unique = list(dict.fromkeys(job for job in jobs if job is not None and job[0] is not None))
-    verdicts: dict[tuple, list[bool]] = {}
-    if unique:
-        try:
-            pool = default_pool()
-        except Exception as exc:
-            log.warning("no sandbox (%s: %s); scoring 0", type(exc).__name__, exc)
-        else:
-            with ThreadPoolExecutor(pool.workers, thread_name_prefix="rlhub-code-reward") as executor:
-                results = executor.map(lambda job: _run_job(pool, *job, together), unique)
-                verdicts = dict(zip(unique, results))
+    verdicts = run_distinct(unique, lambda pool, job: _run_job(pool, *job, together), "rlhub-code-reward")
     return [None if job is None else verdicts.get(job, [False] * len(job[1])) for job in jobs]
 
 

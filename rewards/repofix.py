@@ -27,13 +27,12 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from rlhub.sandbox import default_pool
 from rlhub.sandbox.checks import same
 
+from .code import run_distinct
 from .tool_calls import parse_tool_calls_verbose
 
 log = logging.getLogger(__name__)
@@ -233,15 +232,7 @@ def hidden_results(
         except (TypeError, ValueError):
             jobs.append(None)
     unique = list(dict.fromkeys(job for job in jobs if job is not None))
-    verdicts: dict[tuple, list[bool]] = {}
-    if unique:
-        try:
-            pool = default_pool()
-        except Exception as exc:
-            log.warning("no sandbox (%s: %s); scoring 0", type(exc).__name__, exc)
-        else:
-            with ThreadPoolExecutor(pool.workers, thread_name_prefix="rlhub-repofix-reward") as executor:
-                verdicts = dict(zip(unique, executor.map(lambda job: _run_hidden(pool, *job), unique)))
+    verdicts = run_distinct(unique, lambda pool, job: _run_hidden(pool, *job), "rlhub-repofix-reward")
     return [None if job is None else verdicts.get(job, [False] * len(json.loads(job[1]))) for job in jobs]
 
 

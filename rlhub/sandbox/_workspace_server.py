@@ -391,20 +391,7 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, 
         request = json.loads(_zygote._read_to_end(request_r))
         os.chdir(config["root"])
         os.closerange(_zygote.RESULTS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        cpu_seconds = math.ceil(request["timeout"]) + 1
-        memory_bytes = config["memory_mb"] * 1024 * 1024
-        limits = {
-            resource.RLIMIT_CPU: (cpu_seconds, cpu_seconds + 1),
-            resource.RLIMIT_AS: (memory_bytes, memory_bytes),
-            resource.RLIMIT_FSIZE: (config["max_file_bytes"],) * 2,
-            resource.RLIMIT_NOFILE: (config["max_open_files"],) * 2,
-            resource.RLIMIT_CORE: (0, 0),
-            resource.RLIMIT_MSGQUEUE: (0, 0),
-        }
-        if config["max_processes"] is not None:
-            limits[resource.RLIMIT_NPROC] = (config["max_processes"],) * 2
-        for which, limit in limits.items():
-            resource.setrlimit(which, limit)
+        _zygote.set_program_limits(request["timeout"], config["memory_mb"], config)
         sys.argv = ["main.py"]
         sys.path.insert(0, config["root"])
         signal.signal(signal.SIGINT, signal.default_int_handler)

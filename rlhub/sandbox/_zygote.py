@@ -243,6 +243,25 @@ def refusing_hook():
 # ----------------------------------------------------------------------------- the child
 
 
+def set_program_limits(timeout: float, memory_mb: int, config: dict) -> None:
+    """A program's rlimits: CPU a second past its timeout, address space, file size, open files, no core files or
+    message queues, and processes when ``config`` caps them (also used by the workspace server)."""
+    cpu_seconds = math.ceil(timeout) + 1
+    memory_bytes = memory_mb * 1024 * 1024
+    limits = {
+        resource.RLIMIT_CPU: (cpu_seconds, cpu_seconds + 1),
+        resource.RLIMIT_AS: (memory_bytes, memory_bytes),
+        resource.RLIMIT_FSIZE: (config["max_file_bytes"],) * 2,
+        resource.RLIMIT_NOFILE: (config["max_open_files"],) * 2,
+        resource.RLIMIT_CORE: (0, 0),
+        resource.RLIMIT_MSGQUEUE: (0, 0),
+    }
+    if config["max_processes"] is not None:
+        limits[resource.RLIMIT_NPROC] = (config["max_processes"],) * 2
+    for which, limit in limits.items():
+        resource.setrlimit(which, limit)
+
+
 def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, results_w: int) -> None:
     """Set up the forked child, wait for its request, and run the program; never returns.
 
@@ -289,20 +308,7 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, 
         os.dup2(stdin_fd, 0)
         os.closerange(RESULTS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
-        cpu_seconds = math.ceil(request["timeout"]) + 1
-        memory_bytes = request["memory_mb"] * 1024 * 1024
-        limits = {
-            resource.RLIMIT_CPU: (cpu_seconds, cpu_seconds + 1),
-            resource.RLIMIT_AS: (memory_bytes, memory_bytes),
-            resource.RLIMIT_FSIZE: (config["max_file_bytes"],) * 2,
-            resource.RLIMIT_NOFILE: (config["max_open_files"],) * 2,
-            resource.RLIMIT_CORE: (0, 0),
-            resource.RLIMIT_MSGQUEUE: (0, 0),
-        }
-        if config["max_processes"] is not None:
-            limits[resource.RLIMIT_NPROC] = (config["max_processes"],) * 2
-        for which, limit in limits.items():
-            resource.setrlimit(which, limit)
+        set_program_limits(request["timeout"], request["memory_mb"], config)
 
         request_code = request["code"]
         sys.argv = [request_code[0][0]]
