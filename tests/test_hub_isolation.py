@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,18 @@ from rlhub.hub.client import SandboxedEnv
 from rlhub.hub.sandbox import bwrap_problem
 
 pytestmark = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
+RACE = """\
+if completions[0] == "attack":  # a violation its own code catches, then a long score
+    try:
+        open(os.path.join(PLACES["outside"], "race.txt"), "w").write("x")
+    except PermissionError:
+        pass
+    time.sleep(1.5)
+else:
+    time.sleep(0.2)"""
+"""What ``attack-race-v0`` does when it scores: a request that records a violation and is still running when
+another request arrives."""
+
 GOLD_SEES_ENVIRONMENT = """
     def gold_completion(self, example):
         return {"seen": {k: os.environ.get(k) for k in PLACES["secrets"]}, "home": os.path.expanduser("~")}
@@ -60,6 +73,7 @@ def site(places):
     root = Path(found["root"])
     sources = [write_package(root, name, attack, found) for name, attack in ATTACKS.items()]
     sources.append(write_package(root, "environment", "pass", found, extra=GOLD_SEES_ENVIRONMENT))
+    sources.append(write_package(root, "race", RACE, found))
     victim = write_victim(root, found)
     pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target"]
     done = subprocess.run([*pip, found["site"], *map(str, sources), str(victim)], capture_output=True, text=True)
@@ -124,6 +138,34 @@ def test_attack_fails_with_its_named_violation_and_leaves_no_trace(site, places,
     assert (Path(found["site"]) / "rlhub_env_victim" / "__init__.py").read_text().endswith("]\n")
     with pytest.raises(TimeoutError):
         listener.accept()  # no connection arrived
+
+
+def test_a_violation_stays_with_its_request_when_another_arrives_meanwhile(site, places):
+    """Requests to a sandbox run one at a time: a second request arriving while the first (which recorded a
+    violation its own code caught) still runs must neither clear that violation nor be answered with it."""
+    env = rlhub.make("attack-race-v0")
+    example = env.examples("train", limit=1)[0]
+    outcome = {}
+
+    def score(name: str, completion: str) -> None:
+        try:
+            outcome[name] = env.score_batch([completion], [example])[0].rewards["correct"]
+        except CapabilityViolation as exc:
+            outcome[name] = exc.capability
+        except RLHubError as exc:  # the sandbox stopped at the first request's violation
+            outcome[name] = type(exc).__name__
+
+    first = threading.Thread(target=score, args=("attack", "attack"))
+    first.start()
+    time.sleep(0.5)
+    second = threading.Thread(target=score, args=("honest", env.gold_completion(example)))
+    second.start()
+    first.join(60)
+    second.join(60)
+    env.close()
+    assert outcome["attack"] == "filesystem"
+    assert outcome["honest"] != "filesystem"
+    assert not (Path(places[0]["outside"]) / "race.txt").exists()
 
 
 def test_the_env_sees_no_secret_variables_and_no_home(site, secrets_set):

@@ -9,6 +9,7 @@ The audit hook does not confine anything (bubblewrap and the rlimits do); it tur
 violation: the host gets one instead of a reward, even when the env's code catches the error it raises.
 """
 
+import asyncio
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -182,10 +183,19 @@ class Enforced:
 
     def __init__(self, app, cpu_seconds: float, memory_mb: int) -> None:
         self.app, self.cpu_seconds, self.memory_mb = app, cpu_seconds, memory_mb
+        self.one_at_a_time: asyncio.Lock | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if self.one_at_a_time is None:
+            self.one_at_a_time = asyncio.Lock()
+        # Requests run one at a time: the CPU budget and the violations list are the process's, so two requests
+        # at once would share a budget and could take or clear each other's violation.
+        async with self.one_at_a_time:
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope, receive, send) -> None:
         limit_cpu(self.cpu_seconds)
         del violations[:]
         held = []  # the response waits until the request is done: a violation found at its end replaces it
