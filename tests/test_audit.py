@@ -391,6 +391,21 @@ def test_shipped_envs_with_careful_verifiers_pass(env_id):
     assert (report.fp.total > 0) == (env_id != "codegen-v0")  # code: the tests decide, no FP set
 
 
+def test_a_case_sensitive_call_matcher_fails_the_audit(monkeypatch):
+    """BFCL's grader standardises strings (case, spaces, ``, . / - _ * ^``); the audit's accept set spells a string
+    argument in capitals and without those marks, so a matcher that compares strings exactly is caught (the
+    cross-check with BFCL's own checker found the audit blind to it)."""
+    from rlhub.rewards import tool_calls
+
+    assert audit_env("bfcl-v0", n=8).passed
+    monkeypatch.setattr(tool_calls, "standardize_string", lambda text: text)
+    report = audit_env("bfcl-v0", n=8)
+    assert not report.passed and report.fn.failed > 0, report.problems
+    failing_kinds = {kind for kind, (failed, _) in report.fn.kinds.items() if failed}
+    assert failing_kinds <= {"a string in capitals", "a string without ignored marks", "another acceptable value"}
+    assert {"a string in capitals", "a string without ignored marks"} & failing_kinds
+
+
 def test_an_env_that_acts_through_tools_is_audited_on_whole_episodes():
     """repofix-v0's edits, not its last turn (``submit()``), decide the reward: the ladder's random and heuristic
     answers replace the whole episode (before, they kept the gold's edit turns and scored 1.0), and its own cases

@@ -4,7 +4,8 @@ The accept set writes the gold calls otherwise: arguments in another order, ``ar
 ``name``, compact or indented JSON, parallel calls in another order, an integral number as ``50.0``
 where the schema asks for a float, and, when the example carries BFCL's ground truth
 (``[{function: {parameter: [acceptable values]}}]``, ``""`` marking an optional parameter), another
-acceptable value or an optional parameter given. The reject set changes one call: a wrong value (the
+acceptable value, an optional parameter given, a string argument in capitals or without the marks BFCL's grader
+ignores. The reject set changes one call: a wrong value (the
 number off by one, two string arguments swapped, a string's words reversed, a flag flipped, a list
 cut short) kept only when no acceptable value resembles it, a required parameter left out, another or
 an unknown function, an unknown argument, or a parallel call dropped.
@@ -82,6 +83,20 @@ def _wrong_values(call: ToolCall, options: dict[str, list]) -> list[tuple[str, d
     return out
 
 
+def _string_spellings(call: ToolCall, one) -> list[tuple[str, str]]:
+    """The first string argument in capitals, and the first without the marks BFCL's grader ignores
+    (spaces and ``, . / - _ * ^``): the same value to BFCL, whose grader standardises strings."""
+    out = []
+    strings = [(k, v) for k, v in call.arguments.items() if isinstance(v, str)]
+    upper = next(((k, v.upper()) for k, v in strings if v.upper() != v), None)
+    if upper is not None:
+        out.append(("a string in capitals", format_tool_calls(one({**call.arguments, upper[0]: upper[1]}))))
+    bare = next(((k, re.sub(r"[ ,./\-_*^]", "", v)) for k, v in strings if re.search(r"[ ,./\-_*^]", v)), None)
+    if bare is not None and bare[1]:
+        out.append(("a string without ignored marks", format_tool_calls(one({**call.arguments, bare[0]: bare[1]}))))
+    return out
+
+
 def cases(t: _Target) -> Cases:
     """Accept and reject sets of a tool-call gold (see the module docstring)."""
     calls = parse_tool_calls(t.slot.content)
@@ -119,6 +134,7 @@ def cases(t: _Target) -> Cases:
             elif name not in call.arguments and given:
                 accept.append(("optional argument given", format_tool_calls(one({**call.arguments, name: given[0]}))))
         if truth:
+            accept += _string_spellings(call, one)
             reject += [(kind, one(arguments)) for kind, arguments in _wrong_values(call, options)]
         required = schemas.get(call.name, {}).get("required") or []
         for name in required:
