@@ -343,6 +343,6 @@ def test_trl_builds_the_same_environment_tokens(monkeypatch):
             _tokenizer=tokenizer,
         )
         suffix = functools.partial(GRPOTrainer._get_tool_suffix_ids, trainer)
-        monkeypatch.setattr(rollout, "_reply_tokens", lambda tokenizer, history, replies, s=suffix: s(replies))
+        monkeypatch.setattr(rollout, "reply_tokens", lambda tokenizer, history, replies, s=suffix: s(replies))
         report, _ = checked(tokenizer, make_env("calculator-v1", template), template=f"trl/{template}")
         assert report.exact, report.summary()

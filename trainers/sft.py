@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.generation.rollout import _reply_tokens, rollout
+from rlhub.generation.rollout import reply_tokens, rollout
 from rlhub.types import Message
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def transcript_tokens(tokenizer, prompt_ids: list[int], prompt: list[Message], t
             if reply["role"] == "assistant":
                 break
             replies.append(reply)
-        glue = _reply_tokens(tokenizer, history, replies) if replies else []
+        glue = reply_tokens(tokenizer, history, replies) if replies else []
         history += replies
         ids += turn + glue
         mask += [1] * len(turn) + [0] * len(glue)

@@ -39,7 +39,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from rlhub.errors import RLHubError
-from rlhub.generation.rollout import Completion, encode_prompt, run_episodes, stop_token_ids
+from rlhub.generation.rollout import (
+    Completion,
+    encode_after_special,
+    encode_prompt,
+    mask_special_strings,
+    run_episodes,
+    stop_token_ids,
+)
 from rlhub.types import Example, Message
 
 MAX_EPISODE_TOKENS = 1 << 14
@@ -339,7 +346,8 @@ def template_addition(tokenizer, history: list[Message], replies: list[Message],
 
     The model's turn ends at ``stop_id``: the last occurrence of its text in the rendering of ``history`` is the
     n-th, and the addition is what follows the n-th occurrence in the rendering of ``history + replies`` with the
-    next assistant header, tokenized in context (the whole rendering at once).
+    next assistant header, tokenized in context (the whole rendering at once). A special-token string inside a
+    reply's content is plain text: it is encoded as text in context, never as the control token.
 
     Args:
         tokenizer: The tokenizer with the chat template.
@@ -356,6 +364,7 @@ def template_addition(tokenizer, history: list[Message], replies: list[Message],
             addition's first token with the turn's end.
     """
     stop = tokenizer.decode([stop_id])
+    replies, originals = mask_special_strings(tokenizer, replies)
     before = _render(tokenizer, history, tools, False).rstrip()
     after = _render(tokenizer, history + replies, tools, True)
     if not before.endswith(stop):
@@ -369,6 +378,8 @@ def template_addition(tokenizer, history: list[Message], replies: list[Message],
     full = tokenizer.encode(after, add_special_tokens=False)
     if full[: len(head)] != head:
         raise RLHubError("the tokenizer merges the text after the model's stop token with the stop token")
+    if originals:
+        return encode_after_special(tokenizer, after[boundary + len(stop) :], originals)
     return full[len(head) :]
 
 

@@ -12,6 +12,9 @@ Other engines (``rlhub.generation``: vLLM colocated or behind ``vllm serve``) im
 
 from __future__ import annotations
 
+import functools
+import re
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -258,8 +261,98 @@ def encode_prompt(tokenizer, env, example) -> list[int]:
 _TURN_MARK = "RLHUB-TURN-MARK"
 """Stands in for the model's turn when the template rewrites that turn once a reply follows it."""
 
+_SPLIT_MARK = "\x00rlhub-split\x00"
+"""A token added to a private copy of the tokenizer: text encoded after it is encoded as after a special token."""
 
-def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[int]:
+
+def special_strings(tokenizer) -> list[str]:
+    """The tokenizer's special and added-special token strings, longest first (the order a matcher tries them)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}).values()
+    strings = set(tokenizer.all_special_tokens) | {t.content for t in added if t.special}
+    return sorted((s for s in strings if s), key=len, reverse=True)
+
+
+def mask_special_strings(tokenizer, messages: list[dict]) -> tuple[list[dict], dict[str, str]]:
+    """The messages with every special-token string in their content replaced by a unique placeholder.
+
+    Text an environment writes (a tool result, a retrieved document, a user turn) is plain text: a
+    ``<|im_end|>`` in it must not end its turn. The placeholders keep those strings out of the chat template's
+    rendering, so every special token left in it is the template's own; :func:`encode_after_special` puts the
+    strings back as plain-text tokens.
+
+    Returns:
+        The masked messages and ``{placeholder: original string}`` (empty when no content holds one).
+    """
+    specials = special_strings(tokenizer)
+    pattern = re.compile("|".join(map(re.escape, specials))) if specials else None
+    contents = [m.get("content") for m in messages]
+    if pattern is None or not any(isinstance(c, str) and pattern.search(c) for c in contents):
+        return messages, {}
+    nonce = f"rlhubplain{uuid.uuid4().hex}"
+    originals: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:
+        key = f"{nonce}x{len(originals)}x"
+        originals[key] = match.group(0)
+        return key
+
+    masked = [
+        {**m, "content": pattern.sub(placeholder, m["content"])} if isinstance(m.get("content"), str) else m
+        for m in messages
+    ]
+    return masked, originals
+
+
+@functools.lru_cache(maxsize=8)
+def _plain_text_encoder(tokenizer, vocabulary_size: int):
+    """A copy of ``tokenizer``'s backend that encodes special-token strings as text, with :data:`_SPLIT_MARK`
+    added (not special) so a text encoded after it is split off as it is after a special token. Cached by
+    tokenizer and ``vocabulary_size``, so a token added to the tokenizer makes a new copy."""
+    from tokenizers import AddedToken, Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.add_tokens([AddedToken(_SPLIT_MARK, special=False, normalized=False)])
+    backend.encode_special_tokens = True
+    return backend
+
+
+def encode_after_special(tokenizer, text: str, originals: dict[str, str]) -> list[int]:
+    """Token ids of ``text``, a rendering's part that follows a special token, with placeholders as plain text.
+
+    Every special-token string in ``text`` is the template's and becomes its token; between them, each piece is
+    encoded as the tokenizer encodes it after a special token, with the placeholders of
+    :func:`mask_special_strings` replaced by their strings, encoded as text in context (merged with the text
+    around them, no leading space added), so they never become control tokens.
+
+    Args:
+        tokenizer: A fast tokenizer (``backend_tokenizer``).
+        text: The rendered text after a special token, placeholders in it.
+        originals: ``{placeholder: string}`` from :func:`mask_special_strings`.
+
+    Returns:
+        The token ids.
+
+    Raises:
+        RLHubError: The tokenizer has no special tokens, or is not a fast tokenizer.
+    """
+    specials = special_strings(tokenizer)
+    if not specials:
+        raise RLHubError("the tokenizer has no special tokens; the chat template's structure needs them")
+    if not hasattr(tokenizer, "backend_tokenizer"):
+        raise RLHubError("encoding tool text as plain text needs a fast tokenizer; load it with use_fast=True")
+    restore = re.compile("|".join(map(re.escape, originals))) if originals else None
+    encoder = _plain_text_encoder(tokenizer, len(tokenizer))
+    ids: list[int] = []
+    for piece in re.split(f"({'|'.join(map(re.escape, specials))})", text):
+        if piece in specials:
+            ids.append(tokenizer.convert_tokens_to_ids(piece))
+        elif piece:
+            plain = restore.sub(lambda m: originals[m.group(0)], piece) if restore else piece
+            ids += encoder.encode(_SPLIT_MARK + plain, add_special_tokens=False).ids[1:]
+    return ids
+
+
+def reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[int]:
     """Token ids of the environment's replies plus the next assistant header, as the chat template writes them.
 
     The model's own turn keeps its generated ids (no re-tokenization). The text the template adds after the
@@ -267,8 +360,22 @@ def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[i
     turn), so a tokenizer that adds a leading space to a text tokenized alone adds none here. A template that
     rewrites the turn once a reply follows it (Qwen3's drops an empty ``<think>`` block, QwQ's the reasoning) is
     not append-only: the episode keeps the sampled tokens, a warning says so, and the turn's end is found in a
-    rendering where the turn is a marker (docs/token-fidelity.md).
+    rendering where the turn is a marker (docs/token-fidelity.md). A special-token string inside a reply's
+    content (a tool result holding ``<|im_end|>``) is encoded as plain text, never as the control token.
+
+    Args:
+        tokenizer: The tokenizer with the chat template.
+        history: The conversation so far (prompt messages included), ending with the model's turn.
+        replies: The environment's messages after that turn.
+
+    Returns:
+        The ids the template adds after the model's end-of-turn token.
+
+    Raises:
+        RLHubError: The template closes the model's turn differently once a reply follows, or the tokenizer
+            merges its end-of-turn token with the text after it.
     """
+    replies, originals = mask_special_strings(tokenizer, replies)
     before = tokenizer.apply_chat_template(history, tokenize=False)
     after = tokenizer.apply_chat_template(history + replies, tokenize=False, add_generation_prompt=True)
     end = len(before.rstrip())  # the generated turn ended at its end-of-turn token, before any trailing newline
@@ -296,6 +403,8 @@ def _reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[i
             "the tokenizer merges the model's end-of-turn token with the text the chat template adds after it; "
             "make the end-of-turn token a special token of the tokenizer"
         )
+    if originals:  # the template's tokens as encoded above; the replies' special strings as text
+        return encode_after_special(tokenizer, after[end:], originals)
     return ids[len(head) :]
 
 
@@ -349,7 +458,7 @@ def run_episodes(
                 ep.messages += replies
                 if turn_rewards:
                     ep.turn_rewards.append(float(env.turn_reward(history + replies, replies, ep.state)))
-                glue = _reply_tokens(tokenizer, history, replies)
+                glue = reply_tokens(tokenizer, history, replies)
                 ep.token_ids += glue
                 ep.logprobs += [0.0] * len(glue)
                 ep.loss_mask += [0] * len(glue)
