@@ -233,3 +233,56 @@ def test_the_cpu_recipe_trains_two_steps_on_the_embedded_model(tmp_path):
     assert [r["step"] for r in steps] == [1, 2]
     assert all(r["tools/turns_per_episode"] >= 1 and "rewards/correct/mean" in r for r in steps), steps
     assert (tmp_path / "checkpoints" / "step-000002" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def _workspace_servers() -> int:
+    """Workspace sandboxes alive now (their server runs as the sandbox's first process)."""
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes()
+        except OSError:
+            continue
+        count += argv.startswith(b"bwrap") and b"_workspace_server" in argv
+    return count
+
+
+def test_served_through_rlhub_serve_with_a_workspace_per_session():
+    """``rlhub serve`` serves repofix-v0 like other envs: an episode stepped over HTTP uses its tools (a
+    workspace sandbox for run_tests) and earns the local reward; ending the episode releases the sandbox."""
+    import rlhub
+    from rlhub.rewards.tool_calls import ToolCall
+    from rlhub.serve.server import BackgroundServer, create_app
+
+    local = RepoFixEnv(difficulty=1)
+    ex = local.examples("test", limit=1)[0]
+    path, search, replace = ex.answer[0]
+    actions = [
+        format_tool_calls([ToolCall("run_tests", {})]),
+        format_tool_calls([ToolCall("edit_file", {"path": path, "search": search, "replace": replace})]),
+        format_tool_calls([ToolCall("submit", {})]),
+    ]
+    before = _workspace_servers()
+    with BackgroundServer(create_app(lambda: RepoFixEnv(difficulty=1), "repofix-v0")) as server:
+        remote = rlhub.make(f"{server.url}/repofix-v0")
+        remote.reset(options={"example": ex})
+        observation, *_ = remote.step(actions[0])
+        assert "FAILED" in observation or "Error" in observation  # the planted bug fails a visible test
+        assert _workspace_servers() == before + 1
+        remote.step(actions[1])
+        _, reward, terminated, _, info = remote.step(actions[2])
+        assert terminated and info["rewards"]["correct"] == 1.0
+        assert reward == local.score(local_transcript(local, ex, actions), ex).reward
+        remote.close()
+    deadline = time.monotonic() + 10
+    while _workspace_servers() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _workspace_servers() == before
+
+
+def local_transcript(env: RepoFixEnv, example, actions: list[str]) -> list:
+    """The transcript the local env makes of the same actions."""
+    env.reset(options={"example": example})
+    for action in actions:
+        env.step(action)
+    return env._messages[len(example.prompt) :]
