@@ -204,12 +204,16 @@ def test_renaming_and_return_rewrites_keep_names_the_function_reads_from_outside
 
 
 def _fits(calls, truth, functions) -> bool:
-    """BFCL's rule read plainly: one call per entry, names equal, arguments among the acceptable values."""
+    """BFCL's rule read plainly: one call per entry, names equal, arguments among the acceptable values (strings
+    compared as BFCL's grader does: without spaces and ``, . / - _ * ^``, in lower case)."""
     required = {f["name"]: set(f["parameters"].get("required", [])) for f in functions}
 
     def same(value, option):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return isinstance(option, (int, float)) and not isinstance(option, bool) and value == option
+        if isinstance(value, str) and isinstance(option, str):
+            plain = lambda s: re.sub(r"[ ,./\-_*^]", "", s).lower().replace("'", '"')
+            return plain(value) == plain(option)
         return value == option
 
     def call_fits(call, entry):

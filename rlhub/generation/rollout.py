@@ -268,7 +268,7 @@ _SPLIT_MARK = "\x00rlhub-split\x00"
 def special_strings(tokenizer) -> list[str]:
     """The tokenizer's special and added-special token strings, longest first (the order a matcher tries them)."""
     added = getattr(tokenizer, "added_tokens_decoder", {}).values()
-    strings = set(tokenizer.all_special_tokens) | {t.content for t in added if t.special}
+    strings = set(getattr(tokenizer, "all_special_tokens", ())) | {t.content for t in added if t.special}
     return sorted((s for s in strings if s), key=len, reverse=True)
 
 
