@@ -349,29 +349,6 @@ class Watcher(threading.Thread):
 # ----------------------------------------------------------------------------- a program's process
 
 
-class ProgramChild(_zygote.Spare):
-    """The zygote's forked child, set up to run in the workspace (its root as working directory)."""
-
-    def __init__(self, config: dict) -> None:
-        self.results_r, results_w = os.pipe()
-        request_r, self.request_w = os.pipe()
-        self.out_r, out_w = os.pipe()
-        self.err_r, err_w = os.pipe()
-        self.report_r, report_w = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:
-                for fd in (self.request_w, self.out_r, self.err_r, self.report_r, self.results_r):
-                    os.close(fd)
-                _child(config, request_r, out_w, err_w, report_w, results_w)
-            finally:
-                os._exit(_zygote.SETUP_FAILED_EXIT)
-        for fd in (request_r, out_w, err_w, report_w, results_w):
-            os.close(fd)
-        for fd in (self.out_r, self.err_r, self.report_r, self.results_r):
-            os.set_blocking(fd, False)
-
-
 def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, results_w: int) -> None:
     """In the forked child: drop to the programs' uid, set the limits, run the program; never returns."""
     try:
@@ -462,6 +439,12 @@ def main(argv: list[str]) -> None:
             break
         _zygote._write_all(replies, _zygote.encode_frame(handle(workspace, json.loads(payload))))
     _zygote._kill_everything_else()
+
+
+class ProgramChild(_zygote.Spare):
+    """The zygote's forked child, set up to run in the workspace (its root as working directory)."""
+
+    child = staticmethod(_child)
 
 
 if __name__ == "__main__":

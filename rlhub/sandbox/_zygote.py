@@ -494,6 +494,9 @@ def _print_uncaught() -> int:
 class Spare:
     """A child forked ahead of its request, so that the fork is off the program's critical path."""
 
+    child = staticmethod(_child)
+    """What the forked child runs (``_child``); a subclass sets up its child otherwise (the workspace server's)."""
+
     def __init__(self, config: dict) -> None:
         self.results_r, results_w = os.pipe()
         request_r, self.request_w = os.pipe()
@@ -505,7 +508,7 @@ class Spare:
             try:
                 for fd in (self.request_w, self.out_r, self.err_r, self.report_r, self.results_r):
                     os.close(fd)  # the request's EOF comes only once no writer is left
-                _child(config, request_r, out_w, err_w, report_w, results_w)
+                self.child(config, request_r, out_w, err_w, report_w, results_w)
             finally:
                 os._exit(SETUP_FAILED_EXIT)
         for fd in (request_r, out_w, err_w, report_w, results_w):
