@@ -427,10 +427,8 @@ def test_an_episode_closes_its_workspace_when_it_ends():
     assert state.done and state.workspace.closed
 
 
-def test_a_rollout_that_raises_mid_episode_closes_every_workspace():
-    from rlhub.generation.rollout import Completion, run_episodes
-
-    env = _workspace_env()
+def _record_states(env) -> list:
+    """The episode states ``env.respond`` sees, in order (the env still answers as before)."""
     states = []
     real_respond = MultiTurnEnv.respond
 
@@ -439,6 +437,14 @@ def test_a_rollout_that_raises_mid_episode_closes_every_workspace():
         return real_respond(env, messages, state)
 
     env.respond = respond
+    return states
+
+
+def test_a_rollout_that_raises_mid_episode_closes_every_workspace():
+    from rlhub.generation.rollout import Completion, run_episodes
+
+    env = _workspace_env()
+    states = _record_states(env)
 
     class Tokenizer:
         def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, **_):
@@ -487,14 +493,7 @@ def test_an_openai_endpoint_episode_that_raises_closes_its_workspace():
 
     env = _workspace_env()
     env.multi_turn = True
-    states = []
-    real_respond = MultiTurnEnv.respond
-
-    def respond(messages, state):
-        states.append(state)
-        return real_respond(env, messages, state)
-
-    env.respond = respond
+    states = _record_states(env)
 
     class Client:
         calls = 0
