@@ -44,10 +44,11 @@ def completions_for(env, examples):
     return [(gold, golds[(i + 1) % len(golds)]) for i, gold in enumerate(golds)]
 
 
+@pytest.mark.parametrize("inline", [False, True], ids=["threaded", "inline"])
 @pytest.mark.parametrize("env_id", ONE_ENV_PER_DOMAIN)
-def test_served_env_gives_the_same_examples_and_rewards_as_the_local_one(env_id):
+def test_served_env_gives_the_same_examples_and_rewards_as_the_local_one(env_id, inline):
     local = rlhub.make(env_id)
-    with served(env_id) as server:
+    with served(env_id, inline=inline) as server:
         remote = rlhub.make(f"{server.url}/{env_id}")
         assert remote.env_id == env_id and remote.rubric.weights == local.rubric.weights
         examples = local.examples("test", limit=N_EXAMPLES)
@@ -62,6 +63,32 @@ def test_served_env_gives_the_same_examples_and_rewards_as_the_local_one(env_id)
     # The comparison covers passing completions, not only failing ones.
     assert sum(s.rewards["correct"] for s in remote_scores[::2]) == N_EXAMPLES
     assert sum(s.rewards["correct"] for s in remote_scores[1::2]) < N_EXAMPLES / 2
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_inline_routes_run_on_the_event_loop_and_threaded_ones_in_a_worker(inline):
+    """``inline`` (the hub sandbox's server) runs each route on the event loop's thread: no hand-off per request."""
+    spec = get_spec("countdown-v0")
+    seen = []
+
+    def make_env():
+        env = spec.make()
+        score_batch = env.score_batch
+
+        def recording(completions, examples):
+            seen.append(threading.current_thread())
+            return score_batch(completions, examples)
+
+        env.score_batch = recording
+        return env
+
+    with BackgroundServer(create_app(make_env, spec.id, inline=inline)) as server:
+        remote = rlhub.make(f"{server.url}/{spec.id}")
+        example = remote.examples("test", limit=1)[0]
+        assert remote.score(remote.gold_completion(example), example).reward > 0
+        remote.close()
+        loop_thread = server._thread
+    assert len(seen) == 1 and (seen[0] is loop_thread) == inline
 
 
 def test_recipe_weights_apply_to_a_served_env_as_to_a_local_one(countdown):

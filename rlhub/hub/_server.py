@@ -235,7 +235,7 @@ def serve(config: dict, entries: list) -> None:
         return guarded_env(spec.make(**config["overrides"]), config["reward_bound"], config["memory_mb"])
 
     try:
-        app = create_app(make_env, spec.id)
+        app = create_app(make_env, spec.id, inline=True)  # one request at a time (Enforced): no thread hop
     except ConfigError as exc:  # a bad config is the caller's error, raised as such on the host
         print(json.dumps({"config_error": str(exc)}))
         sys.exit(VIOLATION_EXIT + 1)

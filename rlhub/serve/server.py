@@ -6,6 +6,7 @@ function's raw value, so a client applies its own weights exactly as a local rub
 ``session_ttl`` seconds is dropped.
 """
 
+import functools
 import hmac
 import ipaddress
 import secrets
@@ -69,6 +70,7 @@ def create_app(
     session_ttl: float = 600.0,
     max_sessions: int = 1024,
     max_body_bytes: int = MAX_BODY_BYTES,
+    inline: bool = False,
 ):
     """The ASGI app serving ``make_env()`` as ``env_id``.
 
@@ -79,6 +81,9 @@ def create_app(
         session_ttl: Seconds of inactivity after which a session is dropped.
         max_sessions: Open sessions at most; more get 429 until some end or expire.
         max_body_bytes: Larger request bodies get 413.
+        inline: Run each route on the event loop rather than in a worker thread. Only for a server that handles
+            one request at a time anyway (an env package's sandbox): it saves two thread hand-offs per request,
+            while a slow route then holds every other request back.
 
     Returns:
         A FastAPI application.
@@ -93,6 +98,17 @@ def create_app(
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
+    def handler(function):
+        """A route's function; with ``inline``, an async one that calls it, which FastAPI runs on the loop."""
+        if not inline:
+            return function
+
+        @functools.wraps(function)
+        async def run_inline(*args, **kwargs):
+            return function(*args, **kwargs)
+
+        return run_inline
+
     app = FastAPI(title=f"rlhub serve {env_id}", version=PROTOCOL)
     routes = APIRouter(prefix=f"/{env_id}", dependencies=[Depends(authorized)])
 
@@ -103,10 +119,12 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.get("/health")
+    @handler
     def health() -> dict:
         return {"status": "ok", "protocol": PROTOCOL, "env_id": env_id}
 
     @routes.get("/info")
+    @handler
     def info() -> dict:
         return {
             "protocol": PROTOCOL,
@@ -118,10 +136,12 @@ def create_app(
         }
 
     @routes.post("/examples")
+    @handler
     def examples(body: ExamplesRequest) -> dict:
         return {"examples": [example_to_json(e) for e in env.examples(body.split, body.limit, body.seed)]}
 
     @routes.post("/score")
+    @handler
     def score(body: ScoreRequest) -> Response:
         """The env's own scoring (``env.score_batch``: what a multi-turn env does to transcripts included)."""
         if len(body.completions) != len(body.examples):
@@ -129,6 +149,7 @@ def create_app(
         return _scores(env.score_batch(body.completions, [_example(e) for e in body.examples]))
 
     @routes.post("/rubric")
+    @handler
     def rubric(body: RubricRequest) -> Response:
         """The rubric's functions on completions and reward columns as given (``rubric.score_batch``)."""
         if len(body.completions) != len(body.columns):
@@ -136,10 +157,12 @@ def create_app(
         return _scores(env.rubric.score_batch(body.completions, body.columns))
 
     @routes.post("/gold")
+    @handler
     def gold(body: GoldRequest) -> dict:
         return {"completion": env.gold_completion(_example(body.example))}
 
     @routes.post("/sessions")
+    @handler
     def reset(body: ResetRequest) -> dict:
         options: dict[str, Any] = {"split": body.split}
         if body.limit is not None:
@@ -157,6 +180,7 @@ def create_app(
         return {"session_id": session_id, "observation": observation, "info": _reset_info(info)}
 
     @routes.post("/sessions/{session_id}/step")
+    @handler
     def step(session_id: str, body: StepRequest) -> dict:
         session = sessions.get(session_id)
         with session.lock:
@@ -174,6 +198,7 @@ def create_app(
         }
 
     @routes.delete("/sessions/{session_id}")
+    @handler
     def close(session_id: str) -> dict:
         sessions.get(session_id)
         sessions.close(session_id)
