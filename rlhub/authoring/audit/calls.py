@@ -4,11 +4,12 @@ The accept set writes the gold calls otherwise: arguments in another order, ``ar
 ``name``, compact or indented JSON, parallel calls in another order, an integral number as ``50.0``
 where the schema asks for a float, and, when the example carries BFCL's ground truth
 (``[{function: {parameter: [acceptable values]}}]``, ``""`` marking an optional parameter), another
-acceptable value, an optional parameter given, a string argument in capitals or without the marks BFCL's grader
-ignores. The reject set changes one call: a wrong value (the
-number off by one, two string arguments swapped, a string's words reversed, a flag flipped, a list
-cut short) kept only when no acceptable value resembles it, a required parameter left out, another or
-an unknown function, an unknown argument, or a parallel call dropped.
+acceptable value, an optional parameter the schema defines given, and the strings BFCL's grader
+standardises (a string argument, an array's items, a dict's values) in capitals or without the marks it
+ignores. The reject set changes one call: a wrong value (the number off by one, two string arguments
+swapped, a string's words reversed, a flag flipped, a list cut short) kept only when no acceptable value
+resembles it, a required parameter left out, another or an unknown function, an unknown argument, or a
+parallel call dropped.
 """
 
 from __future__ import annotations
@@ -83,17 +84,48 @@ def _wrong_values(call: ToolCall, options: dict[str, list]) -> list[tuple[str, d
     return out
 
 
-def _string_spellings(call: ToolCall, one) -> list[tuple[str, str]]:
-    """The first string argument in capitals, and the first without the marks BFCL's grader ignores
-    (spaces and ``, . / - _ * ^``): the same value to BFCL, whose grader standardises strings."""
+_STANDARDISED = {"string": str, "any": str, "array": list, "tuple": list, "dict": dict}
+"""The schema types whose values BFCL's grader compares with strings standardised, and their JSON types."""
+
+_SPELLINGS = {
+    "a string in capitals": str.upper,
+    "a string without ignored marks": lambda text: re.sub(r"[ ,./\-_*^]", "", text) or text,
+}
+"""Rewrites of a string that BFCL's grader standardises away (case; spaces and ``, . / - _ * ^``)."""
+
+
+def _spelled(value: Any, schema: dict, options: list, spell) -> Any:
+    """``value`` with ``spell`` applied to each string in it that BFCL's grader standardises.
+
+    Those are: a string parameter's value, an array's string items, a dict's string values and those of the
+    dicts in an array (one level down, where BFCL's list and dict checkers standardise them; deeper values
+    it compares as written). A value under BFCL's "variable" rule (the ground truth lists another type than
+    the schema's, as ``"data['sales']"`` for an array) is compared exactly, so it stays as it is.
+    """
+    expected = _STANDARDISED.get(schema.get("type"))
+    listed = next((type(o) for o in options if o != ""), None)
+    if expected is None or not isinstance(value, expected) or (listed is not None and listed is not expected):
+        return value
+
+    def flat(item: Any) -> Any:
+        if isinstance(item, str):
+            return spell(item)
+        return {k: spell(v) if isinstance(v, str) else v for k, v in item.items()} if isinstance(item, dict) else item
+
+    return [flat(item) for item in value] if isinstance(value, list) else flat(value)
+
+
+def _string_spellings(call: ToolCall, props: dict, options: dict[str, list], one) -> list[tuple[str, str]]:
+    """Every string of the call that BFCL's grader standardises (:func:`_spelled`) in capitals, and without
+    the marks it ignores: the same call to BFCL, so a case- or punctuation-sensitive matcher fails them."""
     out = []
-    strings = [(k, v) for k, v in call.arguments.items() if isinstance(v, str)]
-    upper = next(((k, v.upper()) for k, v in strings if v.upper() != v), None)
-    if upper is not None:
-        out.append(("a string in capitals", format_tool_calls(one({**call.arguments, upper[0]: upper[1]}))))
-    bare = next(((k, re.sub(r"[ ,./\-_*^]", "", v)) for k, v in strings if re.search(r"[ ,./\-_*^]", v)), None)
-    if bare is not None and bare[1]:
-        out.append(("a string without ignored marks", format_tool_calls(one({**call.arguments, bare[0]: bare[1]}))))
+    for kind, spell in _SPELLINGS.items():
+        arguments = {
+            name: _spelled(value, props.get(name) or {}, options.get(name, []), spell)
+            for name, value in call.arguments.items()
+        }
+        if arguments != call.arguments:
+            out.append((kind, format_tool_calls(one(arguments))))
     return out
 
 
@@ -131,10 +163,10 @@ def cases(t: _Target) -> Cases:
             given = [v for v in values if v != ""]
             if name in call.arguments and len(given) > 1 and _key(given[1]) != _key(call.arguments[name]):
                 accept.append(("another acceptable value", format_tool_calls(one({**call.arguments, name: given[1]}))))
-            elif name not in call.arguments and given:
+            elif name not in call.arguments and name in props and given:
                 accept.append(("optional argument given", format_tool_calls(one({**call.arguments, name: given[0]}))))
         if truth:
-            accept += _string_spellings(call, one)
+            accept += _string_spellings(call, props, options, one)
             reject += [(kind, one(arguments)) for kind, arguments in _wrong_values(call, options)]
         required = schemas.get(call.name, {}).get("required") or []
         for name in required:
