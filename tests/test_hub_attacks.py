@@ -173,8 +173,8 @@ def test_install_refuses_the_attack_naming_its_violation_and_leaves_nothing(hub,
         hub["listener"].accept()  # no connection arrived
 
 
-def test_an_attack_listed_without_frozen_rollouts_is_refused_by_validate(hub, benign, tmp_path):
-    # With no rollouts to re-score, the attack first runs in install's `rlhub validate`: refused all the same.
+def test_an_attack_listed_without_frozen_rollouts_is_refused_before_it_installs(hub, benign, tmp_path):
+    # With no rollouts to re-score, install could not check its rewards: refused before pip, so none of it runs.
     index = json.loads(hub["index"].read_text())
     entry = index["packages"]["rlhub-env-attack-write"]["versions"][VERSION]
     entry.update(rollouts=[], reward_hash=reward_hash([]))
@@ -182,8 +182,8 @@ def test_an_attack_listed_without_frozen_rollouts_is_refused_by_validate(hub, be
     write_index(bare, index)
     code, stderr, _ = hub_install({**hub, "index": bare}, f"attack-write-v0@{VERSION}")
     assert code == 1 and re.fullmatch(
-        r"error: refused rlhub-env-attack-write 0\.1\.0: .*\(filesystem\): write to .*written\.txt.*; uninstalled "
-        r"it, nothing recorded in rlhub\.lock",
+        r"error: refused rlhub-env-attack-write 0\.1\.0: its hub index entry has no frozen rollouts for "
+        r"attack-write-v0, .*nothing installed\. Its publisher must run `rlhub hub freeze DIR` .*",
         stderr.strip(),
     ), stderr[-3000:]
     assert sorted(Path(hub["places"]["site"]).glob("rlhub_env_attack_write*")) == []

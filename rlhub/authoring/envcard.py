@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import importlib
 import inspect
 import io
 import re
@@ -28,6 +27,7 @@ from typing import Any
 
 from rlhub.env.registry import DOMAINS, FAMILIES, EnvSpec, family, get_spec, list_envs
 from rlhub.errors import RLHubError
+from rlhub.resolve import resolve_module
 
 GENERATED = (
     "<!-- Generated from registry.yaml and the env modules by "
@@ -243,7 +243,7 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
     """
     spec = get_spec(env) if isinstance(env, str) else env
     instance = spec.make()
-    module = importlib.import_module(spec.entry_point.partition(":")[0])
+    module = resolve_module(spec.entry_point.partition(":")[0], what=f"registry entry {spec.id!r}")
     doc = module_doc(module)
     h1, h2 = "#" * level, "#" * (level + 1)
     multi_turn = bool(instance.multi_turn)

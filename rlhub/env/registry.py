@@ -14,8 +14,8 @@ import importlib
 import importlib.metadata
 import inspect
 import json
+import logging
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
@@ -23,17 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
+from rlhub.env.entry import DOMAINS as DOMAINS  # re-exported: rlhub.authoring.scaffold reads it here
+from rlhub.env.entry import ID_RE, RegistryFile, validate_entry
 from rlhub.errors import RLHubError
 from rlhub.resolve import resolve, resolve_module
 
-DOMAINS = ("math", "code", "tool", "instruction")
-ID_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*/)?[a-z0-9][a-z0-9_.-]*-v(\d+)$")
-REQUIRED = ("id", "entry_point", "version", "domain", "description", "license")
-OPTIONAL = ("tags", "config", "data")
-DATA_FIELDS = ("source", "version", "shipped")
-"""Keys of an entry's ``data:`` mapping: where the data set comes from (``source``), which release
-(``version``), and the folder under ``data/`` holding rlhub's copy with its LICENSE (``shipped``, or absent)."""
 ENTRY_POINT_GROUP = "rlhub.envs"
 FAMILIES = {"rg": "rlhub.envs.reasoning_gym"}
 """Id namespaces whose envs a module makes on demand instead of listing them: ``rg/<task>-v1`` is any
@@ -118,68 +114,38 @@ def default_registry_path() -> Path:
 
 
 def parse_entry(raw: Any, where: str, source: str) -> EnvSpec:
-    """Validate one registry entry; every error names the entry and the field."""
-    if not isinstance(raw, dict):
-        raise RLHubError(f"{where}: each entry must be a mapping with {list(REQUIRED)}, got {type(raw).__name__}")
-    name = raw.get("id", "<missing id>")
-    label = f"{where}: entry {name!r}"
-    for key in REQUIRED:
-        if key not in raw or raw[key] in (None, ""):
-            raise RLHubError(f"{label}: missing field {key!r}")
-    unknown = sorted(set(raw) - set(REQUIRED) - set(OPTIONAL))
-    if unknown:
-        raise RLHubError(f"{label}: unknown field(s) {unknown}; allowed: {list(REQUIRED + OPTIONAL)}")
-    m = ID_RE.match(str(raw["id"]))
-    if not m:
-        raise RLHubError(f"{label}: field 'id' must look like 'name-v0' (lowercase, versioned)")
-    if not isinstance(raw["version"], int) or raw["version"] != int(m.group(1)):
-        raise RLHubError(
-            f"{label}: field 'version' must be the integer in the id ({m.group(1)}), got {raw['version']!r}"
-        )
-    if raw["domain"] not in DOMAINS:
-        raise RLHubError(f"{label}: field 'domain' must be one of {list(DOMAINS)}, got {raw['domain']!r}")
-    ep = str(raw["entry_point"])
-    if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", ep):
-        raise RLHubError(f"{label}: field 'entry_point' must be 'package.module:Class', got {ep!r}")
-    tags = raw.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise RLHubError(f"{label}: field 'tags' must be a list of strings")
-    config = raw.get("config") or {}
-    if not isinstance(config, dict):
-        raise RLHubError(f"{label}: field 'config' must be a mapping of config keys to defaults")
-    data = raw.get("data") or {}
-    if not isinstance(data, dict) or (data and "source" not in data) or set(data) - set(DATA_FIELDS):
-        raise RLHubError(
-            f"{label}: field 'data' must be a mapping with 'source' and optionally 'version' and 'shipped', "
-            f"got {data!r}"
-        )
-    if not all(isinstance(v, str) for v in data.values()):
-        raise RLHubError(f"{label}: field 'data' values must be strings, got {data!r}")
+    """Validate one registry entry (a :class:`rlhub.env.entry.RegistryEntry`); each error names entry and field."""
+    entry = validate_entry(raw, where)
     return EnvSpec(
-        id=raw["id"],
-        entry_point=ep,
-        version=raw["version"],
-        domain=raw["domain"],
-        description=str(raw["description"]),
-        license=str(raw["license"]),
-        tags=tuple(tags),
-        config=config,
+        id=entry.id,
+        entry_point=entry.entry_point,
+        version=entry.version,
+        domain=entry.domain,
+        description=entry.description,
+        license=entry.license,
+        tags=tuple(entry.tags),
+        config=entry.config,
         source=source,
-        data=dict(data),
+        data=dict(entry.data or {}),
     )
 
 
 def parse_registry(data: Any, where: str, source: str = "rlhub") -> list[EnvSpec]:
+    """The specs of a registry file's contents: a mapping with an ``envs:`` list, or the list itself.
+
+    Raises:
+        RLHubError: The contents hold no list of entries, or an entry is malformed (naming it).
+    """
     if isinstance(data, dict):
-        for key in sorted(set(data) - {"envs"}, key=str):
+        for key in sorted(set(data) - set(RegistryFile.model_fields), key=str):
             warnings.warn(
-                f"{where}: unknown top-level key {key!r} ignored; a registry file holds only 'envs:'",
-                stacklevel=2,
+                f"{where}: unknown top-level key {key!r} ignored; a registry file holds only 'envs:'", stacklevel=2
             )
-    entries = data.get("envs") if isinstance(data, dict) else data
-    if not isinstance(entries, list):
-        raise RLHubError(f"{where}: expected a top-level 'envs:' list of entries")
-    return [parse_entry(raw, where, source) for raw in entries]
+    try:
+        registry = RegistryFile.model_validate({"envs": data} if isinstance(data, list) else data)
+    except ValidationError:
+        raise RLHubError(f"{where}: expected a top-level 'envs:' list of entries") from None
+    return [parse_entry(raw, where, source) for raw in registry.envs]
 
 
 def read_registry_file(path: Path, source: str = "rlhub") -> list[EnvSpec]:
@@ -194,46 +160,122 @@ def read_registry_file(path: Path, source: str = "rlhub") -> list[EnvSpec]:
     return parse_registry(data, str(path), source)
 
 
-def _plugin_specs() -> list[EnvSpec]:
-    from rlhub.hub.isolation import isolated, sandboxed_entries
+@dataclass(frozen=True)
+class BrokenPackage:
+    """An installed env package that failed to load: its envs are left out, the other packages' still load."""
 
-    specs = []
+    name: str
+    error: RLHubError
+    """What went wrong, naming the package (a ``CapabilityViolation`` as its sandbox named it)."""
+    envs: tuple[str, ...] = ()
+    """The env ids its manifest lists (read without importing it); empty when that cannot be read."""
+
+    def message(self) -> str:
+        """Its error and the fix, in one line."""
+        error = " ".join(str(self.error).split())
+        return f"{error}; its envs are left out: reinstall it, or remove it with `pip uninstall {self.name}`"
+
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+"""Broken packages' messages already logged: each is logged once per process, however often the registry reloads."""
+
+
+def _entry_point_specs(ep: importlib.metadata.EntryPoint, dist: str, source: str, sandboxed: bool) -> list[EnvSpec]:
+    """The specs one ``rlhub.envs`` entry point registers, loaded in its sandbox if ``sandboxed``.
+
+    Raises:
+        RLHubError: Loading it failed or gave malformed entries; names the package and what went wrong.
+    """
+    from rlhub.hub.isolation import sandboxed_entries
+    from rlhub.hub.sandbox import CapabilityViolation
+
+    try:
+        if sandboxed:
+            # Its code is imported only in its sandbox, never in this process.
+            return parse_registry(sandboxed_entries(ep), f"entry point {ep.value!r}", source)
+        obj = ep.load()
+        obj = obj() if callable(obj) else obj
+        if isinstance(obj, (str, Path)):
+            return read_registry_file(Path(obj), source)
+        return parse_registry(obj, f"entry point {ep.value!r}", source)
+    except CapabilityViolation:
+        raise  # as its sandbox named it: the package and the capability
+    except (Exception, SystemExit) as exc:  # its own code: any error, even sys.exit at import, is its failure
+        what = str(exc) if isinstance(exc, RLHubError) else f"{type(exc).__name__}: {exc}"
+        raise RLHubError(f"environment package {dist!r} (entry point {ep.value!r}) failed to load: {what}") from exc
+
+
+def _declared_envs(ep: importlib.metadata.EntryPoint) -> tuple[str, ...]:
+    """The env ids a package's manifest lists, read without importing it; () when it has none or it is unreadable."""
+    from rlhub.hub.manifest import installed_manifest
+
+    try:
+        manifest = installed_manifest(ep)
+    except Exception:  # a broken package's manifest may be broken too: its load error is the one to report
+        return ()
+    return manifest.envs if manifest is not None else ()
+
+
+def _plugin_specs(registered: dict[str, EnvSpec]) -> tuple[list[EnvSpec], list[BrokenPackage]]:
+    """The specs of every installed env package, and the packages that failed to load.
+
+    A package fails as a whole, and alone: when its entry point raises, its entries are malformed, or it
+    registers an id that ``registered`` or an earlier package already has, none of its envs are added.
+    """
+    from rlhub.hub.isolation import isolated
+
+    taken = {env_id: spec.source for env_id, spec in registered.items()}
+    specs: list[EnvSpec] = []
+    broken: list[BrokenPackage] = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else ep.value
         version = getattr(ep.dist, "version", None)
         source = f"pip:{dist}=={version}" if version else f"pip:{dist}"
-        if ep.dist is not None and isolated(source):
-            # Its code is imported only in its sandbox, never in this process.
-            specs.extend(parse_registry(sandboxed_entries(ep), f"entry point {ep.value!r}", source))
-            continue
+        sandboxed = ep.dist is not None and isolated(source)  # outside the try: a bad rlhub.lock is not theirs
         try:
-            obj = ep.load()
-            if callable(obj):
-                obj = obj()
-        except Exception as exc:
-            raise RLHubError(f"environment package {dist!r} (entry point {ep.value!r}) failed to load: {exc}")
-        if isinstance(obj, (str, Path)):
-            specs.extend(read_registry_file(Path(obj), source))
-        else:
-            specs.extend(parse_registry(obj, f"entry point {ep.value!r}", source))
-    return specs
+            mine = _entry_point_specs(ep, dist, source, sandboxed)
+            ids = [spec.id for spec in mine]
+            clash = next((i for n, i in enumerate(ids) if i in taken or i in ids[:n]), None)
+            if clash is not None:
+                other = taken.get(clash, source)
+                raise RLHubError(f"environment package {dist!r} registers {clash!r}, which {other} registers too")
+        except RLHubError as exc:
+            broken.append(BrokenPackage(dist, exc, _declared_envs(ep)))
+            continue
+        taken.update({spec.id: source for spec in mine})
+        specs.extend(mine)
+    return specs, broken
 
 
 @cache
-def _load(path: str) -> dict[str, EnvSpec]:
-    specs = read_registry_file(Path(path)) + _plugin_specs()
+def _load(path: str) -> tuple[dict[str, EnvSpec], tuple[BrokenPackage, ...]]:
     by_id: dict[str, EnvSpec] = {}
-    for spec in specs:
+    for spec in read_registry_file(Path(path)):
         if spec.id in by_id:
-            other = by_id[spec.id]
-            raise RLHubError(f"duplicate environment id {spec.id!r} (from {other.source} and {spec.source})")
+            raise RLHubError(f"duplicate environment id {spec.id!r} in {path}")
         by_id[spec.id] = spec
-    return by_id
+    specs, broken = _plugin_specs(by_id)
+    by_id.update({spec.id: spec for spec in specs})
+    for package in broken:
+        message = package.message()
+        if message not in _warned:
+            _warned.add(message)
+            log.warning(message, extra={"package": package.name})
+    return by_id, tuple(broken)
 
 
 def load_registry(path: str | Path | None = None) -> dict[str, EnvSpec]:
-    """All registered environments by id (registry.yaml first, then installed env packages)."""
-    return dict(_load(str(path or default_registry_path())))
+    """All registered environments by id (registry.yaml first, then installed env packages).
+
+    An env package that fails to load is left out and logged once (see :func:`broken_packages`).
+    """
+    return dict(_load(str(path or default_registry_path()))[0])
+
+
+def broken_packages(path: str | Path | None = None) -> list[BrokenPackage]:
+    """The installed env packages that failed to load, each with its error and the fix."""
+    return list(_load(str(path or default_registry_path()))[1])
 
 
 def clear_cache() -> None:
@@ -244,6 +286,10 @@ def get_spec(env_id: str) -> EnvSpec:
     registry = load_registry()
     if env_id in registry:
         return registry[env_id]
+    broken = broken_packages()
+    provider = next((package for package in broken if env_id in package.envs), None)
+    if provider is not None:
+        raise provider.error.with_traceback(None)  # the package's own error (its type too), not "unknown"
     namespace, slash, _ = env_id.partition("/")
     if slash and namespace in FAMILIES:
         return family(namespace).family_spec(env_id)
@@ -258,7 +304,11 @@ def get_spec(env_id: str) -> EnvSpec:
         )
     close = difflib.get_close_matches(env_id, list(registry), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise RLHubError(f"unknown environment {env_id!r}{hint}; valid ids: {', '.join(sorted(registry))}")
+    # A broken package whose manifest cannot say what it serves may be the one that serves env_id.
+    maybe = "".join(
+        f"; it may come from an env package that failed to load: {p.message()}" for p in broken if not p.envs
+    )
+    raise RLHubError(f"unknown environment {env_id!r}{hint}; valid ids: {', '.join(sorted(registry))}{maybe}")
 
 
 def other_versions(env_id: str, registry: dict[str, EnvSpec] | None = None) -> list[str]:

@@ -3,7 +3,8 @@
 Install takes the version from the hub index and pip-installs exactly its wheel: ``--require-hashes`` with the
 wheel's sha256 from the index, ``--no-deps`` (an env package's dependencies must already be installed: rlhub
 itself, and what its README names). It then checks the installed files against the index's code and data
-hashes, re-scores the published frozen rollouts against the index's reward hash, runs ``rlhub validate`` on
+hashes, re-scores the published frozen rollouts against the index's reward hash (an entry without frozen
+rollouts for every env it serves is refused before anything is installed), runs ``rlhub validate`` on
 every env (in the sandbox, as training will), and records the package in the lock. A package that fails any
 check is refused in one line (a capability violation named as the sandbox named it) and leaves nothing: it is
 uninstalled (or the version the lock pins is put back) and the lock is not touched. ``sync`` installs what
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import subprocess
 import sys
 import tempfile
@@ -60,6 +62,38 @@ def _fresh_registry() -> None:
     from rlhub.env import registry
 
     registry.clear_cache()
+
+
+def _check_loads(name: str) -> None:
+    """Refuse a package that the registry leaves out: loading its entries failed (here or in its sandbox).
+
+    The registry's warning about it is held back: the refusal says the same, in install's one line.
+    """
+    from rlhub.env import registry
+
+    def not_about_it(record: logging.LogRecord) -> bool:
+        return canonical(getattr(record, "package", "")) != canonical(name)
+
+    registry.log.addFilter(not_about_it)
+    try:
+        broken = registry.broken_packages()
+    finally:
+        registry.log.removeFilter(not_about_it)
+    for package in broken:
+        if canonical(package.name) == canonical(name):
+            raise package.error.with_traceback(None)  # as it failed: a capability violation stays one
+
+
+def _check_frozen(name: str, version: str, entry: dict[str, Any]) -> None:
+    """Refuse an index entry with an env that no frozen rollout covers: install could not check its rewards."""
+    frozen = {row.get("env") for row in entry.get("rollouts") or ()}
+    unchecked = [env_id for env_id in entry["envs"] if env_id not in frozen]
+    if unchecked or not entry["envs"]:
+        raise RLHubError(
+            f"refused {name} {version}: its hub index entry has no frozen rollouts for "
+            f"{', '.join(unchecked) or 'any env'}, so its rewards cannot be checked here; nothing installed. "
+            "Its publisher must run `rlhub hub freeze DIR` and publish a new version"
+        )
 
 
 def _check_against_index(name: str, version: str, entry: dict[str, Any]) -> dict[str, str]:
@@ -129,11 +163,13 @@ def install(ref: str, hub: str, lock_path: Path, trust: str = "sandbox", validat
     package, version = find(read_index(hub), ref)
     entry = package["versions"][version]
     name = package["name"]
+    _check_frozen(name, version, entry)
     pip_install(name, version, entry["wheel"]["sha256"], entry["index_url"])
     try:
         files = _check_against_index(name, version, entry)
         _check_requirements(name)
         _fresh_registry()
+        _check_loads(name)
         _check_rewards(name, version, entry)
         if validate:
             _validate(name, entry["envs"])

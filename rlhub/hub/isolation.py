@@ -2,8 +2,8 @@
 
 Every env from a pip package (an ``rlhub.envs`` entry point outside rlhub) runs in a sandbox behind the
 capabilities its manifest declares, unless its distribution is named in ``$RLHUB_TRUST`` (comma-separated);
-a trusted package runs in the trainer's process, and that choice is logged. rlhub's own envs always run
-in-process.
+a trusted package runs in the trainer's process. Either choice is logged, once per package. rlhub's own envs
+always run in-process, and so does the package inside its own sandbox (where no other package is visible).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from rlhub.errors import RLHubError
 from rlhub.hub import entries_cache
 from rlhub.hub.manifest import Capabilities, installed_manifest
-from rlhub.hub.sandbox import SERVER_PATH, EnvSandbox, SandboxPlan
+from rlhub.hub.sandbox import SERVER_IN_SANDBOX, SERVER_PATH, EnvSandbox, SandboxPlan
 
 TRUST_VARIABLE = "RLHUB_TRUST"
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def isolated(source: str) -> bool:
     """Whether envs from ``source`` run in a sandbox: every package's but those named in ``$RLHUB_TRUST`` and
     those the lock (``rlhub.lock``, or ``$RLHUB_LOCK``) pins at this version with ``trust = "in-process"``."""
     package = package_of(source)
-    if package is None:
+    if package is None or _in_own_sandbox():
         return False
     trusted = {_canonical(name) for name in os.environ.get(TRUST_VARIABLE, "").split(",") if name.strip()}
     if _canonical(package) in trusted:
@@ -52,7 +52,17 @@ def isolated(source: str) -> bool:
     if version and (_canonical(package), version) in _lock_trusted():
         _log_trust(package, "rlhub.lock (trust = in-process)")
         return False
+    _log_isolated(package)
     return True
+
+
+def _in_own_sandbox() -> bool:
+    """Whether this process is an env package's sandbox server (:mod:`rlhub.hub._server`).
+
+    There the package already runs isolated, and the sandbox masks every other env package: its code is
+    imported in that process, and nobody trusted it.
+    """
+    return sys.argv[:1] == [SERVER_IN_SANDBOX]
 
 
 def _lock_trusted() -> set[tuple[str, str]]:
@@ -84,6 +94,12 @@ def _log_trust(package: str, by: str) -> None:
         package,
         by,
     )
+
+
+@functools.cache
+def _log_isolated(package: str) -> None:
+    log.info("environment package %r runs isolated, in a sandbox with only the capabilities its rlhub.toml declares",
+             package)  # fmt: skip
 
 
 def _capabilities(entry_point: importlib.metadata.EntryPoint) -> tuple[Capabilities, tuple[str, ...] | None]:

@@ -24,8 +24,6 @@ started is killed and the scratch directories are emptied.
 from __future__ import annotations
 
 import ctypes
-import gc
-import importlib
 import json
 import math
 import os
@@ -421,16 +419,7 @@ def main(argv: list[str]) -> None:
     os.umask(0)  # files are shared with the programs' uid: 0666, directories 0777, inside the sandbox only
     os.chdir("/")
     os.environ.update(HOME=config["root"], TMPDIR=config["scratch"][0], PWD=config["root"])
-    sys.path.extend(config["site_packages"])
-    # The programs' standard streams, made once, as the zygote does.
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
-    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
-    sys.stderr = sys.__stderr__ = open(  # noqa: SIM115
-        2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1
-    )
-    for module in config["preload"]:
-        importlib.import_module(module)
-    gc.freeze()  # keep the preloaded heap shared copy-on-write with every program
+    _zygote.prepare_programs(config)
     workspace = Workspace(config)
     _zygote._write_all(replies, _zygote.encode_frame({"ready": True, "pid": os.getpid()}))
     while (header := _zygote._read_exactly(requests, _zygote.HEADER.size)) is not None:

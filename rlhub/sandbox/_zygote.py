@@ -702,6 +702,26 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def prepare_programs(config: dict) -> None:
+    """Set up, once before the first fork, what every program inherits: ``sys.path``, its standard streams and
+    the preloaded modules (the workspace server's programs too).
+
+    The preloaded modules are rlhub's list of standard-library modules (``config.PRELOAD``), imported by name
+    here and not through ``rlhub.resolve``: this script runs where rlhub is not importable (alone under bwrap,
+    as ``python -c`` in a container, without ``site`` on the host), and importing rlhub would cost a second.
+    """
+    sys.path.extend(config["site_packages"])
+    # The programs' standard streams, made once: after a child's dup2 calls, fds 0-2 are its own.
+    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    sys.stderr = sys.__stderr__ = open(  # noqa: SIM115
+        2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1
+    )
+    for module in config["preload"]:
+        importlib.import_module(module)
+    gc.freeze()  # keep the preloaded heap shared copy-on-write with every child
+
+
 def main(argv: list[str]) -> None:
     global _libc
     config = json.loads(argv[-1])
@@ -721,16 +741,7 @@ def main(argv: list[str]) -> None:
     os.chdir("/")
     config["workdir"] = os.path.realpath(config["workdir"])
     os.environ.update(HOME=config["workdir"], TMPDIR=config["workdir"], PWD=config["workdir"])
-    sys.path.extend(config["site_packages"])
-    # The programs' standard streams, made once: after a child's dup2 calls, fds 0-2 are its own.
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
-    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
-    sys.stderr = sys.__stderr__ = open(  # noqa: SIM115
-        2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1
-    )
-    for module in config["preload"]:
-        importlib.import_module(module)
-    gc.freeze()  # keep the preloaded heap shared copy-on-write with every child
+    prepare_programs(config)
 
     _write_all(replies, encode_frame({"ready": True, "pid": os.getpid(), "uid": config["uid"]}))
     child = Spare(config)
