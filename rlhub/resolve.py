@@ -1,5 +1,9 @@
 """The one resolver of ``module:attr`` paths: registry entry points, recipe rewards and algorithms use it.
 
+It also runs alone, without rlhub: the sandbox's zygote preloads its modules through ``resolve_module``, defining
+this file as a module of another name from its source (see ``rlhub/sandbox/_zygote.py``). So it imports only the
+standard library and ``rlhub.errors``, whose ``ConfigError`` a local class stands in for there.
+
 >>> resolve("rlhub.errors:ConfigError").__name__
 'ConfigError'
 >>> resolve("rlhub.errors.ConfigError").__name__
@@ -16,7 +20,12 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from rlhub.errors import ConfigError
+if __name__ == "rlhub.resolve":
+    from rlhub.errors import ConfigError
+else:  # the zygote's copy: no rlhub in the sandbox, and an image's own rlhub would cost a second to import
+
+    class ConfigError(ValueError):
+        """A module or attribute that does not resolve (``rlhub.errors.ConfigError`` outside the sandbox)."""
 
 
 def resolve_module(name: str, what: str = "a module") -> ModuleType:

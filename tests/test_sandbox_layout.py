@@ -1,4 +1,4 @@
-"""The sandbox package's layout: no import cycle among its modules, one definition of each shared setting."""
+"""The sandbox package's layout: no import cycle, one definition of each shared setting, small modules, one resolver."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import ast
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from rlhub.sandbox import bwrap_backend, subprocess_backend
-from rlhub.sandbox.config import ZYGOTE_PATH
+from rlhub.sandbox.config import PYTHON_FLAGS, ZYGOTE_PATH, zygote_config
 from rlhub.sandbox.docker_backend import DockerBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +135,61 @@ def test_each_backend_keeps_its_interpreter_flags(monkeypatch):
 
     assert bwrap_flags == subprocess_flags == ["-I", "-S", "-B", "-X", "utf8"]
     assert docker_flags == ["-I", "-B", "-X", "utf8"]
+
+
+SANDBOX_FILES = sorted((ROOT / "rlhub" / "sandbox").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SANDBOX_FILES, ids=lambda path: path.name)
+def test_sandbox_modules_stay_small(path):
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= 600, f"{path.name} has {lines} lines; split it (the zygote ships standalone modules, see config)"
+
+
+def test_the_sandbox_imports_modules_only_through_the_one_resolver():
+    found = [
+        f"{path.name}:{number}"
+        for path in SANDBOX_FILES
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "import_module" in line
+    ]
+    assert not found, f"{found} import modules their own way; use rlhub.resolve (the zygote ships it, see config)"
+
+
+def _start_zygote(argv: list[str]) -> tuple[subprocess.Popen, dict]:
+    zygote = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    header = zygote.stdout.read(4)
+    return zygote, (json.loads(zygote.stdout.read(int.from_bytes(header, "big"))) if header else {})
+
+
+def _host_config(tmp_path: Path, **changes) -> dict:
+    config = zygote_config(
+        uid=None, max_processes=None, workdir=str(tmp_path / "work"), scratch=[str(tmp_path)],
+        private_ipc=False, site_packages=[],
+    )  # fmt: skip
+    return {**config, **changes}
+
+
+def test_the_zygote_preloads_through_the_resolver_and_names_what_does_not_import(tmp_path):
+    config = _host_config(tmp_path, preload=["json", "no_such_module_for_the_zygote"])
+    zygote, ready = _start_zygote([sys.executable, *PYTHON_FLAGS, str(ZYGOTE_PATH), json.dumps(config)])
+    stderr = zygote.communicate(timeout=60)[1].decode()
+    assert ready == {} and zygote.returncode != 0
+    message = "a module the sandbox preloads: cannot import 'no_such_module_for_the_zygote' (ModuleNotFoundError"
+    assert message in stderr.strip().splitlines()[-1]
+
+
+def test_the_zygote_runs_from_the_docker_command_alone_without_importing_rlhub(tmp_path):
+    """The docker backend's command, ``python3 -c SOURCE CONFIG``, with the host's interpreter and its ``site``."""
+    command = DockerBackend(client=_FakeDockerClient()).container_kwargs(uid=1_000_000_001)["command"]
+    config = _host_config(tmp_path, **{"sources": json.loads(command[-1])["sources"]})
+    zygote, ready = _start_zygote([sys.executable, *command[1:-1], json.dumps(config)])
+    code = "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('rlhub', 'resolve', '_protocol')))"
+    request = {"code": [["main.py", code]], "stdin": "", "files": {}, "timeout": 30, "memory_mb": 1024}
+    payload = json.dumps({**request, "max_output": 10_000, "token": None, "calls": None}).encode()
+    zygote.stdin.write(len(payload).to_bytes(4, "big") + payload)
+    zygote.stdin.close()
+    reply = json.loads(zygote.stdout.read(int.from_bytes(zygote.stdout.read(4), "big")))
+    zygote.wait(timeout=60)
+    assert ready["ready"] is True
+    assert (reply["status"], reply["stdout"]) == ("ok", "[]\n"), reply["stderr"]

@@ -1,10 +1,10 @@
 """The server inside a workspace's sandbox: the workspace's file operations and programs, over framed pipes.
 
 It runs as a standalone script, ``python -I -S -B -X utf8 _workspace_server.py CONFIG_JSON``, beside
-``_zygote.py`` (whose framing, program runner and cleanup it reuses), and imports only the standard
-library. ``rlhub.sandbox.workspace`` starts one per ``Workspace``: under bwrap as PID 1 of the sandbox,
-the workspace being a size-limited tmpfs that exists only in the sandbox's mount namespace; with the
-subprocess backend as a host process over a host directory.
+``_zygote.py`` (whose program runner and cleanup it reuses, and the framing, ``_protocol.py``, it defines
+from the source in the config), and imports only the standard library. ``rlhub.sandbox.workspace`` starts
+one per ``Workspace``: under bwrap as PID 1 of the sandbox, the workspace being a size-limited tmpfs that
+exists only in the sandbox's mount namespace; with the subprocess backend as a host process over a host directory.
 
 Protocol, on stdin and stdout: the zygote's frames (a 4-byte big-endian length, then UTF-8 JSON). The
 server first sends ``{"ready": true}``; then, for each request ``{"op": ...}`` (``list``, ``read``,
@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _zygote  # the zygote beside this file, not a package: the sandbox holds no rlhub
 
 del sys.path[0]
+protocol = _zygote.protocol
 
 WATCH_INTERVAL = 0.05
 """Seconds between two looks at the workspace while a program runs."""
@@ -195,7 +196,7 @@ class Workspace:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise Refused(f"{path!r} is not a regular file")
-            _zygote._write_all(fd, data)
+            protocol.write_all(fd, data)
         except OSError as exc:
             raise Refused(f"cannot write {path!r}: {exc.strerror}") from None
         finally:
@@ -363,7 +364,7 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, 
             os.setresuid(uid, uid, uid)
         _zygote._prctl(_zygote.PR_SET_PDEATHSIG, signal.SIGKILL)
         _zygote._prctl(_zygote.PR_SET_DUMPABLE, 1)
-        request = json.loads(_zygote._read_to_end(request_r))
+        request = json.loads(protocol.read_to_end(request_r))
         os.chdir(config["root"])
         os.closerange(_zygote.RESULTS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         _zygote.set_program_limits(request["timeout"], config["memory_mb"], config)
@@ -421,12 +422,9 @@ def main(argv: list[str]) -> None:
     os.environ.update(HOME=config["root"], TMPDIR=config["scratch"][0], PWD=config["root"])
     _zygote.prepare_programs(config)
     workspace = Workspace(config)
-    _zygote._write_all(replies, _zygote.encode_frame({"ready": True, "pid": os.getpid()}))
-    while (header := _zygote._read_exactly(requests, _zygote.HEADER.size)) is not None:
-        payload = _zygote._read_exactly(requests, _zygote.HEADER.unpack(header)[0])
-        if payload is None:
-            break
-        _zygote._write_all(replies, _zygote.encode_frame(handle(workspace, json.loads(payload))))
+    protocol.write_all(replies, protocol.encode_frame({"ready": True, "pid": os.getpid()}))
+    while (payload := protocol.read_frame(requests)) is not None:
+        protocol.write_all(replies, protocol.encode_frame(handle(workspace, json.loads(payload))))
     _zygote._kill_everything_else()
 
 

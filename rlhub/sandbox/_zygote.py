@@ -27,14 +27,10 @@ When the zygote is PID 1 of its own PID namespace (bwrap ``--as-pid-1``, docker)
 reaches every such process and none can signal the zygote, since a namespace's init ignores
 signals from inside it; on the host it is a child subreaper and sweeps its descendants instead.
 
-A run with a token or calls is a test run: before its program starts, the child installs an audit
-hook (``_refuse_introspection``) that refuses what code rewards never need and a forgery does: frames
-(``sys._getframe``, ``tb_frame``, ``gi_frame``, tracing), the gc's object lists, ``ctypes``,
-``fork``/``exec``, and ``/proc/*/mem``. It is defence in depth, not the boundary: a call's expected
-value never enters the sandbox, so a program that defeats the hook can only report values it could
-have returned.
-
-The host imports this module too, for the framing helpers and ``decode_value``; nothing runs at import.
+A run with a token or calls is a test run: before its program starts, the child installs the audit
+hook of ``_audit.py``. The framing and the strict serializer are ``_protocol.py``; the preloaded modules are
+imported by ``rlhub/resolve.py``'s ``resolve_module``. The host ships these three in the config, and this script
+defines them before anything else (``_shipped_module``). The host does not import this script.
 """
 
 from __future__ import annotations
@@ -42,7 +38,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import gc
-import importlib
 import json
 import linecache
 import math
@@ -51,13 +46,11 @@ import resource
 import select
 import shutil
 import signal
-import struct
 import sys
 import time
 import traceback
 import types
 
-HEADER = struct.Struct(">I")
 REPORT_FD = 3
 RESULTS_FD = 4
 MEMORY_ERROR_MARK = b"M"
@@ -73,35 +66,27 @@ KEYCTL_CLEAR = 7
 KEY_SPEC_USER_KEYRING = -4
 KEY_SPEC_USER_SESSION_KEYRING = -5
 
-
-def encode_frame(message: dict) -> bytes:
-    """Serialize one protocol message: a 4-byte big-endian length, then compact UTF-8 JSON."""
-    payload = json.dumps(message, separators=(",", ":")).encode()
-    return HEADER.pack(len(payload)) + payload
+_SOURCES = json.loads(sys.argv[-1])["sources"]
 
 
-class FrameBuffer:
-    """Reassembles protocol messages from a byte stream that arrives in arbitrary chunks."""
+def _shipped_module(name: str) -> types.ModuleType:
+    """The module ``name``, defined from the source the host put in the config: ``{"sources": {name: [file, source]}}``.
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def pop(self) -> dict | None:
-        """Return the next complete message, or None until enough bytes have arrived."""
-        if len(self._buffer) < HEADER.size:
-            return None
-        (size,) = HEADER.unpack_from(self._buffer)
-        end = HEADER.size + size
-        if len(self._buffer) < end:
-            return None
-        payload = bytes(self._buffer[HEADER.size : end])
-        del self._buffer[:end]
-        return json.loads(payload)
+    The sandbox holds no rlhub (bwrap binds this script alone, docker runs it as ``python3 -c``), and importing
+    rlhub would cost a second per worker; the modules it needs are standalone files the host reads for it
+    (``rlhub.sandbox.config.sandbox_sources``). They stay out of ``sys.modules``, so programs never see them.
+    """
+    filename, source = _SOURCES[name]
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+    return module
 
 
+protocol = _shipped_module("_protocol")
+resolve_module = _shipped_module("resolve").resolve_module
+refusing_hook = _shipped_module("_audit").refusing_hook
+_type = type  # bound before any program runs: a program may rebind builtins
 _libc = None
 
 
@@ -113,131 +98,6 @@ def _prctl(option: int, value: int) -> None:
 def _keyctl(*args: int) -> None:
     """Best effort: seccomp (docker's default profile) may refuse keyctl, which is fine."""
     _libc.syscall(SYS_KEYCTL, *[ctypes.c_long(a) for a in args])
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-# ----------------------------------------------------------------------------- call results
-
-_EXACT_SCALARS = (bool, int, float, str, type(None))
-_type, _len, _isinstance, _repr, _float = type, len, isinstance, repr, float  # bound before any program runs
-MAX_DEPTH = 100
-
-
-def encode_value(value, depth: int = 0):
-    """A call's result as JSON-ready data, if it is built only of exact built-in types.
-
-    bool, int, float, str and None stay as they are (a float that is not finite becomes
-    ``{"float": repr}``); a list becomes a JSON array; a tuple, set or dict becomes ``{"tuple": [...]}``,
-    ``{"set": [...]}`` or ``{"dict": [[key, value], ...]}``. Anything else, subclasses included,
-    raises TypeError: an object whose comparisons lie cannot be reported.
-    """
-    kind = _type(value)
-    if depth > MAX_DEPTH:
-        raise TypeError("the result is nested too deeply")
-    if kind in _EXACT_SCALARS:
-        if kind is float and value - value != 0.0:
-            return {"float": _repr(value)}
-        return value
-    if kind is list:
-        return [encode_value(item, depth + 1) for item in value]
-    if kind is tuple:
-        return {"tuple": [encode_value(item, depth + 1) for item in value]}
-    if kind is set:
-        return {"set": [encode_value(item, depth + 1) for item in value]}
-    if kind is dict:
-        return {"dict": [[encode_value(k, depth + 1), encode_value(v, depth + 1)] for k, v in value.items()]}
-    raise TypeError(
-        f"a result of type {kind.__name__} is not one of bool, int, float, str, None, list, tuple, dict, set"
-    )
-
-
-def decode_value(data, depth: int = 0):
-    """The value ``encode_value`` encoded, rebuilt of exact built-in types; ValueError if malformed.
-
-    The host decodes what a program reported; whatever it wrote, the result is made of bool, int,
-    float, str, None, list, tuple, set and dict only.
-    """
-    kind = type(data)
-    if depth > MAX_DEPTH:
-        raise ValueError("nested too deeply")
-    if kind in (bool, int, float, str, type(None)):
-        return data
-    if kind is list:
-        return [decode_value(item, depth + 1) for item in data]
-    if kind is dict and len(data) == 1:
-        ((tag, body),) = data.items()
-        if tag == "float" and body in ("nan", "inf", "-inf"):
-            return float(body)
-        if type(body) is list:
-            items = [decode_value(item, depth + 1) for item in body]
-            try:
-                if tag == "tuple":
-                    return tuple(items)
-                if tag == "set":
-                    return set(items)
-                if tag == "dict" and all(type(pair) is list and len(pair) == 2 for pair in body):
-                    return {decode_value(k, depth + 1): decode_value(v, depth + 1) for k, v in body}
-            except TypeError as exc:  # an unhashable set member or key
-                raise ValueError(str(exc)) from None
-    raise ValueError(f"not an encoded value: {str(data)[:80]}")
-
-
-# ----------------------------------------------------------------------------- the audit hook
-
-REFUSED_EVENTS = frozenset(
-    {
-        "sys._current_frames",
-        "sys.settrace",
-        "sys.setprofile",
-        "gc.get_objects",
-        "gc.get_referrers",
-        "gc.get_referents",
-        "os.fork",
-        "os.forkpty",
-        "os.exec",
-        "os.posix_spawn",
-        "os.spawn",
-        "os.system",
-        "subprocess.Popen",
-        "pty.spawn",
-    }
-)
-"""Audit events a test run's program may not raise: frames, the gc's view of every object, new processes."""
-FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
-
-
-class Refused(ValueError):
-    """Raised by the audit hook. A ValueError, as ``sys._getframe`` raises for a stack too shallow:
-    ``namedtuple``, ``typing`` and ``logging`` then carry on without the caller's frame."""
-
-
-def refusing_hook():
-    """The audit hook of a test run's child (see the module docstring).
-
-    Everything it consults is bound in its closure, not looked up in this module's globals, which a
-    program can reach (through ``object.__subclasses__()`` and a function's ``__globals__``) and rebind.
-    """
-    refused, frame_attributes, kind, text, raw = REFUSED_EVENTS, FRAME_ATTRIBUTES, type, str, bytes
-    refuse = Refused
-
-    def hook(event: str, args: tuple) -> None:
-        if event in refused or event.startswith("ctypes."):
-            raise refuse(f"the sandbox refuses {event} in a test run")
-        if event == "sys._getframe":
-            raise refuse("the sandbox refuses frame access in a test run")
-        if event == "object.__getattr__" and args[1] in frame_attributes:
-            raise refuse(f"the sandbox refuses {args[1]} in a test run")
-        if event == "open" and kind(args[0]) in (text, raw):
-            path = args[0] if kind(args[0]) is text else args[0].decode("utf-8", "replace")
-            if path.startswith("/proc/") and (path.endswith("/mem") or "/map_files" in path):
-                raise refuse("the sandbox refuses opening process memory in a test run")
-
-    return hook
 
 
 # ----------------------------------------------------------------------------- the child
@@ -290,7 +150,7 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, 
             _keyctl(KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING)
             _keyctl(KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING)
 
-        request = json.loads(_read_to_end(request_r))
+        request = json.loads(protocol.read_to_end(request_r))
         workdir = config["workdir"]
         os.mkdir(workdir, 0o700)
         for relative, content in request["files"].items():
@@ -303,7 +163,7 @@ def _child(config: dict, request_r: int, out_w: int, err_w: int, report_w: int, 
         os.chdir(workdir)
 
         stdin_fd = os.memfd_create("stdin")
-        _write_all(stdin_fd, request["stdin"].encode())
+        protocol.write_all(stdin_fd, request["stdin"].encode())
         os.lseek(stdin_fd, 0, os.SEEK_SET)
         os.dup2(stdin_fd, 0)
         os.closerange(RESULTS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
@@ -403,16 +263,17 @@ def _start_solution_process(code, names: list[str]) -> dict:
 
     def proxy(name: str):
         def call(*args, **kwargs):
-            request = json.dumps({"name": name, "args": encode_value(list(args)), "kwargs": encode_value(kwargs)})
-            _write_all(calls_w, encode_frame_bytes(request.encode()))
-            header = _read_exactly(replies_r, HEADER.size)
-            payload = None if header is None else _read_exactly(replies_r, HEADER.unpack(header)[0])
+            request = json.dumps(
+                {"name": name, "args": protocol.encode_value(list(args)), "kwargs": protocol.encode_value(kwargs)}
+            )
+            protocol.write_all(calls_w, protocol.frame_bytes(request.encode()))
+            payload = protocol.read_frame(replies_r)
             if payload is None:
                 raise RuntimeError(f"the solution's process ended before {name} returned")
             reply = json.loads(payload)
             if "error" in reply:
                 raise RuntimeError(f"{name} failed: {reply['error']}")
-            return decode_value(reply["v"])
+            return protocol.decode_value(reply["v"])
 
         call.__name__ = call.__qualname__ = name
         return call
@@ -429,34 +290,30 @@ def _serve_solution(code, calls_r: int, replies_w: int) -> None:
         exec(code, main.__dict__)
     except BaseException:  # the solution's own failure: the tests' calls then fail
         os._exit(_print_uncaught())
-    while (header := _read_exactly(calls_r, HEADER.size)) is not None:
-        request = json.loads(_read_exactly(calls_r, HEADER.unpack(header)[0]))
+    while (payload := protocol.read_frame(calls_r)) is not None:
+        request = json.loads(payload)
         try:
             function = main.__dict__[request["name"]]
-            result = function(*decode_value(request["args"]), **decode_value(request["kwargs"]))
-            reply = json.dumps({"v": encode_value(result)}, separators=(",", ":"))
+            result = function(*protocol.decode_value(request["args"]), **protocol.decode_value(request["kwargs"]))
+            reply = json.dumps({"v": protocol.encode_value(result)}, separators=(",", ":"))
         except BaseException as exc:  # reported to the tests as the call's failure
             reply = json.dumps({"error": f"{_type(exc).__name__}"})
-        _write_all(replies_w, encode_frame_bytes(reply.encode()))
+        protocol.write_all(replies_w, protocol.frame_bytes(reply.encode()))
     os._exit(0)
-
-
-def encode_frame_bytes(payload: bytes) -> bytes:
-    return HEADER.pack(len(payload)) + payload
 
 
 def _report_call(index: int, evaluate, expression, namespace: dict) -> None:
     """Evaluate one call and write its result line; an exception, or a result that is not made of
     exact built-in types, is reported as an error."""
     try:
-        line = {"i": index, "v": encode_value(evaluate(expression, namespace))}
+        line = {"i": index, "v": protocol.encode_value(evaluate(expression, namespace))}
     except BaseException as exc:  # the call's own failure, reported rather than raised
         line = {"i": index, "error": f"{_type(exc).__name__}: {exc}"[:200]}
     try:
         data = json.dumps(line, separators=(",", ":")).encode()
     except BaseException:  # e.g. an int too long to write: the call failed
         data = json.dumps({"i": index, "error": "the result could not be written"}).encode()
-    _write_all(RESULTS_FD, data + b"\n")
+    protocol.write_all(RESULTS_FD, data + b"\n")
 
 
 def _system_exit_code(exc: SystemExit) -> int:
@@ -519,7 +376,7 @@ class Spare:
     def start(self, payload: bytes) -> None:
         """Hand the child its request."""
         try:
-            _write_all(self.request_w, payload)
+            protocol.write_all(self.request_w, payload)
         except BrokenPipeError:
             pass  # its setup failed; it said why on its stderr
         os.close(self.request_w)
@@ -683,32 +540,12 @@ def run_one(payload: bytes, child: Spare) -> dict:
     }
 
 
-def _read_to_end(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks, remaining = [], size
-    while remaining:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
 def prepare_programs(config: dict) -> None:
     """Set up, once before the first fork, what every program inherits: ``sys.path``, its standard streams and
     the preloaded modules (the workspace server's programs too).
 
-    The preloaded modules are rlhub's list of standard-library modules (``config.PRELOAD``), imported by name
-    here and not through ``rlhub.resolve``: this script runs where rlhub is not importable (alone under bwrap,
-    as ``python -c`` in a container, without ``site`` on the host), and importing rlhub would cost a second.
+    The preloaded modules are rlhub's list of standard-library modules (``config.PRELOAD``), imported through
+    the one resolver, ``rlhub/resolve.py``'s ``resolve_module``, defined here from its shipped source.
     """
     sys.path.extend(config["site_packages"])
     # The programs' standard streams, made once: after a child's dup2 calls, fds 0-2 are its own.
@@ -718,7 +555,7 @@ def prepare_programs(config: dict) -> None:
         2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1
     )
     for module in config["preload"]:
-        importlib.import_module(module)
+        resolve_module(module, what="a module the sandbox preloads")
     gc.freeze()  # keep the preloaded heap shared copy-on-write with every child
 
 
@@ -743,17 +580,14 @@ def main(argv: list[str]) -> None:
     os.environ.update(HOME=config["workdir"], TMPDIR=config["workdir"], PWD=config["workdir"])
     prepare_programs(config)
 
-    _write_all(replies, encode_frame({"ready": True, "pid": os.getpid(), "uid": config["uid"]}))
+    protocol.write_all(replies, protocol.encode_frame({"ready": True, "pid": os.getpid(), "uid": config["uid"]}))
     child = Spare(config)
-    while (header := _read_exactly(requests, HEADER.size)) is not None:
-        payload = _read_exactly(requests, HEADER.unpack(header)[0])
-        if payload is None:
-            break
-        _write_all(replies, encode_frame(run_one(payload, child)))
+    while (payload := protocol.read_frame(requests)) is not None:
+        protocol.write_all(replies, protocol.encode_frame(run_one(payload, child)))
         # Cleaning up after the reply keeps it off the program's critical path. If it fails,
         # whatever request comes next is answered with "retired", for the host to send elsewhere.
         if not _clean_scratch(config):
-            _write_all(replies, encode_frame({"retired": "its scratch could not be emptied"}))
+            protocol.write_all(replies, protocol.encode_frame({"retired": "its scratch could not be emptied"}))
             break
         child = Spare(config)
     _kill_everything_else()

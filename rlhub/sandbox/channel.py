@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol
 
-from rlhub.sandbox._zygote import FrameBuffer, encode_frame
+from rlhub.sandbox._protocol import FrameBuffer, encode_frame
 
 DIAGNOSTICS_CHARS = 2000
 

@@ -6,11 +6,18 @@ here, so that no backend imports another, nor the table of them in ``backends``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from pathlib import Path
 
 ZYGOTE_PATH = Path(__file__).with_name("_zygote.py")
+SHIPPED_MODULES = {
+    "_protocol": Path(__file__).with_name("_protocol.py"),
+    "_audit": Path(__file__).with_name("_audit.py"),
+    "resolve": Path(__file__).parents[1] / "resolve.py",
+}
+"""The standalone modules the zygote defines from their source (see ``sandbox_sources``)."""
 PYTHON_FLAGS = ["-I", "-S", "-B", "-X", "utf8"]
 """Isolated (no PYTHON* env vars, no user site), no ``site`` (its .pth files would run host hooks in
 every sandbox; site-packages go on sys.path through the config instead), no .pyc writes, UTF-8.
@@ -70,7 +77,7 @@ def zygote_config(
         site_packages: Directories added to ``sys.path`` (``site`` does not run under ``PYTHON_FLAGS``).
 
     Returns:
-        The config, with the limits and preloaded modules every backend shares.
+        The config, with the limits, the preloaded modules and the shipped modules' sources every backend shares.
     """
     return {
         "uid": uid,
@@ -82,6 +89,20 @@ def zygote_config(
         "preload": list(PRELOAD),
         "max_file_bytes": MAX_FILE_BYTES,
         "max_open_files": MAX_OPEN_FILES,
+        "sources": sandbox_sources(),
+    }
+
+
+@functools.cache
+def sandbox_sources() -> dict[str, list[str]]:
+    """The source of each of ``SHIPPED_MODULES``, as ``{name: [filename, source]}``, for the zygote's config.
+
+    The zygote runs where rlhub is not importable: alone under bwrap, as ``python3 -c`` in a container. Its config
+    carries these modules to it, one mechanism for every backend, instead of a bind or a copy per backend.
+    """
+    root = ZYGOTE_PATH.parents[2]
+    return {
+        name: [str(path.relative_to(root)), path.read_text(encoding="utf-8")] for name, path in SHIPPED_MODULES.items()
     }
 
 

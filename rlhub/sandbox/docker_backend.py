@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from rlhub.errors import RLHubError
-from rlhub.sandbox._zygote import FrameBuffer, encode_frame
+from rlhub.sandbox._protocol import FrameBuffer, encode_frame
 from rlhub.sandbox.channel import DIAGNOSTICS_CHARS, Channel, WorkerLost
 from rlhub.sandbox.config import BASE_ENV, IMAGE_PYTHON_FLAGS, ZYGOTE_PATH, next_worker_uid, zygote_config
 

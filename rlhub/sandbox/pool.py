@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rlhub.arithmetic import parse
 from rlhub.errors import RLHubError
-from rlhub.sandbox._zygote import decode_value
+from rlhub.sandbox._protocol import decode_value
 from rlhub.sandbox.backends import Backend, make_backend
 from rlhub.sandbox.channel import Channel, WorkerLost
 from rlhub.sandbox.checks import CallCheck, convert
