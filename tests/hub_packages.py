@@ -111,6 +111,15 @@ def write_package(
     return src
 
 
+def declare_network(source: Path, pairs: list[str]) -> None:
+    """Have the package whose source folder is ``source`` (as :func:`write_package` returns it) declare
+    ``pairs`` (``host:port``) as its network capability."""
+    manifest = next(source.glob("*/rlhub.toml"))
+    text = manifest.read_text()
+    assert "network = []" in text, f"{manifest} declares no empty network to replace"
+    manifest.write_text(text.replace("network = []", "network = [" + ", ".join(f'"{p}"' for p in pairs) + "]"))
+
+
 def import_attack(places: dict) -> str:
     """Source for a package's ``__init__.py`` that writes :data:`IMPORT_MARKER` outside its sandbox when imported."""
     return f"open({os.path.join(places['outside'], IMPORT_MARKER)!r}, 'w').write('imported')\n"

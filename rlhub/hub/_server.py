@@ -1,9 +1,11 @@
 """Runs inside the sandbox (``python -I -S rlhub_hub_server.py CONFIG``): an env package behind its capabilities.
 
-Standard library only until the config's paths are on ``sys.path``. PID 1 forks and only waits; the child drops
-to the sandbox's uid, sets the rlimits, makes rlhub and the package importable and installs the audit hook that
-names capability violations, then either prints the package's registry entries (``mode: entries``) or serves
-one env over the rlhub-env/1 protocol on the listening socket the host passed in (``mode: serve``).
+Standard library only until the config's paths are on ``sys.path``. PID 1 binds the listeners of the declared
+network's relay (``rlhub.hub.egress``, loaded from its file), forks and only waits; the child drops to the
+sandbox's uid, sets the rlimits, makes rlhub and the package importable, installs the audit hook that names
+capability violations and starts the relay, then either prints the package's registry entries
+(``mode: entries``) or serves one env over the rlhub-env/1 protocol on the listening socket the host passed in
+(``mode: serve``).
 
 The audit hook does not confine anything (bubblewrap and the rlimits do); it turns an attempt into a named
 violation: the host gets one instead of a reward, even when the env's code catches the error it raises.
@@ -42,9 +44,27 @@ def _under(path: str, roots) -> bool:
     return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
+def _connectable(config: dict) -> tuple[set, str]:
+    """The addresses a connect may name (each declared pair, as its name and as its relay's loopback address,
+    and the relay's unix sockets, which reach only the declared pairs), and the declared pairs in words."""
+    routes = config.get("egress", {}).get("routes", [])
+    allowed = {(r[key], r["port"]) for r in routes for key in ("host", "address")}
+    allowed |= {("localhost", r["port"]) for r in routes if r["address"] == "127.0.0.1"}  # as /etc/hosts says
+    allowed |= {os.path.join(config["egress"]["folder"], r["socket"]) for r in routes}
+    return allowed, str([f"{r['host']}:{r['port']}" for r in routes]) if routes else "none"
+
+
+def _address_key(address):
+    """A connect's address as :func:`_connectable` lists them (names in lower case); None for any other kind."""
+    if isinstance(address, tuple) and len(address) == 2 and isinstance(address[0], str):
+        return address[0].lower(), address[1] if isinstance(address[1], int) else None
+    return os.fsdecode(address) if isinstance(address, (str, bytes)) else None
+
+
 def guard(config: dict):
     """The audit hook for ``config``'s capabilities."""
     readable, writable, denied = config["readable"], config["writable"], config["denied"]
+    connectable, declared = _connectable(config)
     started = [0]
 
     def check_path(raw, writes: bool) -> None:
@@ -66,8 +86,10 @@ def guard(config: dict):
                 for path in args[:2] if event in ("os.rename", "os.symlink", "os.link", "shutil.move") else args[:1]:
                     if isinstance(path, (str, bytes, os.PathLike)):
                         check_path(path, True)
+            elif event == "socket.connect" and _address_key(args[1]) in connectable:
+                pass
             elif event in NETWORK:
-                raise violation("network", f"{event} to {args[1]!r}; declared network: none")
+                raise violation("network", f"{event} to {args[1]!r}; declared network (TCP only): {declared}")
             elif event in PROCESS_STARTS:
                 started[0] += 1
                 if started[0] > config["processes"]:
@@ -268,17 +290,34 @@ def watch(child: int, lifeline: int | None) -> None:
             time.sleep(0.2)
 
 
+def load_egress(path: str):
+    """The module ``rlhub.hub.egress``, from its file (importing ``rlhub.hub`` would import far more)."""
+    spec = importlib.util.spec_from_file_location("rlhub_hub_egress", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     # The sandbox's PID 1 ignores signals it does not handle (SIGXCPU included), and loses bwrap's
     # parent-death signal when it changes uid: so PID 1 only watches, and a child does the work.
     config = json.loads(sys.argv[1])
     lifeline = config.get("lifeline_fd")
+    egress, listeners = None, []
+    if "egress" in config:  # bound here: only PID 1 may hold the right to bind ports below 1024
+        egress = load_egress(config["egress"]["module"])
+        listeners = egress.bind_inside(config["egress"]["routes"])
     child = os.fork()
     if child:
+        for listener in listeners:
+            listener.close()  # the child's now
         watch(child, lifeline)
     if lifeline is not None:
         os.close(lifeline)  # only PID 1 watches it
     confine(config)
+    if egress is not None:  # before the package's import, which may connect
+        egress.relay_inside(config["egress"]["routes"], listeners, config["egress"]["folder"])
     try:
         entries = load_entries(config)
     except Exception as exc:

@@ -8,7 +8,7 @@ either form::
     license = "MIT"
 
     [capabilities]
-    network = []          # host:port pairs it may reach; [] is none
+    network = []          # TCP host:port pairs it may connect to; [] is none
     writable = ["."]      # paths under its workdir it may write
     memory_mb = 1024      # address space of its process
     cpu_seconds = 10      # CPU time per scoring call
@@ -18,6 +18,7 @@ either form::
 from __future__ import annotations
 
 import importlib.metadata
+import ipaddress
 import re
 import sys
 from pathlib import Path, PurePosixPath
@@ -32,7 +33,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 MANIFEST_FILE = "rlhub.toml"
-HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
+HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]{1,253}):(?P<port>\d{1,5})$")
+LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 class Capabilities(BaseModel):
@@ -41,7 +43,8 @@ class Capabilities(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     network: tuple[str, ...] = ()
-    """``host:port`` pairs it may connect to; empty: no network at all."""
+    """TCP ``host:port`` pairs it may connect to (a host name, ``localhost`` or a 127.x.y.z address); empty: no
+    network at all. Inside its sandbox a declared name resolves with no DNS (:mod:`rlhub.hub.egress`)."""
     writable: tuple[str, ...] = (".",)
     """Paths relative to its private workdir that it may write (``.``: all of the workdir)."""
     memory_mb: int = Field(default=1024, ge=256, le=1 << 20)
@@ -54,9 +57,10 @@ class Capabilities(BaseModel):
     @field_validator("network")
     @classmethod
     def _host_ports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [v for v in value if not HOST_PORT.match(v)]
-        if bad:
-            raise ValueError(f"entries must look like 'api.example.com:443', got {bad}")
+        for entry in value:
+            problem = _host_port_problem(entry)
+            if problem:
+                raise ValueError(f"{entry!r} {problem}")
         return value
 
     @field_validator("writable")
@@ -66,6 +70,30 @@ class Capabilities(BaseModel):
         if bad:
             raise ValueError(f"paths must be relative to the workdir and stay inside it, got {bad}")
         return value
+
+
+def _host_port_problem(entry: str) -> str | None:
+    """What is wrong with one ``network`` entry, with the fix; None when nothing is."""
+    match = HOST_PORT.match(entry)
+    if match is None:
+        return "is not host:port: write entries like 'api.example.com:443' (TCP only; IPv6 is not supported)"
+    host, port = match["host"], int(match["port"])
+    if not 1 <= port <= 65535:
+        return f"has port {port}: use a port from 1 to 65535"
+    labels = host.split(".")
+    if all(label.isdigit() for label in labels):
+        try:
+            address = ipaddress.IPv4Address(host)
+        except ValueError:
+            return "is not an IPv4 address: write four numbers (127.0.0.1) or the host's name"
+        if not address.is_loopback:
+            return (
+                "is an IP address outside loopback, which the sandbox cannot reach: declare the host's public name "
+                "instead (only 127.x.y.z may be written as an address; private networks are out of reach)"
+            )
+    elif not all(LABEL.match(label) for label in labels) or not labels[-1][0].isalpha():
+        return "is not a valid host name: use letters, digits and '-' in dot-separated labels ('api.example.com')"
+    return None
 
 
 class Manifest(BaseModel):

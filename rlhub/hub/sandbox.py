@@ -2,8 +2,9 @@
 
 What the package's code sees: the system directories and the interpreter read-only, the site directories
 (folders on ``sys.path`` that hold installed distributions) read-only at neutral paths with every other env
-package's files masked, rlhub itself, an empty private ``/tmp`` holding its workdir, no network (a network
-namespace of its own), no home, none of the trainer's files or environment variables, and a uid of its own
+package's files masked, rlhub itself, an empty private ``/tmp`` holding its workdir, no network but the TCP
+pairs its manifest declares (a network namespace of its own, and a relay to each declared pair:
+:mod:`rlhub.hub.egress`), no home, none of the trainer's files or environment variables, and a uid of its own
 when the host runs as root. The env server listens on a unix socket the host created and passes in, so the
 sandbox needs no writable view of the host at all.
 """
@@ -26,12 +27,15 @@ from pathlib import Path
 
 from rlhub.env.registry import default_registry_path
 from rlhub.errors import ConfigError, RLHubError
+from rlhub.hub import egress
 from rlhub.hub.manifest import Capabilities
 from rlhub.sandbox.bwrap_backend import SYSTEM_DIRS, bwrap_problem, bwrap_python_command
 from rlhub.sandbox.config import BASE_ENV, PYTHON_FLAGS, next_worker_uid
 
 SERVER_IN_SANDBOX = "/opt/rlhub/hub_server.py"
 SERVER_PATH = Path(__file__).with_name("_server.py")
+EGRESS_IN_SANDBOX = "/opt/rlhub/hub_egress.py"
+EGRESS_SOCKETS_IN_SANDBOX = "/opt/rlhub/egress"
 REGISTRY_IN_SANDBOX = "/opt/rlhub/registry.yaml"
 WORKDIR = "/tmp/work"
 READABLE = (*SYSTEM_DIRS, "/usr", "/etc", "/opt/rlhub", "/proc", "/sys", "/dev")
@@ -92,12 +96,6 @@ class SandboxPlan:
         entry_point: importlib.metadata.EntryPoint,
         capabilities: Capabilities,
     ) -> None:
-        if capabilities.network:
-            raise RLHubError(
-                f"environment package {distribution.name!r} declares network access {list(capabilities.network)}; "
-                "declared network access is not supported yet (isolated packages get no network): "
-                "remove it from its rlhub.toml, or trust the package with RLHUB_TRUST"
-            )
         problem = bwrap_problem()
         if problem is not None:
             raise RLHubError(
@@ -143,6 +141,32 @@ class SandboxPlan:
         self.ro_binds = [*binds, *masks, (str(SERVER_PATH), SERVER_IN_SANDBOX)]
         if os.path.isfile(registry_file):
             self.ro_binds.append((registry_file, REGISTRY_IN_SANDBOX))
+        self.routes = egress.routes(capabilities.network)
+        if self.routes:
+            self._plan_egress()
+
+    def _plan_egress(self) -> None:
+        """The folder of the relay's unix sockets, the sandbox's /etc/hosts and nsswitch.conf, and the config
+        that has the sandbox relay each declared pair (see :mod:`rlhub.hub.egress`)."""
+        sockets = os.path.join(self.folder, "egress")
+        os.mkdir(sockets)
+        os.chmod(sockets, 0o755)  # inside, the sandbox's uid reaches its sockets; outside, self.folder is 0700
+        files = {egress.HOSTS_FILE: egress.hosts_file(self.routes), egress.NSSWITCH_FILE: egress.NSSWITCH}
+        for name, text in files.items():
+            Path(self.folder, name).write_text(text)
+            os.chmod(os.path.join(self.folder, name), 0o644)
+            self.ro_binds.append((os.path.join(self.folder, name), f"/etc/{name}"))
+        self.ro_binds += [(sockets, EGRESS_SOCKETS_IN_SANDBOX), (egress.__file__, EGRESS_IN_SANDBOX)]
+        self.config["egress"] = {
+            "module": EGRESS_IN_SANDBOX,
+            "folder": EGRESS_SOCKETS_IN_SANDBOX,
+            "routes": [route._asdict() for route in self.routes],
+        }
+
+    def open_egress(self) -> egress.HostRelay | None:
+        """The host side of the declared network, for one run of the sandbox (None when it declares none);
+        the caller closes it when the sandbox has ended."""
+        return egress.HostRelay(self.routes, os.path.join(self.folder, "egress")) if self.routes else None
 
     @staticmethod
     def _masks(distribution, binds, empty) -> list[tuple[str, str]]:
@@ -162,7 +186,19 @@ class SandboxPlan:
 
     def argv(self, mode: str, **extra) -> list[str]:
         config = {**self.config, "mode": mode, **extra}
-        return bwrap_python_command([*PYTHON_FLAGS, SERVER_IN_SANDBOX, json.dumps(config)], ro_binds=self.ro_binds)
+        argv = bwrap_python_command([*PYTHON_FLAGS, SERVER_IN_SANDBOX, json.dumps(config)], ro_binds=self.ro_binds)
+        if self.routes:
+            # bwrap makes the /etc that holds its binds 0700, which would close /etc/hosts to the sandbox's uid.
+            argv[1:1] = ["--perms", "0755", "--dir", "/etc"]
+        if any(route.port < 1024 for route in self.routes):
+            # The sandbox's PID 1 binds the inside relay's listeners, and a port below 1024 takes this capability
+            # in the user namespace that owns the sandbox's network namespace. As root, PID 1 gets it and its
+            # child drops it with its uid. Otherwise bwrap makes two user namespaces, the outer owning the
+            # network, unless the sandbox runs as its uid 0 (still this user outside).
+            end = argv.index("--")
+            unprivileged = ["--unshare-user", "--uid", "0", "--gid", "0"] if os.geteuid() != 0 else []
+            argv[end:end] = [*unprivileged, "--cap-add", "CAP_NET_BIND_SERVICE"]
+        return argv
 
     def violation_or_error(self, proc: subprocess.CompletedProcess | subprocess.Popen, stdout: str, what: str):
         """The exception for a sandbox that ended: a named violation where there is one."""
@@ -183,10 +219,20 @@ class SandboxPlan:
 
     def entries(self) -> list:
         """The registry entries the package's entry point gives, loaded in the sandbox."""
+        try:
+            proc = self._run_entries()
+            if proc.returncode != 0:
+                raise self.violation_or_error(proc, proc.stdout, "loading its entry point")
+            return json.loads(proc.stdout.strip().splitlines()[-1])["entries"]
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _run_entries(self) -> subprocess.CompletedProcess:
+        relay = self.open_egress()
         lifeline, keep = os.pipe()
         try:
             with open(os.path.join(self.folder, "stderr"), "w") as stderr:
-                proc = subprocess.run(
+                return subprocess.run(
                     self.argv("entries", lifeline_fd=lifeline),
                     stdout=subprocess.PIPE, stderr=stderr, text=True, env=_host_env(), timeout=300,
                     pass_fds=[lifeline],
@@ -194,12 +240,8 @@ class SandboxPlan:
         finally:
             os.close(lifeline)
             os.close(keep)  # the sandbox's PID 1 sees the pipe close and ends every process left in it
-        try:
-            if proc.returncode != 0:
-                raise self.violation_or_error(proc, proc.stdout, "loading its entry point")
-            return json.loads(proc.stdout.strip().splitlines()[-1])["entries"]
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            if relay is not None:
+                relay.close()
 
 
 def _children(pid: int) -> list[int]:
@@ -225,6 +267,7 @@ class EnvSandbox:
     def __init__(self, plan: SandboxPlan, env_id: str, overrides: dict) -> None:
         self.plan = plan
         self.socket_path = os.path.join(plan.folder, "env.sock")
+        relay = plan.open_egress()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(self.socket_path)
@@ -243,9 +286,13 @@ class EnvSandbox:
                     pass_fds=[listener.fileno(), lifeline], start_new_session=True,
                 )  # fmt: skip
             os.close(lifeline)
+        except BaseException:
+            if relay is not None:
+                relay.close()
+            raise
         finally:
             listener.close()  # the server holds it now; a dead server then refuses connections at once
-        self._finalizer = weakref.finalize(self, _stop, self.process, plan.folder, self._lifeline)
+        self._finalizer = weakref.finalize(self, _stop, self.process, plan.folder, self._lifeline, relay)
 
     def failure(self, what: str) -> RLHubError:
         """Stop the server and say why it failed (a named violation where it left one)."""
@@ -265,7 +312,9 @@ class EnvSandbox:
         self._finalizer()
 
 
-def _stop(process: subprocess.Popen, folder: str, lifeline: int | None = None) -> None:
+def _stop(
+    process: subprocess.Popen, folder: str, lifeline: int | None = None, relay: egress.HostRelay | None = None
+) -> None:
     if lifeline is not None:
         os.close(lifeline)
     if process.poll() is None:
@@ -280,4 +329,6 @@ def _stop(process: subprocess.Popen, folder: str, lifeline: int | None = None) -
             time.sleep(0.01)
     if process.stdout is not None:
         process.stdout.close()
+    if relay is not None:
+        relay.close()
     shutil.rmtree(folder, ignore_errors=True)
