@@ -78,6 +78,17 @@ def test_ok_program_output_and_timing(pool):
     assert result.ok and not result.truncated and 0 < result.wall_time < 5
 
 
+def test_the_system_files_bound_in_are_readable_by_the_programs_uid(pool):
+    """/etc holds only the files the sandbox binds (time zone, users, loader cache), and programs can read them."""
+    result = pool.run(
+        "import os, time\n"
+        "print(oct(os.stat('/etc').st_mode & 0o777), sorted(os.listdir('/etc')) != [])\n"
+        "print(open('/etc/passwd').readline().split(':')[0], time.localtime().tm_year > 2000)"
+    )
+    assert result.status == "ok", result.stderr
+    assert result.stdout.split() == ["0o755", "True", "root", "True"]
+
+
 def test_uncaught_exception_is_error_with_traceback(pool):
     result = pool.run("def f():\n    raise ValueError('boom')\nf()")
     assert (result.status, result.returncode) == ("error", 1)

@@ -187,9 +187,6 @@ class SandboxPlan:
     def argv(self, mode: str, **extra) -> list[str]:
         config = {**self.config, "mode": mode, **extra}
         argv = bwrap_python_command([*PYTHON_FLAGS, SERVER_IN_SANDBOX, json.dumps(config)], ro_binds=self.ro_binds)
-        if self.routes:
-            # bwrap makes the /etc that holds its binds 0700, which would close /etc/hosts to the sandbox's uid.
-            argv[1:1] = ["--perms", "0755", "--dir", "/etc"]
         if any(route.port < 1024 for route in self.routes):
             # The sandbox's PID 1 binds the inside relay's listeners, and a port below 1024 takes this capability
             # in the user namespace that owns the sandbox's network namespace. As root, PID 1 gets it and its

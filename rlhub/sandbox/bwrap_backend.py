@@ -81,6 +81,8 @@ def bwrap_python_command(args: list[str], ro_binds: list[tuple[str, str]] = ()) 
             argv += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
+    # bwrap creates the /etc that holds these binds 0700, which would close them to the programs' uid.
+    argv += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_FILES:
         argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     # Where the interpreter and zygote are bound; created 0700 otherwise, closed to the programs' uid.
