@@ -1,4 +1,4 @@
-"""An MCP server over SQLite databases, for sql-mcp-v0: list the tables, describe one, run a read-only query.
+"""An MCP server over SQLite databases, for sql-mcp: list the tables, describe one, run a read-only query.
 
 Run it as ``python -m rlhub.envs._sql_mcp_server --root DIR`` (stdio, the default) or with ``--transport
 streamable-http --port N`` (on 127.0.0.1). ``DIR`` holds ``NAME.sqlite`` files; each tool call names its

@@ -1,4 +1,4 @@
-"""sql-v1's fourteen question families: a question about a database and the gold query that answers it."""
+"""sql's fourteen question families: a question about a database and the gold query that answers it."""
 
 from __future__ import annotations
 

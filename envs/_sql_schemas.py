@@ -1,4 +1,4 @@
-"""sql-v1's three schemas (a shop, a company, a library) and the first database of an example.
+"""sql's three schemas (a shop, a company, a library) and the first database of an example.
 
 Each schema is a parent table and a child table whose key column references the parent's ``id``; :func:`fill`
 draws the rows that the example's question is asked about (see ``rlhub.envs.sql``).

@@ -1,4 +1,4 @@
-"""sql-v1's variant databases: rows built from what the gold query compares, to tell it from its near misses.
+"""sql-v2's variant databases: rows built from what the gold query compares, to tell it from its near misses.
 
 :func:`focus` reads the literals, counts and ordering from the gold's text; :func:`fill_variant` builds a
 database of the same schema around them (see the module docstring of ``rlhub.envs.sql``).
@@ -7,7 +7,7 @@ database of the same schema around them (see the module docstring of ``rlhub.env
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 
 from rlhub.envs._sql_schemas import Schema, Table, ddl
@@ -65,7 +65,7 @@ def _columns(t: Table) -> tuple[str, ...]:
     return (t.label, t.category, t.number, t.optional)
 
 
-def fill_variant(rng: Random, schema: Schema, rows: int, focus: Focus, nulls: str) -> dict:
+def fill_variant(rng: Random, schema: Schema, rows: int, focus: Focus, nulls: str, wide: bool = False) -> dict:
     """A database of ``schema`` built to tell the gold query from its near misses.
 
     In each table: rows at every boundary the gold compares (``x > 40``: 39, 40, 41), in the gold's
@@ -74,27 +74,36 @@ def fill_variant(rng: Random, schema: Schema, rows: int, focus: Focus, nulls: st
     as ``nulls`` says; then a few rows copied but for the id, so that ``DISTINCT`` matters. One or two
     parents have no child, others exactly one or two (see :func:`_parent_ids`), and child ids never equal
     parent ids, so that a join on the wrong key finds nothing.
+
+    A ``wide`` database answers with as many rows as it can, so that a ``LIMIT`` cutting the answer short
+    shows: no small groups (every category is large, so a ``HAVING`` keeps them all) and half the parents in
+    the middle of their range without a child.
     """
+    focus = replace(focus, group_sizes=()) if wide else focus
     parents, small = _variant_rows(rng, schema.parent, max(6, rows // 2), focus, nulls, first_id=1)
     _copy_rows(rng, parents, schema.parent, focus, {p[0] for p in parents if p[2] in small})
     children, small = _variant_rows(rng, schema.child, rows, focus, nulls, first_id=len(parents) + 1)
-    keys, few = _parent_ids(rng, schema, parents, children)
+    keys, few = _parent_ids(rng, schema, parents, children, wide)
     children = [[*row, key] for row, key in zip(children, keys)]
     _copy_rows(rng, children, schema.child, focus, {c[0] for c in children if c[2] in small or c[-1] in few})
     return {"ddl": ddl(schema), "rows": {schema.parent.name: parents, schema.child.name: children}}
 
 
-def _parent_ids(rng: Random, schema: Schema, parents: list[list], children: list[list]) -> tuple[list[int], set[int]]:
+def _parent_ids(
+    rng: Random, schema: Schema, parents: list[list], children: list[list], wide: bool
+) -> tuple[list[int], set[int]]:
     """A parent per child, and the parents whose number of children must stay as it is.
 
-    One or two parents have no child; one has the child at the top of the children's range and a low one
-    before it (so that a ``DISTINCT`` keeping each parent's first child ranks this parent low), another
-    only the child at the bottom; the parents at the ends of their own range (which a query ordering by the
-    wrong table's column would pick) have the others.
+    One or two parents have no child (half of those in the middle of their range when ``wide``); one has
+    the child at the top of the children's range and a low one before it (so that a ``DISTINCT`` keeping
+    each parent's first child ranks this parent low), another only the child at the bottom; the parents at
+    the ends of their own range (which a query ordering by the wrong table's column would pick) have the
+    others.
     """
     at_ends = [p[0] for p in parents if p[3] in schema.parent.numbers]
     middle = rng.sample([p[0] for p in parents if p[0] not in at_ends], len(parents) - len(at_ends))
-    fixed = middle[rng.randint(1, 2) if len(middle) >= 4 else 1 :]  # the rest of the middle has no child
+    childless = len(middle) // 2 if wide else rng.randint(1, 2) if len(middle) >= 4 else 1
+    fixed = middle[childless:]  # the rest of the middle has no child
     ends = [i for i, row in enumerate(children) if row[3] in schema.child.numbers]
     ends.sort(key=lambda i: -children[i][3])
     rest = rng.sample([i for i in range(len(children)) if i not in ends], len(children) - len(ends))
@@ -136,7 +145,7 @@ def _variant_rows(
     inside = sorted(spots, key=lambda i: (cells[i][0] not in wanted, cells[i][0] in small))
     outside = sorted(spots, key=lambda i: (cells[i][0] in wanted, cells[i][0] in small))
     numbers = _place(rng, n, t.numbers, focus.boundary(t, t.number), inside, outside)
-    null = _null_rows(rng, nulls, [category for category, _ in cells])
+    null = _null_rows(rng, nulls, [category for category, _ in cells], numbers)
     known = [i for i in range(n) if i not in null]
     order = rng.sample(range(len(known)), len(known))
     optionals = dict(zip(known, _place(rng, len(known), t.optionals, focus.boundary(t, t.optional), order, order)))
@@ -172,14 +181,21 @@ def _draw(rng: Random, bounds: tuple[int, int], taken: set[int]) -> int:
     return value
 
 
-def _null_rows(rng: Random, nulls: str, categories: list[str]) -> set[int]:
-    """The rows whose optional value is NULL: all, none, or in each category of 2+ rows some but not all."""
+def _null_rows(rng: Random, nulls: str, categories: list[str], numbers: list[int]) -> set[int]:
+    """The rows whose optional value is NULL: all, none, or ``mixed``: in each category of 2+ rows some but not
+    all, and in one of 3+ rows never the rows of its highest and lowest number, the rows a ``MAX``, a ``MIN``
+    or a ``> literal`` decides on (so that a condition ``optional IS NULL`` added to such a query shows)."""
     if nulls != "mixed":
         return set(range(len(categories))) if nulls == "all" else set()
     chosen: set[int] = set()
     for category in dict.fromkeys(categories):
         rows = [i for i, c in enumerate(categories) if c == category]
-        chosen.update(rng.sample(rows, rng.randint(1, len(rows) - 1) if len(rows) > 1 else rng.randint(0, 1)))
+        if len(rows) >= 3:
+            ends = {min(rows, key=numbers.__getitem__), max(rows, key=numbers.__getitem__)}
+            middle = [i for i in rows if i not in ends]
+            chosen.update(rng.sample(middle, rng.randint(1, len(middle))))
+        else:
+            chosen.update(rng.sample(rows, rng.randint(1, len(rows) - 1) if len(rows) > 1 else rng.randint(0, 1)))
     return chosen
 
 

@@ -13,9 +13,14 @@ built to tell near misses apart): each is built from what the gold query compare
 (:func:`focus`): rows at each literal's boundary (``> 160``: 159, 160, 161), the range's ends outside the
 gold's categories, small groups (1, 2 and a ``HAVING COUNT(*) >= N``'s N-1, N, N+1 rows), few labels so
 that they repeat, rows copied but for their id (so ``DISTINCT`` matters), parents with exactly one and two
-children, NULLs in every category, only NULLs or none, and no ties in an ORDER BY key under a LIMIT (its
-gold answer would depend on how SQLite breaks them). Each is redrawn until the gold's answer on it is not
-empty (see :func:`fill_variant`).
+children, and no ties in an ORDER BY key under a LIMIT (its gold answer would depend on how SQLite breaks
+them). The optional column is mixed in the first (NULL and known in every category, known on the rows of
+each category's highest and lowest number, which a ``MAX``, ``MIN`` or ``> literal`` decides on), all NULL
+in the second and never NULL in the third, so that an ``IS NULL`` or ``IS NOT NULL`` added shows. The first
+is wide (twice the rows, no small groups, half the parents childless): the gold's answer there has more rows
+than on the example's database, and at least :data:`WIDE_ROWS` where the question allows, so that a
+``LIMIT`` cutting the answer short shows. Each is redrawn until the gold's answer on it is not empty (see
+:func:`fill_variant`).
 
 Output format: reasoning in ``<think>...</think>``, the query alone in ``<answer>...</answer>``; one
 Markdown code fence around the query inside the tags (three backticks, ``sql`` after them or not) is
@@ -34,6 +39,16 @@ Version history:
         so one long function call (``printf`` with a huge width) no longer holds the scorer, and a query
         over the limit scores 0 even when its rows are right. Questions, gold queries and the first
         database are as in v0.
+    v2: three variant databases by default (was two), one per NULL profile of the optional column (mixed
+        with the deciding rows known, all NULL, none NULL), the first one wide, so that two kinds of wrong
+        query sql-v1 accepted score 0: a ``LIMIT`` that cuts the answer short (the gold's answer had at
+        most n rows on every graded database: left_join ``LIMIT 2``, having ``LIMIT 3``) and a condition
+        ``optional IS NULL`` added (the only-NULL variant changed nothing, and the deciding row was often
+        NULL on the others). Test-suite cross-check (6,257 cases over 280 examples): wrong queries accepted
+        107 -> 0 (left_join 56, filter 23, having 19, MAX 4, three more families 5), right ones rejected
+        0 -> 0. Audit over 128 examples, these two kinds included: FP 30/939 -> 0/939, FN 0/701 -> 0/701;
+        the slowest completion scored in 0.01-0.34 s in every audit run (one CPU second each, as in v1).
+        Questions, gold queries and the first database are as in v1, byte for byte.
 """
 
 from __future__ import annotations
@@ -59,9 +74,10 @@ QUESTION = (
 class SQLConfig(EnvConfig):
     rows: int = 12
     """Rows of each child table (parent tables get half as many, at least 4)."""
-    variants: int = 2
+    variants: int = 3
     """Extra databases (same schema, other rows) the query must also answer correctly; 0 grades on one. They
-    hold at least 12 child and 6 parent rows (room for their boundary rows, small groups and copies)."""
+    hold at least 12 child and 6 parent rows (room for their boundary rows, small groups and copies); the
+    first holds twice as many. Three give the optional column each profile: mixed, all NULL, none NULL."""
 
     def validate(self) -> None:
         super().validate()
@@ -70,7 +86,18 @@ class SQLConfig(EnvConfig):
         if not 6 <= self.rows <= 60:
             raise ConfigError(f"rows must be in 6..60, got {self.rows}; try rows=12")
         if not 0 <= self.variants <= 5:
-            raise ConfigError(f"variants must be in 0..5, got {self.variants}; try variants=2")
+            raise ConfigError(f"variants must be in 0..5, got {self.variants}; try variants=3")
+
+
+PROFILES = (("mixed", "none", "all"), ("all", "none", "mixed"), ("none", "all", "mixed"))
+"""The NULL profiles (:data:`NULL_PROFILES`) variant ``i`` tries in turn, ``PROFILES[i % 3]``: variant 0 mixed
+(the deciding rows known), 1 all NULL (an added ``IS NOT NULL`` shows), 2 none (an added ``IS NULL`` shows);
+each falls back to the next where the gold's answer would be empty (an ``IS NULL`` question with no NULL)."""
+
+
+WIDE_ROWS = 6
+"""The fewest rows the gold's answer on variant 0 should have (and more than on the first database) where the
+question allows: a small ``LIMIT`` a model might add, or one fitted to the first database, cuts it short."""
 
 
 def _answers(rows: list[tuple]) -> bool:
@@ -110,22 +137,29 @@ class SQLEnv(ProceduralEnv):
     def variant(
         self, rng: Random, schema: Schema, gold: str, where: Focus, want: list[tuple], ordered: bool, i: int
     ) -> dict:
-        """Variant database ``i``, by :func:`fill_variant`: NULL and known optional values in every category
-        when ``i`` is even, only NULLs when ``i`` is 1 (or 5), none when it is 3 (another profile where the
-        gold's answer would be empty); redrawn until the gold's answer on it is not empty and, if ten draws
-        allow, differs from ``want``, so that a hard-coded answer fails."""
-        extremes = ["all", "none"] if i % 4 == 1 else ["none", "all"]
-        for nulls in ["mixed", *extremes] if i % 2 == 0 else [*extremes, "mixed"]:
-            answered = None
+        """Variant database ``i``, by :func:`fill_variant`, its optional column filled as :data:`PROFILES`
+        ``[i % 3]`` says (the next profile where the gold's answer would be empty); redrawn until the gold's
+        answer on it is not empty and, if ten draws allow, differs from ``want``, so that a hard-coded
+        answer fails. Variant 0 is wide (twice the rows) and is also redrawn until the gold's answer on it
+        has more rows than ``want`` and at least :data:`WIDE_ROWS`, where ten draws allow (else the most
+        rows drawn), so that a ``LIMIT`` cutting the answer short fails."""
+        wide = i == 0
+        rows = max(12, self.config.rows) * (2 if wide else 1)
+        enough = max(len(want) + 1, WIDE_ROWS) if wide else 0
+        for nulls in PROFILES[i % len(PROFILES)]:
+            best, best_rank = None, None
             for _ in range(10):
-                other = fill_variant(rng, schema, max(12, self.config.rows), where, nulls)
-                rows = _rows(other, gold)
-                if _answers(rows):
-                    if not same_result(rows, want, ordered):
-                        return other
-                    answered = answered or other
-            if answered:
-                return answered
+                other = fill_variant(rng, schema, rows, where, nulls, wide=wide)
+                got = _rows(other, gold)
+                if not _answers(got):
+                    continue
+                rank = (min(len(got), enough), not same_result(got, want, ordered))
+                if rank == (enough, True):
+                    return other
+                if best_rank is None or rank > best_rank:
+                    best, best_rank = other, rank
+            if best:
+                return best
         return other
 
     def gold_completion(self, example: Example) -> str:

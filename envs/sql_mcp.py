@@ -1,6 +1,6 @@
 """sql-mcp: text-to-SQL where the model explores the database through tools served by an MCP server.
 
-Task: sql-v1's question, gold query and databases for the same (seed, index), asked without the schema. The
+Task: sql-v2's question, gold query and databases for the same (seed, index), asked without the schema. The
 model looks at the database with ``list_tables()``, ``describe_table(name)`` and ``run_query(sql)`` (read-only,
 half a CPU second, the first 20 rows shown), tools of an MCP server that rlhub starts over stdio
 (``rlhub.envs._sql_mcp_server``: the example's database is a file it opens with SQLite's ``mode=ro``, named in
@@ -8,14 +8,18 @@ each call's ``_meta`` by the env, never by the model), then answers with one que
 
 Output format: tool calls as ``<tool_call>{"name": "run_query", "arguments": {"sql": "..."}}</tool_call>``;
 the final turn has reasoning in ``<think>...</think>`` and the query alone in ``<answer>...</answer>``, as
-in sql-v1. A server that dies under a call answers it with an error and ends the episode (truncated); the
+in sql-v2. A server that dies under a call answers it with an error and ends the episode (truncated); the
 next call starts a new server.
 
-Rewards: sql-v1's: ``correct`` (``rlhub.rewards.sql.sql_execution``: the gold's rows on the example's database
+Rewards: sql-v2's: ``correct`` (``rlhub.rewards.sql.sql_execution``: the gold's rows on the example's database
 and on ``variants`` more; weight 1.0), ``format`` (think/answer layout, weight ``format_weight``).
 
 Version history:
     v0: first version.
+    v1: graded on sql-v2's variant databases (three by default, one per NULL profile, the first wide), so a
+        ``LIMIT`` that cuts the answer short or an ``IS NULL`` / ``IS NOT NULL`` condition added scores 0 even
+        when the explored database cannot tell it from the gold; questions, gold and the explored database
+        are as in v0.
 """
 
 from __future__ import annotations

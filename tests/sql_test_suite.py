@@ -1,20 +1,20 @@
-"""A test-suite comparator for sql-v1 queries, written for the cross-check in ``tests/test_sql_test_suite.py``.
+"""A test-suite comparator for sql-v2 queries, written for the cross-check in ``tests/test_sql_test_suite.py``.
 
 Spider's test-suite accuracy (Zhong, Yu & Klein, 2020) calls two queries equivalent when their denotations
 (result tables) agree on every database of a suite built to tell the gold query from its near misses. The
-suite here is drawn for one gold query by fuzzing the schema's columns, independently of sql-v1's own
-variant builder (``rlhub.envs._sql_variants``), from the domain sql-v1's databases come from:
+suite here is drawn for one gold query by fuzzing the schema's columns, independently of sql-v2's own
+variant builder (``rlhub.envs._sql_variants``), from the domain sql-v2's databases come from:
 
 * values: each text column from a few of its own words (so that they repeat), each number column from its
   range, its ends, and every integer literal of the gold with its neighbours (``> 40``: 39, 40, 41);
-* NULLs where sql-v1's data has them (the optional number column), in none, some or all rows of a table;
-* sizes: a parent table of one to ten rows, a child table of none to sixteen, rows copied but for their id, parents
+* NULLs where sql-v2's data has them (the optional number column), in none, some or all rows of a table;
+* sizes: a parent table of one to 24 rows, a child table of none to 32, rows copied but for their id, parents
   with no, one or several children, child ids that do or do not collide with parent ids;
 * ties: none in an ORDER BY key that picks rows (a ``LIMIT``) or orders other columns than itself, since the
-  gold's own answer would then depend on how SQLite breaks them (sql-v1's databases have none there either).
+  gold's own answer would then depend on how SQLite breaks them (sql-v2's databases have none there either).
 
 A database joins the suite only when the gold answers something on it (rows, and not one count of 0 or one
-NULL aggregate): sql-v1's questions presuppose an answer, and its env redraws databases until there is one.
+NULL aggregate): sql-v2's questions presuppose an answer, and its env redraws databases until there is one.
 
 Denotations compare as the paper defines: column names ignored and columns matched in any order, rows as a
 multiset, or as a list when the gold has an ``ORDER BY``; numbers by value (floats to 6 decimals), text
@@ -139,8 +139,9 @@ class _Fuzzer:
         self.tie_free = _tie_free(schema, gold)
 
     def words(self, vocabulary: tuple[str, ...]) -> list[str]:
-        """One, two, all or some of a column's words (its gold literals always among them): values repeat."""
-        count = self.rng.choice([1, 2, len(vocabulary), self.rng.randint(1, len(vocabulary))])
+        """One, two, all (twice as likely) or some of a column's words (its gold literals always among them): values
+        repeat, and every category can be large at once."""
+        count = self.rng.choice([1, 2, len(vocabulary), len(vocabulary), self.rng.randint(1, len(vocabulary))])
         chosen = self.rng.sample(vocabulary, count)
         return sorted({*chosen, *(w for w in vocabulary if w in self.texts)})
 
@@ -166,9 +167,9 @@ class _Fuzzer:
 
     def database(self) -> dict:
         rng, s = self.rng, self.schema
-        parents = self.table(s.parent, rng.choice([1, 2, 4, 5, 6, 8, 10]), 1)
+        parents = self.table(s.parent, rng.choice([1, 2, 4, 5, 6, 8, 10, 16, 24]), 1)
         first_child = rng.choice([1, len(parents) + 1, 100])
-        children = self.table(s.child, rng.choice([0, 1, 3, 6, 8, 12, 16]), first_child)
+        children = self.table(s.child, rng.choice([0, 1, 3, 6, 8, 12, 16, 24, 32]), first_child)
         owners = rng.sample([p[0] for p in parents], rng.randint(1, len(parents)))
         children = [[*row, rng.choice(owners)] for row in children]
         return {"ddl": ddl(s), "rows": {s.parent.name: parents, s.child.name: children}}
@@ -188,7 +189,7 @@ def build_suite(schema: Schema, gold: str, seed: str, size: int = SUITE_SIZE) ->
     """The suite of ``size`` fuzzed databases for ``gold`` (fewer if ``40 * size`` draws find no more that answer).
 
     Args:
-        schema: The sql-v1 schema the gold queries.
+        schema: The sql-v2 schema the gold queries.
         gold: The gold query; its literals steer the fuzzing, and it must answer on each database kept.
         seed: Seeds the draws (the same seed gives the same suite).
         size: Databases wanted.

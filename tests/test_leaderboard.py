@@ -304,7 +304,7 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     assert "None recorded" in "\n\n".join(card_sections("countdown-v0", 2, data))
 
 
-@pytest.mark.parametrize("env_id", ["sql-v1", "ifeval-v1"])
+@pytest.mark.parametrize("env_id", ["sql-v2", "ifeval-v1"])
 def test_new_domains_report_their_quickstart_size_run(env_id):
     """Issue 18: each new domain ships a recipe at the quickstart's size whose recorded run its card reports."""
     data = load_measurements()

@@ -1,4 +1,4 @@
-"""Tools from MCP servers (rlhub.env.mcp) and sql-mcp-v0, against real server processes (stdio and HTTP)."""
+"""Tools from MCP servers (rlhub.env.mcp) and sql-mcp-v1, against real server processes (stdio and HTTP)."""
 
 from __future__ import annotations
 
@@ -269,7 +269,7 @@ def test_streamable_http_server(root):
         server.wait()
 
 
-# --- sql-mcp-v0 ----------------------------------------------------------------------------------------------------
+# --- sql-mcp-v1 ----------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -286,10 +286,10 @@ def examples(env):
     return env.examples("test", limit=3)
 
 
-def test_examples_are_sql_v1_questions_asked_without_the_schema(env, examples):
+def test_examples_are_sql_v2_questions_asked_without_the_schema(env, examples):
     import rlhub
 
-    sql = rlhub.make("sql-v1").examples("test", limit=3)
+    sql = rlhub.make("sql-v2").examples("test", limit=3)
     for mine, theirs in zip(examples, sql):
         assert (mine.answer, mine.info) == (theirs.answer, theirs.info)
         assert "CREATE TABLE" not in mine.prompt[-1]["content"] and "list_tables" in mine.prompt[0]["content"]
@@ -397,24 +397,24 @@ def test_validate_env_passes(tmp_path, monkeypatch):
     from rlhub.env import registry
 
     entries = yaml.safe_load(registry.default_registry_path().read_text())
-    if not any(entry["id"] == "sql-mcp-v0" for entry in entries["envs"]):
+    if not any(entry["id"] == "sql-mcp-v1" for entry in entries["envs"]):
         entries["envs"].append(
             {
-                "id": "sql-mcp-v0",
+                "id": "sql-mcp-v1",
                 "entry_point": "rlhub.envs.sql_mcp:SqlMcpEnv",
-                "version": 0,
+                "version": 1,
                 "domain": "tool",
                 "tags": ["multi-turn", "tools", "mcp", "sql", "sqlite"],
                 "description": "Text-to-SQL over MCP tools.",
                 "license": "Apache-2.0 (generated)",
-                "config": {"rows": 12, "variants": 2, "max_turns": 6},
+                "config": {"rows": 12, "variants": 3, "max_turns": 6},
             }
         )
     (tmp_path / "registry.yaml").write_text(yaml.safe_dump(entries))
     monkeypatch.setenv("RLHUB_REGISTRY", str(tmp_path / "registry.yaml"))
     registry.clear_cache()
     try:
-        report = validate_env("sql-mcp-v0", n=4)
+        report = validate_env("sql-mcp-v1", n=4)
     finally:
         registry.clear_cache()
     failed = [(c.name, c.detail) for c in report.checks if not c.passed]

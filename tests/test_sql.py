@@ -1,7 +1,8 @@
-"""sql-v1 and its reward: gold scores 1, hacks and writes score 0, the database never changes, training runs."""
+"""sql-v2 and its reward: gold scores 1, hacks and writes score 0, the database never changes, training runs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import rlhub
-from rlhub.errors import ConfigError
+from rlhub.errors import ConfigError, RLHubError
 from rlhub.rewards.sql import QueryRefused, build_database, run_query, same_result, sql_execution
 
 DB = {
@@ -17,6 +18,13 @@ DB = {
     "rows": {"t": [[1, "a", 5, None], [2, "b", 3, 7], [3, "c", 9, None]]},
 }
 OTHER = {"ddl": DB["ddl"], "rows": {"t": [[1, "d", 1, 2], [2, "e", 8, None]]}}
+ENV_ID = "sql-v2"
+EXAMPLES_SHA256 = {
+    12: "a0268a30ccf8e0637822a422227c733897af1cff8ba8148b82183b2716348dd7",
+    6: "fbf96344eb244f572188b51be985b01ac7f284d78a4fa308a8a934d06e8e3c8d",
+}
+"""sql-v1's first 150 train and 150 test examples (id, prompt, gold, first database, ordered, family) at
+``rows=12`` and ``rows=6``, hashed on sql-v1 (commit b3703af): sql-v2 changed only the variant databases."""
 
 
 def answer(query: str) -> str:
@@ -122,11 +130,11 @@ def test_missing_columns_are_not_applicable():
 
 
 def test_env_gold_scores_one_and_every_family_has_rows():
-    env = rlhub.make("sql-v1")
+    env = rlhub.make(ENV_ID)
     examples = env.examples("test", limit=120)
     assert len({ex.info["family"] for ex in examples}) == 14
     for ex in examples:
-        assert len(ex.info["databases"]) == 3
+        assert len(ex.info["databases"]) == 4
         assert run_query(build_database(ex.info["databases"][0]), ex.answer)
         assert env.score(env.gold_completion(ex), ex).rewards["correct"] == 1.0
     ordered = [ex for ex in examples if ex.info["ordered"]]
@@ -134,23 +142,40 @@ def test_env_gold_scores_one_and_every_family_has_rows():
     assert any(None in row for ex in examples for rows in ex.info["databases"][0]["rows"].values() for row in rows)
 
 
+@pytest.mark.parametrize("rows", sorted(EXAMPLES_SHA256))
+def test_examples_are_sql_v1s_but_for_the_variant_databases(rows):
+    env = rlhub.make(ENV_ID, rows=rows)
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        for ex in env.examples(split, limit=150):
+            shown = [ex.id, ex.prompt, ex.answer, ex.info["databases"][0], ex.info["ordered"], ex.info["family"]]
+            digest.update(json.dumps(shown).encode())
+    assert digest.hexdigest() == EXAMPLES_SHA256[rows]
+
+
+def test_old_versions_fail_naming_the_new_one():
+    for old, new in (("sql-v1", "sql-v2"), ("sql-mcp-v0", "sql-mcp-v1")):
+        with pytest.raises(RLHubError, match=f"Use '{new}'"):
+            rlhub.make(old)
+
+
 def test_env_is_reproducible_and_config_is_validated():
-    a = rlhub.make("sql-v1").examples("train", limit=5, seed=3)
-    b = rlhub.make("sql-v1").examples("train", limit=5, seed=3)
+    a = rlhub.make(ENV_ID).examples("train", limit=5, seed=3)
+    b = rlhub.make(ENV_ID).examples("train", limit=5, seed=3)
     assert [(x.prompt, x.answer, x.info) for x in a] == [(x.prompt, x.answer, x.info) for x in b]
-    assert len(rlhub.make("sql-v1", variants=0).examples("train", limit=1)[0].info["databases"]) == 1
+    assert len(rlhub.make(ENV_ID, variants=0).examples("train", limit=1)[0].info["databases"]) == 1
     with pytest.raises(ConfigError, match=r"rows must be in 6\.\.60"):
-        rlhub.make("sql-v1", rows=2)
+        rlhub.make(ENV_ID, rows=2)
     with pytest.raises(ConfigError, match=r"variants must be in 0\.\.5"):
-        rlhub.make("sql-v1", variants=9)
+        rlhub.make(ENV_ID, variants=9)
     with pytest.raises(ConfigError, match="answer_format='tags'"):
-        rlhub.make("sql-v1", answer_format="boxed")
+        rlhub.make(ENV_ID, answer_format="boxed")
 
 
 def test_validate_passes_with_every_probe():
     from rlhub.authoring.validate import validate_env
 
-    report = validate_env("sql-v1", n=4)
+    report = validate_env(ENV_ID, n=4)
     names = {c.name for c in report.checks if c.kind == "probe"}
     assert {"select every row", "gold rows as VALUES", "UNION of candidates", "writes refused"} <= names
     assert report.passed, [c for c in report.checks if not c.passed]
@@ -168,7 +193,7 @@ def test_grpo_two_steps_on_sql(tmp_path):
         "model.dtype": "float32",
         "model.gradient_checkpointing": False,
         "training.mixed_precision": "no",
-        "env.id": "sql-v1",
+        "env.id": ENV_ID,
         "env.config": {"rows": 6, "prompt_style": "user"},
         "algorithm.group_size": 4,
         "training.max_steps": 2,

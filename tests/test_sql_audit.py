@@ -23,6 +23,7 @@ DB = {
 GOLD = "SELECT name FROM t WHERE y IS NULL"
 SLOW = "printf('%.*c', 2000000000, 'x')"
 """One SQLite C call that runs for seconds (its loop goes on after the value outgrows the length limit)."""
+ENV_ID = "sql-v2"
 MAX_SCORING_S = 2.0
 """The most scoring one completion may take, whatever it runs."""
 
@@ -46,7 +47,7 @@ def score(query: str, gold: str = GOLD, databases=(DB,)) -> float:
     ],
 )
 def test_one_fence_around_the_query_inside_the_answer_tags_is_graded(answer):
-    env = rlhub.make("sql-v1")
+    env = rlhub.make(ENV_ID)
     example = env.examples("test", limit=1)[0]
     gold = example.answer
     completion = f"<think>Read the schema.</think>\n<answer>{answer.replace(GOLD, gold)}</answer>"
@@ -256,12 +257,12 @@ def names(example) -> dict:
 @pytest.fixture(scope="module")
 def examples():
     """Every family, at the default size and at the smallest (where a random variant tells least apart)."""
-    return rlhub.make("sql-v1").examples("test", limit=300) + rlhub.make("sql-v1", rows=6).examples("test", limit=300)
+    return rlhub.make(ENV_ID).examples("test", limit=300) + rlhub.make(ENV_ID, rows=6).examples("test", limit=300)
 
 
 def scores(examples, templates: dict[str, list[str]]) -> list[tuple[str, float]]:
     """(query, score) for each template of each example's family."""
-    env = rlhub.make("sql-v1")
+    env = rlhub.make(ENV_ID)
     cases = [(ex, t.format(**names(ex))) for ex in examples for t in templates.get(names(ex)["family"], [])]
     completions = [env.format_answer(query, reasoning="Work it out.") for _, query in cases]
     results = env.score_batch(completions, [ex for ex, _ in cases])
@@ -290,6 +291,67 @@ def test_every_variant_database_gives_the_gold_an_answer(examples):
             rows = run_query(db, example.answer)
             db.close()
             assert rows and rows not in ([(0,)], [(None,)]), (example.id, example.answer, spec)
+
+
+def _most_rows(example) -> int:
+    """The most rows the question can answer with: 1 for one aggregate, one per category for a GROUP BY of the
+    category, else more than any database holds."""
+    gold, n = example.answer, names(example)
+    if re.search(rf"GROUP BY {n['C']}\b", gold):
+        return len(next(t for s in SCHEMAS for t in (s.parent, s.child) if t.name == n["T"]).categories)
+    return 1 if re.match(r"SELECT (COUNT|SUM|AVG|MIN|MAX)\(", gold) and "GROUP BY" not in gold else 10**6
+
+
+def test_a_limit_that_cuts_the_answer_short_scores_zero(examples):
+    """``LIMIT n`` for every n below the most rows the question allows, up to the rows of the first database's
+    answer and at least 4: the gold's answer outgrows it on some database (sql-v1's databases did not: one or
+    two parents without a child on each, so a left_join cut to ``LIMIT 2`` passed)."""
+    cases = []
+    for example in examples:
+        if " LIMIT " not in example.answer:
+            db = build_database(example.info["databases"][0])
+            shown = len(run_query(db, example.answer))
+            db.close()
+            top = min(max(shown, 4), _most_rows(example) - 1)
+            cases += [(example, f"{example.answer} LIMIT {n}") for n in range(1, top + 1)]
+    env = rlhub.make(ENV_ID)
+    results = env.score_batch([env.format_answer(q) for _, q in cases], [ex for ex, _ in cases])
+    passed = [(ex.id, q) for (ex, q), r in zip(cases, results) if r.rewards["correct"] != 0.0]
+    assert len(cases) >= 500
+    assert not passed, f"{len(passed)}/{len(cases)} truncating LIMITs pass, e.g. {passed[:3]}"
+
+
+def test_a_condition_on_the_optional_column_added_scores_zero(examples):
+    """``AND optional IS NULL`` (or ``IS NOT NULL``) added to a gold that does not read the optional column: some
+    database has a NULL, and some a known value, where the answer is decided (the row of a MAX, the rows above a
+    literal), so the rows change."""
+    cases = []
+    for example in examples:
+        gold, column = example.answer, names(example)["O"]
+        if "JOIN" in gold or column in gold:
+            continue
+        cut = re.search(r" (GROUP BY|ORDER BY|LIMIT) |$", gold).start()
+        joiner = " AND " if " WHERE " in gold[:cut] else " WHERE "
+        for test in ("IS NULL", "IS NOT NULL"):
+            cases.append((example, f"{gold[:cut]}{joiner}{column} {test}{gold[cut:]}"))
+    env = rlhub.make(ENV_ID)
+    results = env.score_batch([env.format_answer(q) for _, q in cases], [ex for ex, _ in cases])
+    passed = [(ex.id, q) for (ex, q), r in zip(cases, results) if r.rewards["correct"] != 0.0]
+    assert len(cases) >= 500
+    assert not passed, f"{len(passed)}/{len(cases)} added NULL conditions pass, e.g. {passed[:3]}"
+
+
+def test_the_audit_measures_truncating_limits_and_added_null_conditions():
+    """``rlhub validate --audit`` puts both kinds in sql's reject set (each with a witness database), and sql-v2
+    scores every one 0."""
+    from rlhub.authoring.audit.run import audit_env
+
+    report = audit_env(ENV_ID, n=16)
+    kinds = report.fp.kinds
+    for kind in ("LIMIT that truncates", "IS NULL added", "IS NOT NULL added"):
+        assert kinds.get(kind, [0, 0])[1] >= 10, (kind, kinds)
+        assert kinds[kind][0] == 0, (kind, report.fp.examples)
+    assert report.fn.failed == 0 and report.slowest_s < MAX_SCORING_S
 
 
 # --- 3. Time: one long C call, and the gold with a slow call appended --------------------------------------
@@ -339,7 +401,7 @@ def test_a_query_that_ends_after_its_time_limit_is_refused():
 
 @pytest.mark.slow
 def test_a_batch_with_attacks_scores_the_rest_as_usual():
-    env = rlhub.make("sql-v1")
+    env = rlhub.make(ENV_ID)
     example = env.examples("test", limit=1)[0]
     table = next(iter(example.info["databases"][0]["rows"]))
     attacks = [f"SELECT {SLOW} FROM {table}", f"SELECT * FROM ({example.answer}) WHERE {SLOW} IS NULL"]

@@ -1,4 +1,4 @@
-"""sql-v1's ``correct`` reward against an independent test-suite comparator (issue 25, verifier audit).
+"""sql-v2's ``correct`` reward against an independent test-suite comparator (issue 25, verifier audit).
 
 No implementation of Spider's test-suite accuracy (Zhong, Yu & Klein, 2020) ships on PyPI, so
 ``tests/sql_test_suite.py`` is one written from the paper's description: for each gold query a suite of 48
@@ -9,9 +9,9 @@ misses before its witness filter (:mod:`rlhub.authoring.audit.queries`), and the
 independently (join orders, subquery for join, ``BETWEEN`` for two comparisons, ``COUNT(*)`` and ``COUNT`` of
 a column with or without NULLs, set and multiset operators, ``DISTINCT``, ``LIMIT``, the order's direction,
 a condition dropped, the wrong column, key or table). The suite labels each case; the templates' names say
-only what they change. sql-v1's verdict (the env's ``correct`` reward, 1.0) must equal the suite's on every
-case that no entry of :data:`DELIBERATE` (differences on purpose) or :data:`DEFECTS` (sql-v1's known holes,
-left to a new version) explains, so a new kind of disagreement fails the test.
+only what they change. sql-v2's verdict (the env's ``correct`` reward, 1.0) must equal the suite's on every
+case that no entry of :data:`DELIBERATE` (differences on purpose) or :data:`DEFECTS` (known holes, left to a
+new version; none now) explains, so a new kind of disagreement fails the test.
 """
 
 from __future__ import annotations
@@ -29,64 +29,52 @@ from rlhub.envs.sql import SCHEMAS
 from rlhub.types import Example
 from tests.sql_test_suite import build_suite, suite_of
 
+ENV_ID = "sql-v2"
+"""The env whose ``correct`` reward is cross-checked."""
+
 PER_FAMILY = 10
 """Examples per family at each of two sizes."""
 
 FAMILIES = 14
 
-SQL_V1_SIZES = {"parent": 4, "child": 6}
-"""The fewest rows sql-v1 gives a parent and a child table (``rows`` >= 6; parents get half, at least 4)."""
+SQL_SIZES = {"parent": 4, "child": 6}
+"""The fewest rows sql-v2 gives a parent and a child table (``rows`` >= 6; parents get half, at least 4)."""
 
 
 class Difference(NamedTuple):
-    """A class of cases where sql-v1's verdict and the suite's differ, and why."""
+    """A class of cases where sql-v2's verdict and the suite's differ, and why."""
 
     name: str
     rlhub: bool
-    """sql-v1's verdict on them (the suite gives the other)."""
+    """sql-v2's verdict on them (the suite gives the other)."""
     kinds: str
     """A regular expression the case's kind matches."""
     reason: str
-    below_sql_v1_sizes: bool = False
-    """Only cases that just the suite's databases smaller than sql-v1 ever draws separate from the gold."""
+    below_sql_sizes: bool = False
+    """Only cases that just the suite's databases smaller than sql-v2 ever draws separate from the gold."""
 
     def explains(self, v: Verdict) -> bool:
-        small = not self.below_sql_v1_sizes or v.suite_sized
+        small = not self.below_sql_sizes or v.suite_sized
         return v.rlhub == self.rlhub != v.suite and bool(re.fullmatch(self.kinds, v.kind)) and small
 
 
 DELIBERATE = [
     Difference(
-        "right on every database of sql-v1's sizes",
+        "right on every database of sql-v2's sizes",
         True,
         ".*",
-        f"sql-v1's databases hold at least {SQL_V1_SIZES['parent']} parent and {SQL_V1_SIZES['child']} child rows; "
+        f"sql-v2's databases hold at least {SQL_SIZES['parent']} parent and {SQL_SIZES['child']} child rows; "
         "the suite also tries fewer, where a top-k written as a threshold read at OFFSET k-1 answers nothing",
-        below_sql_v1_sizes=True,
+        below_sql_sizes=True,
     ),
 ]
-"""Where sql-v1's verdict differs from the suite's on purpose."""
+"""Where sql-v2's verdict differs from the suite's on purpose."""
 
-DEFECTS = [
-    Difference(
-        "a LIMIT no graded database reaches",
-        True,
-        r"LIMIT \d added",
-        "the gold's answer has at most n rows on every database sql-v1 grades an example on, so the gold cut to "
-        "n rows scores 1.0: left_join always (one or two childless parents on each database, so LIMIT 2), having "
-        "(3 or 4 categories), filter on a 6-row parent table (about 3 rows above the median)",
-    ),
-    Difference(
-        "AND optional IS NULL added",
-        True,
-        "AND optional IS NULL added",
-        "with the default two variants, variant 1 has only NULL optional values, where the added condition "
-        "changes nothing; the first database and variant 0 then decide, and the rows that count (the maximum, "
-        "the rows above the literal) often have a NULL optional value on both",
-    ),
-]
-"""Real defects of sql-v1's reward, reported for a new version to fix (a reward changes only with a version
-bump); listed so that the cross-check passes on sql-v1 and fails on any new kind of disagreement."""
+DEFECTS: list[Difference] = []
+"""Known defects of the reward, left to a new version to fix (a reward changes only with a version bump); listed so
+that the cross-check passes and fails on any new kind of disagreement. sql-v1 had two, which sql-v2 fixed: a
+``LIMIT`` no graded database reached (its gold's answer had at most n rows on each) and ``AND optional IS NULL``
+added (its second variant held only NULLs there, and the rows that decided were often NULL on the others)."""
 
 
 TEMPLATES = {
@@ -348,7 +336,7 @@ class Verdict(NamedTuple):
     rlhub: bool
     suite: bool
     suite_sized: bool
-    """The suite's verdict on its databases of sql-v1's sizes only."""
+    """The suite's verdict on its databases of sql-v2's sizes only."""
     differs_on_own: bool
     """Whether the query's denotation differs from the gold's on one of the example's own databases."""
     witness: dict | None
@@ -405,7 +393,7 @@ def _cases(example) -> list[tuple[str, str]]:
 
 def _sized(spec: dict) -> bool:
     parent, child = spec["rows"].values()
-    return len(parent) >= SQL_V1_SIZES["parent"] and len(child) >= SQL_V1_SIZES["child"]
+    return len(parent) >= SQL_SIZES["parent"] and len(child) >= SQL_SIZES["child"]
 
 
 def _examples() -> list[tuple[str, Example]]:
@@ -413,7 +401,7 @@ def _examples() -> list[tuple[str, Example]]:
     smallest; the name tells the size (``sql/test/3@rows=6``)."""
     taken: dict[tuple, list] = defaultdict(list)
     for rows in (12, 6):
-        env = rlhub.make("sql-v1", rows=rows)
+        env = rlhub.make(ENV_ID, rows=rows)
         for index in itertools.count():  # as env.examples("test") makes them, until every family has its share
             example = env.generate(env.example_rng("test", index, 0), "test", index)
             if len(taken[rows, example.info["family"]]) < PER_FAMILY:
@@ -424,7 +412,7 @@ def _examples() -> list[tuple[str, Example]]:
 
 
 def cross_check() -> list[Verdict]:
-    """Every case of :func:`_examples`, with sql-v1's verdict and the suite's."""
+    """Every case of :func:`_examples`, with sql-v2's verdict and the suite's."""
     rows = []
     for name, example in _examples():
         schema, family, _ = _fill(example)
@@ -439,7 +427,7 @@ def cross_check() -> list[Verdict]:
             rows.append((family, name, example, kind, query, witness is None, in_size, on_own, spec))
         suite.close()
         own.close()
-    env = rlhub.make("sql-v1")
+    env = rlhub.make(ENV_ID)
     completions = [env.format_answer(row[4], reasoning="Work it out.") for row in rows]
     scores = env.score_batch(completions, [row[2] for row in rows])
     return [
@@ -472,16 +460,16 @@ def test_both_accept_every_gold(verdicts):
 
 
 def test_the_suite_separates_whatever_the_examples_databases_separate(verdicts):
-    """The suite's strength: a query whose rows differ from the gold's on a database sql-v1 drew differs on one
+    """The suite's strength: a query whose rows differ from the gold's on a database sql-v2 drew differs on one
     of the suite's too (the suite never saw those databases)."""
     missed = [(v.example, v.kind, v.query) for v in verdicts if v.differs_on_own and v.suite]
     assert missed == []
 
 
-def test_sql_v1_agrees_with_the_test_suite_except_where_listed(verdicts):
+def test_sql_v2_agrees_with_the_test_suite_except_where_listed(verdicts):
     unexplained = [v for v in verdicts if v.rlhub != v.suite and not _explained(v)]
     agreement = sum(v.rlhub == v.suite for v in verdicts) / len(verdicts)
-    shown = [(v.family, v.kind, v.query, f"sql-v1 {v.rlhub}, suite {v.suite}", v.witness) for v in unexplained[:5]]
+    shown = [(v.family, v.kind, v.query, f"sql-v2 {v.rlhub}, suite {v.suite}", v.witness) for v in unexplained[:5]]
     assert not unexplained, f"agreement {agreement:.2%}; {len(unexplained)} disagreements, e.g. {shown}"
 
 

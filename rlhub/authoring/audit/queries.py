@@ -8,10 +8,13 @@ it is dropped (a rewrite this module got wrong).
 The reject set makes one near miss: a comparison's boundary moved (``>`` for ``>=``), a literal off by
 one, ``=`` negated, ``DISTINCT`` added or removed, ``COUNT(DISTINCT ...)``, ``IS NULL`` negated, the
 ``WHERE`` condition dropped, the order reversed, ``LIMIT`` changed, ``LEFT JOIN`` as ``JOIN``, ``MAX`` for
-``MIN``. A near miss is kept only with a witness: a database on which its rows differ from the gold's,
-searched among the example's databases and copies of them with one value changed (to a literal of the
-gold, one off it, a neighbour's value, or ``NULL``), as Spider's test suites do. A near miss no database
-separates may mean the same thing as the gold, so it is dropped.
+``MIN``; and, from the databases: a ``LIMIT`` that cuts the answer short (1, 2, 3, or as many rows as the
+gold returns on the first database, the one a model may explore), a condition ``column IS NULL`` or ``IS NOT
+NULL`` added on a column that holds NULLs. A near miss is kept only with a witness: a database on which its
+rows differ from the gold's, searched among the example's databases and copies of them with one value
+changed (to a literal of the gold, one off it, a neighbour's value, or ``NULL``), as Spider's test suites
+do; for the last two kinds, among copies with every row twice or a column with NULLs all NULL or none.
+A near miss no database separates may mean the same thing as the gold, so it is dropped.
 """
 
 from __future__ import annotations
@@ -107,6 +110,47 @@ def _variants(specs: list[dict], query: str) -> Iterator[dict]:
                         yield changed
 
 
+def _doubled(specs: list[dict]) -> Iterator[dict]:
+    """Each database with every row twice (the copy with a new id, a child's copy under the same parent): the
+    gold's answer outgrows a ``LIMIT`` there."""
+    for spec in specs:
+        doubled = copy.deepcopy(spec)
+        for rows in doubled["rows"].values():
+            if rows and all(isinstance(r[0], int) for r in rows):
+                top = max(r[0] for r in rows)
+                rows += [[top + 1 + i, *row[1:]] for i, row in enumerate(rows)]
+        yield doubled
+
+
+def _null_extremes(specs: list[dict]) -> Iterator[dict]:
+    """Each database with a column that holds NULLs all NULL, or never (its NULLs set to a value it holds
+    somewhere): an added ``IS NULL`` or ``IS NOT NULL`` changes the gold's answer there."""
+    known: dict[tuple[str, int], Any] = {}
+    for spec in specs:
+        for table, rows in spec["rows"].items():
+            for row in rows:
+                for column, value in enumerate(row):
+                    if value is not None:
+                        known.setdefault((table, column), value)
+    for spec in specs:
+        for table, rows in spec["rows"].items():
+            for column in range(1, len(rows[0]) if rows else 0):
+                if all(r[column] is not None for r in rows) or (table, column) not in known:
+                    continue
+                for value in (None, known[table, column]):
+                    changed = copy.deepcopy(spec)
+                    for row in changed["rows"][table]:
+                        if value is None or row[column] is None:
+                            row[column] = value
+                    yield changed
+
+
+_SEARCHES = {"LIMIT that truncates": _doubled, "IS NULL added": _null_extremes, "IS NOT NULL added": _null_extremes}
+"""Where a near miss of these kinds looks for a witness beyond the example's databases (other kinds: in
+:func:`_variants`); only there, since a doubled row or a column emptied of NULLs leaves the data's own rules
+(unique numbers, say), where other near misses could differ from the gold without being wrong."""
+
+
 def _repeats(values: list) -> bool:
     known = [v for v in values if v is not None]
     return len(set(known)) < len(known)
@@ -176,6 +220,41 @@ def _near_misses(gold: str, tables: dict[str, list[str]]) -> list[tuple[str, str
     return near
 
 
+def _data_near_misses(gold: str, specs: list[dict]) -> list[tuple[str, str]]:
+    """``(kind, query)``: near misses that need the databases: a ``LIMIT`` that cuts the gold's answer short
+    (at most as many rows as it has on the first database), and ``IS NULL`` or ``IS NOT NULL`` added on each
+    column of a table the gold reads that holds a NULL in some database."""
+    near = []
+    if not re.search(r"\bLIMIT\b", gold, re.IGNORECASE):
+        db = build_database(specs[0])
+        first = _rows(db, gold)
+        db.close()
+        shown = len(first) if isinstance(first, list) else 0
+        near += [("LIMIT that truncates", f"{gold} LIMIT {n}") for n in sorted({1, 2, 3, shown}) if n > 0]
+    where = re.search(r" WHERE (.+?)(?= GROUP BY| ORDER BY| LIMIT|$)", gold)
+    tables = re.findall(r"\b(?:FROM|JOIN) (\w+)", gold)
+    qualify = len(set(tables)) > 1
+    for table in dict.fromkeys(tables):
+        for column in _nullable(specs, table):
+            name = f"{table}.{column}" if qualify else column
+            for test in ("IS NULL", "IS NOT NULL"):
+                if where:
+                    condition = f"({where[1]})" if " OR " in where[1].upper() else where[1]
+                    query = gold.replace(where[0], f" WHERE {condition} AND {name} {test}", 1)
+                else:
+                    cut = re.search(r" (?:GROUP BY|ORDER BY|LIMIT) |$", gold).start()
+                    query = f"{gold[:cut]} WHERE {name} {test}{gold[cut:]}"
+                near.append((f"{test} added", query))
+    return near
+
+
+def _nullable(specs: list[dict], table: str) -> list[str]:
+    """The columns of ``table`` that hold a NULL in one of the databases (its key columns left out)."""
+    columns = _columns(specs[0]).get(table, [])
+    held = {i for spec in specs for row in spec["rows"].get(table, []) for i, v in enumerate(row) if v is None}
+    return [name for i, (name, key) in enumerate(columns) if i in held and not key and i > 0]
+
+
 def cases(t: _Target) -> Cases:
     """Accept and reject sets of a SQL gold (see the module docstring)."""
     gold = t.slot.content.strip()
@@ -185,20 +264,23 @@ def cases(t: _Target) -> Cases:
     want = [_rows(db, gold) for db in dbs]
     accept = [(k, q) for k, q in _rewrites(gold) if q != gold and not _witness(dbs, want, q, ordered)]
     contents = [*accept, ("```sql fence", f"```sql\n{gold}\n```")]
-    witnesses: list[tuple[sqlite3.Connection, Any]] = []
+    witnesses: dict[str, list[tuple[sqlite3.Connection, Any]]] = {}
     reject = []
-    for query, kind in dict((q, k) for k, q in _near_misses(gold, _tables(t)) if q != gold).items():
+    near = _near_misses(gold, _tables(t)) + _data_near_misses(gold, specs)
+    for query, kind in dict((q, k) for k, q in near if q != gold).items():
         if _witness(dbs, want, query, ordered):
             reject.append((kind, query))
             continue
-        if not witnesses:
-            for variant in _variants(specs, gold):
+        search = _SEARCHES.get(kind)
+        pool = witnesses.setdefault(search.__name__ if search else "", [])
+        if not pool:
+            for variant in search(specs) if search else _variants(specs, gold):
                 try:
                     db = build_database(variant)
                 except sqlite3.Error:
                     continue
-                witnesses.append((db, _rows(db, gold)))
-        if _witness([db for db, _ in witnesses], [w for _, w in witnesses], query, ordered):
+                pool.append((db, _rows(db, gold)))
+        if _witness([db for db, _ in pool], [w for _, w in pool], query, ordered):
             reject.append((kind, query))
     return Cases(placed(t, contents, gold), placed(t, reject, gold))
 
