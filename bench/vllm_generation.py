@@ -61,9 +61,12 @@ def main() -> None:
         parser.error("--base-url (or RLHUB_VLLM_URL) is required; scripts/test-vllm.sh --bench starts a server")
     import torch
 
+    from rlhub.generation import Sampling
+
     recipe, policy, prompts, engines = build(args.base_url)
     t = recipe.training
     n = recipe.algorithm.group_size
+    sampling = Sampling(max_new_tokens=t.max_new_tokens, temperature=t.temperature, top_p=t.top_p)
     syncs = []
     for _ in range(args.rounds):
         start = time.perf_counter()
@@ -75,7 +78,7 @@ def main() -> None:
     for name in order[: 2 * args.rounds]:
         start = time.perf_counter()
         with torch.no_grad():
-            completions = engines[name].generate(prompts, n, t.max_new_tokens, t.temperature, t.top_p)
+            completions = engines[name].generate(prompts, n, sampling)
         times[name].append(time.perf_counter() - start)
         tokens[name].append(sum(len(c.token_ids) for c in completions))
         print(f"{name:5s} {times[name][-1]:6.1f} s  {tokens[name][-1]} tokens", flush=True)

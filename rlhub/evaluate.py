@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhub.errors import RLHubError
+from rlhub.generation import Sampling
 from rlhub.wandb_mode import offline_unless_credentials
 
 
@@ -128,24 +129,17 @@ def evaluate_env(
         raise RLHubError("k > 1 samples per example need temperature > 0 (greedy samples are all the same)")
     if client is None and engine is None:
         engine = load_engine(model, seed=seed)
+    sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     bar = tqdm(total=len(examples) * k, desc=f"eval {env_id}", unit="sample", disable=not progress)
     try:
         if client is not None:
             from rlhub.generation.openai import run_chat
 
             samples = run_chat(
-                client,
-                env,
-                examples,
-                k,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                concurrency=concurrency,
-                on_sample=lambda _: bar.update(1),
+                client, env, examples, k, sampling, concurrency=concurrency, on_sample=lambda _: bar.update(1)
             )
         else:
-            samples = _sample_locally(engine, env, examples, k, max_new_tokens, temperature, top_p, batch_size, bar)
+            samples = _sample_locally(engine, env, examples, k, sampling, batch_size, bar)
     finally:
         bar.close()
     rows = [examples[s.prompt_index] for s in samples]
@@ -153,14 +147,14 @@ def evaluate_env(
     return summarize(env, env_id, model, len(examples), k, samples, rows, scores)
 
 
-def _sample_locally(engine, env, examples, k, max_new_tokens, temperature, top_p, batch_size, bar) -> list:
+def _sample_locally(engine, env, examples, k, sampling: Sampling, batch_size, bar) -> list:
     from rlhub.generation.rollout import encode_prompt, rollout
 
     samples = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         ids = [encode_prompt(engine.tokenizer, env, ex) for ex in chunk]
-        for c in rollout(engine, env, chunk, ids, k, max_new_tokens, temperature, top_p):
+        for c in rollout(engine, env, chunk, ids, k, sampling):
             c.prompt_index += start
             samples.append(c)
         bar.update(len(chunk) * k)

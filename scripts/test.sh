@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export WANDB_MODE=offline
-exec "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider --doctest-modules rewards rlhub/__init__.py rlhub/env/registry.py rlhub/evaluate.py rlhub/env/tools.py rlhub/authoring/envcard.py rlhub/authoring/measurements.py tools rlhub/plot.py rlhub/sandbox/checks.py rlhub/generation/_http.py rlhub/generation/vllm.py rlhub/resolve.py rlhub/hub/egress.py rlhub/sandbox/_protocol.py rlhub/arithmetic.py rlhub/types.py trainers/grpo.py trainers/ppo.py trainers/rloo.py trainers/reinforce_pp.py envs/retrieval.py envs/reasoning_gym.py tests \
+exec "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider --doctest-modules rewards rlhub/__init__.py rlhub/env/registry.py rlhub/evaluate.py rlhub/env/tools.py rlhub/authoring/envcard.py rlhub/authoring/measurements.py tools rlhub/plot.py rlhub/sandbox/checks.py rlhub/generation/_http.py rlhub/generation/vllm.py rlhub/resolve.py trainers/recipe.py rlhub/hub/egress.py rlhub/sandbox/_protocol.py rlhub/arithmetic.py rlhub/types.py trainers/grpo.py trainers/ppo.py trainers/rloo.py trainers/reinforce_pp.py envs/retrieval.py envs/reasoning_gym.py tests \
   --ignore=tests/docker_tier --ignore=tests/vllm_tier "$@"

@@ -27,48 +27,23 @@ def test_guide_example_is_about_twenty_lines():
     assert len(code) <= 22
 
 
-# A reward with spread on random text, so a tiny random model's groups do not tie.
-SPREAD_REWARD = """
-def vowel_share(completions, **kwargs):
-    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
-    return [sum(ch in "aeiou" for ch in t) / max(len(t), 1) for t in texts]
-"""
-
-
 @pytest.fixture
 def example_module(tmp_path, monkeypatch):
     (tmp_path / "readme_sign_algorithm.py").write_text(guide_example())
-    (tmp_path / "readme_spread_reward.py").write_text(SPREAD_REWARD)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     return "readme_sign_algorithm:SignAdvantage"
 
 
-def test_guide_example_algorithm_trains_two_steps(example_module, tmp_path):
-    from tiny_models import save_tiny_model
-
-    from rlhub.trainers.loop import train
-
-    model_dir = save_tiny_model(tmp_path / "model", seed=0)
+def test_guide_example_algorithm_trains_two_steps(example_module, tiny_run, spread_reward, tmp_path):
     out = tmp_path / "run"
     values = {
-        "model.name": str(model_dir),
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
-        "rewards": {"readme_spread_reward:vowel_share": 1.0, "correct": 0.0, "format": 0.0},
+        "rewards": {spread_reward: 1.0, "correct": 0.0, "format": 0.0},
         "algorithm.name": example_module,
-        "algorithm.group_size": 4,
-        "training.max_steps": 2,
-        "training.prompts_per_step": 2,
         "training.micro_batch_size": 8,
-        "training.max_new_tokens": 8,
-        "training.learning_rate": 1e-2,
-        "training.save_every": 0,
-        "training.output_dir": str(out),
-        "logging.wandb": False,
         "logging.completions_every": 1,
     }
-    result = train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    result = tiny_run(out, **values)
     assert result.steps == 2
     rows = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
     advantages = [r["advantage"] for r in rows]
@@ -83,7 +58,7 @@ def test_algorithms_satisfy_the_contract():
     from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm
 
     for name in ALGORITHMS:
-        recipe = load_recipe(None, [f"algorithm.name={json.dumps(name)}"])
+        recipe = load_recipe(None, {"algorithm.name": name})
         assert isinstance(load_algorithm(recipe), Algorithm), name
 
 

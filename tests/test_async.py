@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from pathlib import Path
 
@@ -20,10 +19,6 @@ from rlhub.trainers import async_rollout
 from rlhub.trainers.async_rollout import AsyncRollout
 from rlhub.trainers.recipe import load_recipe
 
-SPREAD_REWARD = """
-def vowel_share(completions, **kwargs):
-    return [sum(ch in "aeiou" for ch in c) / max(len(c), 1) for c in completions]
-"""
 pytestmark = pytest.mark.slow  # each run starts a generation worker process that loads the model
 GENERATION_S = 0.5  # the scripted engine's extra time per batch
 
@@ -41,21 +36,6 @@ def slow_engine(recipe):
     return engine, policy
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
-
-
-@pytest.fixture
-def spread_reward(tmp_path, monkeypatch):
-    (tmp_path / "spread_reward.py").write_text(SPREAD_REWARD)
-    monkeypatch.syspath_prepend(str(tmp_path))  # the worker process inherits sys.path
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
-    return "spread_reward:vowel_share"
-
-
 @pytest.fixture
 def trained_ids(monkeypatch):
     """The example ids of each batch the async loop trains on, in order."""
@@ -71,28 +51,11 @@ def trained_ids(monkeypatch):
     return seen
 
 
-def run(model_dir: str, reward: str, out: Path, steps: int, resume: bool = False, **extra) -> list[dict]:
-    from rlhub.trainers.loop import train
-
-    values = {
-        "model.name": model_dir,
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
-        "rewards": {reward: 1.0, "correct": 0.0, "format": 0.0},
-        "algorithm.group_size": 4,
-        "training.max_steps": steps,
-        "training.prompts_per_step": 2,
-        "training.micro_batch_size": 4,
-        "training.max_new_tokens": 8,
-        "training.learning_rate": 1e-2,
-        "training.num_threads": 1,
-        "training.save_every": 0,
-        "training.output_dir": str(out),
-        "logging.wandb": False,
-        "logging.completions_every": 0,
-        **extra,
-    }
-    train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False, resume=resume)
+def run(tiny_run, reward: str, out: Path, steps: int, resume: bool = False, **extra) -> list[dict]:
+    """A tiny run (tests/conftest.py) on ``reward`` alone, on one torch thread; its rows with a reward."""
+    rewards = {reward: 1.0, "correct": 0.0, "format": 0.0}
+    settings = {"training.num_threads": 1, "logging.completions_every": 0}
+    tiny_run(out, steps, resume=resume, rewards=rewards, **settings, **extra)
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"reward"' in line]
 
 
@@ -109,9 +72,9 @@ def stream_ids(n: int, seed: int = 0) -> list[str]:
     return [ex.id for ex in PromptStream(env.examples("train", seed=seed), seed=seed).take(n)]
 
 
-def test_k0_is_the_synchronous_loop(tiny_model_dir, spread_reward, tmp_path):
-    plain = run(tiny_model_dir, spread_reward, tmp_path / "plain", 3)
-    zero = run(tiny_model_dir, spread_reward, tmp_path / "zero", 3, **{"training.max_off_policy_steps": 0})
+def test_k0_is_the_synchronous_loop(tiny_run, spread_reward, tmp_path):
+    plain = run(tiny_run, spread_reward, tmp_path / "plain", 3)
+    zero = run(tiny_run, spread_reward, tmp_path / "zero", 3, **{"training.max_off_policy_steps": 0})
     assert digest(tmp_path / "plain") == digest(tmp_path / "zero")
     assert [r["reward"] for r in plain] == [r["reward"] for r in zero]
     assert not any(key.startswith("async/") for r in zero for key in r)
@@ -119,11 +82,11 @@ def test_k0_is_the_synchronous_loop(tiny_model_dir, spread_reward, tmp_path):
 
 @pytest.mark.parametrize("k", [1, 2])
 def test_async_overlaps_generation_with_training_and_bounds_staleness(
-    k, tiny_model_dir, spread_reward, tmp_path, monkeypatch, trained_ids
+    k, tiny_run, spread_reward, tmp_path, monkeypatch, trained_ids
 ):
     monkeypatch.setattr(async_rollout, "WORKER_ENGINE", "test_async:slow_engine")
     steps = 4
-    rows = run(tiny_model_dir, spread_reward, tmp_path / "run", steps, **{"training.max_off_policy_steps": k})
+    rows = run(tiny_run, spread_reward, tmp_path / "run", steps, **{"training.max_off_policy_steps": k})
     assert len(rows) == steps
     # Batch s was sampled with version max(0, s - k): as stale as allowed, never more.
     assert [r["async/staleness_max"] for r in rows] == [float(min(s, k)) for s in range(steps)]
@@ -138,22 +101,22 @@ def test_async_overlaps_generation_with_training_and_bounds_staleness(
     assert digest(tmp_path / "run")
 
 
-def test_async_run_is_reproducible(tiny_model_dir, spread_reward, tmp_path):
-    first = run(tiny_model_dir, spread_reward, tmp_path / "a", 3, **{"training.max_off_policy_steps": 1})
-    second = run(tiny_model_dir, spread_reward, tmp_path / "b", 3, **{"training.max_off_policy_steps": 1})
+def test_async_run_is_reproducible(tiny_run, spread_reward, tmp_path):
+    first = run(tiny_run, spread_reward, tmp_path / "a", 3, **{"training.max_off_policy_steps": 1})
+    second = run(tiny_run, spread_reward, tmp_path / "b", 3, **{"training.max_off_policy_steps": 1})
     assert digest(tmp_path / "a") == digest(tmp_path / "b")  # the schedule does not depend on timing
     assert [r["reward"] for r in first] == [r["reward"] for r in second]
-    run(tiny_model_dir, spread_reward, tmp_path / "sync", 3)
+    run(tiny_run, spread_reward, tmp_path / "sync", 3)
     assert digest(tmp_path / "sync") != digest(tmp_path / "a")  # stale samples: another trajectory
 
 
-def test_stale_batches_are_dropped_and_counted(tiny_model_dir, spread_reward, tmp_path, monkeypatch, trained_ids):
+def test_stale_batches_are_dropped_and_counted(tiny_run, spread_reward, tmp_path, monkeypatch, trained_ids):
     # Three batches queued ahead with k = 1: every other batch arrives two versions old.
     from rlhub.trainers import loop
 
     monkeypatch.setattr(loop, "AsyncRollout", functools.partial(AsyncRollout, lookahead=3))
     steps = 5
-    rows = run(tiny_model_dir, spread_reward, tmp_path / "run", steps, **{"training.max_off_policy_steps": 1})
+    rows = run(tiny_run, spread_reward, tmp_path / "run", steps, **{"training.max_off_policy_steps": 1})
     per_batch = 2 * 4  # prompts_per_step x group_size
     assert [r["async/dropped"] for r in rows] == [0, 0, per_batch, 0, per_batch]
     assert all(r["async/staleness_max"] <= 1 for r in rows)
@@ -165,15 +128,13 @@ def test_stale_batches_are_dropped_and_counted(tiny_model_dir, spread_reward, tm
     assert state["position"] == 7 * 2
 
 
-def test_async_resume_neither_loses_nor_repeats_samples(
-    tiny_model_dir, spread_reward, tmp_path, monkeypatch, trained_ids
-):
+def test_async_resume_neither_loses_nor_repeats_samples(tiny_run, spread_reward, tmp_path, monkeypatch, trained_ids):
     async_ = {"training.max_off_policy_steps": 1}
-    run(tiny_model_dir, spread_reward, tmp_path / "run", 2, **async_)
+    run(tiny_run, spread_reward, tmp_path / "run", 2, **async_)
     # The worker had sampled ahead, but the checkpoint counts only the batches trained on.
     state = json.loads((tmp_path / "run" / "checkpoints" / "step-000002" / "state.json").read_text())
     assert state["position"] == 2 * 2
-    rows = run(tiny_model_dir, spread_reward, tmp_path / "run", 4, resume=True, **async_)
+    rows = run(tiny_run, spread_reward, tmp_path / "run", 4, resume=True, **async_)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert [i for batch in trained_ids for i in batch] == stream_ids(4 * 2)
     # The resumed worker starts from the checkpoint's weights: its first batch is fresh again.
@@ -203,7 +164,7 @@ def test_ppo_and_multi_turn_refuse_async(tiny_model_dir, tmp_path):
         train(recipe, progress=False)
 
 
-def test_async_with_a_vllm_server_samples_each_batch_with_its_version(tiny_model_dir, spread_reward, tmp_path):
+def test_async_with_a_vllm_server_samples_each_batch_with_its_version(tiny_run, spread_reward, tmp_path):
     from fake_http import fake_server
     from test_backends import vllm_routes
 
@@ -216,7 +177,7 @@ def test_async_with_a_vllm_server_samples_each_batch_with_its_version(tiny_model
             "generation.base_url": server.url,
             "training.max_off_policy_steps": 1,
         }
-        rows = run(tiny_model_dir, spread_reward, tmp_path / "run", 3, **server_mode)
+        rows = run(tiny_run, spread_reward, tmp_path / "run", 3, **server_mode)
     assert [r["async/staleness_max"] for r in rows] == [0.0, 1.0, 1.0]
     # One request per prompt: batches 0 and 1 (two prompts each) sampled with the adapter of version 0, batch 2
     # with version 1's, loaded after it. (The trainer's own engine loads one only before an in-loop evaluation.)

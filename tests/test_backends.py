@@ -22,7 +22,7 @@ from fake_http import fake_server
 from safetensors.torch import load_file
 
 from rlhub.errors import ConfigError, RLHubError
-from rlhub.generation import GenerationConfig, make_engine
+from rlhub.generation import GenerationConfig, Sampling, make_engine
 from rlhub.generation.rollout import HFRolloutEngine, stop_token_ids
 from rlhub.generation.vllm import VLLMEngine, VLLMServerEngine, max_lora_rank
 
@@ -151,13 +151,6 @@ def fake_vllm(monkeypatch):
     return vllm
 
 
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return save_tiny_model(tmp_path_factory.mktemp("base") / "tiny")
-
-
 def load_policy(path: Path, lora: bool):
     from peft import LoraConfig, get_peft_model
 
@@ -188,9 +181,9 @@ def test_backend_modules_import_without_vllm():
     assert out.stdout.strip() == "False"
 
 
-def test_vllm_backend_without_vllm_says_how_to_install(monkeypatch, base_model):
+def test_vllm_backend_without_vllm_says_how_to_install(monkeypatch, tiny_model_dir):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
-    policy, tokenizer = load_policy(base_model, lora=True)
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     with pytest.raises(RLHubError, match=r"pip install 'rlhub\[vllm\]'"):
         make_engine({"backend": "vllm"}, policy, tokenizer)
 
@@ -207,24 +200,24 @@ def test_vllm_logs_go_to_stderr_unless_the_user_chose_a_stream(fake_vllm, monkey
     assert os.environ["VLLM_LOGGING_STREAM"] == "ext://sys.stdout"
 
 
-def test_colocated_engine_starts_vllm_on_the_base_model_with_lora(fake_vllm, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_colocated_engine_starts_vllm_on_the_base_model_with_lora(fake_vllm, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm", "gpu_memory_utilization": 0.25}, policy, tokenizer, seed=3)
     assert isinstance(engine, VLLMEngine) and engine.sync_mode == "adapter"
     kwargs = FakeLLM.instances[-1].kwargs
-    assert kwargs["model"] == str(base_model)
+    assert kwargs["model"] == tiny_model_dir
     assert kwargs["enable_lora"] is True and kwargs["max_lora_rank"] == 8  # r=4 rounds up to vLLM's smallest
     assert kwargs["gpu_memory_utilization"] == 0.25 and kwargs["seed"] == 3
     assert kwargs["logprobs_mode"] == "processed_logprobs"  # log-probs after temperature, like the trainer's
     assert kwargs["distributed_executor_backend"] == "external_launcher"
 
 
-def test_colocated_generate_maps_sampling_params_and_reads_sampled_logprobs(fake_vllm, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_colocated_generate_maps_sampling_params_and_reads_sampled_logprobs(fake_vllm, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)
     stop = stop_token_ids(tokenizer, policy)
     prompts = [[1, 2, 3], [4, 5]]
-    completions = engine.generate(prompts, n=2, max_new_tokens=3, temperature=0.7, top_p=0.9)
+    completions = engine.generate(prompts, 2, Sampling(max_new_tokens=3, temperature=0.7, top_p=0.9))
 
     sent, params, lora_request = FakeLLM.instances[-1].calls[-1]
     assert sent == [{"prompt_token_ids": [1, 2, 3]}, {"prompt_token_ids": [4, 5]}]
@@ -246,8 +239,8 @@ def test_colocated_generate_maps_sampling_params_and_reads_sampled_logprobs(fake
     assert completions[2].token_ids == [6, stop[0]]
 
 
-def test_adapter_sync_loads_each_version_under_a_new_id_and_samples_with_the_latest(fake_vllm, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_adapter_sync_loads_each_version_under_a_new_id_and_samples_with_the_latest(fake_vllm, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)
     llm = FakeLLM.instances[-1]
     perturb_adapter(policy, seed=1)
@@ -255,7 +248,7 @@ def test_adapter_sync_loads_each_version_under_a_new_id_and_samples_with_the_lat
     first_path = Path(engine.lora_request.lora_path)
     perturb_adapter(policy, seed=2)
     engine.sync_weights(policy)
-    engine.generate([[1, 2]], n=1, max_new_tokens=2)
+    engine.generate([[1, 2]], 1, Sampling(max_new_tokens=2))
 
     added = llm.llm_engine.added
     assert [r.lora_int_id for r in added] == [1, 2] and len({r.lora_name for r in added}) == 2
@@ -269,15 +262,17 @@ def test_adapter_sync_loads_each_version_under_a_new_id_and_samples_with_the_lat
     assert not any(torch.equal(first[k], latest[k]) for k in latest)
 
 
-def test_colocated_engine_runs_tool_episodes(fake_vllm, base_model):
+def test_colocated_engine_runs_tool_episodes(fake_vllm, tiny_model_dir):
     import rlhub
     from rlhub.generation.rollout import encode_prompt, rollout
 
-    policy, tokenizer = load_policy(base_model, lora=True)
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)
     env = rlhub.make("calculator-v1")
     examples = env.examples("test", limit=2)
-    episodes = rollout(engine, env, examples, [encode_prompt(tokenizer, env, ex) for ex in examples], 2, 3, 1.0, 1.0)
+    episodes = rollout(
+        engine, env, examples, [encode_prompt(tokenizer, env, ex) for ex in examples], 2, Sampling(max_new_tokens=3)
+    )
     assert [e.prompt_index for e in episodes] == [0, 0, 1, 1]
     # Turns are sampled one context at a time (n=1): the scripted reply is one token and a stop token,
     # which calls no tool, so each episode is one finished model turn, all of it in the loss.
@@ -286,8 +281,8 @@ def test_colocated_engine_runs_tool_episodes(fake_vllm, base_model):
     assert all(e.loss_mask == [1, 1] for e in episodes)
 
 
-def test_adapter_sync_failure_is_an_error_that_names_the_fix(fake_vllm, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_adapter_sync_failure_is_an_error_that_names_the_fix(fake_vllm, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)
     engine.sync_weights(policy)
     before = engine.lora_request
@@ -297,8 +292,8 @@ def test_adapter_sync_failure_is_an_error_that_names_the_fix(fake_vllm, base_mod
     assert engine.lora_request is before  # still sampling with the last adapter that loaded
 
 
-def test_merged_sync_of_a_full_model_copies_every_weight(fake_vllm, base_model):
-    policy, tokenizer = load_policy(base_model, lora=False)
+def test_merged_sync_of_a_full_model_copies_every_weight(fake_vllm, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=False)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)
     assert engine.sync_mode == "merged" and "enable_lora" not in FakeLLM.instances[-1].kwargs
     with torch.no_grad():
@@ -310,8 +305,8 @@ def test_merged_sync_of_a_full_model_copies_every_weight(fake_vllm, base_model):
     assert all(torch.equal(loaded[n], p.detach()) for n, p in expected.items())
 
 
-def test_merged_sync_of_a_lora_policy_sends_merged_weights_under_base_names(fake_vllm, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_merged_sync_of_a_lora_policy_sends_merged_weights_under_base_names(fake_vllm, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     perturb_adapter(policy, seed=3)
     engine = make_engine({"backend": "vllm", "sync": "merged"}, policy, tokenizer)
     base_q = policy.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.detach().clone()
@@ -326,21 +321,21 @@ def test_merged_sync_of_a_lora_policy_sends_merged_weights_under_base_names(fake
     assert torch.equal(after, base_q)  # and taken out of the policy again
 
 
-def test_merged_sync_fails_clearly_when_vllm_hides_its_model(fake_vllm, base_model):
+def test_merged_sync_fails_clearly_when_vllm_hides_its_model(fake_vllm, tiny_model_dir):
     FakeLLM.in_process = False
-    policy, tokenizer = load_policy(base_model, lora=False)
+    policy, tokenizer = load_policy(tiny_model_dir, lora=False)
     engine = make_engine({"backend": "vllm"}, policy, tokenizer)
     with pytest.raises(RLHubError, match=r"out of the trainer's process"):
         engine.sync_weights(policy)
 
 
-def test_eval_engine_puts_an_adapter_folder_on_its_base_model(fake_vllm, base_model, tmp_path):
-    policy, _ = load_policy(base_model, lora=True)
+def test_eval_engine_puts_an_adapter_folder_on_its_base_model(fake_vllm, tiny_model_dir, tmp_path):
+    policy, _ = load_policy(tiny_model_dir, lora=True)
     policy.save_pretrained(tmp_path / "adapter")
     engine = VLLMEngine.for_eval(str(tmp_path / "adapter"))
     kwargs = FakeLLM.instances[-1].kwargs
-    assert kwargs["model"] == str(base_model) and kwargs["enable_lora"] and kwargs["max_lora_rank"] == 8
-    engine.generate([[1, 2]], n=1, max_new_tokens=2)
+    assert kwargs["model"] == tiny_model_dir and kwargs["enable_lora"] and kwargs["max_lora_rank"] == 8
+    engine.generate([[1, 2]], 1, Sampling(max_new_tokens=2))
     assert FakeLLM.instances[-1].calls[-1][2].lora_path == str((tmp_path / "adapter").resolve())
     with pytest.raises(RLHubError, match=r"built for evaluation"):
         engine.sync_weights(policy)
@@ -349,8 +344,8 @@ def test_eval_engine_puts_an_adapter_folder_on_its_base_model(fake_vllm, base_mo
 # --- settings and the default engine -------------------------------------------------------------------
 
 
-def test_hf_backend_is_the_default_and_follows_the_live_policy(base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_hf_backend_is_the_default_and_follows_the_live_policy(tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine(None, policy, tokenizer)
     assert isinstance(engine, HFRolloutEngine) and engine.model is policy
     assert engine.sync_weights(policy) is None
@@ -364,6 +359,7 @@ def test_hf_backend_is_the_default_and_follows_the_live_policy(base_model):
         ({"backend": "vllm", "vllm_mode": "server", "base_url": "http://x", "sync": "merged"}, r"colocate"),
         ({"backend": "vllm", "gpu_memory_utilization": 1.5}, r"gpu_memory_utilization"),
         ({"backend": "vllm", "vllm_host": "x"}, r"unknown generation setting 'vllm_host'"),
+        ({"timeout": "soon"}, r"generation\.timeout: Input should be a valid number.*\(got 'soon'\)"),
     ],
 )
 def test_generation_settings_fail_early_with_the_fix(settings, message):
@@ -371,8 +367,8 @@ def test_generation_settings_fail_early_with_the_fix(settings, message):
         GenerationConfig.parse(settings)
 
 
-def test_server_mode_refuses_a_full_model_before_training(base_model):
-    policy, tokenizer = load_policy(base_model, lora=False)
+def test_server_mode_refuses_a_full_model_before_training(tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=False)
     with pytest.raises(ConfigError, match=r"LoRA policy only"):
         make_engine({"backend": "vllm", "vllm_mode": "server", "base_url": "http://127.0.0.1:9"}, policy, tokenizer)
 
@@ -429,12 +425,12 @@ def vllm_server():
         yield server
 
 
-def test_server_engine_sends_token_ids_and_reads_token_ids_back(vllm_server, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_server_engine_sends_token_ids_and_reads_token_ids_back(vllm_server, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm", "vllm_mode": "server", "base_url": vllm_server.url}, policy, tokenizer)
     assert isinstance(engine, VLLMServerEngine) and engine.model == "served-base"
     stop = stop_token_ids(tokenizer, policy)
-    completions = engine.generate([[1, 2, 3], [4, 5]], n=2, max_new_tokens=3, temperature=0.7, top_p=0.9)
+    completions = engine.generate([[1, 2, 3], [4, 5]], 2, Sampling(max_new_tokens=3, temperature=0.7, top_p=0.9))
 
     bodies = sorted(vllm_server.bodies("/v1/completions"), key=lambda b: b["prompt"])
     assert [b["prompt"] for b in bodies] == [[1, 2, 3], [4, 5]]
@@ -448,12 +444,12 @@ def test_server_engine_sends_token_ids_and_reads_token_ids_back(vllm_server, bas
     assert completions[1].token_ids == [200, 201, 202]
 
 
-def test_server_adapter_sync_loads_a_new_name_each_step_and_unloads_the_last(vllm_server, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_server_adapter_sync_loads_a_new_name_each_step_and_unloads_the_last(vllm_server, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm", "vllm_mode": "server", "base_url": vllm_server.url}, policy, tokenizer)
     engine.sync_weights(policy)
     engine.sync_weights(policy)
-    engine.generate([[1, 2]], n=1, max_new_tokens=2)
+    engine.generate([[1, 2]], 1, Sampling(max_new_tokens=2))
 
     loads = vllm_server.bodies("/v1/load_lora_adapter")
     names = [b["lora_name"] for b in loads]
@@ -464,8 +460,8 @@ def test_server_adapter_sync_loads_a_new_name_each_step_and_unloads_the_last(vll
     assert not Path(loads[0]["lora_path"]).exists() and Path(loads[1]["lora_path"]).exists()
 
 
-def test_two_training_processes_can_sync_to_one_server(vllm_server, base_model):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_two_training_processes_can_sync_to_one_server(vllm_server, tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     settings = {"backend": "vllm", "vllm_mode": "server", "base_url": vllm_server.url}
     engines = [make_engine(settings, policy, tokenizer) for _ in range(2)]
     for engine in engines:
@@ -483,8 +479,8 @@ def test_two_training_processes_can_sync_to_one_server(vllm_server, base_model):
         ),
     ],
 )
-def test_server_adapter_sync_failure_names_the_fix(vllm_server, base_model, answer, message):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_server_adapter_sync_failure_names_the_fix(vllm_server, tiny_model_dir, answer, message):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = make_engine({"backend": "vllm", "vllm_mode": "server", "base_url": vllm_server.url}, policy, tokenizer)
     vllm_server.state["load_answer"] = answer
     with pytest.raises(RLHubError, match=message):
@@ -493,24 +489,24 @@ def test_server_adapter_sync_failure_names_the_fix(vllm_server, base_model, answ
 
 
 @pytest.mark.parametrize("call", ["generate", "sync"])
-def test_a_server_that_never_answers_is_an_error_not_a_hang(vllm_server, base_model, call):
-    policy, tokenizer = load_policy(base_model, lora=True)
+def test_a_server_that_never_answers_is_an_error_not_a_hang(vllm_server, tiny_model_dir, call):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
     engine = VLLMServerEngine(vllm_server.url, tokenizer, [2], timeout=0.5, retries=0)
     vllm_server.state["hang"] = True
     start = time.monotonic()
     with pytest.raises(RLHubError, match=r"did not answer within 0\.5 s"):
-        engine.generate([[1, 2]], n=1, max_new_tokens=2) if call == "generate" else engine.sync_weights(policy)
+        engine.generate([[1, 2]], 1, Sampling(max_new_tokens=2)) if call == "generate" else engine.sync_weights(policy)
     assert time.monotonic() - start < 5
 
 
-def test_a_server_that_is_not_there_names_the_url(base_model):
-    _, tokenizer = load_policy(base_model, lora=False)
+def test_a_server_that_is_not_there_names_the_url(tiny_model_dir):
+    _, tokenizer = load_policy(tiny_model_dir, lora=False)
     with pytest.raises(RLHubError, match=r"could not reach http://127\.0\.0\.1:9/v1/models.*vllm serve MODEL"):
         VLLMServerEngine("http://127.0.0.1:9", tokenizer, [2], timeout=2)
 
 
-def test_server_answers_without_token_ids_are_refused(base_model):
-    _, tokenizer = load_policy(base_model, lora=False)
+def test_server_answers_without_token_ids_are_refused(tiny_model_dir):
+    _, tokenizer = load_policy(tiny_model_dir, lora=False)
 
     def completions(body):
         logprobs = {"tokens": ["Hello"], "token_logprobs": [-0.1]}
@@ -519,5 +515,5 @@ def test_server_answers_without_token_ids_are_refused(base_model):
     with fake_server({("POST", "/v1/completions"): completions}) as server:
         engine = VLLMServerEngine(server.url, tokenizer, [2], model="m")
         with pytest.raises(RLHubError, match=r"ignored return_tokens_as_token_ids"):
-            engine.generate([[1]], n=1, max_new_tokens=1)
+            engine.generate([[1]], 1, Sampling(max_new_tokens=1))
     assert server.requests[0]["body"]["prompt"] == [1]

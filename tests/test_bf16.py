@@ -10,40 +10,22 @@ import torch
 from rlhub.trainers.recipe import load_recipe
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
-
-
-def _recipe(model_dir: str, out, dtype: str):
-    values = {
-        "model.name": model_dir,
+def _in(dtype: str) -> dict:
+    """A tiny run's overrides (tests/conftest.py) for training in ``dtype``."""
+    return {
         "model.dtype": dtype,
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
         "rewards": {"correct": 1.0, "format": 0.5},
-        "algorithm.group_size": 4,
         "algorithm.beta": 0.04,  # the KL term's reference pass in bf16 too, and no micro-batch is skipped
-        "training.max_steps": 2,
-        "training.prompts_per_step": 2,
         "training.micro_batch_size": 8,
-        "training.max_new_tokens": 8,
-        "training.learning_rate": 1e-2,
-        "training.save_every": 0,
-        "training.output_dir": str(out),
-        "logging.wandb": False,
     }
-    return load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
 
 
-def test_bf16_model_keeps_its_adapter_in_float32(tiny_model_dir, tmp_path):
+def test_bf16_model_keeps_its_adapter_in_float32(tiny_model_dir, tiny_settings, tmp_path):
     from rlhub.trainers.forward import CompletionLogits, make_batch
     from rlhub.trainers.losses import token_logprobs
     from rlhub.trainers.model import load_trainable
 
-    model, _ = load_trainable(tiny_model_dir, _recipe(tiny_model_dir, tmp_path, "bfloat16"))
+    model, _ = load_trainable(tiny_model_dir, load_recipe(None, tiny_settings(tmp_path, **_in("bfloat16"))))
     frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
     trainable = {p.dtype for p in model.parameters() if p.requires_grad}
     assert frozen == {torch.bfloat16} and trainable == {torch.float32}
@@ -51,21 +33,19 @@ def test_bf16_model_keeps_its_adapter_in_float32(tiny_model_dir, tmp_path):
     batch = make_batch([[5, 6, 7], [8, 9]], [0, 1, 1], [[20, 21], [22], [23, 24, 25]], [[0.0] * 3] * 3, 0, "cpu")
     logp, entropy = CompletionLogits(model)(batch)
     assert logp.dtype == entropy.dtype == torch.float32
-    full = token_logprobs(CompletionLogits(model)(batch, mode="logits"), batch["completion"])
-    torch.testing.assert_close(logp, full * batch["completion_mask"])
+    full = token_logprobs(CompletionLogits(model)(batch, mode="logits"), batch.completion)
+    torch.testing.assert_close(logp, full * batch.completion_mask)
     logp.sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("bfloat16", 0.1)])
-def test_sampling_and_training_log_probs_agree(tiny_model_dir, tmp_path, dtype, tolerance):
+def test_sampling_and_training_log_probs_agree(tiny_run, tmp_path, dtype, tolerance):
     """ratio/mean and ratio/max compare the sampler's log-probs with the training forward's on the same
     weights: 1 up to float rounding in float32, within bf16's rounding in bfloat16. The trained adapter
     and its optimizer state stay float32."""
-    from rlhub.trainers.loop import train
-
     out = tmp_path / "run"
-    result = train(_recipe(tiny_model_dir, out, dtype), recipe_name="tiny", progress=False)
+    result = tiny_run(out, recipe_name="tiny", **_in(dtype))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     ratios = [(r["ratio/mean"], r["ratio/max"]) for r in rows if "ratio/mean" in r]
     assert ratios, "no micro-batch trained: the test needs reward differences"

@@ -234,16 +234,13 @@ def test_humaneval_reads_a_local_jsonl(tmp_path):
         rlhub.make("humaneval-v0", few_shot=1)
 
 
-def test_grpo_two_steps_on_codegen(tmp_path):
-    from tiny_models import save_tiny_model
-
+def test_grpo_two_steps_on_codegen(tiny_model_dir, tmp_path):
     from rlhub.trainers.loop import train
     from rlhub.trainers.recipe import load_recipe
 
-    model = save_tiny_model(tmp_path / "model", seed=0)
     out = tmp_path / "run"
     values = {  # the shipped recipe, shrunk to a tiny CPU model
-        "model.name": str(model),
+        "model.name": tiny_model_dir,
         "model.dtype": "float32",
         "model.gradient_checkpointing": False,
         "training.mixed_precision": "no",
@@ -257,7 +254,7 @@ def test_grpo_two_steps_on_codegen(tmp_path):
         "logging.wandb": False,
     }
     recipe_file = Path(__file__).resolve().parents[1] / "recipes" / "codegen-grpo-lora.yaml"
-    recipe = load_recipe(recipe_file, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    recipe = load_recipe(recipe_file, values)
     assert recipe.env.id == "codegen-v0"
     result = train(recipe, recipe_name="tiny-code", progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ import json
 from random import Random
 
 import pytest
-from test_dynamic_sampling import groups_by_step, run_tiny, tie_rewards, tiny_model_dir  # noqa: F401  (fixtures)
+from test_dynamic_sampling import groups_by_step, run_tiny, tie_rewards  # noqa: F401  (a fixture)
 
 import rlhub
 from rlhub.errors import ConfigError
@@ -94,16 +94,16 @@ def test_a_bad_band_is_a_clear_recipe_error():
         load_recipe(None, ["training.curriculum={band: [0.9, 0.1]}"])
 
 
-def test_resume_is_exact_with_curriculum_and_dynamic_sampling(tiny_model_dir, tie_rewards, tmp_path):  # noqa: F811
+def test_resume_is_exact_with_curriculum_and_dynamic_sampling(tiny_run, tie_rewards, tmp_path):  # noqa: F811
     extra = {
         "rewards": {tie_rewards[0]: 1.0},
         "env.config": {},
         "algorithm.dynamic_sampling": {"max_draws": 3},
         "training.curriculum": {"explore": 0.5},
     }
-    straight = run_tiny(tiny_model_dir, tmp_path / "straight", 3, **extra)
-    run_tiny(tiny_model_dir, tmp_path / "split", 1, **extra)
-    resumed = run_tiny(tiny_model_dir, tmp_path / "split", 3, resume=True, **extra)
+    straight = run_tiny(tiny_run, tmp_path / "straight", 3, **extra)
+    run_tiny(tiny_run, tmp_path / "split", 1, **extra)
+    resumed = run_tiny(tiny_run, tmp_path / "split", 3, resume=True, **extra)
     # What the sampler decides and what it drew (the hack watch's windows are not part of the checkpoint).
     kept = ("reward", "completions/", "rewards/", "sampling/", "curriculum/", "losses/")
     sampled = lambda rows: {s: {k: v for k, v in r.items() if k.startswith(kept)} for s, r in rows.items()}

@@ -143,36 +143,10 @@ def test_the_real_probe_leaves_the_callers_random_state_and_threads_alone(tmp_pa
 
 
 # --- in a run ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
-
-
-def vowel_share(completions, **kwargs) -> list[float]:
-    """A reward that differs between a random model's completions, so every step updates the policy."""
-    return [sum(ch in "aeiou" for ch in c) / max(len(c), 1) for c in completions]
-
-
-def _recipe(model_dir: str, out, dtype: str, steps: int = 3):
-    values = {
-        "model.name": model_dir,
-        "model.dtype": dtype,
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
-        "rewards": {f"{__name__}:vowel_share": 1.0, "correct": 0.0, "format": 0.0},
-        "algorithm.group_size": 4,
-        "training.max_steps": steps,
-        "training.prompts_per_step": 2,
-        "training.micro_batch_size": 4,
-        "training.max_new_tokens": 8,
-        "training.learning_rate": 1e-2,
-        "training.save_every": 0,
-        "training.output_dir": str(out),
-        "logging.wandb": False,
-    }
-    return load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+def _in(dtype: str, reward: str) -> dict:
+    """A tiny run's overrides (tests/conftest.py) in ``dtype``; ``reward`` differs between a random model's
+    completions, so every step updates the policy."""
+    return {"model.dtype": dtype, "rewards": {reward: 1.0, "correct": 0.0, "format": 0.0}}
 
 
 def _learning(run_dir) -> list[dict]:
@@ -183,15 +157,15 @@ def _learning(run_dir) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_auto_resolved_to_float32_trains_step_for_step_as_float32(tiny_model_dir, tmp_path, probe, monkeypatch, capsys):
-    from rlhub.trainers.loop import train
-
+def test_auto_resolved_to_float32_trains_step_for_step_as_float32(
+    tiny_run, spread_reward, tmp_path, probe, monkeypatch, capsys
+):
     probe.step_s = (1.0, 2.0)  # this machine's figures, as cached: bfloat16 twice as slow (an AVX2-only CPU)
     resolve_dtype("auto", "cpu")
     monkeypatch.setattr(models, "_run_probe", lambda threads: pytest.fail("the cached figures were measured again"))
     capsys.readouterr()
-    train(_recipe(tiny_model_dir, tmp_path / "float32", "float32"), recipe_name="tiny", progress=False)
-    train(_recipe(tiny_model_dir, tmp_path / "auto", "auto"), recipe_name="tiny", progress=False)
+    tiny_run(tmp_path / "float32", 3, recipe_name="tiny", **_in("float32", spread_reward))
+    tiny_run(tmp_path / "auto", 3, recipe_name="tiny", **_in("auto", spread_reward))
 
     expected, got = _learning(tmp_path / "float32"), _learning(tmp_path / "auto")
     assert len(got) == 3 and all(row["losses/policy"] != 0 for row in got) and len({r["reward"] for r in got}) > 1
@@ -209,7 +183,9 @@ def test_auto_resolved_to_float32_trains_step_for_step_as_float32(tiny_model_dir
 
 
 @pytest.mark.slow
-def test_the_model_and_the_engine_get_the_concrete_dtype(tiny_model_dir, tmp_path, monkeypatch):
+def test_the_model_and_the_engine_get_the_concrete_dtype(
+    tiny_model_dir, tiny_run, spread_reward, tmp_path, monkeypatch
+):
     from rlhub.trainers import loop
 
     monkeypatch.setenv(AUTO_DTYPE_ENV, "bfloat16")
@@ -221,7 +197,7 @@ def test_the_model_and_the_engine_get_the_concrete_dtype(tiny_model_dir, tmp_pat
 
     make_engine = loop.make_engine
     monkeypatch.setattr(loop, "make_engine", recording_engine)
-    result = loop.train(_recipe(tiny_model_dir, tmp_path / "run", "auto", steps=1), recipe_name="tiny", progress=False)
+    result = tiny_run(tmp_path / "run", 1, recipe_name="tiny", **_in("auto", spread_reward))
     assert seen == {"dtype": "bfloat16", "weights": {torch.bfloat16}}
     assert result.summary["precision"]["reason"] == f"${AUTO_DTYPE_ENV}"
 

@@ -31,13 +31,6 @@ def always_tie(completions, **kwargs):
 """
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
-
-
 @pytest.fixture
 def tie_rewards(tmp_path, monkeypatch):
     (tmp_path / "tie_rewards.py").write_text(TIE_REWARD)
@@ -45,28 +38,11 @@ def tie_rewards(tmp_path, monkeypatch):
     return "tie_rewards:tie_unless_even", "tie_rewards:always_tie"
 
 
-def run_tiny(model_dir: str, out: Path, steps: int, resume: bool = False, **extra):
-    from rlhub.trainers.loop import train
-
-    values = {
-        "model.name": model_dir,
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
-        "algorithm.group_size": G,
-        "training.max_steps": steps,
-        "training.prompts_per_step": 2,
-        "training.micro_batch_size": 4,
-        "training.max_new_tokens": 8,
-        "training.learning_rate": 1e-2,
-        "training.save_every": 1,
-        "training.output_dir": str(out),
-        "logging.wandb": False,
-        "logging.completions_every": 1,
-        "monitor.rescore": 0,
-        **extra,
-    }
-    recipe = load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
-    train(recipe, progress=False, resume=resume)
+def run_tiny(tiny_run, out: Path, steps: int, resume: bool = False, **extra):
+    """A tiny run (tests/conftest.py), each step checkpointed and its groups logged; its metrics by step."""
+    settings = {"algorithm.group_size": G, "training.save_every": 1, "logging.completions_every": 1}
+    settings["monitor.rescore"] = 0
+    tiny_run(out, steps, resume=resume, **settings, **extra)
     return {r["step"]: r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "reward" in r}
 
 
@@ -78,11 +54,9 @@ def groups_by_step(out: Path) -> dict[int, list[list[float]]]:
     return {step: [r[i : i + G] for i in range(0, len(r), G)] for step, r in rows.items()}
 
 
-def test_no_tied_group_reaches_the_update(tiny_model_dir, tie_rewards, tmp_path):
+def test_no_tied_group_reaches_the_update(tiny_run, tie_rewards, tmp_path):
     out = tmp_path / "run"
-    rows = run_tiny(
-        tiny_model_dir, out, 2, rewards={tie_rewards[0]: 1.0}, **{"algorithm.dynamic_sampling": {"max_draws": 8}}
-    )
+    rows = run_tiny(tiny_run, out, 2, rewards={tie_rewards[0]: 1.0}, **{"algorithm.dynamic_sampling": {"max_draws": 8}})
     for step, groups in groups_by_step(out).items():
         assert len(groups) == 2, step
         assert all(len(set(g)) > 1 for g in groups), f"step {step} trained on a tied group: {groups}"
@@ -91,11 +65,9 @@ def test_no_tied_group_reaches_the_update(tiny_model_dir, tie_rewards, tmp_path)
     assert max(r["sampling/zero_variance_share"] for r in rows.values()) > 0
 
 
-def test_max_draws_bounds_the_draws_and_pads_with_tied_groups(tiny_model_dir, tie_rewards, tmp_path):
+def test_max_draws_bounds_the_draws_and_pads_with_tied_groups(tiny_run, tie_rewards, tmp_path):
     out = tmp_path / "run"
-    rows = run_tiny(
-        tiny_model_dir, out, 2, rewards={tie_rewards[1]: 1.0}, **{"algorithm.dynamic_sampling": {"max_draws": 3}}
-    )
+    rows = run_tiny(tiny_run, out, 2, rewards={tie_rewards[1]: 1.0}, **{"algorithm.dynamic_sampling": {"max_draws": 3}})
     assert [r["sampling/draws_per_step"] for r in rows.values()] == [3.0, 3.0]
     assert [r["sampling/zero_variance_share"] for r in rows.values()] == [1.0, 1.0]
     assert [len(g) for g in groups_by_step(out).values()] == [2, 2]  # the step keeps its size
@@ -103,10 +75,10 @@ def test_max_draws_bounds_the_draws_and_pads_with_tied_groups(tiny_model_dir, ti
     assert state["position"] == 2 * 3 * 2  # steps x draws x prompts: every drawn prompt is consumed
 
 
-def test_off_by_default_draws_once_per_step(tiny_model_dir, tie_rewards, tmp_path):
-    default = run_tiny(tiny_model_dir, tmp_path / "default", 2, rewards={tie_rewards[0]: 1.0})
+def test_off_by_default_draws_once_per_step(tiny_run, tie_rewards, tmp_path):
+    default = run_tiny(tiny_run, tmp_path / "default", 2, rewards={tie_rewards[0]: 1.0})
     once = {"algorithm.dynamic_sampling": {"max_draws": 1}}
-    one_draw = run_tiny(tiny_model_dir, tmp_path / "one", 1, rewards={tie_rewards[0]: 1.0}, **once)
+    one_draw = run_tiny(tiny_run, tmp_path / "one", 1, rewards={tie_rewards[0]: 1.0}, **once)
     assert not any(k.startswith("sampling/") for r in default.values() for k in r)
     state = json.loads((tmp_path / "default/checkpoints/step-000002/state.json").read_text())
     assert state["position"] == 2 * 2
@@ -116,11 +88,11 @@ def test_off_by_default_draws_once_per_step(tiny_model_dir, tie_rewards, tmp_pat
     assert rewards(tmp_path / "one") == rewards(tmp_path / "default")
 
 
-def test_resume_continues_exactly(tiny_model_dir, tie_rewards, tmp_path):
+def test_resume_continues_exactly(tiny_run, tie_rewards, tmp_path):
     extra = {"rewards": {tie_rewards[0]: 1.0}, "algorithm.dynamic_sampling": {"max_draws": 4}}
-    straight = run_tiny(tiny_model_dir, tmp_path / "straight", 3, **extra)
-    run_tiny(tiny_model_dir, tmp_path / "split", 1, **extra)
-    resumed = run_tiny(tiny_model_dir, tmp_path / "split", 3, resume=True, **extra)
+    straight = run_tiny(tiny_run, tmp_path / "straight", 3, **extra)
+    run_tiny(tiny_run, tmp_path / "split", 1, **extra)
+    resumed = run_tiny(tiny_run, tmp_path / "split", 3, resume=True, **extra)
     keys = ("reward", "sampling/draws_per_step", "sampling/zero_variance_share", "completions/mean_length")
     assert [[r[k] for k in keys] for r in resumed.values()] == [[r[k] for k in keys] for r in straight.values()]
     digest = lambda d: (d / "final-params-rank0.sha256").read_text()
@@ -192,7 +164,7 @@ def test_fill_draws_again_while_another_process_is_short():
 )
 def test_unsupported_combinations_are_refused_in_one_line(settings, fix):
     values = {"algorithm.dynamic_sampling": {"max_draws": 2}, "training.micro_batch_size": 4, **settings}
-    recipe = load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    recipe = load_recipe(None, values)
     with pytest.raises(ConfigError, match=fix) as caught:
         sampling.check_supported(recipe)
     assert "\n" not in str(caught.value)

@@ -69,13 +69,10 @@ def test_package_env_passes_validate_and_its_own_test(installed):
     assert tests.returncode == 0 and "4 passed" in tests.stdout, tests.stdout[-2000:]
 
 
-def test_package_env_trains_and_the_run_records_source_and_code_hash(installed, tmp_path):
-    from tiny_models import save_tiny_model
-
+def test_package_env_trains_and_the_run_records_source_and_code_hash(installed, tiny_model_dir, tmp_path):
     _, env = installed
-    model = save_tiny_model(tmp_path / "tiny", seed=0)
     recipe = {
-        "model": {"name": str(model)},
+        "model": {"name": tiny_model_dir},
         "env": {"id": ENV_ID},
         "algorithm": {"group_size": 4},
         "training": {

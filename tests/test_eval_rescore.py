@@ -11,16 +11,12 @@ from rlhub.cli import main
 
 
 @pytest.fixture(scope="module")
-def stored_eval(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    root = tmp_path_factory.mktemp("eval")
-    model = save_tiny_model(root / "model")
-    out = root / "out"
-    args = ["eval", "arithmetic-v1", "--model", str(model), "-n", "8", "--max-new-tokens", "6", "--out", str(out)]
+def stored_eval(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "out"
+    args = ["eval", "arithmetic-v1", "--model", tiny_model_dir, "-n", "8", "--max-new-tokens", "6", "--out", str(out)]
     result = CliRunner().invoke(main, [*args, "--no-plot"])
     assert result.exit_code == 0, result.output
-    return model, out
+    return tiny_model_dir, out
 
 
 def test_manifest_names_env_data_model_and_sampler(stored_eval):

@@ -21,10 +21,7 @@ def test_pass_at_k_matches_brute_force():
         assert abs(pass_at_k(5, 2, k) - sum(any(s) for s in subsets) / len(subsets)) < 1e-12
 
 
-def test_eval_cli_reports_metrics_and_writes_records(tmp_path):
-    from tiny_models import save_tiny_model
-
-    model = save_tiny_model(tmp_path / "model")
+def test_eval_cli_reports_metrics_and_writes_records(tiny_model_dir, tmp_path):
     out = tmp_path / "eval"
     proc = subprocess.run(
         [
@@ -32,7 +29,7 @@ def test_eval_cli_reports_metrics_and_writes_records(tmp_path):
             "eval",
             "arithmetic-v1",
             "--model",
-            str(model),
+            tiny_model_dir,
             "-n",
             "3",
             "--k",

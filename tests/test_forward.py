@@ -36,11 +36,11 @@ def test_shared_prefix_matches_separate_rows(lora_model):
     for share in (True, False):
         lora_model.zero_grad()
         logits = CompletionLogits(lora_model, share_prefix=share)(batch, mode="logits")
-        logp = token_logprobs(logits, batch["completion"])
-        loss = (logp * batch["completion_mask"]).sum()
+        logp = token_logprobs(logits, batch.completion)
+        loss = (logp * batch.completion_mask).sum()
         loss.backward()
         grads = {n: p.grad.clone() for n, p in lora_model.named_parameters() if p.requires_grad}
-        results[share] = (logp.detach() * batch["completion_mask"], grads)
+        results[share] = (logp.detach() * batch.completion_mask, grads)
     (lp_shared, g_shared), (lp_sep, g_sep) = results[True], results[False]
     torch.testing.assert_close(lp_shared, lp_sep, atol=1e-5, rtol=1e-5)
     assert g_shared.keys() == g_sep.keys() and g_shared
@@ -52,9 +52,9 @@ def test_shared_prefix_matches_separate_rows(lora_model):
 
 def test_make_batch_runs_each_prompt_once():
     batch = _batch()
-    assert batch["prompt_ids"].shape[0] == 3 and batch["rows"].tolist() == [0, 0, 1, 2, 2, 1]
-    assert batch["completion_mask"].sum(1).tolist() == [3, 1, 2, 4, 1, 2]
-    assert batch["prompt_mask"][1].tolist() == [0, 0, 0, 1, 1]  # left-padded
+    assert batch.prompt_ids.shape[0] == 3 and batch.rows.tolist() == [0, 0, 1, 2, 2, 1]
+    assert batch.completion_mask.sum(1).tolist() == [3, 1, 2, 4, 1, 2]
+    assert batch.prompt_mask[1].tolist() == [0, 0, 0, 1, 1]  # left-padded
 
 
 def _grads(model):
@@ -67,12 +67,12 @@ def test_chunked_logprobs_match_full_logits(lora_model, monkeypatch, share):
     log-softmaxing the whole [B, T, V] logits, at a sampling temperature, with and without autograd."""
     monkeypatch.setattr(forward_module, "CHUNK_ELEMENTS", 3 * lora_model.config.vocab_size)
     batch, temperature = _batch(), 0.7
-    mask = batch["completion_mask"]
+    mask = batch.completion_mask
     module = CompletionLogits(lora_model, share_prefix=share)
 
     lora_model.zero_grad()
     logits = module(batch, mode="logits")
-    full = token_logprobs(logits, batch["completion"], temperature) * mask
+    full = token_logprobs(logits, batch.completion, temperature) * mask
     full_entropy = token_entropy(logits.detach(), temperature) * mask
     (full * torch.linspace(0.5, 1.5, full.numel()).view_as(full)).sum().backward()
     full_grads = _grads(lora_model)
@@ -103,8 +103,8 @@ def test_chunked_logprobs_with_values_match_full_logits(lora_model, monkeypatch)
     module, batch = CompletionLogits(lora_model, value_head=head), _batch()
     logits, values = module(batch, mode="both")
     logp, entropy, values_chunked = module(batch, mode="logprobs_values")
-    assert not entropy.requires_grad and (entropy * batch["completion_mask"] > 0).any()
-    full = token_logprobs(logits, batch["completion"]) * batch["completion_mask"]
+    assert not entropy.requires_grad and (entropy * batch.completion_mask > 0).any()
+    full = token_logprobs(logits, batch.completion) * batch.completion_mask
     torch.testing.assert_close(logp, full, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(values_chunked, values)
     assert values.abs().max() > 0

@@ -86,12 +86,6 @@ def chat(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
-def vowel_share(completions, **kwargs):
-    """A plain TRL reward with spread on random text, so a tiny random model gets advantages to learn from."""
-    texts = [c[-1]["content"] for c in completions]
-    return [sum(ch in "aeiou" for ch in t) / max(len(t), 1) for t in texts]
-
-
 def test_wrappers_carry_the_rubric_names_and_weights():
     from trl.trainer.utils import get_callable_name
 
@@ -208,13 +202,13 @@ def test_bad_inputs_fail_with_a_fix():
 
 
 @pytest.mark.slow
-def test_grpo_trainer_takes_a_step_with_rlhub_rewards(tmp_path):
+@pytest.mark.usefixtures("spread_reward")
+def test_grpo_trainer_takes_a_step_with_rlhub_rewards(tiny_model_dir, tmp_path):
     import torch
-    from tiny_models import save_tiny_model
+    from spread_reward import vowel_share  # a plain TRL reward with spread on random text (tests/conftest.py)
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    model_dir = save_tiny_model(tmp_path / "model", seed=0)
     env = rlhub.make("arithmetic-v1", difficulty=1)
     args = GRPOConfig(
         output_dir=str(tmp_path / "out"),
@@ -232,11 +226,11 @@ def test_grpo_trainer_takes_a_step_with_rlhub_rewards(tmp_path):
         seed=0,
     )
     trainer = GRPOTrainer(
-        model=str(model_dir),
+        model=tiny_model_dir,
         reward_funcs=[*reward_funcs(env), vowel_share],
         args=args,
         train_dataset=to_dataset(env, limit=8),
-        processing_class=AutoTokenizer.from_pretrained(model_dir),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
     )
     assert torch.equal(trainer.reward_weights, torch.tensor([1.0, 0.1, 1.0]))
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
@@ -379,19 +373,17 @@ def test_to_dataset_marks_multi_turn_examples_only():
 
 
 @pytest.mark.slow
-def test_grpo_trainer_runs_calculator_tools_through_environment_factory(tmp_path, monkeypatch):
+def test_grpo_trainer_runs_calculator_tools_through_environment_factory(tiny_model_dir, tmp_path, monkeypatch):
     """One GRPO step on calculator-v1 with TRL's tool loop; a sequence bias makes the random model call the tool."""
     from pathlib import Path
 
     import trl
-    from tiny_models import save_tiny_model
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
-    model_dir = save_tiny_model(tmp_path / "model", seed=0)
     env = rlhub.make("calculator-v1")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
 
     def trainer(generation_kwargs=None):
         args = GRPOConfig(
@@ -411,7 +403,7 @@ def test_grpo_trainer_runs_calculator_tools_through_environment_factory(tmp_path
             seed=0,
         )
         return GRPOTrainer(
-            model=str(model_dir),
+            model=tiny_model_dir,
             reward_funcs=reward_funcs(env),
             args=args,
             train_dataset=to_dataset(env, "test", limit=4),

@@ -35,7 +35,7 @@ class GoldEngine:
         self.golds = golds  # the question (last user message) -> its gold completion
         self.right = right
 
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+    def generate(self, prompt_ids, n, sampling):
         out = []
         for i, ids in enumerate(prompt_ids):
             prompt = self.tokenizer.decode(ids)
@@ -111,10 +111,8 @@ def test_env_without_data_is_not_measured_and_says_why(monkeypatch):
     assert result["status"] == "not measured" and "RLHUB_DATA" in result["reason"]
 
 
-def test_measure_with_a_tiny_model_stores_numbers_charts_and_renders_them(tmp_path):
-    from tiny_models import save_tiny_model
-
-    model = str(save_tiny_model(tmp_path / "tiny", seed=0))
+def test_measure_with_a_tiny_model_stores_numbers_charts_and_renders_them(tiny_model_dir, tmp_path):
+    model = tiny_model_dir
     out = tmp_path / "docs" / "measurements.json"
     out.parent.mkdir()
     settings = Settings(n=3, sampled_n=2, k=2, level_n=1, family_n=1, max_new_tokens=4)

@@ -74,7 +74,7 @@ def learning_run(model_dir: str, reward: str, out, algorithm: str, steps: int = 
         "logging.completions_every": 0,
         **extra,
     }
-    train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    train(load_recipe(None, values), progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return [r[f"rewards/{reward}/mean"] for r in rows if f"rewards/{reward}/mean" in r]
 

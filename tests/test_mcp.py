@@ -360,6 +360,7 @@ def test_a_server_killed_mid_episode_ends_the_episode_cleanly_and_the_next_one_r
 
 
 def test_an_episode_through_the_rollout_driver(env, examples):
+    from rlhub.generation import Sampling
     from rlhub.generation.rollout import Completion, HFRolloutEngine, run_episodes
     from rlhub.models import load_embedded_tokenizer
 
@@ -370,7 +371,7 @@ def test_an_episode_through_the_rollout_driver(env, examples):
     class GoldEngine(HFRolloutEngine):
         """Replays the gold transcript's assistant turns, the next one each time it is asked."""
 
-        def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+        def generate(self, prompt_ids, n, sampling):
             eos = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
             outs = []
             for i, ids in enumerate(prompt_ids):
@@ -383,7 +384,7 @@ def test_an_episode_through_the_rollout_driver(env, examples):
         tokenizer.apply_chat_template(example.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
     ]
     engine = GoldEngine(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
-    episodes = run_episodes(engine, env, [example], prompt_ids, 2, 2000, 1.0, 1.0)
+    episodes = run_episodes(engine, env, [example], prompt_ids, 2, Sampling(max_new_tokens=2000))
     assert len(episodes) == 2
     for ep in episodes:
         assert ep.state.done and not ep.state.truncated and ep.state.tools.calls == 4 and ep.state.tools.errors == 0

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from rlhub.trainers.monitor import HackWatch
-from rlhub.trainers.recipe import MonitorSection, load_recipe
+from rlhub.trainers.recipe import MonitorSection
 
 
 class FakeEnv:
@@ -166,58 +166,37 @@ def drifting(completions, **kwargs):
 """
 
 
-HONEST_REWARD = """
-def vowels(completions, **kwargs):
-    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
-    return [sum(ch in "aeiou" for ch in t) / max(len(t), 1) for t in texts]
-"""
-
-
 @pytest.fixture
-def reward_modules(tmp_path, monkeypatch):
+def drifting_reward(tmp_path, monkeypatch):
     (tmp_path / "monitor_drifting_reward.py").write_text(DRIFTING_REWARD)
-    (tmp_path / "monitor_honest_reward.py").write_text(HONEST_REWARD)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
-    return {"drifting": "monitor_drifting_reward:drifting", "honest": "monitor_honest_reward:vowels"}
+    return "monitor_drifting_reward:drifting"
 
 
-def tiny_run(tmp_path, reward: str, caplog):
-    from tiny_models import save_tiny_model
-
-    from rlhub.trainers.loop import train
-
-    model_dir = save_tiny_model(tmp_path / "model", seed=0)
+def watched_run(tiny_run, tmp_path, reward: str, caplog):
+    """A tiny run (tests/conftest.py) on ``reward`` at the default learning rate, its hack watch's warnings caught."""
     values = {
-        "model.name": str(model_dir),
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
         "rewards": {reward: 1.0},
-        "algorithm.group_size": 4,
-        "training.max_steps": 2,
-        "training.prompts_per_step": 2,
         "training.micro_batch_size": 8,
-        "training.max_new_tokens": 8,
-        "training.save_every": 0,
-        "training.output_dir": str(tmp_path / "run"),
-        "logging.wandb": False,
+        "training.learning_rate": 1e-5,
         "logging.completions_every": 0,
     }
     with caplog.at_level(logging.WARNING, logger="rlhub.trainers.monitor"):
-        result = train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+        result = tiny_run(tmp_path / "run", **values)
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     return result, metrics
 
 
-def test_the_loop_warns_on_a_reward_with_state(reward_modules, tmp_path, caplog):
-    result, metrics = tiny_run(tmp_path, reward_modules["drifting"], caplog)
+def test_the_loop_warns_on_a_reward_with_state(drifting_reward, tiny_run, tmp_path, caplog):
+    result, metrics = watched_run(tiny_run, tmp_path, drifting_reward, caplog)
     assert [m["monitor/rescore_mismatch"] for m in metrics] == [1.0, 1.0]
     assert sum("hack watch: rescore_mismatch" in r.message for r in caplog.records) == 1
     assert result.summary["hack_watch"] == "rescore_mismatch"
 
 
-def test_the_loop_is_quiet_on_an_honest_reward(reward_modules, tmp_path, caplog):
-    result, metrics = tiny_run(tmp_path, reward_modules["honest"], caplog)
+def test_the_loop_is_quiet_on_an_honest_reward(spread_reward, tiny_run, tmp_path, caplog):
+    result, metrics = watched_run(tiny_run, tmp_path, spread_reward, caplog)
     assert all(m["reward"] > 0 for m in metrics)  # so the top completions were re-scored
     assert all(m[f"monitor/{name}"] == 0.0 for m in metrics for name in ("rescore_mismatch", "repeated_completion"))
     assert "hack_watch" not in result.summary

@@ -9,6 +9,7 @@ import pytest
 import rlhub
 from rlhub.env.tools import ToolBox, ToolStats
 from rlhub.envs.calculator import calculate
+from rlhub.generation import Sampling
 from rlhub.generation.rollout import Completion, HFRolloutEngine, run_episodes
 
 CALL = '<tool_call>{"name": "calculate", "arguments": {"expression": "3 + 4"}}</tool_call>'
@@ -104,7 +105,7 @@ class ScriptedEngine(HFRolloutEngine):
 
     call = CALL
 
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+    def generate(self, prompt_ids, n, sampling):
         eos = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         outs = []
         for i, ids in enumerate(prompt_ids):
@@ -112,7 +113,7 @@ class ScriptedEngine(HFRolloutEngine):
             for g in range(n):
                 final = "<think>sum</think>\n<answer>7</answer>" if (i + g) % 2 == 0 else "<answer>7</answer>"
                 reply = self.call if not seen_tool else final
-                tokens = [*self.tokenizer.encode(reply, add_special_tokens=False)[: max_new_tokens - 1], eos]
+                tokens = [*self.tokenizer.encode(reply, add_special_tokens=False)[: sampling.max_new_tokens - 1], eos]
                 outs.append(Completion(i, tokens, [-0.5] * len(tokens), reply, True))
         return outs
 
@@ -128,7 +129,7 @@ def test_episode_tokens_mask_out_what_the_environment_wrote():
         for ex in examples
     ]
     engine = ScriptedEngine(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
-    episodes = run_episodes(engine, env, examples, prompt_ids, 2, 200, 1.0, 1.0)
+    episodes = run_episodes(engine, env, examples, prompt_ids, 2, Sampling(max_new_tokens=200))
     assert len(episodes) == 4
     for ep in episodes:
         model_text = tokenizer.decode([t for t, m in zip(ep.token_ids, ep.loss_mask) if m])
@@ -148,9 +149,9 @@ SEARCH = '<tool_call>{"name": "search", "arguments": {"query": "capital"}}</tool
     "env_id, call, algorithm",
     [("calculator-v1", CALL, "grpo"), ("retrieval-v0", SEARCH, "grpo"), ("calculator-v1", CALL, "ppo")],
 )
-def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, algorithm, tmp_path, monkeypatch):
-    from tiny_models import save_tiny_model
-
+def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(
+    env_id, call, algorithm, tiny_model_dir, tmp_path, monkeypatch
+):
     from rlhub.trainers import loop
     from rlhub.trainers.recipe import load_recipe
 
@@ -165,10 +166,9 @@ def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, a
         return batch
 
     monkeypatch.setattr(loop, "make_batch", spy)
-    model = save_tiny_model(tmp_path / "model")
     out = tmp_path / "run"
     values = {
-        "model.name": str(model),
+        "model.name": tiny_model_dir,
         "env.id": env_id,
         "env.config": {"max_turns": 3},
         "algorithm.name": algorithm,
@@ -180,15 +180,15 @@ def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, a
         "training.output_dir": str(out),
         "logging.wandb": False,
     }
-    loop.train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    loop.train(load_recipe(None, values), progress=False)
 
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert rows[0]["tools/calls_per_episode"] == 1.0 and rows[0]["tools/turns_per_episode"] == 2.0
     assert rows[0]["tools/env_tokens"] > 0 and rows[0]["rewards/format/std"] > 0
-    tool_marker = model_tokenizer_ids(model, "<|im_start|>tool")
+    tool_marker = model_tokenizer_ids(tiny_model_dir, "<|im_start|>tool")
     for batch in seen:
-        comp, attend, loss = batch["completion"], batch["completion_mask"], batch["loss_mask"]
+        comp, attend, loss = batch.completion, batch.completion_mask, batch.loss_mask
         assert (loss <= attend).all() and (loss < attend).any()  # env tokens: attended, not trained on
         for row in range(comp.shape[0]):
             ids = comp[row].tolist()
@@ -196,7 +196,8 @@ def test_two_steps_on_tool_envs_keep_tool_tokens_out_of_the_loss(env_id, call, a
             assert loss[row, start : start + len(tool_marker)].sum() == 0
         if algorithm == "ppo":  # GAE gives tool tokens no advantage and no return; model tokens get both
             for key in ("advantages", "returns"):
-                assert (batch[key][loss == 0] == 0).all() and (batch[key][loss > 0] != 0).any()
+                value = getattr(batch, key)
+                assert (value[loss == 0] == 0).all() and (value[loss > 0] != 0).any()
 
 
 def model_tokenizer_ids(model_dir, text):
@@ -205,16 +206,13 @@ def model_tokenizer_ids(model_dir, text):
     return AutoTokenizer.from_pretrained(model_dir).encode(text, add_special_tokens=False)
 
 
-def test_grpo_two_steps_on_bfcl(tmp_path):
-    from tiny_models import save_tiny_model
-
+def test_grpo_two_steps_on_bfcl(tiny_model_dir, tmp_path):
     from rlhub.trainers import loop
     from rlhub.trainers.recipe import load_recipe
 
-    model = save_tiny_model(tmp_path / "model")
     out = tmp_path / "run"
     values = {
-        "model.name": str(model),
+        "model.name": tiny_model_dir,
         "env.id": "bfcl-v0",
         "algorithm.group_size": 2,
         "training.max_steps": 2,
@@ -224,7 +222,7 @@ def test_grpo_two_steps_on_bfcl(tmp_path):
         "training.output_dir": str(out),
         "logging.wandb": False,
     }
-    loop.train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    loop.train(load_recipe(None, values), progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and rows[0]["rewards/errors"] == 0.0
     assert rows[0]["rewards/correct/mean"] == 0.0  # a random 8-token model never calls a function right
@@ -295,9 +293,7 @@ class ScriptBias:
         return output
 
 
-def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(tmp_path, monkeypatch):
-    from tiny_models import save_tiny_model
-
+def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(tiny_model_dir, tmp_path, monkeypatch):
     from rlhub.generation.rollout import HFRolloutEngine
     from rlhub.models import load_embedded_tokenizer
     from rlhub.trainers.loop import train
@@ -319,7 +315,7 @@ def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(tm
     monkeypatch.setattr(HFRolloutEngine, "generate", biased_generate)
     out = tmp_path / "run"
     values = {
-        "model.name": str(save_tiny_model(tmp_path / "model")),
+        "model.name": tiny_model_dir,
         "env.id": "calculator-v1",
         "env.config": {"max_turns": 3},
         "algorithm.group_size": 2,
@@ -332,7 +328,7 @@ def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(tm
         "logging.wandb": False,
         "logging.completions_every": 1,
     }
-    train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    train(load_recipe(None, values), progress=False)
 
     (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     # Four episodes: a call, the tool's reply, an answer. Two calls pass a bad argument: half the calls fail.

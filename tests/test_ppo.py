@@ -121,7 +121,7 @@ def test_shared_and_separate_forwards_give_the_values_of_each_prefix():
     batch = make_batch(prompts, [0, 0, 1], completions, [[0.0] * len(c) for c in completions], 0, "cpu")
     shared = CompletionLogits(model, share_prefix=True, value_head=head)(batch, mode="values")
     separate = CompletionLogits(model, share_prefix=False, value_head=head)(batch, mode="values")
-    mask = batch["completion_mask"]
+    mask = batch.completion_mask
     assert torch.allclose(shared * mask, separate * mask, atol=1e-5)
     # The value before completion token t is the head on the last hidden state of prompt + completion[:t].
     prompt, comp = prompts[0], completions[0]
@@ -150,10 +150,8 @@ def test_ppo_settings_on_other_algorithms_are_refused(override, message):
     load_recipe(None, [*common, "algorithm.name=ppo", override])  # fine for ppo
 
 
-def test_ppo_under_deepspeed_is_refused_in_one_line(tmp_path, monkeypatch):
+def test_ppo_under_deepspeed_is_refused_in_one_line(tiny_model_dir, tmp_path, monkeypatch):
     """accelerate's DeepSpeed integration takes one optimizer; PPO's critic has its own: refuse, name the fix."""
-    import json
-
     import accelerate
     from accelerate.utils import DistributedType
 
@@ -166,11 +164,9 @@ def test_ppo_under_deepspeed_is_refused_in_one_line(tmp_path, monkeypatch):
             return DistributedType.DEEPSPEED
 
     monkeypatch.setattr(accelerate, "Accelerator", DeepSpeedAccelerator)
-    from tiny_models import save_tiny_model
-
-    values = {"model.name": str(save_tiny_model(tmp_path / "model")), "algorithm.name": "ppo"}
+    values = {"model.name": tiny_model_dir, "algorithm.name": "ppo"}
     values |= {"training.output_dir": str(tmp_path / "run"), "logging.wandb": False}
-    recipe = load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    recipe = load_recipe(None, values)
     with pytest.raises(ConfigError) as refused:
         train(recipe, progress=False)
     message = str(refused.value)

@@ -1,7 +1,8 @@
-"""Attacks the bwrap sandbox must contain, each followed by a check that the pool is still healthy.
+"""Attacks the sandbox must contain, each followed by a check that the pool is still healthy.
 
-These run on the bwrap backend only. Without a working bubblewrap they fail, saying how to install
-it, unless RLHUB_ALLOW_NO_BWRAP=1 (then they are skipped).
+These run on the backend the ``backend`` fixture names: bwrap here. Without a working bubblewrap they
+fail, saying how to install it, unless RLHUB_ALLOW_NO_BWRAP=1 (then they are skipped). The docker tier
+(tests/docker_tier/test_sandbox_docker_attacks.py) collects them again with its own ``backend``, docker.
 """
 
 import os
@@ -18,7 +19,8 @@ MAX_OUTPUT = 100_000
 
 
 @pytest.fixture(scope="module")
-def pool():
+def backend() -> str:
+    """The backend under attack: bwrap, which must work here."""
     problem = bwrap_problem()
     if problem is not None:
         if os.environ.get("RLHUB_ALLOW_NO_BWRAP") == "1":
@@ -27,9 +29,14 @@ def pool():
             f"the sandbox security tests need bubblewrap: {problem}. Install it "
             "(apt-get install -y bubblewrap), or set RLHUB_ALLOW_NO_BWRAP=1 to skip them."
         )
+    return "bwrap"
+
+
+@pytest.fixture(scope="module")
+def pool(backend):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RLHUB_TEST_SECRET", SECRET)  # in our environment when the workers start
-        with SandboxPool(workers=2, backend="bwrap", max_output=MAX_OUTPUT) as pool:
+        with SandboxPool(workers=2, backend=backend, max_output=MAX_OUTPUT) as pool:
             pool.warm()
             yield pool
 
@@ -175,7 +182,7 @@ def test_ptrace_of_the_worker_is_refused(pool):
     assert pool.run(attach).stdout == "-1 1\n"  # PTRACE_ATTACH to PID 1: EPERM
 
 
-def test_detached_processes_do_not_survive_their_program():
+def test_detached_processes_do_not_survive_their_program(backend):
     escape = """
 import os, time
 if os.fork() == 0:
@@ -187,7 +194,7 @@ if os.fork() == 0:
     os._exit(0)
 time.sleep(0.2)
 """
-    with SandboxPool(workers=1, backend="bwrap") as one:
+    with SandboxPool(workers=1, backend=backend) as one:
         escaped = one.run(escape)
         assert escaped.status == "ok"
         pid = int(escaped.stdout)

@@ -60,17 +60,14 @@ def recipe_for(model_dir: str, url: str, out, steps: int):
         "training.output_dir": str(out),
         "logging.wandb": False,
     }
-    return load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    return load_recipe(None, values)
 
 
 @pytest.mark.slow
-def test_killing_the_env_server_mid_training_fails_once_clearly_and_the_checkpoint_resumes(tmp_path):
-    from tiny_models import save_tiny_model
-
+def test_killing_the_env_server_mid_training_fails_once_clearly_and_the_checkpoint_resumes(tiny_model_dir, tmp_path):
     from rlhub.trainers.checkpoint import latest
     from rlhub.trainers.loop import train
 
-    model_dir = str(save_tiny_model(tmp_path / "model", seed=0))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -92,7 +89,7 @@ def test_killing_the_env_server_mid_training_fails_once_clearly_and_the_checkpoi
     try:
         # The run would take 40 steps; the server dies after step 2's checkpoint.
         with pytest.raises(RLHubError) as failure:
-            train(recipe_for(model_dir, url, out, steps=40), recipe_name="faults", progress=False)
+            train(recipe_for(tiny_model_dir, url, out, steps=40), recipe_name="faults", progress=False)
         failed_at = time.monotonic()
     finally:
         killer.join(30)
@@ -111,7 +108,7 @@ def test_killing_the_env_server_mid_training_fails_once_clearly_and_the_checkpoi
     assert saved_step >= KILL_AFTER_STEP and (checkpoint / "adapter" / "adapter_model.safetensors").is_file()
     server = start_server(port)
     try:
-        result = train(recipe_for(model_dir, url, out, steps=saved_step + 1), resume=True, progress=False)
+        result = train(recipe_for(tiny_model_dir, url, out, steps=saved_step + 1), resume=True, progress=False)
     finally:
         stop(server)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -20,13 +20,6 @@ from rlhub.trainers.recipe import load_recipe
 GOLD = {"source": "gold", "examples": 4, "batch_size": 2, "max_steps": 2, "learning_rate": 1e-2}
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
-
-
 def tiny_recipe(model_dir: str, out: Path, **extra):
     values = {
         "model.name": model_dir,
@@ -43,7 +36,7 @@ def tiny_recipe(model_dir: str, out: Path, **extra):
         "monitor.rescore": 0,
         **extra,
     }
-    return load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    return load_recipe(None, values)
 
 
 def metric_rows(out: Path) -> list[dict]:
@@ -145,7 +138,7 @@ def rejection_run(tiny_model_dir, tmp_path, correct, samples=3):
     """What ``rejection_rows`` reads of a run: the tiny policy samples, ``correct`` is the rubric's first reward."""
     from tiny_models import tiny_model
 
-    from rlhub.generation import make_engine
+    from rlhub.generation import Sampling, make_engine
 
     recipe = tiny_recipe(tiny_model_dir, tmp_path, sft={"source": "rejection", "examples": 6, "samples": samples})
     model, tokenizer = tiny_model()
@@ -154,7 +147,10 @@ def rejection_run(tiny_model_dir, tmp_path, correct, samples=3):
         {"correct": (correct, 1.0), "format": (lambda completions, **kw: [1.0] * len(completions), 1.0)}
     )
     engine = make_engine(recipe.generation, model, tokenizer, torch.Generator().manual_seed(0))
-    run = SimpleNamespace(recipe=recipe, env=env, engine=engine, encode=lambda ex: encode_prompt(tokenizer, env, ex))
+    t = recipe.training
+    sampling = Sampling(max_new_tokens=t.max_new_tokens, temperature=t.temperature, top_p=t.top_p)
+    encode = lambda ex: encode_prompt(tokenizer, env, ex)
+    run = SimpleNamespace(recipe=recipe, env=env, engine=engine, sampling=sampling, encode=encode)
     return run, env.examples("train", limit=6, seed=recipe.training.seed)
 
 

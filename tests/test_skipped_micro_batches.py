@@ -14,8 +14,6 @@ import os
 import pytest
 import torch
 
-from rlhub.trainers.recipe import load_recipe
-
 # Odd answers: every completion scores 0, the group ties and its micro-batch has nothing to learn from.
 # Even answers: the vowel share, which differs between completions.
 PARITY_REWARD = """
@@ -37,53 +35,36 @@ def parity_reward(tmp_path, monkeypatch):
     return "parity_reward:vowels_on_even"
 
 
-def run(model_dir, reward, out, loss_type):
+def run(tiny_run, reward, out, loss_type):
+    """A tiny run (tests/conftest.py) of STEPS steps on ``reward`` alone; its metrics rows and final adapter."""
     from safetensors.torch import load_file
 
-    from rlhub.trainers.loop import train
-
     values = {
-        "model.name": model_dir,
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
         "rewards": {reward: 1.0, "correct": 0.0, "format": 0.0},
         "algorithm.group_size": GROUP,
         "algorithm.loss_type": loss_type,
-        "training.max_steps": STEPS,
         "training.prompts_per_step": PROMPTS,
         "training.micro_batch_size": GROUP,  # one group per micro-batch
-        "training.max_new_tokens": 8,
-        "training.learning_rate": 1e-2,
         "training.max_grad_norm": 1e6,  # no clipping, which would hide a wrongly scaled gradient
-        "training.save_every": 0,
         "training.num_threads": 1,
-        "training.output_dir": str(out),
-        "logging.wandb": False,
         "logging.completions_every": 0,
     }
-    result = train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    result = tiny_run(out, STEPS, **values)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     adapter = load_file(f"{result.summary['checkpoint']}/adapter/adapter_model.safetensors")
     return rows, adapter
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("loss_type", ["dapo", "grpo"])
 def test_skipping_tied_micro_batches_leaves_the_update_unchanged(
-    loss_type, tiny_model_dir, parity_reward, tmp_path, monkeypatch
+    loss_type, tiny_run, parity_reward, tmp_path, monkeypatch
 ):
     from rlhub.trainers import loop
 
-    skipped_rows, skipped = run(tiny_model_dir, parity_reward, tmp_path / "skip", loss_type)
+    skipped_rows, skipped = run(tiny_run, parity_reward, tmp_path / "skip", loss_type)
     monkeypatch.setattr(loop, "SKIP_TIED_MICRO_BATCHES", False)
-    full_rows, full = run(tiny_model_dir, parity_reward, tmp_path / "full", loss_type)
+    full_rows, full = run(tiny_run, parity_reward, tmp_path / "full", loss_type)
 
     # The metric counts one skipped micro-batch per tied group here, and none when every one runs.
     counts = [r["charts/skipped_micro_batches"] for r in skipped_rows]

@@ -181,15 +181,13 @@ def test_validate_passes_with_every_probe():
     assert report.passed, [c for c in report.checks if not c.passed]
 
 
-def test_grpo_two_steps_on_sql(tmp_path):
-    from tiny_models import save_tiny_model
-
+def test_grpo_two_steps_on_sql(tiny_model_dir, tmp_path):
     from rlhub.trainers.loop import train
     from rlhub.trainers.recipe import load_recipe
 
     out = tmp_path / "run"
     values = {
-        "model.name": str(save_tiny_model(tmp_path / "model", seed=0)),
+        "model.name": tiny_model_dir,
         "model.dtype": "float32",
         "model.gradient_checkpointing": False,
         "training.mixed_precision": "no",
@@ -204,7 +202,7 @@ def test_grpo_two_steps_on_sql(tmp_path):
         "logging.wandb": False,
         "eval.every": 0,
     }
-    result = train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    result = train(load_recipe(None, values), progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "reward" in r]
     assert [r["step"] for r in rows] == [1, 2] and result.summary["steps"] == 2

@@ -20,7 +20,7 @@ import pytest
 import rlhub
 from rlhub.env.registry import list_envs
 from rlhub.errors import RLHubError
-from rlhub.generation import rollout
+from rlhub.generation import Sampling, rollout
 from rlhub.generation.fidelity import UNICODE_TEXT, check_tokens, main
 from rlhub.generation.rollout import run_episodes
 
@@ -240,11 +240,11 @@ def test_a_template_that_strips_earlier_reasoning_is_reported_and_trained_on_the
     assert warned  # the rollout tells the user while training
 
 
-def retokenizing_rollout(engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p):
+def retokenizing_rollout(engine, env, examples, prompt_ids, n, sampling):
     """A wrong rollout: each model turn is decoded together with the environment's reply after it, and the text
     is encoded again (as trainers that re-render the conversation do)."""
     tokenizer = engine.tokenizer
-    episodes = run_episodes(engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p)
+    episodes = run_episodes(engine, env, examples, prompt_ids, n, sampling)
     for ep in episodes:
         ids, mask, logprobs, start = [], [], [], 0
         while start < len(ep.token_ids):
@@ -299,15 +299,15 @@ def test_the_trainer_batch_holds_the_sampled_ids_and_masks_the_environment():
     prompts = [rollout.encode_prompt(tokenizer, env, ex) for ex in examples]
     scripts = [episode_scripts(env, ex)[name] for ex, name in zip(examples, ("tool-errors", "fragmented"))]
     engine = ScriptedEngine(tokenizer, prompts, scripts, end_of_turn_id(tokenizer))
-    episodes = run_episodes(engine, env, examples, prompts, 1, 4096, 1.0, 1.0)
+    episodes = run_episodes(engine, env, examples, prompts, 1, Sampling(max_new_tokens=4096))
     batch = make_batch(
         prompts, [0, 1], [e.token_ids for e in episodes], [e.logprobs for e in episodes], engine.pad_id, "cpu",
         loss_masks=[e.loss_mask for e in episodes],
     )  # fmt: skip
     for row, samples in enumerate(engine.samples):
-        trained = batch["completion"][row][batch["loss_mask"][row] > 0].tolist()
+        trained = batch.completion[row][batch.loss_mask[row] > 0].tolist()
         assert trained == [t for s in samples for t in s.token_ids]
-        old = batch["old_logp"][row][batch["loss_mask"][row] > 0].tolist()
+        old = batch.old_logp[row][batch.loss_mask[row] > 0].tolist()
         assert old == pytest.approx([lp for s in samples for lp in s.logprobs])
 
 

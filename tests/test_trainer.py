@@ -14,64 +14,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlhub.trainers.recipe import load_recipe
-
-# A reward with spread on random text, so a tiny random model gets non-zero advantages to learn from.
-SPREAD_REWARD = """
-def vowel_share(completions, **kwargs):
-    out = []
-    for c in completions:
-        text = c if isinstance(c, str) else c[-1]["content"]
-        out.append(sum(ch in "aeiou" for ch in text) / max(len(text), 1))
-    return out
-"""
+# Every step checkpointed and its completions logged, for the tests to read (tiny runs: tests/conftest.py).
+LOGGED = {"training.save_every": 1, "logging.completions_every": 1}
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0))
+def as_set_arguments(settings: dict) -> list[str]:
+    """``--set key=value`` arguments of the CLI for dotted recipe overrides."""
+    return [a for k, v in settings.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
-@pytest.fixture
-def spread_reward(tmp_path, monkeypatch):
-    (tmp_path / "spread_reward.py").write_text(SPREAD_REWARD)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
-    return "spread_reward:vowel_share"
-
-
-def tiny_overrides(model_dir: str, out: Path, steps: int = 2, **extra) -> list[str]:
-    values = {
-        "model.name": model_dir,
-        "env.id": "arithmetic-v1",
-        "env.config": {"difficulty": 1},
-        "algorithm.group_size": 4,
-        "training.max_steps": steps,
-        "training.prompts_per_step": 2,
-        "training.micro_batch_size": 4,
-        "training.max_new_tokens": 8,
-        "training.learning_rate": 1e-2,
-        "training.save_every": 1,
-        "training.output_dir": str(out),
-        "logging.wandb": False,
-        "logging.completions_every": 1,
-        **extra,
-    }
-    return [f"{k}={json.dumps(v)}" for k, v in values.items()]
-
-
-def test_grpo_two_steps_updates_the_adapter_and_logs(tiny_model_dir, spread_reward, tmp_path):
+def test_grpo_two_steps_updates_the_adapter_and_logs(tiny_model_dir, tiny_run, spread_reward, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from rlhub.trainers.loop import train
-
     out = tmp_path / "run"
     overrides = {"rewards": {spread_reward: 1.0}, "logging.wandb": True, "eval.every": 2, "eval.n": 3}
-    recipe = load_recipe(None, tiny_overrides(tiny_model_dir, out, **overrides))
-    result = train(recipe, recipe_name="tiny", progress=False)
+    result = tiny_run(out, recipe_name="tiny", **LOGGED, **overrides)
 
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval/reward" in r]
@@ -112,28 +70,21 @@ def test_grpo_two_steps_updates_the_adapter_and_logs(tiny_model_dir, spread_rewa
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_kl_to_reference_is_logged_and_nonnegative(tiny_model_dir, spread_reward, tmp_path):
-    from rlhub.trainers.loop import train
-
+def test_kl_to_reference_is_logged_and_nonnegative(tiny_run, spread_reward, tmp_path):
     out = tmp_path / "run"
-    recipe = load_recipe(
-        None, tiny_overrides(tiny_model_dir, out, rewards={spread_reward: 1.0}, **{"algorithm.beta": 0.1})
-    )
-    train(recipe, recipe_name="tiny", progress=False)
+    tiny_run(out, recipe_name="tiny", rewards={spread_reward: 1.0}, **LOGGED, **{"algorithm.beta": 0.1})
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["losses/kl"] == pytest.approx(0.0, abs=1e-6)  # step 1: policy == reference
     assert rows[1]["losses/kl"] > 0  # after one update the adapter has moved away
 
 
 @pytest.mark.parametrize("algorithm", ["ppo", "rloo", "reinforce_pp", "rlhub.trainers.grpo:GRPO"])
-def test_each_algorithm_plugs_into_the_same_loop(algorithm, tiny_model_dir, spread_reward, tmp_path):
+def test_each_algorithm_plugs_into_the_same_loop(algorithm, tiny_run, spread_reward, tmp_path):
     from safetensors.torch import load_file
-
-    from rlhub.trainers.loop import train
 
     out = tmp_path / "run"
     overrides = {"rewards": {spread_reward: 1.0}, "algorithm.name": algorithm, "eval.before_after": True, "eval.n": 2}
-    result = train(load_recipe(None, tiny_overrides(tiny_model_dir, out, steps=1, **overrides)), progress=False)
+    result = tiny_run(out, steps=1, **LOGGED, **overrides)
     adapter = load_file(str(Path(result.summary["checkpoint"]) / "adapter" / "adapter_model.safetensors"))
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
     # Evaluated before and after training (eval.every is 0): the summary carries both and the gain.
@@ -144,16 +95,13 @@ def test_each_algorithm_plugs_into_the_same_loop(algorithm, tiny_model_dir, spre
 
 
 @pytest.mark.parametrize("kind", ["shared", "separate"])
-def test_ppo_warms_up_its_critic_then_resumes_policy_and_critic_exactly(kind, tiny_model_dir, spread_reward, tmp_path):
+def test_ppo_warms_up_its_critic_then_resumes_policy_and_critic_exactly(kind, tiny_run, spread_reward, tmp_path):
     from safetensors.torch import load_file
-
-    from rlhub.trainers.loop import train
 
     def run(out, steps, resume=False):
         extra = {"rewards": {spread_reward: 1.0}, "algorithm.name": "ppo", "algorithm.beta": 0.05}
         extra |= {"critic.kind": kind, "critic.warmup_steps": 1}
-        recipe = load_recipe(None, tiny_overrides(tiny_model_dir, out, steps, **extra))
-        return train(recipe, resume=resume, progress=False)
+        return tiny_run(out, steps, resume=resume, **LOGGED, **extra)
 
     straight = tmp_path / "straight"
     run(straight, 3)
@@ -181,13 +129,11 @@ def test_ppo_warms_up_its_critic_then_resumes_policy_and_critic_exactly(kind, ti
     assert (split / "final-params-rank0.sha256").read_text() == (straight / "final-params-rank0.sha256").read_text()
 
 
-def test_unknown_algorithm_is_a_clear_error(tiny_model_dir, tmp_path):
+def test_unknown_algorithm_is_a_clear_error(tiny_run, tmp_path):
     from rlhub.errors import ConfigError
-    from rlhub.trainers.loop import train
 
-    recipe = load_recipe(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **{"algorithm.name": "ppo2"}))
     with pytest.raises(ConfigError, match=r"algorithm\.name 'ppo2' is neither one of"):
-        train(recipe, progress=False)
+        tiny_run(tmp_path / "run", **LOGGED, **{"algorithm.name": "ppo2"})
 
 
 def _cli(args, env=None):
@@ -200,7 +146,7 @@ def _cli(args, env=None):
     )
 
 
-def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model_dir, spread_reward, tmp_path):
+def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_settings, spread_reward, tmp_path):
     steps = 5
     ref_dir, crash_dir = tmp_path / "straight", tmp_path / "crashed"
     recipe = tmp_path / "tiny.yaml"
@@ -211,7 +157,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model_dir, spread_
         return [
             "train",
             str(recipe),
-            *[a for o in tiny_overrides(tiny_model_dir, out, steps) for a in ("--set", o)],
+            *as_set_arguments(tiny_settings(out, steps, **LOGGED)),
             *common,
         ]
 
@@ -251,9 +197,9 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model_dir, spread_
 
 
 # The spread reward, which also notes which process scored which prompt (RANK is set by the launcher).
-RANK_SPY_REWARD = (
-    SPREAD_REWARD
-    + """
+RANK_SPY_REWARD = """
+from spread_reward import vowel_share
+
 
 def vowel_share_noting_the_rank(completions, steps, **kwargs):
     import json, os
@@ -263,22 +209,21 @@ def vowel_share_noting_the_rank(completions, steps, **kwargs):
             log.write(json.dumps(key) + "\\n")
     return vowel_share(completions)
 """
-)
 
 
 @pytest.mark.parametrize(
     "algorithm, launcher",
     [("grpo", "accelerate launch"), ("ppo", "rlhub train --nproc")],
 )
-def test_two_processes_end_with_identical_adapters(algorithm, launcher, tiny_model_dir, tmp_path):
+def test_two_processes_end_with_identical_adapters(algorithm, launcher, tiny_settings, spread_reward, tmp_path):
     out, prompt_log = tmp_path / "ddp", tmp_path / "prompts"
     prompt_log.mkdir()
     (tmp_path / "rank_spy_reward.py").write_text(RANK_SPY_REWARD)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("logging: {wandb: false}\n")
     # monitor.rescore=0: the hack watch's re-scoring would call the spy reward again.
-    settings = tiny_overrides(tiny_model_dir, out, 2, **{"algorithm.name": algorithm, "monitor.rescore": 0})
-    overrides = [a for o in settings for a in ("--set", o)]
+    settings = tiny_settings(out, 2, **LOGGED, **{"algorithm.name": algorithm, "monitor.rescore": 0})
+    overrides = as_set_arguments(settings)
     reward = json.dumps({"rank_spy_reward:vowel_share_noting_the_rank": 1.0})
     train_args = ["train", str(recipe), *overrides, "--set", f"rewards={reward}", "--no-plot"]
     if launcher == "accelerate launch":  # the shipped config, as the README launches it, on 2 processes

@@ -35,14 +35,14 @@ def shaped_turn_reward(self, messages, replies, state):
 class ScriptedEngine(HFRolloutEngine):
     """Samples the scripted replies in turn, whatever the context (the trainer's policy is not asked)."""
 
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+    def generate(self, prompt_ids, n, sampling):
         eos = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         outs = []
         for i, _ in enumerate(prompt_ids):
             for _ in range(n):
                 reply = SCRIPT[ScriptedEngine.sampled % len(SCRIPT)]
                 ScriptedEngine.sampled += 1
-                tokens = [*self.tokenizer.encode(reply, add_special_tokens=False)[: max_new_tokens - 1], eos]
+                tokens = [*self.tokenizer.encode(reply, add_special_tokens=False)[: sampling.max_new_tokens - 1], eos]
                 outs.append(Completion(i, tokens, [-0.5] * len(tokens), reply, True))
         return outs
 
@@ -81,8 +81,8 @@ def test_every_token_of_a_turn_gets_that_turns_advantage_on_a_constructed_step()
         )
         batches.append((idx, batch))
     first, metrics = assign_turn_advantages(episodes, finals, 2, batches)
-    assert batches[0][1]["advantages"].tolist() == [[1.5, 1.5, 0, 0, 1.0], [-1.5, -1.5, -1.5, 0, 0]]
-    assert batches[1][1]["advantages"].tolist() == [[-1.0, 0, 0, 0], [1.0, 0, 0, 0]]
+    assert batches[0][1].advantages.tolist() == [[1.5, 1.5, 0, 0, 1.0], [-1.5, -1.5, -1.5, 0, 0]]
+    assert batches[1][1].advantages.tolist() == [[-1.0, 0, 0, 0], [1.0, 0, 0, 0]]
     assert first.tolist() == [1.5, -1.5, -1.0, 1.0]  # the first turn's: each episode's total against the others'
     assert metrics["rewards/turn_reward/mean"] == pytest.approx((0.5 - 1.0 + 0.0) / 3)
 
@@ -142,10 +142,8 @@ def test_credit_turn_on_a_single_turn_env_fails_before_loading_the_model(tmp_pat
 REAL_MAKE_BATCH, REAL_DRAW = loop.make_batch, loop.draw
 
 
-def train_calculator(tmp_path, monkeypatch, name: str, steps: int = 1, **extra):
+def train_calculator(model_dir: str, tmp_path, monkeypatch, name: str, steps: int = 1, **extra):
     """Train the tiny model on calculator-v1 with scripted episodes; returns (metrics rows, batches, groups, run)."""
-    from tiny_models import save_tiny_model
-
     from rlhub.trainers.recipe import load_recipe
 
     ScriptedEngine.sampled = 0
@@ -154,12 +152,9 @@ def train_calculator(tmp_path, monkeypatch, name: str, steps: int = 1, **extra):
     batches, groups = [], []
     monkeypatch.setattr(loop, "make_batch", lambda *a, **k: batches.append(REAL_MAKE_BATCH(*a, **k)) or batches[-1])
     monkeypatch.setattr(loop, "draw", lambda *a, **k: groups.append(REAL_DRAW(*a, **k)) or groups[-1])
-    model = tmp_path / "model"
-    if not model.exists():
-        save_tiny_model(model)
     out = tmp_path / name
     values = {
-        "model.name": str(model),
+        "model.name": model_dir,
         "model.dtype": "float32",
         "env.id": "calculator-v1",
         "env.config": {"max_turns": 3},
@@ -172,18 +167,20 @@ def train_calculator(tmp_path, monkeypatch, name: str, steps: int = 1, **extra):
         "logging.wandb": False,
         **extra,
     }
-    loop.train(load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()]), progress=False)
+    loop.train(load_recipe(None, values), progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return rows, batches, groups, out
 
 
-def test_a_grpo_step_with_turn_credit_trains_each_turn_on_its_own_advantage(tmp_path, monkeypatch):
+def test_a_grpo_step_with_turn_credit_trains_each_turn_on_its_own_advantage(tiny_model_dir, tmp_path, monkeypatch):
     from rlhub.trainers.grpo import GRPO
 
     used = []
     real_loss = GRPO.loss
     monkeypatch.setattr(GRPO, "loss", lambda self, *a, **k: used.append(a[3]) or real_loss(self, *a, **k))
-    rows, batches, groups, _ = train_calculator(tmp_path, monkeypatch, "turn", **{"algorithm.credit": "turn"})
+    rows, batches, groups, _ = train_calculator(
+        tiny_model_dir, tmp_path, monkeypatch, "turn", **{"algorithm.credit": "turn"}
+    )
 
     (step,) = groups
     episodes, finals = step.completions, step.rewards.tolist()
@@ -205,25 +202,27 @@ def test_a_grpo_step_with_turn_credit_trains_each_turn_on_its_own_advantage(tmp_
         for j, advantages in enumerate(turn_advantages(per_turn)):
             expected[start + j] = advantages
     for k, batch in enumerate(batches):
-        for row in range(batch["advantages"].shape[0]):
+        for row in range(batch.advantages.shape[0]):
             i, ep = 4 * k + row, episodes[4 * k + row]
-            got = batch["advantages"][row]
+            got = batch.advantages[row]
             for t, (begin, end) in enumerate(ep.turn_spans):
                 assert got[begin:end].tolist() == [pytest.approx(expected[i][t], abs=1e-6)] * (end - begin)
                 seen_turn_advantages.add(round(float(expected[i][t]), 6))
             assert (got[torch.tensor(ep.loss_mask + [0] * (len(got) - len(ep.loss_mask))) == 0] == 0).all()
     assert len(seen_turn_advantages) > 2  # distinct per-turn values, not one per episode
-    assert [tuple(a.shape) for a in used] == [tuple(b["advantages"].shape) for b in batches]
-    assert all(torch.equal(a, b["advantages"]) for a, b in zip(used, batches))  # the loss took them
+    assert [tuple(a.shape) for a in used] == [tuple(b.advantages.shape) for b in batches]
+    assert all(torch.equal(a, b.advantages) for a, b in zip(used, batches))  # the loss took them
     turn_rewards = [r for ep in episodes for r in ep.turn_rewards]
     assert rows[0]["rewards/turn_reward/mean"] == pytest.approx(np.mean(turn_rewards))
 
 
-def test_credit_episode_trains_exactly_as_with_the_option_absent(tmp_path, monkeypatch):
+def test_credit_episode_trains_exactly_as_with_the_option_absent(tiny_model_dir, tmp_path, monkeypatch):
     calls = []
-    rows_absent, batches_absent, _, out_absent = train_calculator(tmp_path, monkeypatch, "absent", steps=2)
+    rows_absent, batches_absent, _, out_absent = train_calculator(
+        tiny_model_dir, tmp_path, monkeypatch, "absent", steps=2
+    )
     rows_episode, batches_episode, groups, out_episode = train_calculator(
-        tmp_path, monkeypatch, "episode", steps=2, **{"algorithm.credit": "episode"}
+        tiny_model_dir, tmp_path, monkeypatch, "episode", steps=2, **{"algorithm.credit": "episode"}
     )
     monkeypatch.setattr(CalculatorEnv, "turn_reward", lambda *a: calls.append(a) or 0.0)
     assert not calls and all(not ep.turn_rewards for g in groups for ep in g.completions)  # never asked
@@ -231,7 +230,7 @@ def test_credit_episode_trains_exactly_as_with_the_option_absent(tmp_path, monke
         keys = [k for k in absent if k.startswith(("losses/", "rewards", "reward", "advantages"))]
         assert keys and {k: absent[k] for k in keys} == {k: episode[k] for k in keys}
     for a, b in zip(batches_absent, batches_episode, strict=True):
-        assert a["advantages"].dim() == 1 and torch.equal(a["advantages"], b["advantages"])
+        assert a.advantages.dim() == 1 and torch.equal(a.advantages, b.advantages)
     digest = "final-params-rank0.sha256"
     assert (out_absent / digest).read_text() == (out_episode / digest).read_text()
 

@@ -441,6 +441,7 @@ def _record_states(env) -> list:
 
 
 def test_a_rollout_that_raises_mid_episode_closes_every_workspace():
+    from rlhub.generation import Sampling
     from rlhub.generation.rollout import Completion, run_episodes
 
     env = _workspace_env()
@@ -460,7 +461,7 @@ def test_a_rollout_that_raises_mid_episode_closes_every_workspace():
         tokenizer = Tokenizer()
         calls = 0
 
-        def generate(self, contexts, n, max_new_tokens, temperature, top_p):
+        def generate(self, contexts, n, sampling):
             self.calls += 1
             if self.calls == 2:
                 raise RuntimeError("the inference server went away mid-episode")
@@ -468,7 +469,7 @@ def test_a_rollout_that_raises_mid_episode_closes_every_workspace():
 
     examples = env.examples(limit=2)
     with pytest.raises(RuntimeError, match="went away"):
-        run_episodes(Engine(), env, examples, [[0], [0]], 2, 100, 1.0, 1.0)
+        run_episodes(Engine(), env, examples, [[0], [0]], 2, Sampling(max_new_tokens=100))
     workspaces = {id(s): s.workspace for s in states}
     assert len(workspaces) == 4 and all(ws.closed for ws in workspaces.values())
 
@@ -489,6 +490,7 @@ def test_reset_and_close_of_an_env_release_the_episode():
 
 
 def test_an_openai_endpoint_episode_that_raises_closes_its_workspace():
+    from rlhub.generation import Sampling
     from rlhub.generation.openai import run_episode
 
     env = _workspace_env()
@@ -505,7 +507,7 @@ def test_an_openai_endpoint_episode_that_raises_closes_its_workspace():
             return CALL, "stop", 5
 
     with pytest.raises(ConnectionError):
-        run_episode(Client(), env, env.examples(limit=1)[0], 0, max_new_tokens=100, temperature=1.0)
+        run_episode(Client(), env, env.examples(limit=1)[0], 0, Sampling(max_new_tokens=100))
     assert states and states[0].workspace.closed
 
 

@@ -13,7 +13,7 @@ then add a line to :data:`ALGORITHMS` or name the class by path in a recipe
 One step, as the loop calls the contract::
 
     frozen = algo.policy_frozen(step)
-    per_sequence, metrics = algo.assign_advantages(rewards, batches, ref_logps)   # stores batch["advantages"]
+    per_sequence, metrics = algo.assign_advantages(rewards, batches, ref_logps)   # stores batch.advantages
     for each pass, for each micro-batch:
         loss, stats, logp, entropy = algo.micro_batch_loss(forward, batch, ref_logp, totals, temperature, frozen)
         backward(loss)
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from rlhub.errors import ConfigError
+from rlhub.trainers.forward import MicroBatch
 from rlhub.trainers.losses import BatchTotals
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ ALGORITHMS = {
     "reinforce_pp": "rlhub.trainers.reinforce_pp:ReinforcePlusPlus",
 }
 
-Batch = dict[str, torch.Tensor]
+Batch = MicroBatch
+"""What the loop hands an algorithm for each micro-batch: a :class:`~rlhub.trainers.forward.MicroBatch`, whose
+fields say what the loop fills and what an algorithm (``advantages``; PPO's ``old_values`` and ``returns``) adds."""
 
 
 @runtime_checkable
@@ -102,15 +105,15 @@ class Algorithm(Protocol):
         (so the loop may skip it)."""
 
     def assign_advantages(
-        self, rewards: torch.Tensor, batches: list[tuple[list[int], Batch]], ref_logps: dict[int, torch.Tensor]
+        self, rewards: torch.Tensor, batches: list[tuple[list[int], MicroBatch]], ref_logps: dict[int, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Store each micro-batch's ``batch["advantages"]``; return per-sequence advantages [N] (for
+        """Store each micro-batch's ``batch.advantages``; return per-sequence advantages [N] (for
         skipping and the completions table) and metrics."""
 
     def micro_batch_loss(
         self,
         forward: nn.Module,
-        batch: Batch,
+        batch: MicroBatch,
         ref_logp: torch.Tensor | None,
         totals: BatchTotals,
         temperature: float,
@@ -168,15 +171,15 @@ class PolicyGradient:
     def assign_advantages(self, rewards, batches, ref_logps):
         advantages = self.advantages(rewards)
         for idx, batch in batches:
-            batch["advantages"] = advantages[idx].to(batch["loss_mask"].device)
+            batch.advantages = advantages[idx].to(batch.loss_mask.device)
         return advantages, {}
 
     def micro_batch_loss(self, forward, batch, ref_logp, totals, temperature, policy_frozen, correction=None):
         logp, entropy = forward(batch, temperature=temperature)
-        old_logp, extra = batch["old_logp"], {}
+        old_logp, extra = batch.old_logp, {}
         if correction is not None:
             old_logp, extra["is_weight"] = correction(batch, logp)
-        loss, stats = self.loss(logp, old_logp, ref_logp, batch["advantages"], batch["loss_mask"], totals, **extra)
+        loss, stats = self.loss(logp, old_logp, ref_logp, batch.advantages, batch.loss_mask, totals, **extra)
         return loss, stats, logp, entropy
 
     def no_sync_modules(self) -> list[nn.Module]:

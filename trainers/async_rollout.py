@@ -40,7 +40,9 @@ from collections import deque
 import torch
 
 from rlhub.errors import ConfigError, RLHubError
+from rlhub.generation import Sampling
 from rlhub.resolve import resolve
+from rlhub.trainers.forward import MicroBatch
 from rlhub.trainers.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def policy_engine(recipe: Recipe):
     return engine, policy
 
 
-def _worker(recipe: Recipe, engine_target: str, commands, results) -> None:
+def _worker(recipe: Recipe, sampling: Sampling, engine_target: str, commands, results) -> None:
     """The generation process: applies weight versions and samples batches, strictly in queue order."""
     # close() terminates the worker: exit like a normal interpreter (locks that libraries such as tqdm made
     # are released), without waiting for the trainer to read batches nobody will train on.
@@ -95,9 +97,7 @@ def _worker(recipe: Recipe, engine_target: str, commands, results) -> None:
             if generator is not None:  # one seed per batch: the samples do not depend on what ran before
                 generator.manual_seed(seed)
             start = time.monotonic()
-            completions = engine.generate(
-                prompt_ids, recipe.algorithm.group_size, t.max_new_tokens, t.temperature, t.top_p
-            )
+            completions = engine.generate(prompt_ids, recipe.algorithm.group_size, sampling)
             results.put(("batch", batch_id, version, start, time.monotonic(), completions))
     except SystemExit:
         return
@@ -139,12 +139,23 @@ class AsyncRollout:
         stream: The loop's prompt stream. Its ``position`` advances only as batches are consumed, so the
             checkpoint's position counts what was trained on; the worker's prompts come from a copy.
         encode: Example -> prompt token ids (the loop's cached encoder).
+        sampling: How the worker samples (the run's ``training`` settings).
         version: The policy version the run starts at (the step it resumes from, 0 for a new run).
         lookahead: Batches queued ahead of the trainer; k + 1 (default) is the most that keeps every
             sample within k versions. A larger value makes batches stale, to be dropped.
     """
 
-    def __init__(self, recipe: Recipe, policy, stream, encode, *, version: int = 0, lookahead: int | None = None):
+    def __init__(
+        self,
+        recipe: Recipe,
+        policy,
+        stream,
+        encode,
+        *,
+        sampling: Sampling,
+        version: int = 0,
+        lookahead: int | None = None,
+    ):
         t = recipe.training
         self.k = t.max_off_policy_steps
         self.cap = t.tis_cap
@@ -165,7 +176,7 @@ class AsyncRollout:
         self.commands, self.results = context.Queue(), context.Queue()
         self.process = context.Process(
             target=_worker,
-            args=(recipe, WORKER_ENGINE, self.commands, self.results),
+            args=(recipe, sampling, WORKER_ENGINE, self.commands, self.results),
             name="rlhub-generation",
             daemon=True,  # ends with the trainer, also when the trainer fails
         )
@@ -232,18 +243,18 @@ class AsyncRollout:
         self._weights = []
         return examples, [self.encode(ex) for ex in examples], completions
 
-    def correction(self, batch: dict, logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def correction(self, batch: MicroBatch, logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The "old" log-probs to clip against and the per-token importance weights of a micro-batch.
 
         The clip is taken against the policy before this step's update (recorded at the first pass over
         the micro-batch), and the gap between that policy and the stale sampler is corrected by
         truncated importance sampling: weight = min(pi_before / pi_sampler, tis_cap), without gradient.
         """
-        if "before_logp" not in batch:
-            batch["before_logp"] = logp.detach()
-        weight = torch.exp(batch["before_logp"] - batch["old_logp"]).clamp(max=self.cap)
-        self._weights.append(weight[batch["loss_mask"] > 0])
-        return batch["before_logp"], weight
+        if batch.before_logp is None:
+            batch.before_logp = logp.detach()
+        weight = torch.exp(batch.before_logp - batch.old_logp).clamp(max=self.cap)
+        self._weights.append(weight[batch.loss_mask > 0])
+        return batch.before_logp, weight
 
     def push(self, policy) -> None:
         """After the optimizer step: send the new version to the worker and queue one more batch behind it."""

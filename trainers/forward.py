@@ -9,10 +9,48 @@ the separate rows (tests/test_forward.py checks this) at a fraction of the cost 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from rlhub.generation.rollout import kv_cache_name, left_pad, positions
+
+
+@dataclass
+class MicroBatch:
+    """One micro-batch of a step's completions as tensors, each buffer named (as cleanrl names ``b_logprobs``).
+
+    :func:`make_batch` fills the first seven fields; the rest start as None and are written by the step that
+    computes them: the loop's advantages step (through the algorithm or per-turn credit), PPO's critic, and
+    the asynchronous path's correction. B is the number of completions, T the longest completion, P the
+    number of distinct prompts and L the longest of them.
+    """
+
+    prompt_ids: torch.Tensor
+    """[P, L] the distinct prompts' token ids, left-padded (each prompt runs once)."""
+    prompt_mask: torch.Tensor
+    """[P, L] 1 on prompt tokens, 0 on padding."""
+    rows: torch.Tensor
+    """[B] which row of ``prompt_ids`` each completion answers."""
+    completion: torch.Tensor
+    """[B, T] completion token ids (the model's and, in episodes, the environment's), right-padded."""
+    completion_mask: torch.Tensor
+    """[B, T] 1 on completion tokens, which attention sees; 0 on padding."""
+    old_logp: torch.Tensor
+    """[B, T] the behaviour policy's log-probs: the sampler's log-prob of each model token, 0 elsewhere. Under
+    asynchronous rollouts the sampler is up to ``training.max_off_policy_steps`` versions old."""
+    loss_mask: torch.Tensor
+    """[B, T] 1 on the tokens the loss covers (the model's own), 0 on environment tokens and padding."""
+    advantages: torch.Tensor | None = None
+    """[B] per-sequence advantages, or [B, T] per-token ones (PPO; ``algorithm.credit: turn``); set in step 4."""
+    old_values: torch.Tensor | None = None
+    """PPO: [B, T] the critic's values of the rollout, what the clipped value loss stays near."""
+    returns: torch.Tensor | None = None
+    """PPO: [B, T] GAE returns, the critic's regression targets."""
+    before_logp: torch.Tensor | None = None
+    """Asynchronous rollouts: [B, T] the policy's log-probs before this step's update (recorded on the first
+    pass), which the ratio is clipped against; the gap to ``old_logp`` is corrected by importance weights."""
 
 
 class CompletionLogits(nn.Module):
@@ -36,14 +74,14 @@ class CompletionLogits(nn.Module):
 
     def forward(
         self,
-        batch: dict[str, torch.Tensor],
+        batch: MicroBatch,
         mode: str = "logprobs",
         temperature: float = 1.0,
         detach_values: bool = False,
     ):
         """What to compute, by ``mode``:
 
-        - "logprobs": (log-probs, entropies), both [B, T] float32, the log-probs of ``batch["completion"]``
+        - "logprobs": (log-probs, entropies), both [B, T] float32, the log-probs of ``batch.completion``
           at ``temperature``; entropies carry no gradient. Padding positions hold 0.
         - "logprobs_values": (log-probs, entropies, values).
         - "values": values [B, T].
@@ -65,7 +103,7 @@ class CompletionLogits(nn.Module):
         out: tuple = ()
         if want_logprobs:
             head = _unwrap(self.model).get_output_embeddings()
-            out = chunked_logprobs(head, hidden, batch["completion"], batch["completion_mask"], temperature)
+            out = chunked_logprobs(head, hidden, batch.completion, batch.completion_mask, temperature)
         if want_values:
             states = hidden.detach() if detach_values else hidden
             values = self.value_head(states.to(next(self.value_head.parameters()).dtype)).squeeze(-1)
@@ -77,8 +115,8 @@ class CompletionLogits(nn.Module):
     def _shared(self, batch, keep_logits: bool = True, hidden: bool = False):
         from transformers import DynamicCache
 
-        prompt_ids, prompt_mask, rows = batch["prompt_ids"], batch["prompt_mask"], batch["rows"]
-        completion, width = batch["completion"], batch["completion"].shape[1]
+        prompt_ids, prompt_mask, rows = batch.prompt_ids, batch.prompt_mask, batch.rows
+        completion, width = batch.completion, batch.completion.shape[1]
         kv = kv_cache_name()
         out = self.model(
             input_ids=prompt_ids,
@@ -97,7 +135,7 @@ class CompletionLogits(nn.Module):
         cache = getattr(out, kv)
         for layer in cache.layers:
             layer.keys, layer.values = _take_rows(layer.keys, rows), _take_rows(layer.values, rows)
-        mask = torch.cat([prompt_mask[rows], batch["completion_mask"][:, :-1].long()], dim=1)
+        mask = torch.cat([prompt_mask[rows], batch.completion_mask[:, :-1].long()], dim=1)
         start = prompt_mask.sum(-1)[rows, None]
         pos = start + torch.arange(width - 1, device=start.device)[None]
         rest = self.model(
@@ -114,10 +152,10 @@ class CompletionLogits(nn.Module):
         return logits, states
 
     def _separate(self, batch, keep_logits: bool = True, hidden: bool = False):
-        prompt_mask, rows, completion = batch["prompt_mask"], batch["rows"], batch["completion"]
+        prompt_mask, rows, completion = batch.prompt_mask, batch.rows, batch.completion
         width = completion.shape[1]
-        input_ids = torch.cat([batch["prompt_ids"][rows], completion], dim=1)
-        mask = torch.cat([prompt_mask[rows], batch["completion_mask"].long()], dim=1)
+        input_ids = torch.cat([batch.prompt_ids[rows], completion], dim=1)
+        mask = torch.cat([prompt_mask[rows], batch.completion_mask.long()], dim=1)
         out = self.model(
             input_ids=input_ids,
             attention_mask=mask,
@@ -218,7 +256,7 @@ def make_batch(
     pad_id: int,
     device,
     loss_masks: list[list[int]] | None = None,
-) -> dict[str, torch.Tensor]:
+) -> MicroBatch:
     """Tensors for one micro-batch: distinct prompts once (left-padded), completions right-padded.
 
     Args:
@@ -242,12 +280,12 @@ def make_batch(
         comp_mask[i, : len(tokens)] = 1
         old[i, : len(lps)] = torch.tensor(lps)
         loss_mask[i, : len(tokens)] = torch.tensor(loss_masks[i], dtype=torch.float32) if loss_masks else 1
-    return {
-        "prompt_ids": ids_p,
-        "prompt_mask": mask_p,
-        "rows": torch.tensor([where[p] for p in prompt_index], device=device),
-        "completion": comp.to(device),
-        "completion_mask": comp_mask.to(device),
-        "old_logp": old.to(device),
-        "loss_mask": loss_mask.to(device),
-    }
+    return MicroBatch(
+        prompt_ids=ids_p,
+        prompt_mask=mask_p,
+        rows=torch.tensor([where[p] for p in prompt_index], device=device),
+        completion=comp.to(device),
+        completion_mask=comp_mask.to(device),
+        old_logp=old.to(device),
+        loss_mask=loss_mask.to(device),
+    )

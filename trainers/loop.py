@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import random
 import time
 from contextlib import ExitStack
@@ -25,14 +24,14 @@ import rlhub
 from rlhub.env.registry import get_spec
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.evaluate import mean
-from rlhub.generation import make_engine
+from rlhub.generation import Sampling, make_engine
 from rlhub.generation.rollout import encode_prompt, rollout
 from rlhub.rewards import Rubric, get_reward
 from rlhub.trainers import checkpoint, curriculum, sampling, sft, turn_credit
 from rlhub.trainers.algorithm import ALGORITHMS, Algorithm, load_algorithm  # noqa: F401  (ALGORITHMS: public)
 from rlhub.trainers.async_rollout import AsyncRollout, check_supported
 from rlhub.trainers.curriculum import Curriculum
-from rlhub.trainers.forward import CompletionLogits, make_batch
+from rlhub.trainers.forward import MicroBatch, make_batch
 from rlhub.trainers.losses import BatchTotals
 from rlhub.trainers.metrics import (
     UpdateStats,
@@ -41,7 +40,7 @@ from rlhub.trainers.metrics import (
     rollout_metrics,
     tool_metrics,
 )
-from rlhub.trainers.model import load_trainable, with_concrete_dtype
+from rlhub.trainers.model import build_policy, with_concrete_dtype
 from rlhub.trainers.monitor import HackWatch
 from rlhub.trainers.recipe import Recipe
 from rlhub.trainers.tracking import Tracker, git_commit
@@ -128,31 +127,14 @@ def params_digest(*models) -> str:
     return h.hexdigest()
 
 
-def make_scheduler(optimizer, recipe: Recipe, frozen_steps: int = 0):
-    """The policy's learning-rate schedule over its updates (``frozen_steps``: steps it waits for the critic)."""
-    t = recipe.training
-    total = max((t.max_steps - frozen_steps) * recipe.algorithm.num_iterations, 1)
-
-    def factor(update: int) -> float:
-        if update < t.warmup_steps:
-            return (update + 1) / (t.warmup_steps + 1)
-        progress = (update - t.warmup_steps) / max(total - t.warmup_steps, 1)
-        if t.lr_scheduler == "linear":
-            return max(0.0, 1 - progress)
-        if t.lr_scheduler == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def evaluate(engine, env, env_id: str, encode, n: int, max_new_tokens: int) -> dict[str, float]:
     """Greedy completions on ``n`` test examples, scored by the env's (training) rubric and counted as
     ``rlhub eval`` counts them (pass@1: the first reward function, its correctness check, scores 1.0)."""
     from rlhub.evaluate import summarize
 
     examples = env.examples("test", limit=n)
-    samples = rollout(engine, env, examples, [encode(ex) for ex in examples], 1, max_new_tokens, 0.0, 1.0)
+    greedy = Sampling(max_new_tokens=max_new_tokens, temperature=0.0)
+    samples = rollout(engine, env, examples, [encode(ex) for ex in examples], 1, greedy)
     rows = [examples[c.prompt_index] for c in samples]
     scores = env.score_batch([c.output for c in samples], rows)
     result = summarize(env, env_id, "policy", len(examples), 1, samples, rows, scores)
@@ -171,7 +153,7 @@ class RunResult:
     is_main_process: bool = True
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
     """A run, set up: what the steps read (recipe, env, models, engine) and update (stream, history)."""
 
@@ -187,6 +169,7 @@ class Run:
     scheduler: Any
     generator: torch.Generator
     engine: Any
+    sampling: Sampling  # how the engine samples training completions (the recipe's training settings)
     stream: PromptStream | Curriculum  # training.curriculum: one stream per difficulty level
     tracker: Tracker
     tokenizer: Any
@@ -247,22 +230,6 @@ def open_run_dir(recipe: Recipe, recipe_name: str, resume: bool, overwrite: bool
     return run_name, run_dir, last_ckpt
 
 
-def build_policy(recipe: Recipe, algorithm: Algorithm, accelerator):
-    """The trainable model (LoRA), its optimizer and schedule, and its training forward module, prepared."""
-    t = recipe.training
-    model, tokenizer = load_trainable(recipe.model.name, recipe)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
-    scheduler = make_scheduler(optimizer, recipe, frozen_steps=algorithm.frozen_steps(recipe))
-    # Both model calls of the training forward (shared prompt, then completions) sit in one module, so
-    # DDP/FSDP see one forward per backward. An algorithm may add a head computed in the same pass.
-    head = algorithm.build(recipe, accelerator, model, tokenizer)
-    module = CompletionLogits(model, share_prefix=not recipe.model.gradient_checkpointing, value_head=head)
-    forward, optimizer = accelerator.prepare(module, optimizer)
-    algorithm.prepare(recipe, accelerator, forward, model, tokenizer)
-    return accelerator.unwrap_model(forward).model, tokenizer, trainable, forward, optimizer, scheduler
-
-
 def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, overwrite: bool) -> Run:
     from accelerate import Accelerator
 
@@ -295,17 +262,20 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
 
     # Model, LoRA, optimizer; sampling: the policy itself (hf), or vLLM synced with it (generation.backend).
     generator = seed_everything(t.seed + rank)
-    policy, tokenizer, trainable, forward, optimizer, scheduler = build_policy(recipe, algorithm, accelerator)
+    built = build_policy(recipe, algorithm, accelerator)
+    policy = built.model
     if accelerator.device.type != "cpu":
         generator = torch.Generator(device=accelerator.device).manual_seed(t.seed + rank)
-    engine = make_engine(recipe.generation, policy, tokenizer, generator, seed=t.seed + rank, dtype=recipe.model.dtype)
+    engine = make_engine(
+        recipe.generation, policy, built.tokenizer, generator, seed=t.seed + rank, dtype=recipe.model.dtype
+    )
     start_step, history = 0, []
     if resume:
         state = checkpoint.load(
             last_ckpt,
             model=policy,
-            optimizer=optimizer,
-            scheduler=scheduler,
+            optimizer=built.optimizer,
+            scheduler=built.scheduler,
             generator=generator,
             accelerator=accelerator,
             extras=algorithm.checkpoint_state(),
@@ -337,14 +307,32 @@ def set_up(recipe: Recipe, env_url: str | None, recipe_name: str, resume: bool, 
     if resume:
         watch.load_state_dict(state.get("hack_watch"))
     run = Run(
-        recipe, accelerator, run_dir, env, algorithm, policy, forward, trainable, optimizer, scheduler, generator,
-        engine, stream, tracker, tokenizer, watch, None, start_step, history, precision=precision.to_dict(),
-    )  # fmt: skip
+        recipe=recipe,
+        accelerator=accelerator,
+        run_dir=run_dir,
+        env=env,
+        algorithm=algorithm,
+        policy=policy,
+        forward=built.forward,
+        trainable=built.trainable,
+        optimizer=built.optimizer,
+        scheduler=built.scheduler,
+        generator=generator,
+        engine=engine,
+        sampling=Sampling(max_new_tokens=t.max_new_tokens, temperature=t.temperature, top_p=t.top_p),
+        stream=stream,
+        tracker=tracker,
+        tokenizer=built.tokenizer,
+        watch=watch,
+        start_step=start_step,
+        history=history,
+        precision=precision.to_dict(),
+    )
     if recipe.sft is not None and not resume:  # a cold start: fine-tune the policy first (trainers/sft.py)
         sft.cold_start(run)
     if t.max_off_policy_steps:  # async: a worker process samples ahead (trainers/async_rollout.py)
         check_supported(recipe, algorithm, env.multi_turn, accelerator.num_processes)
-        run.rollouts = AsyncRollout(recipe, policy, stream, run.encode, version=start_step)
+        run.rollouts = AsyncRollout(recipe, policy, stream, run.encode, sampling=run.sampling, version=start_step)
     return run
 
 
@@ -426,9 +414,7 @@ def draw(run: Run, timer: StepTimer) -> sampling.Groups:
         prompt_ids = [run.encode(ex) for ex in examples]
         # Tool envs run whole episodes: the env answers each call, and its tokens stay out of the loss.
         per_turn = run.recipe.algorithm.credit == "turn"  # episodes also record each turn's reward
-        completions = rollout(
-            run.engine, env, examples, prompt_ids, G, t.max_new_tokens, t.temperature, t.top_p, turn_rewards=per_turn
-        )
+        completions = rollout(run.engine, env, examples, prompt_ids, G, run.sampling, turn_rewards=per_turn)
     reward_start = time.perf_counter()
     timer.generation += reward_start - start
 
@@ -491,9 +477,7 @@ def train_step(run: Run, step: int):
     # sequences, so the gradient is unchanged). Groups are laid out contiguously, so a micro-batch of
     # whole groups whose rewards all tie is skipped (with per-token advantages: when every token's is 0).
     skippable = SKIP_TIED_MICRO_BATCHES and run.world == 1 and algorithm.skips_tied()
-    work = [
-        (k, idx, b) for k, (idx, b) in enumerate(batches) if not skippable or bool(b["advantages"].abs().gt(0).any())
-    ]
+    work = [(k, idx, b) for k, (idx, b) in enumerate(batches) if not skippable or bool(b.advantages.abs().gt(0).any())]
     update_metrics = update(run, work, ref_logps, totals, frozen)
     if run.rollouts is not None:  # async: the worker samples its next batch with this version
         run.rollouts.push(run.policy)
@@ -529,7 +513,7 @@ def train_step(run: Run, step: int):
     return metrics, lambda: completion_rows(rows, completions, scores, advantages, multi_turn)
 
 
-def micro_batches(prompt_ids, completions, size: int, pad_id: int, device) -> list[tuple[list[int], dict]]:
+def micro_batches(prompt_ids, completions, size: int, pad_id: int, device) -> list[tuple[list[int], MicroBatch]]:
     """The step's completions as padded tensors, ``size`` at a time: (indices into completions, batch)."""
     batches = []
     for start in range(0, len(completions), size):

@@ -17,7 +17,7 @@ class UpdateStats:
         self.values: dict[str, list[float]] = {"loss": [], "entropy": [], "ratio": [], "ratio_max": []}
 
     def add(self, loss, stats: dict[str, torch.Tensor], logp, entropy, batch, n_work: int, first_pass: bool) -> None:
-        m = batch["loss_mask"]
+        m = batch.loss_mask
         self.values["loss"].append(loss.item())
         for key, value in stats.items():  # per-token statistics: masked means; scalars: batch shares
             if value.dim():
@@ -27,7 +27,7 @@ class UpdateStats:
             self.values.setdefault(key, []).append(value)
         self.values["entropy"].append(float((entropy * m).sum() / m.sum().clamp(min=1)))
         if first_pass:  # before this step's update: training vs sampling log-probs of the same policy
-            ratio = torch.exp(logp.detach() - batch["old_logp"])[m > 0]
+            ratio = torch.exp(logp.detach() - batch.old_logp)[m > 0]
             if ratio.numel():
                 self.values["ratio"].append(float(ratio.mean()))
                 self.values["ratio_max"].append(float(ratio.max()))

@@ -168,19 +168,19 @@ class PPO(PolicyGradient):
             for k, (idx, batch) in enumerate(batches):
                 values = self.critic.module(batch, mode="values").float()
                 adv, returns = self.token_advantages(
-                    rewards[idx].to(values.device), batch["loss_mask"], values, batch["old_logp"], ref_logps.get(k)
+                    rewards[idx].to(values.device), batch.loss_mask, values, batch.old_logp, ref_logps.get(k)
                 )
-                batch["old_values"], batch["returns"] = values, returns
+                batch.old_values, batch.returns = values, returns
                 raw.append(adv)
-                masks.append(batch["loss_mask"])
+                masks.append(batch.loss_mask)
         per_sequence = []
         for (_, batch), adv in zip(batches, self.whiten(raw, masks)):
-            batch["advantages"] = adv
-            m = batch["loss_mask"]
+            batch.advantages = adv
+            m = batch.loss_mask
             per_sequence.append((adv * m).sum(-1) / m.sum(-1).clamp(min=1))
-        m = torch.cat([b["loss_mask"].flatten() for _, b in batches]) > 0
-        values = torch.cat([b["old_values"].flatten() for _, b in batches])[m]
-        returns = torch.cat([b["returns"].flatten() for _, b in batches])[m]
+        m = torch.cat([b.loss_mask.flatten() for _, b in batches]) > 0
+        values = torch.cat([b.old_values.flatten() for _, b in batches])[m]
+        returns = torch.cat([b.returns.flatten() for _, b in batches])[m]
         raw_adv = torch.cat([a.flatten() for a in raw])[m]
         var = returns.var() if returns.numel() > 1 else torch.tensor(0.0)
         metrics = {
@@ -204,14 +204,14 @@ class PPO(PolicyGradient):
             values = self.critic.module(batch, mode="values")
         loss, stats = self.loss(
             logp,
-            batch["old_logp"],
+            batch.old_logp,
             ref_logp,
-            batch["advantages"],
-            batch["loss_mask"],
+            batch.advantages,
+            batch.loss_mask,
             totals,
             values=values,
-            old_values=batch["old_values"],
-            returns=batch["returns"],
+            old_values=batch.old_values,
+            returns=batch.returns,
             policy_weight=0.0 if policy_frozen else 1.0,
         )
         return loss, stats, logp, entropy

@@ -1,11 +1,14 @@
 """Recipes: one flat YAML per training run, validated with pydantic.
 
 Sections: model, env, rewards, algorithm, lora, sft, training, logging, eval. Unknown keys and wrong types
-fail at once with one line naming the key. ``--set training.max_steps=50`` overrides any value.
+fail at once with one line naming the key. ``--set training.max_steps=50`` (or, from Python,
+``load_recipe(path, {"training.max_steps": 50})``) overrides any value.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -335,10 +338,26 @@ def packaged_recipes_dir() -> Path:
     return packaged if packaged.is_dir() else package.parent / "recipes"
 
 
-def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a recipe YAML (or defaults when ``path`` is None) and apply ``key.sub=value`` overrides.
+def load_recipe(path: str | Path | None = None, overrides: Mapping[str, Any] | Sequence[str] = ()) -> Recipe:
+    """Read a recipe YAML (or defaults when ``path`` is None) and apply overrides.
 
-    A ``path`` that is no file is looked up by its name among the recipes rlhub ships (``quickstart.yaml``).
+    Args:
+        path: The recipe file. A ``path`` that is no file is looked up by its name among the recipes rlhub ships
+            (``quickstart.yaml``).
+        overrides: Either ``key.sub=value`` strings, as ``--set`` takes them (each value is parsed as YAML), or a
+            dict of the same dotted keys to values, used as given. Both are applied in order and validated alike:
+
+            >>> a = load_recipe(None, {"training.max_steps": 3, "env.config": {"difficulty": 2}})
+            >>> b = load_recipe(None, ["training.max_steps=3", "env.config={difficulty: 2}"])
+            >>> a == b, a.training.max_steps, a.env.config
+            (True, 3, {'difficulty': 2})
+
+    Returns:
+        The validated recipe.
+
+    Raises:
+        ConfigError: The file is missing or not a mapping, an override is malformed, or a key or value is invalid;
+            the message names the key and how to fix it.
     """
     data: dict = {}
     if path is not None:
@@ -354,12 +373,26 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"{p}: not valid YAML ({getattr(exc, 'problem', exc)})")
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: a recipe is a mapping of sections (model, env, training, ...)")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects key.sub=value, got {item!r}")
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    for key, value in _override_items(overrides):
+        _set_dotted(data, key, value)
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_error_line(exc)) from None
+
+
+def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` pairs from either form of :func:`load_recipe`'s overrides."""
+    if isinstance(overrides, str):
+        raise ConfigError(f"recipe overrides are key.sub=value strings or a dict; wrap {overrides!r} in a list")
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigError(f"recipe override keys are dotted names such as training.max_steps, got {key!r}")
+            yield key.strip(), copy.deepcopy(value)  # later keys may write into it: the caller's dict stays as it is
+        return
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key.sub=value, got {item!r}")
+        yield key.strip(), yaml.safe_load(raw)

@@ -80,9 +80,9 @@ def gold_rows(run: Run, examples: list) -> list[dict]:
 def rejection_rows(run: Run, examples: list) -> list[dict]:
     """The policy's own samples (``sft.samples`` per example, the recipe's sampling settings) that its first
     reward function, the correctness check, scores 1.0; their sampled tokens are kept as they are."""
-    t, k = run.recipe.training, run.recipe.sft.samples
+    k = run.recipe.sft.samples
     prompt_ids = [run.encode(ex) for ex in examples]
-    samples = rollout(run.engine, run.env, examples, prompt_ids, k, t.max_new_tokens, t.temperature, t.top_p)
+    samples = rollout(run.engine, run.env, examples, prompt_ids, k, run.sampling)
     scores = run.env.score_batch([s.output for s in samples], [examples[s.prompt_index] for s in samples])
     first = run.env.rubric.names[0]
     rows = []

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from rlhub.trainers.forward import MicroBatch
+
 
 def turn_advantages(rewards: Sequence[Sequence[float]]) -> list[np.ndarray]:
     """Per-turn advantages of a group of episodes: returns-to-go minus a leave-one-out baseline per turn index.
@@ -107,7 +109,7 @@ def token_advantages(episodes: Sequence, final_rewards: Sequence[float], group_s
 
 
 def assign_turn_advantages(
-    episodes: Sequence, rewards: torch.Tensor, group_size: int, batches: list[tuple[list[int], dict]]
+    episodes: Sequence, rewards: torch.Tensor, group_size: int, batches: list[tuple[list[int], MicroBatch]]
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Store each micro-batch's per-token advantages ([B, T], as PPO's are); what ``algorithm.credit: turn``
     puts in place of the algorithm's per-sequence advantages.
@@ -116,7 +118,7 @@ def assign_turn_advantages(
         episodes: The step's episodes, group by group.
         rewards: [N] their final rewards.
         group_size: G.
-        batches: The step's micro-batches, (indices into ``episodes``, batch); ``batch["advantages"]`` is set.
+        batches: The step's micro-batches, (indices into ``episodes``, batch); ``batch.advantages`` is set.
 
     Returns:
         Each episode's first-turn advantage [N] (its total reward against the other episodes' mean: RLOO's
@@ -124,11 +126,11 @@ def assign_turn_advantages(
     """
     per_token = token_advantages(episodes, rewards.tolist(), group_size)
     for idx, batch in batches:
-        mask = batch["loss_mask"]
+        mask = batch.loss_mask
         advantages = torch.zeros(mask.shape, dtype=torch.float32)
         for row, i in enumerate(idx):
             advantages[row, : len(per_token[i])] = torch.from_numpy(per_token[i])
-        batch["advantages"] = advantages.to(mask.device)
+        batch.advantages = advantages.to(mask.device)
     first = [float(tokens[ep.turn_spans[0][0]]) for tokens, ep in zip(per_token, episodes)]
     turn_rewards = [r for ep in episodes for r in ep.turn_rewards]
     metrics = {"rewards/turn_reward/mean": float(np.mean(turn_rewards)) if turn_rewards else 0.0}

@@ -6,7 +6,8 @@
 - :mod:`rlhub.generation.openai`: any OpenAI-compatible chat endpoint, for ``rlhub eval --base-url``.
 
 The first two implement :class:`rlhub.generation.rollout.RolloutEngine`; a trainer builds one with
-:func:`make_engine` and calls ``engine.sync_weights(policy)`` whenever the policy has changed.
+:func:`make_engine` and calls ``engine.sync_weights(policy)`` whenever the policy has changed. Every sampler
+takes its settings (token budget, temperature, top-p) as one :class:`Sampling`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import dataclasses
 import os
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from rlhub.errors import ConfigError
 
 ENGINES = ("hf", "vllm")
@@ -22,9 +25,32 @@ VLLM_MODES = ("colocate", "server")
 SYNC_MODES = ("auto", "adapter", "merged")
 
 
-@dataclasses.dataclass
-class GenerationConfig:
-    """How a trainer samples completions (a recipe's ``generation`` section)."""
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How completions are sampled: what ``rollout``, ``run_episodes`` and every engine's ``generate`` take.
+
+    Like vLLM's ``SamplingParams`` (without ``n``: how many completions a prompt gets is the caller's).
+
+    >>> Sampling(max_new_tokens=64, temperature=0.0)
+    Sampling(max_new_tokens=64, temperature=0.0, top_p=1.0)
+    """
+
+    max_new_tokens: int
+    """The most tokens a completion has (a multi-turn episode: the model's tokens over all its turns)."""
+    temperature: float = 1.0
+    """Logits are divided by it before sampling; 0 samples greedily (evaluation)."""
+    top_p: float = 1.0
+    """Nucleus sampling: only the most likely tokens whose probabilities add up to ``top_p`` are drawn."""
+
+
+class GenerationConfig(BaseModel):
+    """How a trainer samples completions (a recipe's ``generation`` section).
+
+    Types and unknown keys are checked on construction, as in every recipe section; :meth:`validate` checks
+    the values together (a recipe calls it once all its sections are read, :meth:`parse` before returning).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
     backend: str = "hf"
     """hf: the policy samples itself; vllm: a vLLM engine does (GPU, rlhub[vllm])."""
@@ -49,6 +75,7 @@ class GenerationConfig:
     """Where synced adapters are written (default: a temporary folder); a server must be able to read it."""
 
     def validate(self) -> None:
+        """Check the values together; raises :class:`~rlhub.errors.ConfigError` naming the setting and the fix."""
         if self.backend not in ENGINES:
             raise ConfigError(f"generation.backend must be one of {ENGINES}, got {self.backend!r}")
         if self.vllm_mode not in VLLM_MODES:
@@ -69,25 +96,40 @@ class GenerationConfig:
 
     @classmethod
     def parse(cls, value: Any = None) -> GenerationConfig:
-        """From None (defaults), a mapping, this dataclass, or any object with a ``model_dump()`` (pydantic)."""
+        """From None (defaults), a mapping, this model, or any object with a ``model_dump()`` (pydantic).
+
+        Raises:
+            ConfigError: One line naming the unknown or invalid setting and how to fix it.
+        """
         if isinstance(value, cls):
-            config = value
-        else:
-            if value is None:
-                data: dict[str, Any] = {}
-            elif hasattr(value, "model_dump"):
-                data = value.model_dump()
-            elif isinstance(value, dict):
-                data = dict(value)
-            else:
-                raise ConfigError(f"generation settings must be a mapping, got {type(value).__name__}")
-            known = {f.name for f in dataclasses.fields(cls)}
-            unknown = sorted(set(data) - known)
-            if unknown:
-                raise ConfigError(f"unknown generation setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-            config = cls(**data)
+            value.validate()
+            return value
+        if value is None:
+            value = {}
+        elif hasattr(value, "model_dump"):
+            value = value.model_dump()
+        if not isinstance(value, dict):
+            raise ConfigError(f"generation settings must be a mapping, got {type(value).__name__}")
+        try:
+            config = cls.model_validate(value)
+        except ValidationError as exc:
+            raise ConfigError(_error_line(exc)) from None
         config.validate()
         return config
+
+
+def _error_line(exc: ValidationError) -> str:
+    """A :class:`GenerationConfig` validation error as one line, as a recipe's are written."""
+    errors = exc.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        known = ", ".join(sorted(GenerationConfig.model_fields))
+        return f"unknown generation setting {unknown[0]!r}; known: {known}"
+    err = errors[0]
+    if err["type"] == "value_error":
+        return err["msg"].removeprefix("Value error, ")
+    where = ".".join(str(p) for p in err["loc"])
+    return f"generation.{where}: {err['msg']} (got {err.get('input')!r})"
 
 
 def make_engine(settings: Any, policy, tokenizer, generator=None, *, seed: int = 0, dtype: str = "auto"):

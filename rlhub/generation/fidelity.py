@@ -39,6 +39,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from rlhub.errors import RLHubError
+from rlhub.generation import Sampling
 from rlhub.generation.rollout import (
     Completion,
     encode_after_special,
@@ -201,10 +202,10 @@ class ScriptedEngine:
             return ids[len(context) :]
         return tokenizer.encode(text, add_special_tokens=False)
 
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+    def generate(self, prompt_ids: list[list[int]], n: int, sampling: Sampling) -> list[Completion]:
         if n != 1:
             raise RLHubError("ScriptedEngine samples one turn per context (n=1), as run_episodes asks")
-        return [self._turn(row, context, max_new_tokens) for row, context in enumerate(prompt_ids)]
+        return [self._turn(row, context, sampling.max_new_tokens) for row, context in enumerate(prompt_ids)]
 
     def _turn(self, row: int, context: list[int], max_new_tokens: int) -> Completion:
         """The next scripted turn of the script whose prompt ``context`` starts with."""
@@ -553,7 +554,7 @@ def check_tokens(tokenizer, env, *, template: str = "", split: str = "test", rol
     scripts = [episode_scripts(env, example)[name] for name, example in zip(names, examples)]
     prompt_ids = [list(encode_prompt(tokenizer, env, example)) for example in examples]
     engine = ScriptedEngine(tokenizer, prompt_ids, scripts, end_of_turn_id(tokenizer))
-    episodes = rollout(engine, env, examples, prompt_ids, 1, MAX_EPISODE_TOKENS, 1.0, 1.0)
+    episodes = rollout(engine, env, examples, prompt_ids, 1, Sampling(MAX_EPISODE_TOKENS))
     labels = [f"{name} ({example.id})" for name, example in zip(names, examples)]
     report = check_episode_tokens(
         tokenizer, env, episodes, engine.samples, examples=examples, prompt_ids=prompt_ids, labels=labels

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlhub.errors import ConfigError, RLHubError
+from rlhub.generation import Sampling
 from rlhub.generation._http import HTTPError, api_root, request_json
 from rlhub.types import Example, Message, last_assistant_text
 
@@ -141,12 +142,10 @@ def run_episode(
     env,
     example: Example,
     prompt_index: int,
-    *,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float = 1.0,
+    sampling: Sampling,
 ) -> ChatSample:
-    """One sample: a single reply, or for tool envs turns until a final answer, ``max_turns`` or the budget."""
+    """One sample: a single reply, or for tool envs turns until a final answer, ``max_turns`` or the budget
+    (``sampling.max_new_tokens`` over the episode)."""
     from rlhub.env.multiturn import EpisodeState
 
     multi_turn = env.multi_turn
@@ -155,14 +154,14 @@ def run_episode(
     try:
         while True:
             used = sample.completion_tokens or 0
-            if used >= max_new_tokens:
+            if used >= sampling.max_new_tokens:
                 sample.finished = False
                 break
             text, finish_reason, tokens = client.complete(
                 example.prompt + sample.messages,
-                max_tokens=max_new_tokens - used,
-                temperature=temperature,
-                top_p=top_p,
+                max_tokens=sampling.max_new_tokens - used,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
                 tools=tools,
             )
             sample.completion_tokens = None if tokens is None or sample.completion_tokens is None else used + tokens
@@ -185,10 +184,8 @@ def run_chat(
     env,
     examples: list[Example],
     k: int,
+    sampling: Sampling,
     *,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float = 1.0,
     concurrency: int = 16,
     on_sample: Callable[[ChatSample], None] | None = None,
 ) -> list[ChatSample]:
@@ -201,17 +198,7 @@ def run_chat(
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
         futures = {
-            pool.submit(
-                run_episode,
-                client,
-                env,
-                examples[i],
-                i,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-            ): slot
-            for slot, (i, _) in enumerate(jobs)
+            pool.submit(run_episode, client, env, examples[i], i, sampling): slot for slot, (i, _) in enumerate(jobs)
         }
         for future in as_completed(futures):
             samples[futures[future]] = future.result()

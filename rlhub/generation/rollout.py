@@ -16,12 +16,13 @@ import functools
 import re
 import uuid
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
 
 from rlhub.errors import RLHubError
+from rlhub.generation import Sampling
 from rlhub.types import last_assistant_text
 
 
@@ -58,10 +59,8 @@ class RolloutEngine(Protocol):
     pad_id: int
     """Pads prompts and completions in the trainer's batches."""
 
-    def generate(
-        self, prompt_ids: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float
-    ) -> list[Completion]:
-        """``n`` completions for each prompt, grouped: prompt 0's n completions first."""
+    def generate(self, prompt_ids: list[list[int]], n: int, sampling: Sampling) -> list[Completion]:
+        """``n`` completions for each prompt, sampled as ``sampling`` says, grouped: prompt 0's n completions first."""
         ...
 
     def sync_weights(self, policy) -> None:
@@ -139,13 +138,13 @@ class HFRolloutEngine:
         """Nothing to do: this engine samples with the live policy."""
 
     @torch.no_grad()
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
+    def generate(self, prompt_ids: list[list[int]], n: int, sampling: Sampling) -> list[Completion]:
         model = self.model
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         try:
-            rows = self._sample(prompt_ids, n, max_new_tokens, temperature, top_p, device)
+            rows = self._sample(prompt_ids, n, sampling, device)
         finally:
             model.train(was_training)
         out = []
@@ -155,9 +154,10 @@ class HFRolloutEngine:
             out.append(Completion(row // n, tokens, logps, text, finished))
         return out
 
-    def _sample(self, prompt_ids, n, max_new_tokens, temperature, top_p, device):
+    def _sample(self, prompt_ids, n, sampling: Sampling, device):
         from transformers import DynamicCache
 
+        max_new_tokens, temperature, top_p = sampling.max_new_tokens, sampling.temperature, sampling.top_p
         ids, mask = left_pad(prompt_ids, self.pad_id, device)
         kv = kv_cache_name()
         out = self.model(
@@ -408,19 +408,8 @@ def reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[in
     return ids[len(head) :]
 
 
-def run_episodes(
-    engine,
-    env,
-    examples,
-    prompt_ids,
-    n: int,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    *,
-    turn_rewards=False,
-):
-    """``n`` multi-turn episodes per example, batched turn by turn; ``max_new_tokens`` budgets each episode.
+def run_episodes(engine, env, examples, prompt_ids, n: int, sampling: Sampling, *, turn_rewards=False):
+    """``n`` multi-turn episodes per example, batched turn by turn; ``sampling.max_new_tokens`` budgets each episode.
 
     ``turn_rewards``: also record the env's ``turn_reward`` of each turn it replies to (per-turn credit).
     """
@@ -434,11 +423,12 @@ def run_episodes(
     active = list(range(len(episodes)))
     try:
         while active:
-            budget = {e: max_new_tokens - sum(episodes[e].loss_mask) for e in active}
+            budget = {e: sampling.max_new_tokens - sum(episodes[e].loss_mask) for e in active}
             active = [e for e in active if budget[e] > 0]
             if not active:
                 break
-            outs = engine.generate([contexts[e] for e in active], 1, max(budget[e] for e in active), temperature, top_p)
+            turn = replace(sampling, max_new_tokens=max(budget[e] for e in active))
+            outs = engine.generate([contexts[e] for e in active], 1, turn)
             still = []
             for e, out in zip(active, outs):
                 ep = episodes[e]
@@ -471,25 +461,13 @@ def run_episodes(
     return episodes
 
 
-def rollout(
-    engine,
-    env,
-    examples,
-    prompt_ids,
-    n: int,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    *,
-    turn_rewards=False,
-):
-    """``n`` samples per example: multi-turn episodes for tool envs, single completions otherwise.
+def rollout(engine, env, examples, prompt_ids, n: int, sampling: Sampling, *, turn_rewards=False):
+    """``n`` samples per example, sampled as ``sampling`` says: multi-turn episodes for tool envs, single
+    completions otherwise.
 
     Either kind has ``prompt_index``, ``token_ids``, ``logprobs``, ``loss_mask``, ``text`` and
     ``output`` (what ``env.score_batch`` takes). ``turn_rewards``: episodes record their turn rewards.
     """
     if env.multi_turn:
-        return run_episodes(
-            engine, env, examples, prompt_ids, n, max_new_tokens, temperature, top_p, turn_rewards=turn_rewards
-        )
-    return engine.generate(prompt_ids, n, max_new_tokens, temperature, top_p)
+        return run_episodes(engine, env, examples, prompt_ids, n, sampling, turn_rewards=turn_rewards)
+    return engine.generate(prompt_ids, n, sampling)

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhub.errors import ConfigError, RLHubError
+from rlhub.generation import Sampling
 from rlhub.generation._http import HTTPError, api_root, request_json
 from rlhub.generation.rollout import Completion
 
@@ -305,13 +306,13 @@ class VLLMEngine:
         stop_ids = _stop_ids_from_config(tokenizer, kwargs["model"])
         return cls(llm, tokenizer, stop_ids, sync="none", lora_request=lora_request)
 
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0) -> list[Completion]:
+    def generate(self, prompt_ids: list[list[int]], n: int, sampling: Sampling) -> list[Completion]:
         vllm = import_vllm()
         params = vllm.SamplingParams(
             n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
             logprobs=0,
             stop_token_ids=self.stop_ids,
         )
@@ -460,15 +461,15 @@ class VLLMServerEngine:
         except (KeyError, IndexError, TypeError):
             raise RLHubError(f"{self.root}/models lists no model; set generation.served_model_name") from None
 
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0) -> list[Completion]:
+    def generate(self, prompt_ids: list[list[int]], n: int, sampling: Sampling) -> list[Completion]:
         def one(i: int) -> list[Completion]:
             payload = {
                 "model": self.model,
                 "prompt": list(prompt_ids[i]),
                 "n": n,
-                "max_tokens": max_new_tokens,
-                "temperature": temperature,
-                "top_p": top_p,
+                "max_tokens": sampling.max_new_tokens,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
                 "logprobs": 0,
                 "return_tokens_as_token_ids": True,
                 "stop_token_ids": self.stop_ids,

@@ -41,15 +41,12 @@ def test_container_serves_the_same_rewards_as_the_local_env_and_runs_unprivilege
     assert not env_containers(docker_client)  # removed when the block ends
 
 
-def test_training_two_steps_against_the_env_container(docker_client, image, tmp_path):
-    from tiny_models import save_tiny_model
-
+def test_training_two_steps_against_the_env_container(docker_client, image, tiny_model_dir, tmp_path):
     from rlhub.trainers.loop import train
 
-    model = save_tiny_model(tmp_path / "model", seed=0)
     out = tmp_path / "run"
     values = {
-        "model.name": str(model),
+        "model.name": tiny_model_dir,
         "env.id": ENV_ID,
         "env.container": True,
         "algorithm.group_size": 4,
@@ -61,7 +58,7 @@ def test_training_two_steps_against_the_env_container(docker_client, image, tmp_
         "training.output_dir": str(out),
         "logging.wandb": False,
     }
-    recipe = load_recipe(None, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    recipe = load_recipe(None, values)
     result = train(recipe, recipe_name="container", progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "reward" in r]

@@ -15,6 +15,7 @@ import sys
 import pytest
 import torch
 
+from rlhub.generation import Sampling
 from rlhub.generation._http import request_json
 from rlhub.generation.rollout import stop_token_ids
 from rlhub.generation.vllm import VLLMServerEngine
@@ -92,7 +93,7 @@ def test_server_engine_samples_token_ids_with_logprobs_the_policy_agrees_with(
     engine = VLLMServerEngine(vllm_url, tokenizer, stop_token_ids(tokenizer, policy))
     assert engine.model == served_model
     prompts = [chat_prompt(tokenizer, "What is 2 + 3?"), chat_prompt(tokenizer, "Name a colour.")]
-    completions = engine.generate(prompts, 3, 16, temperature=1.0)
+    completions = engine.generate(prompts, 3, Sampling(max_new_tokens=16, temperature=1.0))
     assert [c.prompt_index for c in completions] == [0, 0, 0, 1, 1, 1]
     for c in completions:
         assert 1 <= len(c.token_ids) <= 16 and len(c.logprobs) == len(c.token_ids)
@@ -162,8 +163,8 @@ class WatchedEngine:
             for name, value in state.items():
                 params[name].copy_(value)
 
-    def generate(self, prompt_ids, n, max_new_tokens, temperature=1.0, top_p=1.0):
-        completions = self.engine.generate(prompt_ids, n, max_new_tokens, temperature, top_p)
+    def generate(self, prompt_ids, n, sampling):
+        completions = self.engine.generate(prompt_ids, n, sampling)
         sample = [c for c in completions if c.token_ids][: self.checked]
         vllm_lp = [torch.tensor(c.logprobs) for c in sample]
 
