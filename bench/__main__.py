@@ -1,6 +1,6 @@
 """Run rlhub's benchmarks in one command and summarize them.
 
-    python -m bench                      # all seven, full sizes (under 30 min on 2 idle cores)
+    python -m bench                      # all nine, full sizes (about 2 h on 2 idle cores, 70 min of it learning_efficiency)
     python -m bench --quick              # the same code paths at small sizes (a dry run, about 8 min)
     python -m bench --only sandbox math_verification
     python -m bench --table              # the README's Performance table from bench/results/summary.json
@@ -104,6 +104,20 @@ BENCHMARKS: dict[str, Benchmark] = {
         quick="--per-level 2 --rounds 1",
         expected_s=90,
         timeout_s=600,
+    ),
+    "learning_efficiency": Benchmark(
+        "8. held-out gain at equal wall clock: dynamic sampling + curriculum vs uniform sampling, two envs",
+        full="--budget 600 --n 255",
+        quick="--budget 60 --n 6 --envs arithmetic-v1",
+        expected_s=4200,
+        timeout_s=7200,
+    ),
+    "step_profile": Benchmark(
+        "9. a float32 step's phases against the matmul rate, native and AVX2",
+        full="--steps 2 --warmup 1",
+        quick="--steps 1 --warmup 1 --prompts 2 --group 2 --max-new-tokens 24",
+        expected_s=300,
+        timeout_s=2400,
     ),
 }
 
@@ -219,7 +233,7 @@ def print_summary(summary: dict, out: Path) -> None:
         )
     console.print(status)
     figures_table = Table(title="headline figures (ratios: rlhub over the anchor)", show_lines=True)
-    for column in ("what", "anchor", "rlhub", "ratio", "target"):
+    for column in ("what", "anchor", "rlhub", "ratio", "target", "CPU", "precision"):
         figures_table.add_column(column)
     for row in rows(summary):
         figures_table.add_row(*row)

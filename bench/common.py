@@ -58,11 +58,29 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def machine_info() -> dict[str, Any]:
-    """What the figures were measured on: CPU model, cores, memory, versions, commit and current load."""
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+"""Environment variables that cap the instruction sets torch's kernels, oneDNN and MKL use (to emulate an older CPU)."""
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU the figures come from: its model name, its matrix flags (``avx2``, ``avx512f``, ``avx512_bf16``,
+    ``amx_bf16``... from ``/proc/cpuinfo``), the kernel level torch picked (``torch.backends.cpu.get_cpu_capability``:
+    ``AVX512``, ``AVX2``, ``DEFAULT``) and the :data:`ISA_LIMITS` this process was started with (none: native)."""
     from rlhub.models import cpu_identity
 
     cpu, isa = cpu_identity()
+    try:
+        import torch
+
+        capability = torch.backends.cpu.get_cpu_capability()
+    except ImportError:
+        capability = None
+    limits = {name: os.environ[name] for name in ISA_LIMITS if os.environ.get(name)}
+    return {"cpu": cpu, "cpu_isa": isa, "cpu_capability": capability, "cpu_isa_limits": limits}
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on: the CPU (:func:`cpu_info`), cores, memory, versions, commit and load."""
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     try:
         import torch
@@ -71,8 +89,7 @@ def machine_info() -> dict[str, Any]:
     except ImportError:
         torch_version = None
     return {
-        "cpu": cpu,
-        "cpu_isa": isa,
+        **cpu_info(),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "ram_gb": round(ram / 2**30, 1),

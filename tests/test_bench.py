@@ -235,28 +235,28 @@ def test_render_table_states_each_figure_ratio_and_target():
     text = report.render_table(SUMMARY)
     assert text.startswith(report.TABLE_START) and text.rstrip().endswith(report.TABLE_END)
     assert (
-        "2026-11-22: AMD EPYC (instruction sets not recorded), 2 cores, 23 GB RAM" in text
+        "2026-11-22, last on AMD EPYC, ISA not recorded, 2 cores, 23 GB RAM" in text
         and "commit 0123456" in text
         and "10 min" in text
     )
     rows = table_rows(text)
-    assert len(rows) == 9 and all(len(r) == 5 for r in rows)
+    assert len(rows) == 9 and all(len(r) == 7 for r in rows)
     speed, reward, learning, pool, bare, math_speed, math_accuracy, reward_share, memory = rows
-    assert speed[1:] == [
+    assert speed[1:5] == [
         "TRL 1.16.0 `GRPOTrainer`: 0.40/s (40.0 s/step)",
         "1.60/s (10.0 s/step)",
         "4.0x",
         "≥ 1.5x: met",
     ]
-    assert reward[3:] == ["-0.050 (difference)", "≥ TRL's: **not met**"]
+    assert reward[3:5] == ["-0.050 (difference)", "≥ TRL's: **not met**"]
     assert learning[3] == "2.00x (time-averaged reward)"
     assert learning[2] == "reward 0.90 at the budget, 0.80 averaged over it, 25 steps"
     assert learning[1] == "TRL: reward 0.50 at the budget, 0.40 averaged over it, 4 steps"
     assert learning[0].endswith("300 s of training each ([curves](bench/results/learning_curves.png))")
-    assert pool[2:] == ["warm bwrap pool: 350/s", "3.5x", "≥ 400/s: **not met**"]
+    assert pool[2:5] == ["warm bwrap pool: 350/s", "3.5x", "≥ 400/s: **not met**"]
     assert bare[3] == "1.8x"
-    assert math_speed[3:] == ["8.5x; 13.1x", "≥ 5x: met"]
-    assert math_accuracy[2:] == ["`math_equal`: 99.97% (verdicts agree on 97.00%)", "+3.37 points", "not lower: met"]
+    assert math_speed[3:5] == ["8.5x; 13.1x", "≥ 5x: met"]
+    assert math_accuracy[2:5] == ["`math_equal`: 99.97% (verdicts agree on 97.00%)", "+3.37 points", "not lower: met"]
     assert reward_share[2] == (  # figures without an env id were measured on arithmetic-v0
         "`arithmetic-v0`: < 0.01% (0.6 ms/step); `codegen-v0` (tests in the sandbox): 8.00% (60 ms/completion)"
     )
@@ -308,13 +308,13 @@ def test_the_bf16_arm_and_the_matmul_ceiling_get_their_rows():
     assert len(rows) == 12
     speed, ceiling, memory = rows[2:5]
     assert speed[0].startswith("same steps, rlhub in bfloat16 against rlhub in float32")
-    assert speed[1:] == [
+    assert speed[1:5] == [
         "rlhub float32: 1.60/s (10.0 s/step), reward 0.450",
         "3.20/s, reward 0.500",
         "2.00x",
         "≥ 2.5x: **not met**",
     ]
-    assert ceiling[2:] == ["0.050 TFLOP/s", "10.0% of the bf16 rate", "≥ 20%: **not met**"]
+    assert ceiling[2:5] == ["0.050 TFLOP/s", "10.0% of the bf16 rate", "≥ 20%: **not met**"]
     assert memory[1:3] == ["rlhub float32: 2,500 MiB; TRL: 9,000 MiB", "1,500 MiB"]
     del result["results"]["rlhub_fp32"]  # a result from before the third arm: the rows are left out
     assert "fp32_ratio" not in report.figures("trainer_vs_trl", result)
@@ -325,7 +325,7 @@ def test_the_micro_batch_row_states_both_sizes_and_the_memory_target():
     micro = {"micro_batch_size": 4, "micro_batch_compared": "first step", "peak_rss_mb16_mb": 4500.0}
     summary["benchmarks"]["overhead"]["figures"].update(micro, mb16_s_per_step_ratio=1.25)
     row = table_rows(report.render_table(summary))[-1]
-    assert row[1:] == [
+    assert row[1:5] == [
         "16 (before): 4,500 MiB",
         "4 (the recipe now): 2,400 MiB",
         "0.53x the memory; step time 0.80x",
@@ -346,7 +346,7 @@ def test_a_failed_benchmark_is_one_row_with_its_last_error_line():
     }
     rows = table_rows(report.render_table(summary))
     assert len(rows) == 8
-    assert ["`sandbox`", "-", "failed: needs bwrap", "-", "-"] in rows
+    assert ["`sandbox`", "-", "failed: needs bwrap", "-", "-", "-", "-"] in rows
 
 
 def test_quick_results_say_so():
@@ -416,8 +416,8 @@ def test_readme_performance_table_matches_the_checked_in_results():
 
 def test_the_table_names_the_cpus_instruction_sets_when_recorded():
     # "AMD EPYC" alone covered AVX2-only and AVX512-BF16 machines, where bf16 runs 4x slower or 1.6x faster.
-    assert report._cpu({"cpu": "AMD EPYC", "cpu_isa": ["avx2", "avx512_bf16", "avx512f"]}) == (
-        "AMD EPYC (avx2, avx512_bf16, avx512f)"
+    assert report.cpu_label({"cpu": "AMD EPYC", "cpu_isa": ["avx2", "avx512_bf16", "avx512f"]}) == (
+        "AMD EPYC, AVX-512+BF16"
     )
-    assert report._cpu({"cpu": "AMD EPYC"}) == "AMD EPYC (instruction sets not recorded)"
+    assert report.cpu_label({"cpu": "AMD EPYC"}) == "AMD EPYC, ISA not recorded"
     assert "cpu_isa" in common.machine_info()

@@ -53,7 +53,7 @@ def _bench(tmp_path: Path, *arguments: str) -> dict:
 def test_rows_state_both_concurrencies_their_ratio_and_sandbox_seconds():
     speed, sandbox = report.ROWS["agent_episodes"](report.figures("agent_episodes", RESULT))
     assert "`repofix-v0`, 64 test examples" in speed[0] and "5.5 turns" in speed[0]
-    assert list(speed[1:]) == ["1 at a time: 4.00/s", "16 concurrent: 12.00/s", "3.00x", "-"]
+    assert list(speed[1:5]) == ["1 at a time: 4.00/s", "16 concurrent: 12.00/s", "3.00x", "-"]
     assert "2 run_tests each" in sandbox[0]
     assert sandbox[1] == "1 at a time: open 0.15 s, run_tests 0.04 s, hidden tests 0.01 s, close 0.002 s"
     assert sandbox[2].startswith("16 concurrent: open 0.70 s")

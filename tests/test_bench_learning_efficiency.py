@@ -1,0 +1,68 @@
+"""bench/learning_efficiency.py: its arms are valid recipes, its uniform arm is uniform, its statistics are right."""
+
+from random import Random
+
+import pytest
+
+from bench.common import QUICKSTART
+from bench.learning_efficiency import ARMS, ENV_SETTINGS, efficiency, paired_interval
+from rlhub.trainers.curriculum import Curriculum
+from rlhub.trainers.recipe import load_recipe
+
+
+@pytest.mark.parametrize("env_id", list(ENV_SETTINGS))
+@pytest.mark.parametrize("arm", list(ARMS))
+def test_each_arm_is_a_valid_recipe_for_each_env(env_id, arm):
+    recipe = load_recipe(QUICKSTART, [f"env.id={env_id}", *ARMS[arm]])
+    assert recipe.env.id == env_id and recipe.training.curriculum is not None
+    assert (recipe.algorithm.dynamic_sampling is not None) == (arm == "adaptive")
+
+
+def test_the_uniform_arms_band_keeps_every_level_inside_whatever_its_rate():
+    """band [0, 1] is how the uniform arm draws levels uniformly: no running rate can leave it."""
+    (band,) = [o for o in ARMS["uniform"] if o.startswith("training.curriculum")]
+    low, high = load_recipe(QUICKSTART, [band]).training.curriculum.band
+    curriculum = Curriculum({1: None, 2: None, 3: None}, band=(low, high), ema_weight=0.5, explore=0.0, seed=0)
+    curriculum.rates = {1: 1.0, 2: 0.0, 3: 0.5}
+    drawn = [curriculum.choose(Random(i)) for i in range(600)]
+    assert {level: drawn.count(level) for level in (1, 2, 3)} == pytest.approx({1: 200, 2: 200, 3: 200}, abs=45)
+
+
+def test_paired_interval_is_the_mean_with_a_normal_interval():
+    mean, low, high = paired_interval([1.0, 0.0, 0.0, 1.0])
+    assert mean == 0.5 and low == pytest.approx(0.5 - 1.959964 * (1 / 3) ** 0.5 / 2) and high == pytest.approx(1 - low)
+
+
+def test_efficiency_ratio_and_its_interval():
+    ids = [f"e{i}" for i in range(200)]
+    base = dict.fromkeys(ids, 0.0)
+    uniform = {i: float(k % 10 == 0) for k, i in enumerate(ids)}  # +0.10
+    adaptive = {i: float(k % 5 == 0) for k, i in enumerate(ids)}  # +0.20
+    report = efficiency(base, uniform, adaptive, seed=0)
+    ratio, low, high = report["ratio"]
+    assert ratio == pytest.approx(2.0) and low < 2.0 < high
+    assert report["gain_uniform"][0] == pytest.approx(0.1) and report["gain_adaptive"][0] == pytest.approx(0.2)
+    assert report["gain_difference"][0] == pytest.approx(0.1) and report["gain_difference"][1] > 0
+
+
+def test_no_ratio_when_uniform_sampling_gained_nothing():
+    ids = [f"e{i}" for i in range(50)]
+    base = {i: float(k % 2) for k, i in enumerate(ids)}
+    report = efficiency(base, dict(base), {i: 1.0 for i in ids}, seed=0)
+    assert report["ratio"] is None and "not defined" in report["ratio_note"]
+    assert report["gain_difference"][0] == pytest.approx(0.5)
+
+
+def test_an_arm_stops_only_once_its_budget_is_spent_and_its_last_counted_step_is_checkpointed(tmp_path):
+    from bench.learning_efficiency import budget_spent
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"charts/step_time": 30.0, "reward": 0.1}\n{"eval/pass": 1}\n')
+    assert not budget_spent(tmp_path, budget=60)  # 30 s trained
+    metrics.write_text(metrics.read_text() + '{"charts/step_time": 40.0}\n{"charts/step_t')  # a line being written
+    assert not budget_spent(tmp_path, budget=60)  # 70 s, but step 2 is not checkpointed yet
+    for step in (1, 2):
+        (tmp_path / "checkpoints" / f"step-{step:06d}").mkdir(parents=True)
+        (tmp_path / "checkpoints" / f"step-{step:06d}" / "state.json").write_text("{}")
+        (tmp_path / "checkpoints" / "latest").write_text(f"step-{step:06d}")
+        assert budget_spent(tmp_path, budget=60) == (step == 2)
