@@ -161,7 +161,8 @@ def train_arm(args, env_id: str, arm: str, workdir: Path) -> dict:
     return {
         "adapter": str(checkpoint / "adapter"),
         "steps": int(checkpoint.name.removeprefix("step-")),
-        "train_s": elapsed,
+        "wall_s": elapsed,  # the process's: loading the model and writing checkpoints included
+        "step_s": training_progress(out / "metrics.jsonl")[0],  # what the budget counts (a cut-off step too)
         "stopped": "finished its max_steps" if finished else "budget reached",
     }
 
