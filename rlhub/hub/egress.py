@@ -52,6 +52,9 @@ HOSTS_FILE = "hosts"
 NSSWITCH_FILE = "nsswitch.conf"
 NSSWITCH = "passwd: files\ngroup: files\nhosts: files\n"
 """The sandbox's ``/etc/nsswitch.conf`` when it has declared network: names come from its ``/etc/hosts`` alone."""
+BACKLOG = 4 * MAX_CONNECTIONS
+"""Connections a listener queues before the relay accepts them: more than the bound, so that one past the bound is
+accepted and closed at once (what the env's code sees) rather than refused by a full queue on a busy machine."""
 
 
 class Route(NamedTuple):
@@ -298,7 +301,7 @@ class HostRelay:
                 self.splicer.listen(listener, lambda conn, route=route: self._connect(conn, route))
                 listener.bind(os.path.join(folder, route.socket))
                 os.chmod(os.path.join(folder, route.socket), 0o666)  # the sandbox's own uid connects
-                listener.listen(MAX_CONNECTIONS)
+                listener.listen(BACKLOG)
         except BaseException:
             self.splicer.close()
             raise
@@ -371,7 +374,7 @@ def bind_inside(routes: list[dict]) -> list[socket.socket]:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((route["address"], route["port"]))
-        listener.listen(MAX_CONNECTIONS)
+        listener.listen(BACKLOG)
         listeners.append(listener)
     return listeners
 
