@@ -18,10 +18,7 @@ def vowel_share(completions, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def record(tmp_path_factory):
-    from tiny_models import save_tiny_model
-
-    model = save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+def record(tmp_path_factory, tiny_model_dir):
     settings = TrainerSettings(
         prompts=2,
         group=4,
@@ -29,7 +26,7 @@ def record(tmp_path_factory):
         micro_batch=4,
         threads=1,
         overrides=[
-            f"model.name={model}",
+            f"model.name={tiny_model_dir}",
             "model.dtype=float32",
             'env.config={"difficulty": 1}',
             'rewards={"test_step_profile:vowel_share": 1.0}',
