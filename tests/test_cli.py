@@ -105,3 +105,14 @@ def test_python_dash_m_runs_the_cli():
 def test_usage_errors_exit_nonzero(args):
     out = run(*args)
     assert out.returncode != 0 and out.stderr.strip()
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "20000"), ("300000", "300000")])
+def test_cli_bounds_openmp_spinning_before_torch_loads_and_keeps_a_users_value(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset is not None:
+        env["GOMP_SPINCOUNT"] = preset
+    code = "import os, sys, rlhub.cli; print('torch' in sys.modules, os.environ['GOMP_SPINCOUNT'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    # libgomp reads the variable when torch is first imported: it must not be imported before the CLI sets it.
+    assert proc.stdout.split() == ["False", expected]
