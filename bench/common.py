@@ -145,21 +145,21 @@ def work_per_token(recipe, n_prompts: int) -> tuple[int, list[int]]:
 
 def git_state() -> dict[str, Any]:
     """The checkout's commit and whether it had uncommitted changes (the figures are for that code)."""
+    from rlhub.provenance import read_commit
 
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=ROOT, check=True)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip()
-
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+    commit = read_commit(ROOT)
+    return {"git_commit": commit.sha if commit else None, "git_dirty": commit.dirty if commit else None}
 
 
-def fmean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
+def fmean(values: list[float | None]) -> float | None:
+    """:func:`rlhub.evaluate.mean` with ``empty=None``: a figure a benchmark could not measure is missing, not 0.
+
+    >>> fmean([1.0, None, 2.0]), fmean([None]), fmean([])
+    (1.5, None, None)
+    """
+    from rlhub.evaluate import mean
+
+    return mean(values, empty=None)
 
 
 def write_json(path: str | Path | None, data: dict) -> None:

@@ -212,10 +212,17 @@ def summarize(env, env_id: str, model: str, examples: int, k: int, samples, rows
     )
 
 
-def mean(values) -> float:
-    """The mean of the values that are not None; 0.0 when there are none (the trainer's metrics use it too)."""
+def mean(values, empty: float | None = 0.0) -> float | None:
+    """The mean of the values that are not None; ``empty`` when there are none.
+
+    The trainer's metrics and eval scores use the default 0.0; the benchmarks pass ``empty=None``, so that a
+    figure nothing measured is written as missing rather than as a measured zero.
+
+    >>> mean([1.0, None, 2.0]), mean([None]), mean([], empty=None)
+    (1.5, 0.0, None)
+    """
     values = [v for v in values if v is not None]
-    return float(sum(values) / len(values)) if values else 0.0
+    return float(sum(values) / len(values)) if values else empty
 
 
 # --- W&B ----------------------------------------------------------------------------------------------

@@ -5,23 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from rlhub.provenance import read_commit
 from rlhub.wandb_mode import offline_unless_credentials
 
 log = logging.getLogger(__name__)
 
 
 def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+    """The full hash of the checkout rlhub's trainers run from, or None outside a checkout."""
+    commit = read_commit(Path(__file__).parent)
+    return commit.sha if commit else None
 
 
 class Tracker:

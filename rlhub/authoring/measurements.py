@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from rlhub.env.data import shipped_data_dir
+from rlhub.provenance import read_commit
 
 EMBEDDED = "smollm2-135m-instruct"
 """The model every env is measured with."""
@@ -36,15 +36,10 @@ def stored_docs() -> Path:
 
 
 def commit_of(folder: Path) -> str:
-    """The commit of the checkout holding ``folder`` (``+dirty`` when tracked files differ), or "unknown"."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=folder, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=folder, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    """The commit of the checkout holding ``folder`` (``Commit.label``: 12 characters, ``+dirty`` when tracked files
+    differ), or "unknown"."""
+    commit = read_commit(folder)
+    return commit.label if commit else "unknown"
 
 
 def load_measurements(path: str | Path | None = None) -> dict[str, Any]:
