@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from random import Random
 
 from rlhub.env import ConfigError, EnvConfig, Example, Probe, ProceduralEnv, Rubric
-from rlhub.envs._shared import math_rubric
+from rlhub.rewards.math import math_rubric
 
 QUESTION = re.compile(r"What is (?P<expression>.+?)\?")
 

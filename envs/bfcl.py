@@ -43,7 +43,7 @@ from pathlib import Path
 
 from rlhub.env import SPLITS, ConfigError, DataConfig, DataNotFound, DatasetEnv, Example, Message, RLHubError, Rubric
 from rlhub.env.data import data_search_path, load_records
-from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_format, tool_call_match
+from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_rubric
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
@@ -162,7 +162,4 @@ class BFCLEnv(DatasetEnv):
         return format_tool_calls(bfcl_gold_calls(example.answer, example.info["functions"]))
 
     def build_rubric(self) -> Rubric:
-        def correct(completions, answer, functions, **kwargs):
-            return tool_call_match(completions, ground_truth=answer, functions=functions)
-
-        return Rubric({"correct": (correct, 1.0), "format": (tool_call_format, self.config.format_weight)})
+        return tool_call_rubric(self.config.format_weight)

@@ -32,8 +32,9 @@ from fractions import Fraction
 
 from rlhub.arithmetic import BINARY_OPERATORS, evaluate
 from rlhub.env import DataConfig, DatasetEnv, Example, Message, MultiTurnConfig, MultiTurnEnv, Rubric
-from rlhub.envs._shared import math_rubric
 from rlhub.envs.gsm8k import parse_solution
+from rlhub.rewards.code import run_program
+from rlhub.rewards.math import math_rubric
 
 _ANNOTATION = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
 
@@ -71,12 +72,7 @@ def python(code: str) -> str:
     Args:
         code: A complete program; print the values you need, e.g. "print(16 - 3 - 4)".
     """
-    from rlhub.sandbox import run_python
-
-    result = run_python(code, timeout=5.0, memory_mb=256)
-    if result.status != "ok":
-        return f"{result.status}: {result.stderr.strip()[-500:]}"
-    return result.stdout.strip()[-2000:] or "(no output)"
+    return run_program(code)
 
 
 def used_calculator(completions, transcript, **kwargs):

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from rlhub.env import DataConfig, DatasetEnv, Example, Probe, Rubric
-from rlhub.envs._shared import math_rubric
+from rlhub.rewards.math import math_rubric
 
 FORMULA = re.compile(r"\$([^$]*(?:[-+*/^!=<>]|\\[A-Za-z])[^$]*)\$")
 """A ``$...$`` span of a problem holding an operation: what a lazy answer would copy."""

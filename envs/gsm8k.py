@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhub.env import DataConfig, DatasetEnv, Example, Rubric
-from rlhub.envs._shared import math_rubric
+from rlhub.rewards.math import math_rubric
 from rlhub.rewards.parsing import split_gsm8k
 
 

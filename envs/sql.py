@@ -49,12 +49,6 @@ Version history:
         0 -> 0. Audit over 128 examples, these two kinds included: FP 30/939 -> 0/939, FN 0/701 -> 0/701;
         the slowest completion scored in 0.01-0.34 s in every audit run (one CPU second each, as in v1).
         Questions, gold queries and the first database are as in v1, byte for byte.
-
-Where this verifier decides otherwise than the test-suite comparison (``tests/sql_test_suite.py``, 48 fuzzed
-databases per gold, Zhong, Yu & Klein 2020), on purpose: a top-k question answered with a threshold read at
-``OFFSET k-1`` (``WHERE x >= (SELECT x ... LIMIT 1 OFFSET k-1)``) scores 1 here, because it differs from the gold
-only on a table with fewer than k rows, and sql never builds one (every database holds at least 4 parent and
-6 child rows); the fuzzed suite, which does, counts it wrong (about 20 of 6,257 cases). No other disagreement.
 """
 
 from __future__ import annotations

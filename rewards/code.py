@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from rlhub.sandbox import default_pool
+from rlhub.sandbox import default_pool, run_python
 from rlhub.sandbox.checks import CallCheck, convert
 
 from .parsing import completion_text, strip_think
@@ -394,3 +394,12 @@ def code_rubric(format_weight: float, pass_rate_weight: float = 0.0) -> Rubric:
             "format": (code_format, format_weight),
         }
     )
+
+
+def run_program(code: str) -> str:
+    """A tool's reply to the model for running ``code`` in rlhub's sandbox (no network, no host files, 5 s, 256 MiB):
+    the tail of what it prints, or its failure and the tail of its stderr."""
+    result = run_python(code, timeout=5.0, memory_mb=256)
+    if result.status != "ok":
+        return f"{result.status}: {result.stderr.strip()[-500:]}"
+    return result.stdout.strip()[-2000:] or "(no output)"

@@ -93,13 +93,32 @@ from ._math_numbers import (
 )
 from ._math_workers import _DOLLAR, _POOL, _slow_equal
 from ._math_workers import POOL_SIZE as POOL_SIZE  # re-exported: the slow path's worker count, read by bench/
+from .format import boxed_format, think_answer_format
 from .parsing import ANSWER_MODES, boxed_span, completion_text, extract_answer, extract_boxed, split_gsm8k
+from .rubric import ReferenceCheck, Rubric
 
 MAX_ANSWER_CHARS = 1000
 """Answers (predicted or gold) longer than this never match: a real answer is never that long."""
 
 DEFAULT_TIMEOUT = 2.0
 """Seconds math-verify may spend on one comparison before the worker is killed."""
+
+MATH_VERIFY_CHECK = ReferenceCheck(
+    reference="math-verify",
+    test="tests/test_math_audit.py",
+    differences={
+        "trailing punctuation": r"math-verify parses ``\boxed{\sqrt{2}.}`` as nothing and ``\boxed{7^{3}.}`` as 7; "
+        "the sentence's full stop is not part of the answer",
+        "spaced thousands": r"math-verify reads ``10\,000`` and ``10 000`` as 10*0; "
+        "groups of 3 digits after a space are one number",
+        "mixed number": "math-verify's LaTeX reader takes ``2 1/3`` for (2 + 1)/3 = 1; a mixed number a b/c is a + b/c",
+        "upright constant": r"math-verify strips a trailing ``\mathrm{i}`` or ``\mathrm{e}`` as a unit, so "
+        r"``7\mathrm{i}`` equals 7; they are the constants i and e",
+        "exact constant": r"math_equal evaluates exact constants against a number gold (``e^{i\pi}`` = -1); "
+        "math-verify does not simplify them",
+    },
+)
+"""Where ``math_equal`` decides otherwise than math-verify, on purpose (and, by the cross-check, nowhere else)."""
 
 # ---------------------------------------------------------------------------------------------------
 # Guards shared by both paths.
@@ -423,6 +442,9 @@ def math_accuracy(
     return [None if v is None else float(v) for v in verdicts]
 
 
+math_accuracy.reference_check = MATH_VERIFY_CHECK
+
+
 def _correctness(
     completions: Sequence[Any],
     answer: Sequence[Any],
@@ -450,3 +472,20 @@ def _correctness(
     graded = [i for i in range(len(preds)) if gradable(i)]
     verdicts = dict(zip(graded, math_equal_batch([(preds[i], golds[i]) for i in graded])))
     return [None if g is None else verdicts.get(i, False) for i, g in enumerate(golds)]
+
+
+def math_rubric(answer_format: str, format_weight: float, numbers_only: bool = False) -> Rubric:
+    """``correct`` (math equivalence of the extracted answer, weight 1) + ``format`` (layout).
+
+    ``correct`` reads the examples' ``question`` column when they have one, so that restating the
+    question earns nothing; ``numbers_only`` accepts only plain numbers (see ``math_accuracy``).
+    """
+
+    def correct(completions, answer, question=None, **kwargs):
+        return math_accuracy(
+            completions, answer=answer, answer_format=answer_format, question=question, numbers_only=numbers_only
+        )
+
+    correct.reference_check = MATH_VERIFY_CHECK  # env cards list where it differs from math-verify
+    fmt = boxed_format if answer_format == "boxed" else think_answer_format
+    return Rubric({"correct": (correct, 1.0), "format": (fmt, format_weight)})

@@ -21,6 +21,22 @@ RewardFn = Callable[..., list]
 
 
 @dataclass(frozen=True)
+class ReferenceCheck:
+    """A verifier's cross-check against a reference implementation, and where it decides otherwise on purpose.
+
+    A reward function carries one as its ``reference_check`` attribute; env cards list the differences under the
+    rubric, and the cross-check test holds the two checkers to these kinds and no others.
+    """
+
+    reference: str
+    """The checker compared with, as users know it (``"math-verify"``)."""
+    test: str
+    """The test that runs the cross-check, as a path in the repository."""
+    differences: Mapping[str, str]
+    """Each kind of case the two decide differently -> why rlhub decides as it does."""
+
+
+@dataclass(frozen=True)
 class WeightedReward:
     name: str
     fn: RewardFn

@@ -45,11 +45,24 @@ from typing import Any
 from rlhub.sandbox.workers import LineWorker, WorkerPool
 
 from .parsing import completion_text, extract_answer
+from .rubric import ReferenceCheck
 
 log = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 1.0
 """The CPU seconds a completion's query may run, in all, over the databases it is graded on."""
+
+TEST_SUITE_CHECK = ReferenceCheck(
+    reference="a test-suite comparison (Zhong, Yu & Klein 2020)",
+    test="tests/test_sql_test_suite.py",
+    differences={
+        "top-k by a threshold": "a top-k question answered with a threshold read at ``OFFSET k-1`` "
+        "(``WHERE x >= (SELECT x ... LIMIT 1 OFFSET k-1)``) scores 1 here: it differs from the gold only on a "
+        "table with fewer than k rows, which the sql envs never build (every database holds at least 4 parent "
+        "and 6 child rows); the fuzzed suite, which builds them, counts it wrong",
+    },
+)
+"""Where ``sql_execution`` decides otherwise than the test-suite comparison, on purpose."""
 
 WORKER_GRACE_S = 0.3
 """Beyond :data:`TIME_LIMIT_S`, what building the databases and the round trip may take before the worker
@@ -365,3 +378,6 @@ def sql_execution(
     for i, job in jobs.items():
         rewards[i] = scores[job]
     return rewards
+
+
+sql_execution.reference_check = TEST_SUITE_CHECK

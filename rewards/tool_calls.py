@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .parsing import completion_text, strip_think
+from .rubric import Rubric
 
 _TAG = re.compile(r"</?tool_call>")
 _IGNORED_IN_STRINGS = str.maketrans("", "", " ,./-_*^")
@@ -418,3 +419,27 @@ def tool_call_format(completions: Sequence[Any], **kwargs: Any) -> list[float | 
         [1.0, 0.0, 0.0]
     """
     return [float(bool(parse_tool_calls(c))) for c in completions]
+
+
+def tool_call_rubric(format_weight: float) -> Rubric:
+    """``correct`` (the completion's calls match the ``answer`` column's BFCL ground truth over the ``functions``
+    column's schemas, weight 1) + ``format`` (at least one tool-call block, every block parses)."""
+
+    def correct(completions, answer, functions, **kwargs):
+        return tool_call_match(completions, ground_truth=answer, functions=functions)
+
+    return Rubric({"correct": (correct, 1.0), "format": (tool_call_format, format_weight)})
+
+
+def tool_call_count(completions, transcript, **kwargs) -> list[float | None]:
+    """The number of tool results in each episode's transcript.
+
+    >>> tool_call_count(["42"], transcript=[[{"role": "tool", "content": "6"}, {"role": "assistant", "content": "42"}]])
+    [1.0]
+    """
+    return [float(sum(1 for m in t if isinstance(m, dict) and m.get("role") == "tool")) for t in transcript]
+
+
+def with_tool_call_count(rubric: Rubric) -> Rubric:
+    """``rubric`` plus ``tool_calls`` (:func:`tool_call_count`; weight 0: logged, not optimized)."""
+    return Rubric({**{r.name: (r.fn, r.weight) for r in rubric.items}, "tool_calls": (tool_call_count, 0.0)})

@@ -154,3 +154,25 @@ def test_cli_prints_the_card_and_the_module_writes_it(tmp_path):
     assert out.stdout == env_card("countdown-v0")
     main(["countdown-v0", "--write", str(tmp_path / "card.md")])
     assert (tmp_path / "card.md").read_text() == out.stdout
+
+
+@pytest.mark.parametrize(
+    "env_id, reference",
+    [
+        ("arithmetic-v1", "math-verify"),
+        ("gsm8k-v1", "math-verify"),
+        ("math-v1", "math-verify"),
+        ("calculator-v1", "math-verify"),
+        ("sql-v2", "test-suite comparison"),
+        ("sql-mcp-v1", "test-suite comparison"),
+    ],
+)
+def test_a_card_lists_where_its_verifier_decides_otherwise_than_the_reference(env_id, reference):
+    env = rlhub.make(env_id)
+    checks = [getattr(r.fn, "reference_check", None) for r in env.rubric.items]
+    [check] = [c for c in checks if c is not None]
+    assert reference in check.reference and check.differences
+    card = env_card(env_id)
+    assert f"cross-checked against {md_text(check.reference)}" in card
+    for kind, why in check.differences.items():
+        assert f"- {md_text(kind)}: {md_text(why)}" in card

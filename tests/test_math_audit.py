@@ -2,13 +2,14 @@
 
 Each class test holds a table of (pred, gold, verdict) and fails on the verifier before the fix. The
 cross-check builds a few hundred pairs from golds (equivalent rewrites and near misses) and asserts that
-``math_equal`` agrees with math-verify on each, except on the kinds listed in ``DELIBERATE_DIFFERENCES``.
+``math_equal`` agrees with math-verify on each, except on the kinds listed in ``rlhub.rewards.math.MATH_VERIFY_CHECK``
+(which env cards show).
 """
 
 from fractions import Fraction
 from typing import NamedTuple
 
-from rlhub.rewards.math import math_equal, math_equal_batch
+from rlhub.rewards.math import MATH_VERIFY_CHECK, math_equal, math_equal_batch
 
 
 def wrong_verdicts(cases):
@@ -156,17 +157,7 @@ class Pair(NamedTuple):
     kind: str
 
 
-DELIBERATE_DIFFERENCES = {
-    "trailing punctuation": r"math-verify parses \boxed{\sqrt{2}.} as nothing and \boxed{7^{3}.} as 7; "
-    "the sentence's full stop is not part of the answer",
-    "spaced thousands": r"math-verify reads 10\,000 and 10 000 as 10*0; "
-    "groups of 3 digits after a space are one number",
-    "mixed number": "math-verify's LaTeX reader takes 2 1/3 for (2 + 1)/3 = 1; a mixed number a b/c is a + b/c",
-    "upright constant": r"math-verify strips a trailing \mathrm{i} or \mathrm{e} as a unit, so 7\mathrm{i} equals 7; "
-    "they are the constants i and e",
-    "exact constant": r"math_equal evaluates exact constants against a number gold (e^{i\pi} = -1); "
-    "math-verify does not simplify them",
-}
+DELIBERATE_DIFFERENCES = MATH_VERIFY_CHECK.differences
 
 
 def integer_pairs(n: int) -> list[Pair]:

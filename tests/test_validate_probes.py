@@ -24,7 +24,6 @@ import rlhub
 from rlhub.authoring import probes, validate
 from rlhub.authoring.validate import probe_env
 from rlhub.env import Probe, ProceduralEnv
-from rlhub.envs._shared import math_rubric
 from rlhub.envs.arithmetic import ArithmeticEnv
 from rlhub.envs.codegen import CodegenEnv
 from rlhub.envs.competition_math import MathEnv
@@ -33,7 +32,7 @@ from rlhub.rewards import Rubric
 from rlhub.rewards.code import code_all_pass, code_format, extract_code, fenced_python
 from rlhub.rewards.countdown import evaluate_expression
 from rlhub.rewards.format import think_answer_format
-from rlhub.rewards.math import math_accuracy
+from rlhub.rewards.math import math_accuracy, math_rubric
 from rlhub.rewards.parsing import completion_text, extract_answer
 from rlhub.sandbox import run_python_batch, run_tests
 from rlhub.types import Example

@@ -126,6 +126,22 @@ def reward_description(name: str, fn: Any, rewards_paragraph: str) -> str:
     return re.split(r"[;,] weight\b", said)[0].strip()
 
 
+def reference_differences(rubric: Any) -> list[str]:
+    """Markdown blocks: for each reward cross-checked against a reference checker (its ``reference_check``,
+    :class:`rlhub.rewards.rubric.ReferenceCheck`), where it decides otherwise on purpose, and why."""
+    out = []
+    for item in rubric.items:
+        check = getattr(item.fn, "reference_check", None)
+        if check is None:
+            continue
+        out.append(
+            f"`{item.name}` is cross-checked against {md_text(check.reference)} in `{check.test}`; it decides "
+            "otherwise only here, on purpose:"
+        )
+        out.append("\n".join(f"- {md_text(kind)}: {md_text(why)}" for kind, why in check.differences.items()))
+    return out
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """Each dataclass field's doc: the string literal under it, else the comment on its line (base classes too)."""
     docs: dict[str, str] = {}
@@ -297,6 +313,7 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
         for r in instance.rubric.items
     ]
     out.append(table(["reward", "weight", "what it checks"], rows))
+    out += reference_differences(instance.rubric)
 
     out.append(f"{h2} Config")
     out.append(f"Override with `rlhub.make({spec.id!r}, field=value)`; defaults are those `rlhub.make` uses.")

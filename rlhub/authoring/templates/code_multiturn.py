@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from random import Random
 
 from rlhub.env import ConfigError, Example, Message, MultiTurnConfig, MultiTurnEnv, ProceduralEnv, Rubric
-from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python
-from rlhub.sandbox import run_python as run_in_sandbox
+from rlhub.rewards.code import CODE_INSTRUCTION, code_rubric, fenced_python, run_program
+from rlhub.rewards.tool_calls import with_tool_call_count
 
 NUM_TESTS = 5
 """Assert lines per task; the prompt shows the first as an example."""
@@ -85,15 +85,7 @@ def run_python(code: str) -> str:
     Args:
         code: A complete program; print the values you want to see, e.g. "print(sum([1, 2]))".
     """
-    result = run_in_sandbox(code, timeout=5.0, memory_mb=256)
-    if result.status != "ok":
-        return f"{result.status}: {result.stderr.strip()[-500:]}"
-    return result.stdout.strip()[-2000:] or "(no output)"
-
-
-def tool_calls(completions, transcript, **kwargs):
-    """The number of tool results in the episode's transcript."""
-    return [float(sum(1 for m in t if isinstance(m, dict) and m.get("role") == "tool")) for t in transcript]
+    return run_program(code)
 
 
 @dataclass
@@ -145,5 +137,4 @@ class ScaffoldNameEnv(MultiTurnEnv, ProceduralEnv):
         ]
 
     def build_rubric(self) -> Rubric:
-        rubric = code_rubric(self.config.format_weight, pass_rate_weight=0.0)
-        return Rubric({**{r.name: (r.fn, r.weight) for r in rubric.items}, "tool_calls": (tool_calls, 0.0)})
+        return with_tool_call_count(code_rubric(self.config.format_weight, pass_rate_weight=0.0))

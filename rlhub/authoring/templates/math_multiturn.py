@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from random import Random
 
 from rlhub.env import ConfigError, Example, Message, MultiTurnConfig, MultiTurnEnv, ProceduralEnv, Rubric
-from rlhub.rewards.format import boxed_format, think_answer_format
-from rlhub.rewards.math import math_accuracy
+from rlhub.rewards.math import math_rubric
+from rlhub.rewards.tool_calls import with_tool_call_count
 
 
 def multiply(a: int, b: int) -> int:
@@ -48,11 +48,6 @@ def add(a: int, b: int) -> int:
         b: The second term.
     """
     return a + b
-
-
-def tool_calls(completions, transcript, **kwargs):
-    """The number of tool results in the episode's transcript."""
-    return [float(sum(1 for m in t if isinstance(m, dict) and m.get("role") == "tool")) for t in transcript]
 
 
 @dataclass
@@ -97,18 +92,7 @@ class ScaffoldNameEnv(MultiTurnEnv, ProceduralEnv):
         return messages
 
     def build_rubric(self) -> Rubric:
-        answer_format = self.config.answer_format
-
-        def correct(completions, answer, **kwargs):
-            # numbers_only: the question is an expression, and a grader that evaluates answers would give the
-            # question itself full marks. TODO: drop it if your answers are symbolic (fractions, LaTeX).
-            return math_accuracy(completions, answer=answer, answer_format=answer_format, numbers_only=True)
-
-        layout = boxed_format if answer_format == "boxed" else think_answer_format
-        return Rubric(
-            {
-                "correct": (correct, 1.0),
-                "format": (layout, self.config.format_weight),
-                "tool_calls": (tool_calls, 0.0),
-            }
-        )
+        # numbers_only: the question is an expression, and a grader that evaluates answers would give the
+        # question itself full marks. TODO: drop it if your answers are symbolic (fractions, LaTeX).
+        rubric = math_rubric(self.config.answer_format, self.config.format_weight, numbers_only=True)
+        return with_tool_call_count(rubric)

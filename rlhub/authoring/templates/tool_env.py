@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from random import Random
 
 from rlhub.env import ConfigError, EnvConfig, Example, ProceduralEnv, Rubric
-from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_format, tool_call_match
+from rlhub.rewards.tool_calls import bfcl_gold_calls, format_tool_calls, tool_call_rubric
 
 FUNCTIONS = [
     {
@@ -109,7 +109,4 @@ class ScaffoldNameEnv(ProceduralEnv):
         return format_tool_calls(bfcl_gold_calls(example.answer, example.info["functions"]))
 
     def build_rubric(self) -> Rubric:
-        def correct(completions, answer, functions, **kwargs):
-            return tool_call_match(completions, ground_truth=answer, functions=functions)
-
-        return Rubric({"correct": (correct, 1.0), "format": (tool_call_format, self.config.format_weight)})
+        return tool_call_rubric(self.config.format_weight)
