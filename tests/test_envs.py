@@ -9,7 +9,7 @@ import pytest
 
 import rlhub
 from rlhub.authoring.validate import validate_env
-from rlhub.errors import RLHubError
+from rlhub.errors import ConfigError, RLHubError
 
 ALL_IDS = [s.id for s in rlhub.list_envs()]
 
@@ -137,3 +137,15 @@ def test_score_never_raises_on_odd_completions():
         assert score.reward == 0.0 and not score.errors, (odd if len(str(odd)) < 50 else "long", score)
     chat = [{"role": "assistant", "content": f"<think>a</think><answer>{ex.answer}</answer>"}]
     assert env.score(chat, ex).rewards == {"correct": 1.0, "format": 1.0}
+
+
+@pytest.mark.parametrize(
+    "env_id, overrides",
+    [("arithmetic-v1", {"answer_format": "latex"}), ("arithmetic-v1", {"difficulty": 99}), ("sql-v2", {"rows": 3})],
+)
+def test_a_config_its_own_validate_refuses_names_the_env_like_an_unknown_key_does(env_id, overrides):
+    with pytest.raises(ConfigError) as refused:
+        rlhub.make(env_id, **overrides)
+    owner = type(rlhub.make(env_id)).__name__
+    message = str(refused.value)
+    assert message.startswith(f"{owner}: ") and message.count(f"{owner}:") == 1 and "\n" not in message

@@ -82,7 +82,8 @@ def build_config(cls: type, overrides: dict[str, Any], *, owner: str = "environm
         The config instance, after its ``validate()`` (where it has one) passed.
 
     Raises:
-        ConfigError: naming the bad key and the valid ones, or the wrong type and the expected one.
+        ConfigError: naming ``owner`` and the bad key and the valid ones, the wrong type and the expected one, or
+            what the config's own ``validate()`` refused.
     """
     try:
         _overrides_adapter(cls).validate_python(overrides)
@@ -91,5 +92,9 @@ def build_config(cls: type, overrides: dict[str, Any], *, owner: str = "environm
     config = cls(**overrides)
     validate = getattr(config, "validate", None)
     if callable(validate):
-        validate()
+        try:
+            validate()
+        except ConfigError as exc:  # the env's own check: name the env, as the key checks above do
+            message = str(exc)
+            raise ConfigError(message if message.startswith(f"{owner}:") else f"{owner}: {message}") from None
     return config
