@@ -1,15 +1,15 @@
-"""rg: any of reasoning-gym's procedural tasks as an rlhub environment, by name (``rg/<task>-v1``).
+"""rg: any of reasoning-gym's procedural tasks as an rlhub environment, by name (``rg/<task>-v2``).
 
 Task: reasoning-gym (Apache-2.0; ``pip install 'rlhub[rg]'``) generates about a hundred kinds of
 reasoning problems: arithmetic, algebra, logic puzzles, games, graphs, ciphers, ARC grids. 93 of the
 106 tasks of its version 0.1.25 are served (``EXCLUDED`` says why not the others), each by name:
-``rlhub.make("rg/leg_counting-v1")`` serves its ``leg_counting`` task; ``task_config={...}`` sets the
+``rlhub.make("rg/leg_counting-v2")`` serves its ``leg_counting`` task; ``task_config={...}`` sets the
 task's own options (the fields of its config dataclass, e.g. ``{"max_animals": 5}``). Example ``i`` of
 a split is item ``i`` of a reasoning-gym dataset whose seed is drawn from (seed, split), so (seed,
 index) reproduces it; each split's seeds lie in a range of their own, so train and test never share an
 item seed. The ids are made on demand (``rlhub.env.registry.FAMILIES``), not listed in registry.yaml:
 ``rlhub envs list --family rg`` lists them, and importing this module registers them with gymnasium
-(``gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.leg_counting-v1")``).
+(``gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.leg_counting-v2")``).
 
 Output format: reasoning in ``<think>...</think>``, the answer in ``<answer>...</answer>``, written the
 way the question asks (a number, a list, a grid, a move sequence).
@@ -22,7 +22,12 @@ of the right form or a share for a near miss; weight 0: logged, and a recipe may
 to ten times the reference's length, or with look-alike digits), since several scorers read leniently.
 Most scorers compare exact strings, so the answer goes to them as :func:`presented` writes it: without
 markup around all of it (``**438**``, ``$438$``, ``\\boxed{438}``), and, where the reference is a plain
-number, the same number written otherwise (``438.0``, ``+438``, ``438.``, ``1,438``) as the reference.
+number, the same number written otherwise (``438.0``, ``+438``, ``438.``, ``1,438``, ``438 legs``) as the
+reference. Several scorers also pay a near miss (the first number in the text, ``float()`` of a part, a search
+for the reference in the text), so an answer that :func:`admissible` refuses reads 0 as well: for a number
+reference, anything but that one number of the same sign (``-5``, ``5 + 1``, ``5 or 7`` for 5); for any other,
+the reference with more around it (``gold + 1``, ``7 gold``), more numbers than it, or an ``or`` it lacks,
+and for a grid of digits a letter or a longer number (``02`` for ``0``).
 
 Version history:
     v0: first version (reasoning-gym 0.1.25).
@@ -30,6 +35,13 @@ Version history:
         refused on leg_counting and letter_counting): markup around the whole answer is removed, and a
         numeric reference's number written with a sign, zeros after the point, a full stop or thousands
         separators is scored as the reference's spelling (see :func:`presented`).
+    v2: near misses no longer earn full marks (issue 25: gsm_symbolic paid 1.0 for ``-28080``, ``28080 + 1`` and
+        ``28080 or 5`` against 28080): answers :func:`admissible` refuses read 0. A scan of 17 near-miss kinds
+        (sign flip, ``gold + 1``, ``gold or other``, ``7 gold``, gold then words with or without numbers, a number
+        lengthened, ...) on 5 test items of each of the 93 tasks, 5,650 answers: v1 paid 339 of them on 15 tasks,
+        this version none, and every gold still scores 1.0. ``rlhub validate --audit``: gsm_symbolic's false positives
+        80/147 -> 0/147, kakurasu's 5/15 -> 0/15, chain_sum's 2/141 -> 0/141; false negatives unchanged on the
+        21 tasks audited.
 """
 
 from __future__ import annotations
@@ -59,8 +71,8 @@ from rlhub.rewards.parsing import boxed_span, completion_text, extract_answer
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
-FAMILY = "any reasoning-gym task by name, e.g. rg/leg_counting-v1"
+VERSION = 2
+FAMILY = "any reasoning-gym task by name, e.g. rg/leg_counting-v2"
 INSTALL = "pip install 'rlhub[rg]'"
 ID_PATTERN = re.compile(r"^rg/([a-z0-9_]+)-v(\d+)$")
 
@@ -80,7 +92,7 @@ EXCLUDED = {
     "puzzle24": "its score_answer does not check the puzzle's numbers: any four numbers that make 24 score 1.0",
     "propositional_logic": "it accepts any formula the premises entail, so copying a premise often scores 1.0",
 }
-"""Tasks of reasoning-gym 0.1.25 that ``rg/<task>-v1`` does not serve, and why."""
+"""Tasks of reasoning-gym 0.1.25 that ``rg/<task>-v2`` does not serve, and why."""
 
 REFERENCE_KEYS = ("possible_answer", "example_answer", "example_correct_answer")
 """Metadata fields holding a correct answer, for tasks whose ``answer`` is None (any valid solution scores)."""
@@ -125,7 +137,7 @@ def _task(name: str) -> tuple[type, type]:
 
 
 def family_spec(env_id: str) -> EnvSpec:
-    """The spec of ``rg/<task>-v1``, made from the task's dataset class."""
+    """The spec of ``rg/<task>-v2``, made from the task's dataset class."""
     match = ID_PATTERN.match(env_id)
     if not match:
         raise RLHubError(f"{env_id!r} is not a reasoning-gym id; they look like 'rg/leg_counting-v{VERSION}'")
@@ -153,14 +165,14 @@ def family_spec(env_id: str) -> EnvSpec:
 
 
 def family_specs() -> list[EnvSpec]:
-    """Every ``rg/<task>-v1`` spec, sorted by id (raises with the install command when the extra is missing)."""
+    """Every ``rg/<task>-v2`` spec, sorted by id (raises with the install command when the extra is missing)."""
     return [family_spec(f"rg/{name}-v{VERSION}") for name in tasks()]
 
 
 @dataclass
 class ReasoningGymConfig(EnvConfig):
     task: str = ""
-    """The reasoning-gym task; the id ``rg/<task>-v1`` sets it."""
+    """The reasoning-gym task; the id ``rg/<task>-v2`` sets it."""
     task_config: dict[str, Any] = field(default_factory=dict)
     """Options of the task's own config dataclass (``{"max_animals": 5}``); rlhub sets its seed and size."""
 
@@ -299,19 +311,85 @@ def unwrapped(answer: str, reference: str) -> str:
         text = inner
 
 
-def presented(answer: str, reference: str) -> str:
-    """The answer as reasoning-gym's scorer gets it: :func:`unwrapped`, and, when ``reference`` is a plain
-    number (:data:`NUMBER_REFERENCE`), a plain number of exactly its value (:func:`number_value`) spelled as
-    the reference. Most of its scorers compare exact strings, so ``438.0`` or ``**438**`` scored 0 for 438.
+NUMBER_DRESS = re.compile(
+    r"""(?P<currency>[$\u20ac\u00a3]?)(?P<number>.*?)
+    (?P<unit>(?:\s*%|(?:\s+(?!(?i:or|and|plus|minus|times|over|is|not|no)\b)[A-Za-z][A-Za-z'\-]*){1,3})\.?)?""",
+    re.ASCII | re.VERBOSE,
+)
+"""A number as a sentence may dress it: a currency sign before it (``$438``), a unit after it (``438 apples``,
+``25%``, ``12 square metres``): one to three words of letters, none of which joins a second term or denies the
+first (``438 or``, ``438 is not``)."""
+
+HEDGE = re.compile(r"\bor\b", re.IGNORECASE)
+"""A word that offers a second answer beside the first (``5 or 7``, ``A or B``)."""
+
+NUMBER_RUN = re.compile(r"\d+(?:\.\d+)?")
+"""A number inside an answer of any shape (a grid cell, a coordinate, a move's square)."""
+
+DIGIT_GRID = re.compile(r"[\d\s]+")
+"""A reference of digits and whitespace only: a grid or a sequence of numbers. Some scorers of these skip the
+characters they do not read (kakurasu keeps a row's 0s and 1s), so ``02`` or ``0a`` would read as 0."""
+
+
+def spoken_number(text: str) -> Decimal | None:
+    """The value of ``text`` when it is one plain number (:func:`number_value`), dressed as :data:`NUMBER_DRESS`
+    allows, else ``None``.
 
     Example:
-        >>> presented("438.0", "438"), presented("**+438.**", "438"), presented("438.01", "438")
-        ('438', '438', '438.01')
+        >>> spoken_number("$1,024"), spoken_number("438 apples."), spoken_number("438 or 5"), spoken_number("5 + 1")
+        (Decimal('1024'), Decimal('438'), None, None)
+    """
+    match = NUMBER_DRESS.fullmatch(text)
+    return number_value(match["number"].strip()) if match else None
+
+
+def presented(answer: str, reference: str) -> str:
+    """The answer as reasoning-gym's scorer gets it: :func:`unwrapped`, and, when ``reference`` is a plain
+    number (:data:`NUMBER_REFERENCE`) and the answer one number (:func:`spoken_number`), that number written
+    plainly, as the reference's spelling when it has the reference's value. Most of its scorers compare exact
+    strings, so ``438.0`` or ``**438**`` scored 0 for 438; some read the first number, so ``1,438`` scored 1 for 1.
+
+    Example:
+        >>> presented("438.0", "438"), presented("**+438.**", "438"), presented("1,438.01", "438")
+        ('438', '438', '1438.01')
     """
     text = unwrapped(answer, reference)
-    if NUMBER_REFERENCE.fullmatch(reference) and number_value(text) == Decimal(reference):
-        return reference
-    return text
+    value = spoken_number(text) if NUMBER_REFERENCE.fullmatch(reference) else None
+    if value is None:
+        return text
+    return reference if value == Decimal(reference) else format(value, "f")
+
+
+def admissible(text: str, reference: str) -> bool:
+    """Whether a :func:`presented` answer states one answer of the reference's shape, so that a lenient scorer
+    (the first number in the text, ``float()`` of a part, a search for the reference in the text) cannot pay a
+    near miss. Refused: for a plain-number reference, anything but one number (:func:`spoken_number`: not
+    ``5 + 1``, ``5 or 7``, ``5, or maybe 12``) and a number of the other sign (``-5`` for 5); for any other, the
+    reference with more words or numbers around it (``gold + 1``, ``7 gold``), more numbers than the reference
+    holds, and an ``or`` the reference does not have; for a grid (:data:`DIGIT_GRID`), also a letter or a
+    number longer than any in the reference. An antiderivative (``... + C``) is right up to a constant, so only
+    the ``or`` refuses one.
+
+    Example:
+        >>> admissible("5", "5"), admissible("-5", "5"), admissible("5 or 7", "5"), admissible("1/3 + 1", "1/3")
+        (True, False, False, False)
+    """
+    if NUMBER_REFERENCE.fullmatch(reference):
+        value = spoken_number(text)
+        return value is not None and (value * Decimal(reference) >= 0)
+    if HEDGE.search(text) and not HEDGE.search(reference):
+        return False
+    if reference.rstrip().endswith("+ C"):
+        return True
+    rest = text.lower().replace(reference.strip().lower(), " ", 1) if reference.strip() else text
+    if rest != text.lower() and re.search(r"[^\W_]", rest):
+        return False
+    if len(NUMBER_RUN.findall(text)) > len(NUMBER_RUN.findall(reference)):
+        return False
+    if DIGIT_GRID.fullmatch(reference):
+        longest = max(map(len, re.findall(r"\d+", reference)))
+        return not re.search(r"[^\W\d_]", text) and all(len(n) <= longest for n in re.findall(r"\d+", text))
+    return True
 
 
 class Scorer:
@@ -323,12 +401,14 @@ class Scorer:
 
     def __call__(self, completion: Any, answer: Any, question: str, metadata: dict[str, Any]) -> float:
         """The score in [0, 1] of the answer block as :func:`presented` writes it: 0 without an answer block,
-        for an implausible answer, or when the scorer raises."""
+        for an answer that is not :func:`plausible` or not :func:`admissible`, or when the scorer raises."""
         text = extract_answer(completion_text(completion), "tags")
         reference = reference_answer(answer, metadata) or ""
         if not text or not plausible(text, reference):
             return 0.0
         text = presented(text, reference)
+        if not admissible(text, reference):
+            return 0.0
         key = (text, question, reference)
         if key not in self.cache:
             if len(self.cache) >= 4096:
@@ -407,5 +487,5 @@ class ReasoningGymEnv(ProceduralEnv):
 
 
 if importlib.util.find_spec("reasoning_gym") is not None:
-    # gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.<task>-v1") imports this module to find the ids.
+    # gymnasium.make("rlhub.envs.reasoning_gym:rlhub/rg.<task>-v2") imports this module to find the ids.
     register_with_gymnasium(family_specs())

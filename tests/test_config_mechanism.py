@@ -47,7 +47,7 @@ def _shipped_envs() -> dict[str, tuple[type, dict]]:
     try:
         import reasoning_gym  # noqa: F401
 
-        envs["rg/leg_counting-v1"] = (
+        envs["rg/leg_counting-v2"] = (
             resolve("rlhub.envs.reasoning_gym:ReasoningGymEnv", what="rg"),
             {"task": "leg_counting"},
         )

@@ -64,7 +64,7 @@ def test_docs_page_indexes_every_env_by_domain_and_holds_its_card():
         assert page[domain_start:].startswith(
             f"\n## {dict(math='Math', code='Code', tool='Tools', instruction='Instruction following')[spec.domain]}\n"
         )
-    assert "### `rg/<task>-v1`" in page and "pip install 'rlhub[rg]'" in page
+    assert "### `rg/<task>-v2`" in page and "pip install 'rlhub[rg]'" in page
     assert str(ROOT) not in page and "/work/" not in page  # nothing machine-specific
 
 

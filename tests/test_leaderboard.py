@@ -249,7 +249,7 @@ def test_every_card_has_baseline_difficulty_trust_and_cost(env_id):
 def test_readme_baseline_column_matches_the_measurements():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     data = load_measurements()
-    for env_id in [*ALL_IDS, "rg/<task>-v1"]:
+    for env_id in [*ALL_IDS, "rg/<task>-v2"]:
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{env_id}` |"))
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         assert cells[-1] == baseline_cell(env_id, data), f"README's baseline for {env_id} is stale"

@@ -245,7 +245,7 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
     """The markdown card of one env.
 
     Args:
-        env: A registered env id (``"countdown-v0"``, ``"rg/leg_counting-v1"``) or its spec.
+        env: A registered env id (``"countdown-v0"``, ``"rg/leg_counting-v2"``) or its spec.
         level: The heading level of the card's title (sections are one deeper).
         strict: Raise when the prompt example cannot be loaded (docs generation) instead of saying so.
 
@@ -340,7 +340,7 @@ def env_card(env: str | EnvSpec, level: int = 1, strict: bool = False) -> str:
 
 
 def family_section(namespace: str, level: int = 2) -> str:
-    """A family of ids made on demand (``rg/<task>-v1``): what it is and how to list and install it.
+    """A family of ids made on demand (``rg/<task>-v2``): what it is and how to list and install it.
 
     Written from the family module's docstring and constants only, so the page is the same whether or
     not the family's optional library is installed.
@@ -348,10 +348,10 @@ def family_section(namespace: str, level: int = 2) -> str:
     module = family(namespace)
     doc = module_doc(module)
     h = "#" * level
-    out = [f"{h} `{namespace}/<task>-v1`", md_text(doc.summary.partition(": ")[2] or doc.summary)]
+    out = [f"{h} `{namespace}/<task>-v{module.VERSION}`", md_text(doc.summary.partition(": ")[2] or doc.summary)]
     out.append(
         f"Install with `{module.INSTALL}`; `rlhub envs list --family {namespace}` lists the ids, and "
-        f"`rlhub envs show {namespace}/<task>-v1 --markdown` prints a card like those above."
+        f"`rlhub envs show {namespace}/<task>-v{module.VERSION} --markdown` prints a card like those above."
     )
     out += [md_text(p) for p in doc.paragraphs]
     if doc.rewards:
@@ -360,6 +360,9 @@ def family_section(namespace: str, level: int = 2) -> str:
     if excluded:
         out.append("Tasks not served, and why:")
         out.append("\n".join(f"- `{name}`: {md_text(why)}" for name, why in sorted(excluded.items())))
+    if doc.history:  # a family's rewards change with its version, as an env's do
+        out.append("Version history:")
+        out.append("\n".join(f"- {md_text(line)}" for line in doc.history))
     return "\n\n".join(out)
 
 

@@ -52,7 +52,7 @@ def envs():
 @click.option("--domain", type=click.Choice(["math", "code", "tool", "instruction"]), help="Only this domain.")
 @click.option("--family", help="List the envs of an id family (rg: reasoning-gym tasks) instead.")
 def envs_list(as_json: bool, domain: str | None, family: str | None):
-    """Every registered environment, then the id families (rg/<task>-v1) made on demand."""
+    """Every registered environment, then the id families (rg/<task>-v2) made on demand."""
     from rlhub.env.registry import FAMILIES, list_envs
     from rlhub.env.registry import family as family_module
 
@@ -75,7 +75,7 @@ def envs_list(as_json: bool, domain: str | None, family: str | None):
             found = f"{len(module.family_specs())} envs: rlhub envs list --family {namespace}"
         except RLHubError:
             found = f"not installed: {module.INSTALL}"
-        console.print(f"[bold]{namespace}/<task>-v0[/]: {module.FAMILY} ({found})", highlight=False)
+        console.print(f"[bold]{namespace}/<task>-v{module.VERSION}[/]: {module.FAMILY} ({found})", highlight=False)
 
 
 @envs.command("show")

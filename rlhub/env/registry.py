@@ -32,8 +32,8 @@ from rlhub.resolve import resolve, resolve_module
 
 ENTRY_POINT_GROUP = "rlhub.envs"
 FAMILIES = {"rg": "rlhub.envs.reasoning_gym"}
-"""Id namespaces whose envs a module makes on demand instead of listing them: ``rg/<task>-v1`` is any
-reasoning-gym task (the ``rg`` extra). The module gives ``FAMILY`` (a one-line summary),
+"""Id namespaces whose envs a module makes on demand instead of listing them: ``rg/<task>-v2`` is any
+reasoning-gym task (the ``rg`` extra). The module gives ``FAMILY`` (a one-line summary), ``VERSION``,
 ``family_spec(env_id)`` and ``family_specs()``; family envs are not in :func:`list_envs`."""
 
 
@@ -362,7 +362,7 @@ def family(namespace: str):
 
 def gym_id(env_id: str) -> str:
     """The gymnasium id of an env: ``rlhub/<env_id>``, with a namespace's slash turned into a dot
-    (``rg/leg_counting-v1`` -> ``rlhub/rg.leg_counting-v1``): gymnasium ids have at most one slash."""
+    (``rg/leg_counting-v2`` -> ``rlhub/rg.leg_counting-v2``): gymnasium ids have at most one slash."""
     return f"rlhub/{env_id.replace('/', '.')}"
 
 
