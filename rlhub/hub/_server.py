@@ -241,7 +241,60 @@ class Enforced:
             await send(message)
 
 
+class CoalescedWrites:
+    """A transport whose writes made in one turn of the event loop leave in one system call.
+
+    uvicorn writes a response's head and its body apart. Each write wakes the host's client: it reads the head,
+    finds no body yet and sleeps again, and the server, preempted by the client it woke, waits in between. One
+    write per answer halves those wake-ups (at batch 64 here: 2.0 context switches per call down to 1.2, and
+    0.5-0.8 ms less waiting in the server's writes).
+
+    Args:
+        transport: The connection's transport; everything but ``write`` and ``close`` goes to it unchanged.
+        loop: The event loop that runs the connection.
+    """
+
+    def __init__(self, transport, loop) -> None:
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        """Write what this turn's writes left, as one write."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+def one_write_http_protocol():
+    """uvicorn's HTTP protocol (httptools, else h11) on a :class:`CoalescedWrites` transport."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Protocol
+    except ImportError:  # no httptools: uvicorn's pure-Python parser
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Protocol
+
+    class OneWriteProtocol(Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(CoalescedWrites(transport, self.loop))
+
+    return OneWriteProtocol
+
+
 def serve(config: dict, entries: list) -> None:
+    import gc
     import socket
 
     import uvicorn
@@ -264,7 +317,12 @@ def serve(config: dict, entries: list) -> None:
 
     app.add_middleware(Enforced, cpu_seconds=config["cpu_seconds"], memory_mb=config["memory_mb"])
     listener = socket.socket(fileno=config["socket_fd"])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, http=one_write_http_protocol())
+    )
+    # What is alive now (the app, the env, the imported modules) lives as long as the server: full collections,
+    # which a request's garbage triggers every few hundred requests, then skip it (0.1-0.2 ms per call at batch 64).
+    gc.freeze()
     server.run(sockets=[listener])
 
 

@@ -138,10 +138,12 @@ class RemoteRubric(Rubric):
 
     def combine(self, answer: dict) -> list[Score]:
         """Scores from the server's raw values, weighted and summed as ``Rubric.score_batch`` does."""
+        weights = [(item.name, item.weight) for item in self.items]  # once per batch, not once per row
         scores = []
         for row in answer["scores"]:
-            rewards = {name: row["rewards"].get(name) for name in self.names}
-            total = sum(item.weight * (rewards[item.name] or 0.0) for item in self.items)
+            values = row["rewards"]
+            rewards = {name: values.get(name) for name, _ in weights}
+            total = sum([weight * (rewards[name] or 0.0) for name, weight in weights])
             errors = [name for name in row["errors"] if name in rewards]
             scores.append(Score(reward=total, rewards=rewards, errors=errors))
         return scores
