@@ -351,10 +351,18 @@ def test_hf_backend_is_the_default_and_follows_the_live_policy(tiny_model_dir):
     assert engine.sync_weights(policy) is None
 
 
+def test_a_backend_given_as_a_path_is_the_factory_it_names(tiny_model_dir):
+    policy, tokenizer = load_policy(tiny_model_dir, lora=True)
+    engine = make_engine({"backend": "rlhub.generation.rollout:hf_engine"}, policy, tokenizer)
+    assert isinstance(engine, HFRolloutEngine) and engine.model is policy
+    with pytest.raises(ConfigError, match=r"generation\.backend 'rlhub\.generation\.rollout:nope'.* has no 'nope'"):
+        make_engine({"backend": "rlhub.generation.rollout:nope"}, policy, tokenizer)
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"backend": "tgi"}, r"generation\.backend must be one of"),
+        ({"backend": "tgi"}, r"generation\.backend must be one of \('hf', 'vllm'\) or a 'package\.module:factory'"),
         ({"backend": "vllm", "vllm_mode": "server"}, r"needs generation\.base_url"),
         ({"backend": "vllm", "vllm_mode": "server", "base_url": "http://x", "sync": "merged"}, r"colocate"),
         ({"backend": "vllm", "gpu_memory_utilization": 1.5}, r"gpu_memory_utilization"),

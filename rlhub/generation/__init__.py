@@ -13,14 +13,20 @@ takes its settings (token budget, temperature, top-p) as one :class:`Sampling`.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlhub.errors import ConfigError
+from rlhub.resolve import resolve
 
-ENGINES = ("hf", "vllm")
+ENGINES = {
+    "hf": "rlhub.generation.rollout:hf_engine",
+    "vllm": "rlhub.generation.vllm:vllm_engine",
+}
+"""Rollout engine factories by name, resolved by :func:`rlhub.resolve.resolve`; ``generation.backend`` also takes a
+``package.module:factory`` path. A factory is called as ``factory(config, policy, tokenizer, generator, seed=...,
+dtype=...)`` with the :class:`GenerationConfig` and returns an engine (see :func:`make_engine`)."""
 VLLM_MODES = ("colocate", "server")
 SYNC_MODES = ("auto", "adapter", "merged")
 
@@ -76,8 +82,11 @@ class GenerationConfig(BaseModel):
 
     def validate(self) -> None:
         """Check the values together; raises :class:`~rlhub.errors.ConfigError` naming the setting and the fix."""
-        if self.backend not in ENGINES:
-            raise ConfigError(f"generation.backend must be one of {ENGINES}, got {self.backend!r}")
+        if self.backend not in ENGINES and not _is_path(self.backend):
+            raise ConfigError(
+                f"generation.backend must be one of {tuple(ENGINES)} or a 'package.module:factory' path, "
+                f"got {self.backend!r}"
+            )
         if self.vllm_mode not in VLLM_MODES:
             raise ConfigError(f"generation.vllm_mode must be one of {VLLM_MODES}, got {self.vllm_mode!r}")
         if self.sync not in SYNC_MODES:
@@ -144,39 +153,14 @@ def make_engine(settings: Any, policy, tokenizer, generator=None, *, seed: int =
         dtype: vLLM's weights dtype (``auto``: the checkpoint's; the recipe's ``model.dtype`` fits).
 
     Returns:
-        An engine with ``generate``, ``tokenizer``, ``pad_id`` and ``sync_weights(policy)``.
+        An engine with ``generate``, ``tokenizer``, ``pad_id`` and ``sync_weights(policy)``: what the factory that
+        :data:`ENGINES` names for ``generation.backend`` (or the backend's own path) builds.
     """
     config = GenerationConfig.parse(settings)
-    if config.backend == "hf":
-        from rlhub.generation.rollout import HFRolloutEngine, stop_token_ids
+    factory = resolve(ENGINES.get(config.backend, config.backend), what="generation.backend")
+    return factory(config, policy, tokenizer, generator, seed=seed, dtype=dtype)
 
-        return HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), generator)
-    from rlhub.generation.vllm import VLLMEngine, VLLMServerEngine, resolve_sync
 
-    if config.vllm_mode == "colocate":
-        return VLLMEngine.colocate(
-            policy,
-            tokenizer,
-            sync=config.sync,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            max_model_len=config.max_model_len,
-            dtype=dtype,
-            seed=seed,
-            adapter_dir=config.adapter_dir,
-        )
-    from rlhub.generation.rollout import stop_token_ids
-
-    if resolve_sync(config.sync, policy) != "adapter":
-        raise ConfigError(
-            "generation.vllm_mode=server follows a LoRA policy only (lora.enabled=true); "
-            "for full fine-tuning use generation.vllm_mode=colocate"
-        )
-    return VLLMServerEngine(
-        config.base_url,
-        tokenizer,
-        stop_token_ids(tokenizer, policy),
-        model=config.served_model_name,
-        timeout=config.timeout,
-        api_key=os.environ.get(config.api_key_env) or None,
-        adapter_dir=config.adapter_dir,
-    )
+def _is_path(name: str) -> bool:
+    """Whether ``name`` reads as a ``package.module:attr`` (or dotted) path rather than a table name."""
+    return ":" in name or "." in name

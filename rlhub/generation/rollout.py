@@ -471,3 +471,17 @@ def rollout(engine, env, examples, prompt_ids, n: int, sampling: Sampling, *, tu
     if env.multi_turn:
         return run_episodes(engine, env, examples, prompt_ids, n, sampling, turn_rewards=turn_rewards)
     return engine.generate(prompt_ids, n, sampling)
+
+
+def hf_engine(config, policy, tokenizer, generator=None, *, seed: int = 0, dtype: str = "auto") -> HFRolloutEngine:
+    """The ``hf`` rollout engine (:data:`rlhub.generation.ENGINES`): the policy samples itself, with a KV cache.
+
+    Args:
+        config: The recipe's :class:`~rlhub.generation.GenerationConfig` (nothing in it concerns this engine).
+        policy: The policy being trained.
+        tokenizer: Its tokenizer.
+        generator: The seeded torch generator it samples with.
+        seed: Unused: ``generator`` carries the seed.
+        dtype: Unused: the policy's own.
+    """
+    return HFRolloutEngine(policy, tokenizer, stop_token_ids(tokenizer, policy), generator)

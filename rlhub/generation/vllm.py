@@ -55,7 +55,7 @@ from typing import Any
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.generation import Sampling
 from rlhub.generation._http import HTTPError, api_root, request_json
-from rlhub.generation.rollout import Completion
+from rlhub.generation.rollout import Completion, stop_token_ids
 
 INSTALL_HINT = (
     "pip install 'rlhub[vllm]' on a CUDA machine "
@@ -249,7 +249,6 @@ class VLLMEngine:
         It runs in this process (``distributed_executor_backend="external_launcher"``, as TRL's colocate
         mode does), so ``merged`` sync can reach its model; each training process gets its own engine.
         """
-        from rlhub.generation.rollout import stop_token_ids
 
         vllm = import_vllm()
         sync = resolve_sync(sync, policy)
@@ -549,3 +548,42 @@ class VLLMServerEngine:
             except HTTPError:
                 pass  # the new adapter is loaded; a stale one left on the server costs only its memory
             self._folders.drop(old[1])
+
+
+def vllm_engine(config, policy, tokenizer, generator=None, *, seed: int = 0, dtype: str = "auto"):
+    """The ``vllm`` rollout engine (:data:`rlhub.generation.ENGINES`): vLLM in this process (``vllm_mode:
+    colocate``) or a vLLM server that follows the policy's LoRA adapter (``server``).
+
+    Args:
+        config: The recipe's :class:`~rlhub.generation.GenerationConfig`.
+        policy: The policy being trained (a peft model for LoRA).
+        tokenizer: Its tokenizer.
+        generator: Unused: vLLM samples with ``seed``.
+        seed: vLLM's sampling seed.
+        dtype: vLLM's weights dtype (``auto``: the checkpoint's).
+    """
+    if config.vllm_mode == "colocate":
+        return VLLMEngine.colocate(
+            policy,
+            tokenizer,
+            sync=config.sync,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            max_model_len=config.max_model_len,
+            dtype=dtype,
+            seed=seed,
+            adapter_dir=config.adapter_dir,
+        )
+    if resolve_sync(config.sync, policy) != "adapter":
+        raise ConfigError(
+            "generation.vllm_mode=server follows a LoRA policy only (lora.enabled=true); "
+            "for full fine-tuning use generation.vllm_mode=colocate"
+        )
+    return VLLMServerEngine(
+        config.base_url,
+        tokenizer,
+        stop_token_ids(tokenizer, policy),
+        model=config.served_model_name,
+        timeout=config.timeout,
+        api_key=os.environ.get(config.api_key_env) or None,
+        adapter_dir=config.adapter_dir,
+    )
