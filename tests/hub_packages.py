@@ -12,8 +12,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 from rlhub.authoring.scaffold import new_env
+from rlhub.errors import RLHubError
 
 SECRETS = {"WANDB_API_KEY": "wandb-secret-1", "OPENAI_API_KEY": "sk-secret-2", "HF_TOKEN": "hf_secret_3"}
 
@@ -178,3 +180,19 @@ def install_packages(sources: list[Path], target: Path) -> None:
     if done.returncode != 0:
         raise RuntimeError(f"pip install of {[s.name for s in sources]} failed: {done.stderr[-3000:]}")
     os.chmod(target, 0o755)  # the sandbox's own uid reads the installed packages
+
+
+class FakeSandbox:
+    """What ``SandboxClient`` uses of an ``EnvSandbox``: its socket, its plan, and how it stops or fails."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.plan = SimpleNamespace(package="rlhub-env-fake", capabilities=SimpleNamespace(cpu_seconds=1))
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def failure(self, what: str) -> RLHubError:
+        self.stop()
+        return RLHubError(f"the env server died during {what}")

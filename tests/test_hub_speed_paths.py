@@ -26,6 +26,7 @@ from rlhub.hub.client import SandboxClient
 from rlhub.hub.sandbox import REWARD_BOUND
 from rlhub.serve.protocol import encode, example_to_json
 from rlhub.serve.server import create_app
+from tests.hub_packages import FakeSandbox
 
 ENV_ID = "arithmetic-v1"
 
@@ -139,18 +140,6 @@ def served(tmp_path):
     server.should_exit = True
     thread.join(timeout=10)
     listener.close()
-
-
-class FakeSandbox:
-    """What ``SandboxClient`` uses of an ``EnvSandbox``."""
-
-    def __init__(self, socket_path: str) -> None:
-        self.socket_path = socket_path
-        self.plan = SimpleNamespace(package="rlhub-env-fake", capabilities=SimpleNamespace(cpu_seconds=1))
-        self.stopped = False
-
-    def stop(self) -> None:
-        self.stopped = True
 
 
 def test_the_client_scores_many_batches_over_one_kept_connection_to_the_one_write_server(served):

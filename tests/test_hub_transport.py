@@ -19,25 +19,10 @@ from rlhub.hub import CapabilityViolation
 from rlhub.hub.client import SandboxClient
 from rlhub.serve.protocol import example_to_json
 from rlhub.serve.server import create_app
+from tests.hub_packages import FakeSandbox
 
 ENV_ID = "arithmetic-v1"
 KEEP_ALIVE_S = 0.2
-
-
-class FakeSandbox:
-    """What ``SandboxClient`` uses of an ``EnvSandbox``: its socket, its plan, and how it stops or fails."""
-
-    def __init__(self, socket_path: str) -> None:
-        self.socket_path = socket_path
-        self.plan = SimpleNamespace(package="rlhub-env-fake", capabilities=SimpleNamespace(cpu_seconds=1))
-        self.stopped = False
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    def failure(self, what: str) -> RLHubError:
-        self.stop()
-        return RLHubError(f"the env server died during {what}")
 
 
 @pytest.fixture
