@@ -7,10 +7,14 @@ whenever it scores); ``install_packages`` pip-installs packages into a target fo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -196,3 +200,29 @@ class FakeSandbox:
     def failure(self, what: str) -> RLHubError:
         self.stop()
         return RLHubError(f"the env server died during {what}")
+
+
+@contextlib.contextmanager
+def unix_server(path: str, app, **settings):
+    """A uvicorn server of ``app`` on the unix socket ``path``, run in a thread while the block runs.
+
+    Yields:
+        The server and its thread, as ``(server, thread)``.
+    """
+    import uvicorn
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **settings))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.01)
+    try:
+        yield server, thread
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()

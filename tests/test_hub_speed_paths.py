@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
-import threading
 import time
 from types import SimpleNamespace
 
@@ -26,7 +24,7 @@ from rlhub.hub.client import SandboxClient
 from rlhub.hub.sandbox import REWARD_BOUND
 from rlhub.serve.protocol import encode, example_to_json
 from rlhub.serve.server import create_app
-from tests.hub_packages import FakeSandbox
+from tests.hub_packages import FakeSandbox, unix_server
 
 ENV_ID = "arithmetic-v1"
 
@@ -122,24 +120,10 @@ def test_an_answer_on_a_closing_connection_is_written_whole_before_it_closes():
 @pytest.fixture
 def served(tmp_path):
     """The hub's server protocol serving ``ENV_ID`` on a unix socket, as the sandbox's server does."""
-    import uvicorn
-
     path = str(tmp_path / "env.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
     app = create_app(lambda: rlhub.make(ENV_ID), ENV_ID, inline=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", http=one_write_http_protocol())
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
-    yield SimpleNamespace(path=path, package="rlhub-env-fake", capabilities=SimpleNamespace(cpu_seconds=1))
-    server.should_exit = True
-    thread.join(timeout=10)
-    listener.close()
+    with unix_server(path, app, http=one_write_http_protocol()):
+        yield SimpleNamespace(path=path, package="rlhub-env-fake", capabilities=SimpleNamespace(cpu_seconds=1))
 
 
 def test_the_client_scores_many_batches_over_one_kept_connection_to_the_one_write_server(served):

@@ -7,7 +7,6 @@ A real uvicorn server on a unix socket stands in for the sandbox's server (no bu
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from types import SimpleNamespace
 
@@ -19,7 +18,7 @@ from rlhub.hub import CapabilityViolation
 from rlhub.hub.client import SandboxClient
 from rlhub.serve.protocol import example_to_json
 from rlhub.serve.server import create_app
-from tests.hub_packages import FakeSandbox
+from tests.hub_packages import FakeSandbox, unix_server
 
 ENV_ID = "arithmetic-v1"
 KEEP_ALIVE_S = 0.2
@@ -28,24 +27,10 @@ KEEP_ALIVE_S = 0.2
 @pytest.fixture
 def served(tmp_path):
     """A uvicorn server of ``ENV_ID`` on a unix socket that closes connections idle for ``KEEP_ALIVE_S``."""
-    import uvicorn
-
     path = str(tmp_path / "env.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
     app = create_app(lambda: rlhub.make(ENV_ID), ENV_ID)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE_S)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
-    yield SimpleNamespace(path=path, server=server, thread=thread)
-    server.should_exit = True
-    thread.join(timeout=10)
-    listener.close()
+    with unix_server(path, app, timeout_keep_alive=KEEP_ALIVE_S) as (server, thread):
+        yield SimpleNamespace(path=path, server=server, thread=thread)
 
 
 def score_body(env, size: int) -> dict:
