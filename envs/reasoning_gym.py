@@ -41,7 +41,7 @@ Version history:
         lengthened, ...) on 5 test items of each of the 93 tasks, 5,650 answers: v1 paid 339 of them on 15 tasks,
         this version none, and every gold still scores 1.0. ``rlhub validate --audit``: gsm_symbolic's false positives
         80/147 -> 0/147, kakurasu's 5/15 -> 0/15, chain_sum's 2/141 -> 0/141; false negatives unchanged on the
-        21 tasks audited.
+        21 tasks audited. A number answer may still say ``The answer is 5.`` or ``x = 5``.
 """
 
 from __future__ import annotations
@@ -312,13 +312,14 @@ def unwrapped(answer: str, reference: str) -> str:
 
 
 NUMBER_DRESS = re.compile(
-    r"""(?P<currency>[$\u20ac\u00a3]?)(?P<number>.*?)
+    r"""(?P<lead>(?i:the\s+answer\s+is\s*:?\s*|answer\s*:\s*|[a-z]\w*\s*=\s*)?)
+    (?P<currency>[$\u20ac\u00a3]?)(?P<number>.*?)
     (?P<unit>(?:\s*%|(?:\s+(?!(?i:or|and|plus|minus|times|over|is|not|no)\b)[A-Za-z][A-Za-z'\-]*){1,3})\.?)?""",
     re.ASCII | re.VERBOSE,
 )
-"""A number as a sentence may dress it: a currency sign before it (``$438``), a unit after it (``438 apples``,
-``25%``, ``12 square metres``): one to three words of letters, none of which joins a second term or denies the
-first (``438 or``, ``438 is not``)."""
+"""A number as a sentence may dress it: a lead-in (``The answer is 438``, ``x = 438``), a currency sign before it
+(``$438``), a unit after it (``438 apples``, ``25%``, ``12 square metres``): one to three words of letters, none
+of which joins a second term or denies the first (``438 or``, ``438 is not``)."""
 
 HEDGE = re.compile(r"\bor\b", re.IGNORECASE)
 """A word that offers a second answer beside the first (``5 or 7``, ``A or B``)."""
@@ -338,6 +339,8 @@ def spoken_number(text: str) -> Decimal | None:
     Example:
         >>> spoken_number("$1,024"), spoken_number("438 apples."), spoken_number("438 or 5"), spoken_number("5 + 1")
         (Decimal('1024'), Decimal('438'), None, None)
+        >>> spoken_number("The answer is 438."), spoken_number("x = -3"), spoken_number("x = 3 = 4")
+        (Decimal('438'), Decimal('-3'), None)
     """
     match = NUMBER_DRESS.fullmatch(text)
     return number_value(match["number"].strip()) if match else None

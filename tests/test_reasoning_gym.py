@@ -211,7 +211,9 @@ def test_a_number_reference_takes_that_one_number_and_nothing_more(task):
     assert paid_near_misses(task, number_near_misses, number_reference=True) == []
     env = rlhub.make(f"rg/{task}-v2")
     example = next(e for e in env.examples("test", limit=12) if NUMBER.fullmatch(e.answer))
-    for right in (f"${example.answer}", f"{example.answer} in total.", f"**{example.answer}**"):
+    rights = (f"${example.answer}", f"{example.answer} in total.", f"**{example.answer}**")
+    lead_ins = (f"The answer is {example.answer}.", f"x = {example.answer}", f"Answer: {example.answer}")
+    for right in rights + lead_ins:
         assert gold_and(env, example, right)[0] == 1.0, right
 
 
