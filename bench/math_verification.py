@@ -49,6 +49,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bench.common import machine_info
 from rlhub.rewards import math as rlhub_math
 from rlhub.rewards.math import gold_answer, math_equal, math_equal_batch
 
@@ -360,6 +361,7 @@ def main() -> None:
             "agreement": agreement,
             "disagreements": disagreements,
             "machine": {
+                **machine_info(),
                 "python": platform.python_version(),
                 "math_verify": importlib.metadata.version("math-verify"),
                 "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

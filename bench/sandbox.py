@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from rich.console import Console
 from rich.table import Table
 
+from bench.common import machine_info
 from rlhub.sandbox import SandboxPool, bwrap_problem
 from rlhub.sandbox.backends import PYTHON_FLAGS, bwrap_python_command
 
@@ -172,6 +173,7 @@ def main() -> None:
             "cold_start_s": cold,
             "docker_left_out": docker_skipped,
             "load_average_before_after": [load_before, os.getloadavg()[0]],
+            "machine": machine_info(),
         }
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)
