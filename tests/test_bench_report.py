@@ -89,6 +89,7 @@ def summary() -> dict:
     figures = summary["benchmarks"]["trainer_vs_trl"]["figures"]
     figures.update(cpu=EPYC_BF16, rlhub_dtype="bfloat16", trl_dtype="float32")
     summary["machine"].update(EPYC_BF16)
+    summary["benchmarks"]["sandbox"]["figures"].pop("cpu", None)  # a result from before the CPU was recorded
     return summary
 
 
@@ -107,6 +108,14 @@ def test_every_row_names_its_cpu_and_precision(summary):
     assert overhead[-2:] == ["not recorded", "not recorded"]
     sandbox = next(row for what, row in by_what.items() if what.startswith("isolated Python programs/s"))
     assert sandbox[-2:] == ["not recorded", "-"]
+
+
+def test_a_float32_default_arm_is_reported_as_a_replicate_without_the_bf16_target(summary):
+    summary["benchmarks"]["trainer_vs_trl"]["figures"].update(rlhub_dtype="float32")
+    rows = table_rows(report.render_table(summary))
+    same_steps = next(row for row in rows[1:] if row[0].startswith("same steps, rlhub's default"))
+    assert "a replicate" in same_steps[0] and same_steps[4] == "-"
+    assert same_steps[-1] == "rlhub float32 against float32"
 
 
 def test_a_failed_benchmark_row_fills_every_column(summary):
