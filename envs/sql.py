@@ -62,7 +62,14 @@ from rlhub.envs._sql_questions import ask
 from rlhub.envs._sql_schemas import NAMES, SCHEMAS, Schema, Table, ddl, fill
 from rlhub.envs._sql_variants import NULL_PROFILES, Focus, fill_variant, focus
 from rlhub.rewards.format import think_answer_format
-from rlhub.rewards.sql import QueryRefused, build_database, run_query, same_result, sql_execution
+from rlhub.rewards.sql import (
+    GOLD_TIME_LIMIT_S,
+    QueryRefused,
+    build_database,
+    run_query,
+    same_result,
+    sql_execution,
+)
 
 QUESTION = (
     "The SQLite database has these tables:\n\n{ddl}\n\n{question}\n\nWrite one SQLite SELECT query that answers "
@@ -106,9 +113,10 @@ def _answers(rows: list[tuple]) -> bool:
 
 
 def _rows(spec: dict, query: str) -> list[tuple]:
+    """The rows of a gold query on the database ``spec`` builds (gold: :data:`GOLD_TIME_LIMIT_S`)."""
     db = build_database(spec)
     try:
-        return run_query(db, query)
+        return run_query(db, query, GOLD_TIME_LIMIT_S)
     finally:
         db.close()
 

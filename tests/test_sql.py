@@ -208,3 +208,20 @@ def test_grpo_two_steps_on_sql(tiny_model_dir, tmp_path):
     assert [r["step"] for r in rows] == [1, 2] and result.summary["steps"] == 2
     assert rows[0]["rewards/correct/mean"] == 0.0 and rows[0]["rewards/errors"] == 0.0  # random text is no query
     assert Path(result.summary["checkpoint"], "adapter").is_dir()
+
+
+def test_a_pause_in_the_thread_clock_never_refuses_a_gold_query(monkeypatch):
+    """The limit reads the thread's CPU time, which counts a garbage collection that runs mid-query (over a second
+    in a large process): examples must still be made, while a model's query keeps its 1 s limit."""
+    import itertools
+
+    import rlhub.rewards.sql as sql_rewards
+
+    clock = itertools.count(step=1.5)  # each reading 1.5 s after the last: a pause inside every query
+    monkeypatch.setattr(sql_rewards.time, "thread_time", lambda: next(clock))
+    examples = rlhub.make("sql-v2").examples("train", limit=3)
+    assert len(examples) == 3 and all(example.answer for example in examples)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(QueryRefused, match="time limit"):
+        run_query(db, "SELECT x FROM t")
