@@ -384,8 +384,9 @@ def admissible(text: str, reference: str) -> bool:
         return False
     if reference.rstrip().endswith("+ C"):
         return True
-    rest = text.lower().replace(reference.strip().lower(), " ", 1) if reference.strip() else text
-    if rest != text.lower() and re.search(r"[^\W_]", rest):
+    lowered = text.lower()
+    rest = lowered.replace(reference.strip().lower(), " ", 1) if reference.strip() else lowered
+    if rest != lowered and re.search(r"[^\W_]", rest):
         return False
     if len(NUMBER_RUN.findall(text)) > len(NUMBER_RUN.findall(reference)):
         return False

@@ -434,3 +434,12 @@ def test_every_served_task_is_reproducible_across_processes_and_its_gold_scores_
     assert [i for i in first if first[i][0] != second[i][0]] == []
     assert [i for i in first if first[i][1] != [1.0, 1.0, 1.0]] == []
     assert [i for i in first if any(first[i][2])] == []  # "no idea" is never right (game_of_life_halting was)
+
+
+def test_admissible_ignores_letter_case_alike_for_every_reference():
+    from rlhub.envs.reasoning_gym import admissible
+
+    # Case never decides: the check compares lowered text, an empty reference included.
+    for reference in ("", "gold", "Gold"):
+        assert admissible("Yes", reference) == admissible("yes", reference) == admissible("YES", reference)
+    assert admissible("GOLD", "gold") and not admissible("GOLD plus one", "gold")
