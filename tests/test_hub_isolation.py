@@ -24,7 +24,7 @@ from rlhub.env import registry
 from rlhub.errors import ConfigError, RLHubError
 from rlhub.hub import CapabilityViolation, read_manifest
 from rlhub.hub.client import SandboxedEnv
-from rlhub.hub.sandbox import bwrap_problem
+from rlhub.hub.sandbox import bwrap_problem, remove_stale_folders
 
 pytestmark = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
 RACE = """\
@@ -282,14 +282,15 @@ def test_a_killed_host_leaves_no_sandbox_behind(site, places, attack, busy):
         f"sys.path.insert(0, {found['site']!r})\n"  # before rlhub loads the registry's entry points
         "import rlhub\n"
         f"env = rlhub.make('attack-{attack}-v0')\n"
-        "print(env.sandbox.plan.uid, flush=True)\n"
+        "print(env.sandbox.plan.uid, env.sandbox.plan.folder, flush=True)\n"
         "example = env.examples('train', limit=1)[0]\n"
         f"if {busy}: threading.Thread(target=env.score, args=('1', example), daemon=True).start()\n"
         "threading.Event().wait()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True)
     try:
-        uid = int(proc.stdout.readline())
+        uid, folder = proc.stdout.readline().split()
+        uid = int(uid)
         deadline = time.monotonic() + 60
         while not _processes_of(uid) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -302,3 +303,8 @@ def test_a_killed_host_leaves_no_sandbox_behind(site, places, attack, busy):
     while _processes_of(uid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_of(uid) == []
+    # Its host folder (env.sock, stderr) stays until the next sandbox is set up, which removes it once it is
+    # older than STALE_AFTER_S (aged here) and its lock is free.
+    assert os.path.isdir(folder)
+    os.utime(folder, (time.time() - 3600, time.time() - 3600))
+    assert folder in remove_stale_folders() and not os.path.exists(folder)

@@ -78,3 +78,32 @@ def test_a_server_that_is_gone_fails_as_the_sandbox_says(served):
     with pytest.raises(RLHubError, match="the env server died during score"):
         client.call("POST", "score", {"completions": [], "examples": []})
     assert sandbox.stopped
+
+
+def test_sandbox_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    """A host killed with SIGKILL leaves its sandbox folder behind; the next set-up removes it by its free lock."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rlhub.hub.sandbox import new_folder, remove_folder, remove_stale_folders
+
+    child = (
+        "import os, signal, sys\n"
+        "from rlhub.hub.sandbox import new_folder\n"
+        f"print(new_folder({str(tmp_path)!r}), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    dead = proc.stdout.strip()
+    young = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60).stdout.strip()
+    live = new_folder(str(tmp_path))  # this process holds its lock
+    old = time.time() - 3600
+    for folder in (dead, live):
+        os.utime(folder, (old, old))
+    assert remove_stale_folders(str(tmp_path)) == [dead]
+    assert not os.path.exists(dead) and os.path.isdir(live) and os.path.isdir(young)  # young: maybe not locked yet
+    remove_folder(live)
+    assert not os.path.exists(live)

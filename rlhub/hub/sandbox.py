@@ -11,6 +11,7 @@ sandbox needs no writable view of the host at all.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import importlib.util
 import json
@@ -81,6 +82,68 @@ def _inside(path: str, binds: list[tuple[str, str]]) -> str | None:
     return None
 
 
+FOLDER_PREFIX = "rlhub-hub-"
+LOCK_FILE = ".owner-lock"
+STALE_AFTER_S = 60.0
+"""A folder younger than this is never taken for a dead process's (its creator may not hold the lock yet)."""
+_folder_locks: dict[str, int] = {}
+"""This process's live folders -> the descriptor holding each one's lock (released by the kernel at exit)."""
+
+
+def new_folder(root: str | None = None) -> str:
+    """A fresh host folder for one package's sandbox, locked for as long as this process holds it.
+
+    First removes the folders of processes that ended without cleaning up (a trainer killed with SIGKILL never
+    runs its finalizers, and left ``env.sock`` and ``stderr`` behind): a folder whose lock nobody holds.
+    """
+    remove_stale_folders(root)
+    folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=root)
+    fd = os.open(os.path.join(folder, LOCK_FILE), os.O_CREAT | os.O_RDONLY, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _folder_locks[folder] = fd
+    return folder
+
+
+def remove_folder(folder: str) -> None:
+    """Delete a folder :func:`new_folder` made, and release its lock."""
+    shutil.rmtree(folder, ignore_errors=True)
+    fd = _folder_locks.pop(folder, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def remove_stale_folders(root: str | None = None) -> list[str]:
+    """Delete this user's sandbox folders whose process has ended (their lock is free); returns them.
+
+    A folder without a lock file (an older rlhub's) or younger than ``STALE_AFTER_S`` is left alone.
+    """
+    root = root or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith(FOLDER_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.geteuid():
+                continue
+            if time.time() - info.st_mtime < STALE_AFTER_S or entry.path in _folder_locks:
+                continue
+            fd = os.open(os.path.join(entry.path, LOCK_FILE), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its process is alive
+            os.close(fd)
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        os.close(fd)
+        removed.append(entry.path)
+    return removed
+
+
 class SandboxPlan:
     """The bwrap command line and server config for one env package, and the host folder they use.
 
@@ -104,7 +167,7 @@ class SandboxPlan:
             )
         self.package = distribution.name
         self.capabilities = capabilities
-        self.folder = tempfile.mkdtemp(prefix="rlhub-hub-")
+        self.folder = new_folder()
         empty = os.path.join(self.folder, "empty")
         os.mkdir(empty)
         binds = [(path, f"/opt/rlhub/site-{i}") for i, path in enumerate(_site_dirs(distribution))]
@@ -222,7 +285,7 @@ class SandboxPlan:
                 raise self.violation_or_error(proc, proc.stdout, "loading its entry point")
             return json.loads(proc.stdout.strip().splitlines()[-1])["entries"]
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove_folder(self.folder)
 
     def _run_entries(self) -> subprocess.CompletedProcess:
         relay = self.open_egress()
@@ -328,4 +391,4 @@ def _stop(
         process.stdout.close()
     if relay is not None:
         relay.close()
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_folder(folder)
