@@ -76,14 +76,22 @@ class ArithmeticEnv(ProceduralEnv):
         return self.format_answer(example.answer, reasoning=example.info["steps"])
 
     def probes(self, example: Example) -> list[Probe]:
-        """The question's own expression as the answer: a grader that evaluates answers would take it for the value."""
-        asked = QUESTION.search(example.prompt[-1]["content"])
-        if asked is None:
-            return []
-        expression = asked["expression"]
-        echoes = [expression, expression.replace(" ", ""), f"({expression})", f"1 * ({expression})"]
-        completions = [self.format_answer(e, reasoning="Copy the question.") for e in echoes]
-        return [Probe("expression echo", completions, about="the question's expression, unevaluated, as the answer")]
+        return expression_echo_probes(example, self.format_answer)
 
     def build_rubric(self) -> Rubric:
         return math_rubric(self.config.answer_format, self.config.format_weight, numbers_only=True)
+
+
+def expression_echo_probes(example: Example, format_answer) -> list[Probe]:
+    """The question's own expression as the answer: a grader that evaluates answers would take it for the value.
+
+    For envs that ask "What is <expression>?" in the last prompt turn; ``format_answer(answer, reasoning=...)``
+    writes a completion in the env's answer format.
+    """
+    asked = QUESTION.search(example.prompt[-1]["content"])
+    if asked is None:
+        return []
+    expression = asked["expression"]
+    echoes = [expression, expression.replace(" ", ""), f"({expression})", f"1 * ({expression})"]
+    completions = [format_answer(e, reasoning="Copy the question.") for e in echoes]
+    return [Probe("expression echo", completions, about="the question's expression, unevaluated, as the answer")]

@@ -377,7 +377,7 @@ def test_an_episode_through_the_rollout_driver(env, examples):
             for i, ids in enumerate(prompt_ids):
                 turn = self.tokenizer.decode(ids).count("<|im_start|>assistant") - 1
                 tokens = [*self.tokenizer.encode(gold[turn], add_special_tokens=False), eos]
-                outs.append(Completion(i, tokens, [-0.5] * len(tokens), gold[turn], True))
+                outs += [Completion(i, tokens, [-0.5] * len(tokens), gold[turn], True) for _ in range(n)]
             return outs
 
     prompt_ids = [

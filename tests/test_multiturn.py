@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -100,6 +101,64 @@ def test_turn_reward_is_the_reward_of_each_intermediate_step():
     assert terminated and len(seen) == 2 and reward == pytest.approx(1.0 + shaped.config.format_weight)
 
 
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_calculator_generated_levels_are_reproducible_and_need_the_answer_as_a_number(difficulty):
+    env = rlhub.make("calculator-v1", difficulty=difficulty, few_shot=1)
+    first, again = env.examples("test", 4), env.examples("test", 4)
+    assert first == again and len({ex.answer for ex in first}) == 4
+    assert env.examples("test", 2, seed=1) != first[:2]
+    other = rlhub.make("calculator-v1", difficulty=1 + difficulty % 3).examples("test", 1)[0]
+    assert other.info["expression"] != first[0].info["expression"]  # each level is a stream of its own
+    ex = first[0]
+    assert (
+        ex.answer == calculate(ex.info["expression"])
+        and f"What is {ex.info['expression']}?" in ex.prompt[-1]["content"]
+    )
+    assert env.score(env.gold_transcript(ex), ex).rewards["correct"] == 1.0
+    # Copying the question's expression as the answer earns nothing (only a plain number counts).
+    (probe,) = env.probes(ex)
+    echoes = [env.score([{"role": "assistant", "content": c}], ex).rewards["correct"] for c in probe.completions]
+    assert echoes == [0.0] * len(probe.completions)
+    # The demo is a solved generated question, never a test example.
+    demo = env.demo_examples(1)[0]
+    assert demo.info["expression"] not in {e.info["expression"] for e in first}
+
+
+def test_calculator_default_is_gsm8k_with_no_turn_rewards():
+    env = rlhub.make("calculator-v1")
+    ex = env.examples("test", 1)[0]
+    assert "reasoning" in ex.info and env.probes(ex) == [] and env.config.difficulty == 0
+    env.reset(options={"example": ex})
+    assert env.step('<tool_call>{"name": "calculate", "arguments": 5}</tool_call>')[1] == 0.0
+    with pytest.raises(rlhub.ConfigError, match=r"difficulty must be in 0\.\.3"):
+        rlhub.make("calculator-v1", difficulty=4)
+
+
+def test_calculator_turn_rewards_charge_errors_and_pay_a_right_result_once():
+    env = rlhub.make("calculator-v1", difficulty=1, max_turns=6, tool_error_reward=-0.2, result_reward=0.5)
+    ex = env.examples("test", 1)[0]
+    right = json.dumps({"name": "calculate", "arguments": {"expression": ex.info["expression"]}})
+    wrong = json.dumps({"name": "calculate", "arguments": {"expression": "2 + 2"}})
+    refused = json.dumps({"name": "calculate", "arguments": {"expression": "__import__('os')"}})
+    env.reset(options={"example": ex})
+    rewards = [
+        env.step(f"<tool_call>{call}</tool_call>")[1] for call in (wrong, refused, '{"name": "calculate"', right, right)
+    ]
+    # 2 + 2: nothing; a refused expression and an unparsable call: charged; the answer: paid, the first time only.
+    assert rewards[0] == 0.0 and rewards[1] == rewards[2] == pytest.approx(-0.2) and rewards[3:] == [0.5, 0.0]
+    env.reset(options={"example": ex})
+    both = f"<tool_call>{right}</tool_call><tool_call>{refused}</tool_call>"
+    assert env.step(both)[1] == pytest.approx(0.3)  # one turn: an error and the right result
+    # On GSM8K, a reference intermediate result is paid too (the solution's <<expression=result>> annotations).
+    gsm = rlhub.make("calculator-v1", result_reward=1.0)
+    ex = next(e for e in gsm.examples("test", 20) if "<<" in e.info["reasoning"])
+    expression, result = re.findall(r"<<([^=<>]+)=([^<>]+)>>", ex.info["reasoning"])[0]
+    gsm.reset(options={"example": ex})
+    call = json.dumps({"name": "calculate", "arguments": {"expression": expression}})
+    assert gsm.toolbox.call("calculate", {"expression": expression}).content == result.strip()
+    assert gsm.step(f"<tool_call>{call}</tool_call>")[1] == 1.0
+
+
 class ScriptedEngine(HFRolloutEngine):
     """Calls a tool on the first turn, then answers (well-formatted on even samples only)."""
 
@@ -116,6 +175,54 @@ class ScriptedEngine(HFRolloutEngine):
                 tokens = [*self.tokenizer.encode(reply, add_special_tokens=False)[: sampling.max_new_tokens - 1], eos]
                 outs.append(Completion(i, tokens, [-0.5] * len(tokens), reply, True))
         return outs
+
+
+def test_first_turn_prefills_each_prompt_once_and_later_turns_continue_each_episode():
+    from rlhub.models import load_embedded_tokenizer
+
+    class Recording(ScriptedEngine):
+        def generate(self, prompt_ids, n, sampling):
+            calls.append((len(prompt_ids), n, prompt_ids))
+            return super().generate(prompt_ids, n, sampling)
+
+    calls = []
+    tokenizer = load_embedded_tokenizer()
+    env = rlhub.make("calculator-v1")
+    examples = env.examples("test", limit=3)
+    prompt_ids = [
+        tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        for ex in examples
+    ]
+    engine = Recording(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
+    episodes = run_episodes(engine, env, examples, prompt_ids, 4, Sampling(max_new_tokens=200))
+    assert [(count, n) for count, n, _ in calls] == [(3, 4), (12, 1)]
+    assert calls[0][2] == prompt_ids  # the prompts themselves, once each
+    # The second turn continues each of the 12 episodes from its own context: prompt, call, the tool's reply.
+    for episode, context in zip(episodes, calls[1][2]):
+        prompt = prompt_ids[episode.prompt_index]
+        assert context[: len(prompt)] == prompt
+        assert context[len(prompt) :] == episode.token_ids[: len(context) - len(prompt)]
+    assert [ep.prompt_index for ep in episodes] == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_an_engine_that_ignores_n_is_refused_in_one_line():
+    from rlhub.errors import RLHubError
+    from rlhub.models import load_embedded_tokenizer
+
+    class OnePerPrompt(ScriptedEngine):
+        def generate(self, prompt_ids, n, sampling):
+            return super().generate(prompt_ids, 1, sampling)
+
+    tokenizer = load_embedded_tokenizer()
+    env = rlhub.make("calculator-v1")
+    examples = env.examples("test", limit=2)
+    prompt_ids = [
+        tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        for ex in examples
+    ]
+    engine = OnePerPrompt(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
+    with pytest.raises(RLHubError, match="returned 2 completions where 8 were asked for"):
+        run_episodes(engine, env, examples, prompt_ids, 4, Sampling(max_new_tokens=200))
 
 
 def test_episode_tokens_mask_out_what_the_environment_wrote():
@@ -262,8 +369,9 @@ def test_tools_can_go_through_the_chat_template():
 class ScriptBias:
     """A sequence bias on the engine's sampling (TRL's ``sequence_bias`` plays this part in its tool test).
 
-    A forward hook adds +100 to the logit of the next token of a scripted reply: on the first turn, row r
-    follows ``calls[r % len(calls)]``; on a turn whose context holds a tool reply, ``answer``. The engine
+    A forward hook adds +100 to the logit of the next token of a scripted reply: on the first turn, the
+    samples of prompt p follow ``calls[p % len(calls)]`` (the engine prefills each prompt once and copies its
+    cache to its samples); on a turn whose context holds a tool reply, ``answer``. The engine
     still samples every token itself (temperature 1), so episodes, stops and tool turns are its own.
     The replies have equal token lengths, so the rows move in lockstep and the step count indexes all.
     """
@@ -287,6 +395,10 @@ class ScriptBias:
             self.step = 0
         else:
             self.step += 1
+            rows = output.logits.shape[0]
+            if self.step == 1 and self.plans and rows > len(self.plans):  # n samples per prefilled prompt
+                n = rows // len(self.plans)
+                self.plans = [self.plans[r // n] for r in range(rows)]
         for row, plan in enumerate(self.plans[: output.logits.shape[0]]):
             if self.step < len(plan):
                 output.logits[row, -1, plan[self.step]] += 100.0
@@ -342,3 +454,11 @@ def test_tool_episodes_sampled_by_the_hf_engine_train_with_tool_tokens_masked(ti
     table = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
     replies = sorted(t["completion"].split("[tool] ")[1].split("\n[assistant]")[0] for t in table)
     assert replies[:2] == ["42", "42"] and all("bad arguments" in r for r in replies[2:])
+
+
+def test_calculator_generated_level_passes_validate():
+    from rlhub.authoring.validate import validate_env
+
+    report = validate_env("calculator-v1", n=4, difficulty=3)
+    failed = [c.name for c in report.checks if not c.passed]
+    assert not failed and "expression echo" in [c.name for c in report.checks]

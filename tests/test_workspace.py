@@ -465,7 +465,7 @@ def test_a_rollout_that_raises_mid_episode_closes_every_workspace():
             self.calls += 1
             if self.calls == 2:
                 raise RuntimeError("the inference server went away mid-episode")
-            return [Completion(i, [1], [0.0], CALL, True) for i in range(len(contexts))]
+            return [Completion(i, [1], [0.0], CALL, True) for i in range(len(contexts)) for _ in range(n)]
 
     examples = env.examples(limit=2)
     with pytest.raises(RuntimeError, match="went away"):

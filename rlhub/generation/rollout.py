@@ -411,6 +411,9 @@ def reply_tokens(tokenizer, history: list[dict], replies: list[dict]) -> list[in
 def run_episodes(engine, env, examples, prompt_ids, n: int, sampling: Sampling, *, turn_rewards=False):
     """``n`` multi-turn episodes per example, batched turn by turn; ``sampling.max_new_tokens`` budgets each episode.
 
+    The first turn asks the engine for ``n`` samples of each prompt (one prefill per prompt, as single-turn
+    rollout does); later turns continue each episode's own context.
+
     ``turn_rewards``: also record the env's ``turn_reward`` of each turn it replies to (per-turn credit).
     """
     from rlhub.env.multiturn import EpisodeState
@@ -421,6 +424,7 @@ def run_episodes(engine, env, examples, prompt_ids, n: int, sampling: Sampling, 
     ]
     contexts = [list(prompt_ids[ep.prompt_index]) for ep in episodes]
     active = list(range(len(episodes)))
+    first_turn = True
     try:
         while active:
             budget = {e: sampling.max_new_tokens - sum(episodes[e].loss_mask) for e in active}
@@ -428,7 +432,16 @@ def run_episodes(engine, env, examples, prompt_ids, n: int, sampling: Sampling, 
             if not active:
                 break
             turn = replace(sampling, max_new_tokens=max(budget[e] for e in active))
-            outs = engine.generate([contexts[e] for e in active], 1, turn)
+            if first_turn:  # every episode of an example starts from its prompt: prefill it once, sample n
+                outs = engine.generate([list(p) for p in prompt_ids[: len(examples)]], n, turn)
+                first_turn = False
+            else:
+                outs = engine.generate([contexts[e] for e in active], 1, turn)
+            if len(outs) != len(active):
+                raise RLHubError(
+                    f"the rollout engine returned {len(outs)} completions where {len(active)} were asked for; "
+                    "an engine's generate(prompts, n, sampling) returns n completions per prompt, in prompt order"
+                )
             still = []
             for e, out in zip(active, outs):
                 ep = episodes[e]
