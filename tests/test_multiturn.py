@@ -159,6 +159,20 @@ def test_calculator_turn_rewards_charge_errors_and_pay_a_right_result_once():
     assert gsm.step(f"<tool_call>{call}</tool_call>")[1] == 1.0
 
 
+def calculator_prompts(n: int):
+    """The embedded tokenizer, calculator-v1, its first ``n`` test examples and their prompts' token ids."""
+    from rlhub.models import load_embedded_tokenizer
+
+    tokenizer = load_embedded_tokenizer()
+    env = rlhub.make("calculator-v1")
+    examples = env.examples("test", limit=n)
+    prompt_ids = [
+        tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        for ex in examples
+    ]
+    return tokenizer, env, examples, prompt_ids
+
+
 class ScriptedEngine(HFRolloutEngine):
     """Calls a tool on the first turn, then answers (well-formatted on even samples only)."""
 
@@ -178,21 +192,13 @@ class ScriptedEngine(HFRolloutEngine):
 
 
 def test_first_turn_prefills_each_prompt_once_and_later_turns_continue_each_episode():
-    from rlhub.models import load_embedded_tokenizer
-
     class Recording(ScriptedEngine):
         def generate(self, prompt_ids, n, sampling):
             calls.append((len(prompt_ids), n, prompt_ids))
             return super().generate(prompt_ids, n, sampling)
 
     calls = []
-    tokenizer = load_embedded_tokenizer()
-    env = rlhub.make("calculator-v1")
-    examples = env.examples("test", limit=3)
-    prompt_ids = [
-        tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
-        for ex in examples
-    ]
+    tokenizer, env, examples, prompt_ids = calculator_prompts(3)
     engine = Recording(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
     episodes = run_episodes(engine, env, examples, prompt_ids, 4, Sampling(max_new_tokens=200))
     assert [(count, n) for count, n, _ in calls] == [(3, 4), (12, 1)]
@@ -207,34 +213,19 @@ def test_first_turn_prefills_each_prompt_once_and_later_turns_continue_each_epis
 
 def test_an_engine_that_ignores_n_is_refused_in_one_line():
     from rlhub.errors import RLHubError
-    from rlhub.models import load_embedded_tokenizer
 
     class OnePerPrompt(ScriptedEngine):
         def generate(self, prompt_ids, n, sampling):
             return super().generate(prompt_ids, 1, sampling)
 
-    tokenizer = load_embedded_tokenizer()
-    env = rlhub.make("calculator-v1")
-    examples = env.examples("test", limit=2)
-    prompt_ids = [
-        tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
-        for ex in examples
-    ]
+    tokenizer, env, examples, prompt_ids = calculator_prompts(2)
     engine = OnePerPrompt(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
     with pytest.raises(RLHubError, match="returned 2 completions where 8 were asked for"):
         run_episodes(engine, env, examples, prompt_ids, 4, Sampling(max_new_tokens=200))
 
 
 def test_episode_tokens_mask_out_what_the_environment_wrote():
-    from rlhub.models import load_embedded_tokenizer
-
-    tokenizer = load_embedded_tokenizer()
-    env = rlhub.make("calculator-v1")
-    examples = env.examples("test", limit=2)
-    prompt_ids = [
-        tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
-        for ex in examples
-    ]
+    tokenizer, env, examples, prompt_ids = calculator_prompts(2)
     engine = ScriptedEngine(model=None, tokenizer=tokenizer, stop_ids=[tokenizer.eos_token_id])
     episodes = run_episodes(engine, env, examples, prompt_ids, 2, Sampling(max_new_tokens=200))
     assert len(episodes) == 4
