@@ -6,9 +6,18 @@ from random import Random
 
 from rlhub.envs._sql_schemas import Schema
 
+LEVELS = {
+    1: ("count", "filter", "filter_category"),
+    2: ("aggregate", "count_known", "group_count", "having", "is_null", "ordered", "top_k"),
+    3: ("join_filter", "join_max", "join_sum", "left_join"),
+}
+"""The families of each difficulty level: 1 one table, one condition; 2 aggregates, groups, NULLs and order;
+3 both tables. Level 0 (sql's default) asks all fourteen."""
 
-def ask(rng: Random, schema: Schema, db: dict) -> tuple[str, str, str, bool]:
-    """One question about ``db``: (family, question, gold SQL, ordered)."""
+
+def ask(rng: Random, schema: Schema, db: dict, level: int = 0) -> tuple[str, str, str, bool]:
+    """One question about ``db``: (family, question, gold SQL, ordered); ``level`` 1-3 keeps to that level's
+    families (:data:`LEVELS`), 0 draws among all, as sql-v0 to v2 do."""
     p, c, key = schema.parent, schema.child, schema.key
     t = rng.choice([p, c])
     rows = db["rows"][t.name]
@@ -94,5 +103,5 @@ def ask(rng: Random, schema: Schema, db: dict) -> tuple[str, str, str, bool]:
             False,
         ),
     }
-    family = rng.choice(sorted(families))
+    family = rng.choice(sorted(LEVELS[level] if level else families))
     return (family, *families[family])

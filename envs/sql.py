@@ -6,7 +6,8 @@ parent table and a child table with a foreign key to it), fills it with random r
 few ``NULL``\\s, some parents without children) and asks one of fourteen question families: filters,
 counts, aggregates, ``GROUP BY`` / ``HAVING``, ``IS NULL``, top-k and ordered listings, joins, a
 ``LEFT JOIN`` for parents without children. The gold query is generated with the question; (seed, index)
-reproduces both and the data.
+reproduces both and the data. ``difficulty`` 1-3 keeps to one level's families (1: filters and counts on one
+table; 2: aggregates, groups, NULLs, ordering; 3: joins); the default 0 mixes all fourteen.
 
 Variant databases (Spider's test-suite idea: a query is right iff it gives the gold's result on databases
 built to tell near misses apart): each is built from what the gold query compares, read from its text
@@ -86,8 +87,14 @@ class SQLConfig(EnvConfig):
     hold at least 12 child and 6 parent rows (room for their boundary rows, small groups and copies); the
     first holds twice as many. Three give the optional column each profile: mixed, all NULL, none NULL."""
 
+    difficulty: int = 0
+    """0: all fourteen question families; 1-3 keep to one level's: 1 one table and one condition (filters,
+    counts), 2 aggregates, groups, NULLs and ordering, 3 joins. Level 0's examples are those of sql-v2."""
+
     def validate(self) -> None:
         super().validate()
+        if not 0 <= self.difficulty <= 3:
+            raise ConfigError(f"difficulty must be in 0..3 (0: every family), got {self.difficulty}; try difficulty=1")
         if self.answer_format != "tags":
             raise ConfigError("sql answers are queries: set answer_format='tags'")
         if not 6 <= self.rows <= 60:
@@ -123,12 +130,15 @@ def _rows(spec: dict, query: str) -> list[tuple]:
 
 class SQLEnv(ProceduralEnv):
     Config = SQLConfig
+    levels = (1, 2, 3)
+    """The values of ``config.difficulty`` that keep to one level's families, easiest first (a curriculum
+    samples among them; 0, the default, mixes them all)."""
 
     def generate(self, rng: Random, split: str, index: int) -> Example:
         schema = rng.choice(SCHEMAS)
         for _ in range(100):  # redraw until the question has a non-empty answer
             db = fill(rng, schema, self.config.rows)
-            family, question, gold, ordered = ask(rng, schema, db)
+            family, question, gold, ordered = ask(rng, schema, db, self.config.difficulty)
             want = _rows(db, gold)
             if _answers(want):
                 break

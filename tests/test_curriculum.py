@@ -72,7 +72,7 @@ def test_state_round_trips_through_json_and_continues_identically():
 
 
 def test_levels_attribute_lists_the_difficulties_the_config_accepts():
-    for env_id in ("arithmetic-v1", "codegen-v0"):
+    for env_id in ("arithmetic-v1", "codegen-v0", "calculator-v1", "sql-v2", "sql-mcp-v1"):
         env = rlhub.make(env_id)
         levels = levels_of(env)
         assert levels and list(levels) == list(range(1, len(levels) + 1))

@@ -225,3 +225,25 @@ def test_a_pause_in_the_thread_clock_never_refuses_a_gold_query(monkeypatch):
     db.execute("CREATE TABLE t (x INTEGER)")
     with pytest.raises(QueryRefused, match="time limit"):
         run_query(db, "SELECT x FROM t")
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_a_level_asks_only_its_families_and_its_gold_scores_one(level):
+    from rlhub.envs._sql_questions import LEVELS
+
+    env = rlhub.make(ENV_ID, difficulty=level, few_shot=1)
+    examples = env.examples("test", limit=30)
+    assert {ex.info["family"] for ex in examples} == set(LEVELS[level])  # every family of the level, no other
+    for ex in examples[:6]:
+        assert env.score(env.gold_completion(ex), ex).rewards["correct"] == 1.0
+    demo = env.demo_examples(1)[0]  # the few-shot turn solves a question of the same level
+    assert demo.info["family"] in LEVELS[level] and demo.answer in examples[0].prompt[2]["content"]
+
+
+def test_the_levels_cover_every_family_once_and_are_validated():
+    from rlhub.envs._sql_questions import LEVELS
+
+    families = [f for level in sorted(LEVELS) for f in LEVELS[level]]
+    assert len(families) == len(set(families)) == 14 and rlhub.make(ENV_ID).levels == (1, 2, 3)
+    with pytest.raises(ConfigError, match=r"difficulty must be in 0\.\.3"):
+        rlhub.make(ENV_ID, difficulty=4)
