@@ -44,6 +44,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from random import Random
+from typing import ClassVar
 
 from rlhub.arithmetic import BINARY_OPERATORS, evaluate
 from rlhub.env import (
@@ -142,6 +143,7 @@ class CalculatorConfig(MultiTurnConfig, DataConfig):
     """Turn reward of a turn whose tool calls include an error (e.g. -0.1); used by ``algorithm.credit: turn``."""
     result_reward: float = 0.0
     """Turn reward, once per episode, when a tool result first equals the answer or a reference intermediate."""
+    training_only: ClassVar[frozenset[str]] = frozenset({"tool_error_reward", "result_reward"})
 
     def validate(self) -> None:
         super().validate()

@@ -338,6 +338,22 @@ def rewards_hash() -> str:
     return _sha256(_file_chunks(sorted(Path(rlhub.rewards.__file__).parent.glob("*.py"))))
 
 
+def _training_only(env_id: str, *entries: dict) -> set[str]:
+    """Config fields that do not change what an eval measures (``EnvConfig.training_only``): those the evals
+    recorded, and a built-in env's own (evals written before they were recorded). A package's env class is not
+    loaded here: untrusted code runs only in its sandbox."""
+    from rlhub.env.registry import get_spec
+
+    keys = {key for entry in entries for key in entry.get("training_only", ())}
+    try:
+        spec = get_spec(env_id)
+        if spec.source == "rlhub":
+            keys |= set(getattr(spec.load_class().Config, "training_only", ()))
+    except Exception:  # an env no longer registered: only what the evals recorded
+        pass
+    return keys
+
+
 def data_hash(examples) -> str:
     """sha256 over the examples' ids, prompts, answers and info: the exact data an eval ran on."""
     rows = [[ex.id, ex.prompt, ex.answer, ex.info] for ex in examples]
@@ -395,6 +411,7 @@ def build_manifest(
                 "env_id": result.env_id,
                 **_code_identity(result.env_id),
                 "config": env_config,
+                "training_only": sorted(set(getattr(env.config, "training_only", ())) & set(env_config)),
                 "data_hash": data_hash(examples),
                 "examples": result.examples,
                 "file": files[result.env_id],
@@ -579,7 +596,9 @@ def compare(before_dir: str | Path, after_dir: str | Path) -> list[Comparison]:
         other = after_envs.get(env_id)
         if other is None:
             raise RLHubError(f"{after_dir} has no eval of {env_id}; run `rlhub eval {env_id} ... --out {after_dir}`")
-        if (entry["data_hash"], entry["config"]) != (other["data_hash"], other["config"]):
+        ignored = _training_only(env_id, entry, other)
+        scored, other_scored = ({k: v for k, v in e["config"].items() if k not in ignored} for e in (entry, other))
+        if (entry["data_hash"], scored) != (other["data_hash"], other_scored):
             raise RLHubError(
                 f"{env_id}: the evals ran on different examples (data hash {entry['data_hash']} vs "
                 f"{other['data_hash']}, config {entry['config']} vs {other['config']}); pass the same --config to both"

@@ -135,3 +135,25 @@ def test_compare_refuses_evals_of_other_examples_or_sampling(stored_eval, tmp_pa
     (other / "manifest.json").write_text(json.dumps(manifest))
     result = CliRunner().invoke(main, ["eval", "--compare", str(out), str(other)])
     assert result.exit_code == 1 and "sampled differently (temperature" in result.output
+
+
+def test_compare_ignores_training_only_config_and_refuses_any_other(stored_eval, tmp_path):
+    """An adapter's eval takes its training run's env config: turn rewards there do not change what is measured."""
+    from rlhub.errors import RLHubError
+    from rlhub.evaluate import _training_only, compare
+
+    _, out = stored_eval
+    assert json.loads((out / "manifest.json").read_text())["envs"][0]["training_only"] == []
+    other = _with_passed(out, tmp_path / "other", [True] * 8)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["envs"][0].update(config={"turn_bonus": 0.5}, training_only=["turn_bonus"])
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    [row] = compare(out, other)
+    assert row.examples == 8 and row.after == 1.0
+    manifest["envs"][0].update(config={"turn_bonus": 0.5, "few_shot": 2})  # few_shot changes the prompts
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RLHubError, match="different examples"):
+        compare(out, other)
+    # A built-in env's own training-only fields count too (evals written before they were recorded).
+    assert _training_only("calculator-v1", {}, {}) == {"tool_error_reward", "result_reward"}
+    assert _training_only("arithmetic-v1", {}, {}) == set()

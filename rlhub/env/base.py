@@ -63,6 +63,10 @@ class Probe:
 class EnvConfig:
     """Settings every environment has."""
 
+    training_only: ClassVar[frozenset[str]] = frozenset()
+    """Fields that only shape training (turn rewards), never the examples or an episode's score: ``rlhub eval
+    --compare`` ignores them, so that an adapter trained with them compares with its base model."""
+
     system_prompt: str | None = None
     """System prompt; None uses the default for ``answer_format``; "" sends no system message."""
     answer_format: str = "tags"
