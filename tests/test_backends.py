@@ -274,11 +274,15 @@ def test_colocated_engine_runs_tool_episodes(fake_vllm, tiny_model_dir):
         engine, env, examples, [encode_prompt(tokenizer, env, ex) for ex in examples], 2, Sampling(max_new_tokens=3)
     )
     assert [e.prompt_index for e in episodes] == [0, 0, 1, 1]
-    # Turns are sampled one context at a time (n=1): the scripted reply is one token and a stop token,
-    # which calls no tool, so each episode is one finished model turn, all of it in the loss.
+    # The first turn asks for each prompt's 2 episodes at once (n=2). The scripted sample 0 is one token and a
+    # stop token, which calls no tool: one finished model turn. Sample 1 runs to the 3-token budget: cut there,
+    # unfinished. Both are all in the loss, and nothing is left to sample.
+    assert [params.n for _, params, _ in FakeLLM.instances[-1].calls] == [2]
     stop = stop_token_ids(tokenizer, policy)[0]
-    assert all(e.finished and len(e.messages) == 1 and e.token_ids[1:] == [stop] for e in episodes)
-    assert all(e.loss_mask == [1, 1] for e in episodes)
+    first, second = episodes[0::2], episodes[1::2]
+    assert all(e.finished and len(e.messages) == 1 and e.token_ids[1:] == [stop] for e in first)
+    assert all(not e.finished and e.token_ids == [200, 201, 202] for e in second)
+    assert [e.loss_mask for e in episodes] == [[1, 1], [1, 1, 1]] * 2
 
 
 def test_adapter_sync_failure_is_an_error_that_names_the_fix(fake_vllm, tiny_model_dir):

@@ -49,7 +49,8 @@ def test_each_turn_of_an_episode_samples_with_the_rollouts_settings_and_the_budg
 
     first_turn = len(tokenizer.encode(CALL, add_special_tokens=False)) + 1
     assert [ep.state.turns for ep in episodes] == [2] * 4
-    assert [n for n, _ in engine.requests] == [1, 1]  # turns are sampled one context at a time
+    # The first turn samples each prompt's 2 episodes from one prefill; later turns continue each episode alone.
+    assert [n for n, _ in engine.requests] == [2, 1]
     assert engine.requests[0][1] == sampling  # the first turn has the whole budget
     # The next turn keeps temperature and top_p and has what the first turn left of the episode's budget.
     assert engine.requests[1][1] == Sampling(max_new_tokens=200 - first_turn, temperature=0.7, top_p=0.9)
