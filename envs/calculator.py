@@ -25,7 +25,9 @@ Turn rewards (``turn_reward``, used by ``algorithm.credit: turn``; both 0 by def
 reward is unchanged): ``tool_error_reward`` for each turn whose tool calls include an error (a malformed
 call, an unknown tool, bad arguments, an expression the calculator refuses), and ``result_reward`` once per
 episode, for the first turn whose tool result equals the answer or, on GSM8K, one of the reference
-solution's intermediate results (its ``<<expression=result>>`` annotations).
+solution's intermediate results (its ``<<expression=result>>`` annotations). On GSM8K only a turn with a single
+call is paid: its answers and intermediates are often small numbers that parallel calls could guess
+(``calculate("1")`` ... ``calculate("20")``); a generated level's answer has four to seven digits.
 
 Version history:
     v0: first version.
@@ -142,7 +144,7 @@ class CalculatorConfig(MultiTurnConfig, DataConfig):
     tool_error_reward: float = 0.0
     """Turn reward of a turn whose tool calls include an error (e.g. -0.1); used by ``algorithm.credit: turn``."""
     result_reward: float = 0.0
-    """Turn reward, once per episode, when a tool result first equals the answer or a reference intermediate."""
+    """Turn reward, once per episode, when a turn's single tool call first returns the answer or an intermediate."""
     training_only: ClassVar[frozenset[str]] = frozenset({"tool_error_reward", "result_reward"})
 
     def validate(self) -> None:
@@ -201,9 +203,10 @@ class CalculatorEnv(MultiTurnEnv, DatasetEnv):
             targets = self.intermediate_results(state.example)
             episode = messages[len(state.example.prompt) : len(messages) - len(replies)]
             earlier = [m for m in episode if m.get("role") == "tool"]
-            if not any(_number(m["content"]) in targets for m in earlier) and any(
-                _number(r["content"]) in targets for r in replies
-            ):
+            guessable = not self.config.difficulty  # GSM8K's small values: parallel calls could guess them
+            hits = [r for r in replies if _number(r["content"]) in targets]
+            paid_before = any(_number(m["content"]) in targets for m in earlier)
+            if hits and not paid_before and (len(replies) == 1 or not guessable):
                 reward += self.config.result_reward
         return reward
 

@@ -157,6 +157,13 @@ def test_calculator_turn_rewards_charge_errors_and_pay_a_right_result_once():
     call = json.dumps({"name": "calculate", "arguments": {"expression": expression}})
     assert gsm.toolbox.call("calculate", {"expression": expression}).content == result.strip()
     assert gsm.step(f"<tool_call>{call}</tool_call>")[1] == 1.0
+    # GSM8K's values are often small: parallel guesses that include one earn nothing, nor does a later call.
+    guesses = "".join(
+        f"<tool_call>{json.dumps({'name': 'calculate', 'arguments': {'expression': str(k)}})}</tool_call>"
+        for k in [*range(1, 21), result.strip()]
+    )
+    gsm.reset(options={"example": ex})
+    assert gsm.step(guesses)[1] == 0.0 and gsm.step(f"<tool_call>{call}</tool_call>")[1] == 0.0
 
 
 def calculator_prompts(n: int):
