@@ -27,7 +27,8 @@ call, an unknown tool, bad arguments, an expression the calculator refuses), and
 episode, for the first turn whose tool result equals the answer or, on GSM8K, one of the reference
 solution's intermediate results (its ``<<expression=result>>`` annotations). On GSM8K only a turn with a single
 call is paid: its answers and intermediates are often small numbers that parallel calls could guess
-(``calculate("1")`` ... ``calculate("20")``); a generated level's answer has four to seven digits.
+(``calculate("1")`` ... ``calculate("20")``), while a generated level's answer is rarely under 1,000 (0, 20 and
+24 of 10,000 train examples at levels 1-3; none at or under 20).
 
 Version history:
     v0: first version.
