@@ -228,24 +228,17 @@ class CalculatorEnv(MultiTurnEnv, DatasetEnv):
         """One calculator call per '<<expr=result>>' annotation of the reference solution (at most two), then the
         answer; on a generated level, one call with the question's expression."""
         if "expression" in example.info:
-            expression = example.info["expression"]
-            call = json.dumps({"name": "calculate", "arguments": {"expression": expression}})
-            result = self.toolbox.call("calculate", {"expression": expression})
-            return [
-                {"role": "assistant", "content": f"<tool_call>{call}</tool_call>"},
-                {"role": "tool", "name": "calculate", "content": result.content},
-                {
-                    "role": "assistant",
-                    "content": self.format_answer(example.answer, reasoning=f"{expression} = {example.answer}"),
-                },
-            ]
+            expressions = [example.info["expression"]]
+            reasoning = f"{expressions[0]} = {example.answer}"
+        else:
+            expressions = [expression for expression, _ in _ANNOTATION.findall(example.info["reasoning"])[:2]]
+            reasoning = _ANNOTATION.sub("", example.info["reasoning"])  # "40-4=<<40-4=36>>36" -> "40-4=36"
         messages: list[Message] = []
-        for expression, _ in _ANNOTATION.findall(example.info["reasoning"])[:2]:
+        for expression in expressions:
             call = json.dumps({"name": "calculate", "arguments": {"expression": expression}})
             messages.append({"role": "assistant", "content": f"<tool_call>{call}</tool_call>"})
             result = self.toolbox.call("calculate", {"expression": expression})
             messages.append({"role": "tool", "name": "calculate", "content": result.content})
-        reasoning = _ANNOTATION.sub("", example.info["reasoning"])  # "40-4=<<40-4=36>>36" -> "40-4=36"
         messages.append({"role": "assistant", "content": self.format_answer(example.answer, reasoning=reasoning)})
         return messages
 
