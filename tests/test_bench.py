@@ -409,8 +409,12 @@ def test_readme_performance_table_matches_the_checked_in_results():
         pytest.skip("bench/results/summary.json is not checked in yet: run `python -m bench`")
     summary = json.loads(summary_path.read_text())
     assert not summary["quick"], "bench/results/summary.json holds a --quick run; run the full `python -m bench`"
-    block = report.readme_block((ROOT / "README.md").read_text())
+    readme = (ROOT / "README.md").read_text()
+    block = report.readme_block(readme)
     assert block is not None, "README.md has no Performance table block; paste the output of `python -m bench --table`"
+    for marker in (report.TABLE_START, report.TABLE_END):
+        # A pasted block once left two stray end markers below the table, which the check above never reads.
+        assert readme.count(marker) == 1, f"README.md has {readme.count(marker)} of {marker!r}; keep exactly one"
     assert block == report.render_table(summary), "README's Performance table is stale: paste `python -m bench --table`"
 
 
