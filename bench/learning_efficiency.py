@@ -158,8 +158,10 @@ def train_arm(args, env_id: str, arm: str, workdir: Path) -> dict:
     checkpoint = latest(out)  # a checkpoint cut off while being written is not the latest
     if checkpoint is None:
         raise RuntimeError(f"{env_id} {arm}: no step finished within {args.budget:.0f} s; its log ends:\n{tail(log)}")
+    recipe = json.loads((out / "recipe.json").read_text(encoding="utf-8"))
     return {
         "adapter": str(checkpoint / "adapter"),
+        "dtype": recipe["model"]["dtype"],  # what `model.dtype: auto` chose on this machine
         "steps": int(checkpoint.name.removeprefix("step-")),
         "wall_s": elapsed,  # the process's: loading the model and writing checkpoints included
         "step_s": training_progress(out / "metrics.jsonl")[0],  # what the budget counts (a cut-off step too)

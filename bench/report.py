@@ -216,6 +216,26 @@ def _step_profile(r: dict) -> dict[str, Any]:
     }
 
 
+def _learning_efficiency(r: dict) -> dict[str, Any]:
+    return {
+        "budget_s": r["budget_s"],
+        "n": r["n"],
+        "envs": {
+            env_id: {
+                "examples": e["examples"],
+                "pass_at_1": e["pass_at_1"],
+                "steps": {arm: info["steps"] for arm, info in e["arms"].items()},
+                "dtype": sorted({info.get("dtype") or "not recorded" for info in e["arms"].values()}),
+                "gain_uniform": e["gain_uniform"],
+                "gain_adaptive": e["gain_adaptive"],
+                "gain_difference": e["gain_difference"],
+                "ratio": e["ratio"],
+            }
+            for env_id, e in r["envs"].items()
+        },
+    }
+
+
 FIGURES: dict[str, Callable[[dict], dict[str, Any]]] = {
     "trainer_vs_trl": _trainer_vs_trl,
     "learning_curves": _learning_curves,
@@ -225,6 +245,7 @@ FIGURES: dict[str, Callable[[dict], dict[str, Any]]] = {
     "hub": _hub,
     "agent_episodes": _agent_episodes,
     "step_profile": _step_profile,
+    "learning_efficiency": _learning_efficiency,
 }
 
 
@@ -577,6 +598,37 @@ def _rows_step_profile(f: dict) -> list[Row]:
     return out
 
 
+def _gain(interval: list[float]) -> str:
+    mean, low, high = interval
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def _rows_learning_efficiency(f: dict) -> list[Row]:
+    out = []
+    for env_id, e in f["envs"].items():
+        p, steps, ratio = e["pass_at_1"], e["steps"], e["ratio"]
+        if ratio is None:
+            shown = f"not defined (uniform gained nothing); gain difference {_gain(e['gain_difference'])}"
+        elif ratio[1] is None:
+            shown = f"{ratio[0]:.2f}x (no interval: no resample had a uniform gain)"
+        else:
+            shown = f"{ratio[0]:.2f}x [{ratio[1]:.2f}, {ratio[2]:.2f}] (gain over gain)"
+        out.append(
+            Row(
+                f"held-out gain for the same training time: the quickstart recipe on `{env_id}`, "
+                f"{f['budget_s']:.0f} s of training steps per arm, greedy pass@1 on {e['examples']} test examples "
+                f"over its levels (base model {p['base']:.3f}); gains with paired 95% intervals",
+                f"uniform level sampling: {p['uniform']:.3f}, gain {_gain(e['gain_uniform'])}, {steps['uniform']} steps",
+                f"curriculum [0.1, 0.9] + dynamic sampling: {p['adaptive']:.3f}, gain {_gain(e['gain_adaptive'])}, "
+                f"{steps['adaptive']} steps",
+                shown,
+                "-",
+                precision=", ".join(e["dtype"]),
+            )
+        )
+    return out
+
+
 ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "trainer_vs_trl": _rows_trainer_vs_trl,
     "learning_curves": _rows_learning_curves,
@@ -586,6 +638,7 @@ ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "hub": _rows_hub,
     "agent_episodes": _rows_agent_episodes,
     "step_profile": _rows_step_profile,
+    "learning_efficiency": _rows_learning_efficiency,
 }
 
 

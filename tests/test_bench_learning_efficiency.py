@@ -66,3 +66,41 @@ def test_an_arm_stops_only_once_its_budget_is_spent_and_its_last_counted_step_is
         (tmp_path / "checkpoints" / f"step-{step:06d}" / "state.json").write_text("{}")
         (tmp_path / "checkpoints" / "latest").write_text(f"step-{step:06d}")
         assert budget_spent(tmp_path, budget=60) == (step == 2)
+
+
+def _report(uniform_gain: float) -> dict:
+    """A result as `main` writes it, for one env, with the statistics computed by `efficiency`."""
+    ids = [f"e{i}" for i in range(100)]
+    base = dict.fromkeys(ids, 0.0)
+    uniform = {i: float(k < 100 * uniform_gain) for k, i in enumerate(ids)}
+    adaptive = {i: float(k < 30) for k, i in enumerate(ids)}
+    stats = efficiency(base, uniform, adaptive, seed=0)
+    arms = {arm: {"steps": steps, "dtype": "float32"} for arm, steps in (("uniform", 18), ("adaptive", 12))}
+    pass_at_1 = {"base": 0.0, "uniform": uniform_gain, "adaptive": 0.3}
+    return {
+        "budget_s": 600.0,
+        "n": 100,
+        "envs": {"arithmetic-v1": {"arms": arms, "pass_at_1": pass_at_1, **stats}},
+        "machine": {"cpu": "AMD EPYC", "cpu_isa": ["avx2"]},
+    }
+
+
+def test_the_result_becomes_a_performance_table_row_with_its_ratio_steps_and_precision():
+    from bench import report
+
+    figures = report.figures("learning_efficiency", _report(0.2))
+    (row,) = report.ROWS["learning_efficiency"](figures)
+    assert "`arithmetic-v1`" in row.what and "600 s" in row.what and "100 test examples" in row.what
+    assert row.anchor.startswith("uniform level sampling: 0.200, gain +0.200 [") and row.anchor.endswith("18 steps")
+    assert "0.300, gain +0.300 [" in row.rlhub and row.rlhub.endswith("12 steps")
+    assert row.ratio.startswith("1.50x [") and row.precision == "float32"
+    (row,) = report.ROWS["learning_efficiency"](report.figures("learning_efficiency", _report(0.0)))
+    assert row.ratio.startswith("not defined (uniform gained nothing); gain difference +0.300 [")
+
+
+def test_every_benchmark_of_the_suite_has_headline_figures_and_table_rows():
+    """A benchmark without them ran to its end and was then marked failed ("lacks a headline figure")."""
+    from bench import report
+    from bench.__main__ import BENCHMARKS
+
+    assert set(BENCHMARKS) == set(report.FIGURES) == set(report.ROWS)
