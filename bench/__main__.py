@@ -1,9 +1,10 @@
 """Run rlhub's benchmarks in one command and summarize them.
 
-    python -m bench                      # all nine, full sizes (about 2 h on 2 idle cores, 70 min of it learning_efficiency)
+    python -m bench                      # all nine, full sizes (about 2 h on 2 idle cores; learning_efficiency 70 min)
     python -m bench --quick              # the same code paths at small sizes (a dry run, about 8 min)
     python -m bench --only sandbox math_verification
     python -m bench --table              # the README's Performance table from bench/results/summary.json
+    python -m bench --refigure           # summary.json's figures again from the results (after a report change)
 
 Each benchmark runs as its own subprocess (``python -m bench.<name> ... --json OUT/<name>.json``), one
 after another, so a crash or a hang fails that benchmark only, and its peak memory is its own (the
@@ -132,6 +133,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME", help="run only these benchmarks")
     p.add_argument("--out", type=Path, default=None, help=f"results folder (default {DEFAULT_OUT.relative_to(ROOT)})")
     p.add_argument("--table", action="store_true", help="print the README's Performance table from OUT/summary.json")
+    p.add_argument(
+        "--refigure",
+        action="store_true",
+        help="recompute OUT/summary.json's headline figures from each benchmark's OUT/<name>.json; runs nothing",
+    )
     args = p.parse_args(argv)
     if args.out is None:
         args.out = QUICK_OUT if args.quick else DEFAULT_OUT
@@ -211,6 +217,27 @@ def run_one(name: str, bench: Benchmark, out: Path, quick: bool, commit: str | N
     return entry
 
 
+def refigure(summary: dict, out: Path, names: list[str] | None) -> list[str]:
+    """Recompute the figures of the entries whose run finished and wrote its JSON (after a change to
+    ``bench/report.py``); an entry marked failed only because its figures could not be read becomes ok again.
+    Returns one line per entry that was not recomputed, with why."""
+    skipped = []
+    for name, entry in summary.get("benchmarks", {}).items():
+        if names and name not in names:
+            continue
+        json_path = out / entry.get("json", f"{name}.json")
+        if entry.get("returncode") != 0 or not json_path.is_file():
+            skipped.append(f"{name}: its run did not finish with a JSON result; run it again with --only {name}")
+            continue
+        try:
+            entry["figures"] = figures(name, json.loads(json_path.read_text()))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            entry.update(status="failed", error=f"{json_path.name} lacks a headline figure: {exc!r}", figures=None)
+        else:
+            entry.update(status="ok", error=None)
+    return skipped
+
+
 def load_summary(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -248,6 +275,15 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"{summary_path} does not exist; run `python -m bench` first")
         sys.stdout.write(render_table(load_summary(summary_path)))
         return 0
+    if args.refigure:
+        if not summary_path.is_file():
+            sys.exit(f"{summary_path} does not exist; run `python -m bench` first")
+        summary = load_summary(summary_path)
+        for line in refigure(summary, args.out, args.only):
+            print(line, file=sys.stderr)
+        summary_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        print(f"recomputed the figures in {summary_path}")
+        return 0 if all(e["status"] == "ok" for e in summary["benchmarks"].values()) else 1
 
     from bench.common import machine_info
 

@@ -618,7 +618,8 @@ def _rows_learning_efficiency(f: dict) -> list[Row]:
                 f"held-out gain for the same training time: the quickstart recipe on `{env_id}`, "
                 f"{f['budget_s']:.0f} s of training steps per arm, greedy pass@1 on {e['examples']} test examples "
                 f"over its levels (base model {p['base']:.3f}); gains with paired 95% intervals",
-                f"uniform level sampling: {p['uniform']:.3f}, gain {_gain(e['gain_uniform'])}, {steps['uniform']} steps",
+                f"uniform level sampling: {p['uniform']:.3f}, gain {_gain(e['gain_uniform'])}, "
+                f"{steps['uniform']} steps",
                 f"curriculum [0.1, 0.9] + dynamic sampling: {p['adaptive']:.3f}, gain {_gain(e['gain_adaptive'])}, "
                 f"{steps['adaptive']} steps",
                 shown,

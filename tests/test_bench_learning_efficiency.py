@@ -104,3 +104,33 @@ def test_every_benchmark_of_the_suite_has_headline_figures_and_table_rows():
     from bench.__main__ import BENCHMARKS
 
     assert set(BENCHMARKS) == set(report.FIGURES) == set(report.ROWS)
+
+
+def test_refigure_recomputes_a_finished_run_marked_failed_for_its_figures(tmp_path):
+    """`python -m bench --refigure`: what a 70-minute run measured is not lost when only its report step failed."""
+    import json
+    import subprocess
+    import sys
+
+    from bench.common import ROOT
+
+    (tmp_path / "learning_efficiency.json").write_text(json.dumps(_report(0.2)))
+    lost = {
+        "status": "failed",
+        "error": "learning_efficiency.json lacks a headline figure: KeyError()",
+        "returncode": 0,
+        "json": "learning_efficiency.json",
+        "figures": None,
+    }
+    crashed = {"status": "failed", "error": "exit code 1", "returncode": 1, "json": "sandbox.json", "figures": None}
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"quick": False, "benchmarks": {"learning_efficiency": lost, "sandbox": crashed}})
+    )
+    command = [sys.executable, "-m", "bench", "--refigure", "--out", str(tmp_path)]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 1 and "sandbox: its run did not finish" in out.stderr  # the crashed one stays failed
+    entries = json.loads((tmp_path / "summary.json").read_text())["benchmarks"]
+    assert entries["learning_efficiency"]["status"] == "ok" and entries["learning_efficiency"]["error"] is None
+    figures = entries["learning_efficiency"]["figures"]
+    assert figures["envs"]["arithmetic-v1"]["steps"] == {"uniform": 18, "adaptive": 12}
+    assert entries["sandbox"] == crashed
