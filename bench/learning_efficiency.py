@@ -2,6 +2,10 @@
 
     python -m bench.learning_efficiency [--budget 600] [--n 255] [--envs arithmetic-v1 codegen-v0] [--json out.json]
 
+With ``--workdir DIR`` the runs and evals stay in DIR, and a run cut off (by the suite's time limit, say) is
+resumed by the same command: arms whose logged steps reached the budget and evals that wrote their ``eval.json``
+are reused, not redone. Without it they live in a temporary folder.
+
 For each env (both have difficulty levels, so a curriculum applies), two runs of the quickstart recipe
 (``recipes/quickstart.yaml``: the embedded SmolLM2-135M-Instruct + LoRA, GRPO; the env's own config from
 ``ENV_SETTINGS``) train for the same wall-clock ``--budget``, one after the other on the same machine:
@@ -68,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], help="further recipe overrides")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the runs and evals in this folder, and reuse what an earlier run with the same settings finished "
+        "there (an arm whose steps reached the budget, an eval that wrote its eval.json); default: a temporary folder",
+    )
     return p.parse_args(argv)
 
 
@@ -151,8 +161,11 @@ def train_arm(args, env_id: str, arm: str, workdir: Path) -> dict:
         command += ["--set", override]
     started = time.perf_counter()
     log = workdir / f"{env_id}-{arm}.log"
-    finished = run(command, log, stop_when=lambda: budget_spent(out, args.budget))
-    elapsed = time.perf_counter() - started
+    if budget_spent(out, args.budget):  # finished by an earlier run in this --workdir
+        finished, elapsed = False, None
+    else:
+        finished = run(command, log, stop_when=lambda: budget_spent(out, args.budget))
+        elapsed = time.perf_counter() - started
     from rlhub.trainers.checkpoint import latest
 
     checkpoint = latest(out)  # a checkpoint cut off while being written is not the latest
@@ -163,7 +176,7 @@ def train_arm(args, env_id: str, arm: str, workdir: Path) -> dict:
         "adapter": str(checkpoint / "adapter"),
         "dtype": recipe["model"]["dtype"],  # what `model.dtype: auto` chose on this machine
         "steps": int(checkpoint.name.removeprefix("step-")),
-        "wall_s": elapsed,  # the process's: loading the model and writing checkpoints included
+        "wall_s": elapsed,  # the process's: loading the model and writing checkpoints included; None: reused
         "step_s": training_progress(out / "metrics.jsonl")[0],  # what the budget counts (a cut-off step too)
         "stopped": "finished its max_steps" if finished else "budget reached",
     }
@@ -185,7 +198,8 @@ def evaluate(args, env_id: str, model: str, workdir: Path, name: str) -> dict[st
         command += ["--max-new-tokens", str(settings["max_new_tokens"]), "--no-plot", "--json"]
         for key, value in {**settings["config"], "difficulty": level}.items():
             command += ["--config", f"{key}={json.dumps(value)}"]
-        run(command, workdir / f"eval-{name}.log")
+        if not (folder / "eval.json").is_file():  # else finished by an earlier run in this --workdir
+            run(command, workdir / f"eval-{name}.log")
         for record in json.loads((folder / "eval.json").read_text())["records"]:
             passed[f"{level}/{record['id']}"] = float(record["passed"])
     return passed
@@ -235,7 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     console = Console()
     results = {}
     with tempfile.TemporaryDirectory(prefix="rlhub-bench-efficiency-") as tmp:
-        workdir = Path(tmp)
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for env_id in args.envs:
             console.print(f"[bold]{env_id}[/]: training each arm for {args.budget:.0f} s")
             arms = {arm: train_arm(args, env_id, arm, workdir) for arm in ARMS}

@@ -134,3 +134,34 @@ def test_refigure_recomputes_a_finished_run_marked_failed_for_its_figures(tmp_pa
     figures = entries["learning_efficiency"]["figures"]
     assert figures["envs"]["arithmetic-v1"]["steps"] == {"uniform": 18, "adaptive": 12}
     assert entries["sandbox"] == crashed
+
+
+def test_a_kept_workdir_reuses_finished_arms_and_evals(tmp_path, monkeypatch):
+    """--workdir: a run cut off (the suite's time limit, a crash) resumes without training or evaluating again."""
+    import json
+    from argparse import Namespace
+
+    from bench import learning_efficiency as le
+
+    def must_not_run(command, log, stop_when=None):
+        raise AssertionError(f"ran {command[3:5]} again")
+
+    monkeypatch.setattr(le, "run", must_not_run)
+    args = Namespace(budget=60.0, n=10, seed=0, overrides=[], model=None, recipe=str(QUICKSTART))
+    out = tmp_path / "arithmetic-v1-uniform"
+    (out / "checkpoints" / "step-000002" / "adapter").mkdir(parents=True)
+    (out / "checkpoints" / "step-000002" / "state.json").write_text("{}")  # what marks a checkpoint complete
+    (out / "metrics.jsonl").write_text('{"charts/step_time": 40.0}\n{"charts/step_time": 30.0}\n')
+    (out / "recipe.json").write_text(json.dumps({"model": {"dtype": "float32"}}))
+    arm = le.train_arm(args, "arithmetic-v1", "uniform", tmp_path)
+    assert arm["steps"] == 2 and arm["step_s"] == 70.0 and arm["wall_s"] is None and arm["dtype"] == "float32"
+    for level in range(1, 6):  # arithmetic-v1's five levels, 2 examples each
+        folder = tmp_path / f"eval-base-arithmetic-v1-level{level}"
+        folder.mkdir()
+        records = [{"id": f"t{i}", "passed": float(level == 1)} for i in range(2)]
+        (folder / "eval.json").write_text(json.dumps({"records": records}))
+    passed = le.evaluate(args, "arithmetic-v1", "base-model", tmp_path, "base")
+    assert passed == {f"{level}/t{i}": float(level == 1) for level in range(1, 6) for i in range(2)}
+    (tmp_path / "eval-base-arithmetic-v1-level5" / "eval.json").unlink()  # an eval cut off runs again
+    with pytest.raises(AssertionError, match="ran"):
+        le.evaluate(args, "arithmetic-v1", "base-model", tmp_path, "base")
