@@ -229,11 +229,14 @@ def resolve_recipe(settings: TrainerSettings, workdir: Path):
 
 
 def describe(recipe) -> dict[str, Any]:
-    """The settings a report states, read from the resolved recipe."""
+    """The settings a report states, read from the resolved recipe; ``dtype`` is the concrete one (``auto``
+    resolved as the trainer resolves it, from the cached probe), since a table's precision column names it."""
+    from rlhub.models import resolve_dtype
+
     t, a = recipe.training, recipe.algorithm
     return {
         "model": recipe.model.name,
-        "dtype": recipe.model.dtype,
+        "dtype": resolve_dtype(recipe.model.dtype, "cpu", threads=t.num_threads).dtype,
         "env": recipe.env.id,
         "env_config": recipe.env.config,
         "rewards": recipe.rewards,

@@ -425,3 +425,14 @@ def test_the_table_names_the_cpus_instruction_sets_when_recorded():
     )
     assert report.cpu_label({"cpu": "AMD EPYC"}) == "AMD EPYC, ISA not recorded"
     assert "cpu_isa" in common.machine_info()
+
+
+def test_reported_settings_name_the_precision_auto_resolved_to(monkeypatch):
+    """The overhead rows once said "auto" in the precision column: a report states the dtype the run trained in."""
+    from rlhub.trainers.recipe import load_recipe
+
+    monkeypatch.setenv("RLHUB_AUTO_DTYPE", "float32")
+    assert common.describe(load_recipe(common.QUICKSTART, ["model.dtype=auto"]))["dtype"] == "float32"
+    monkeypatch.setenv("RLHUB_AUTO_DTYPE", "bfloat16")
+    assert common.describe(load_recipe(common.QUICKSTART, ["model.dtype=auto"]))["dtype"] == "bfloat16"
+    assert common.describe(load_recipe(common.QUICKSTART, ["model.dtype=float32"]))["dtype"] == "float32"
