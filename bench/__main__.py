@@ -210,11 +210,18 @@ def run_one(name: str, bench: Benchmark, out: Path, quick: bool, commit: str | N
         tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
         entry.update(status="failed", error="\n".join(tail) or f"exit code {proc.returncode}, no JSON")
     else:
-        try:
-            entry["figures"] = figures(name, json.loads(json_path.read_text()))
-        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-            entry.update(status="failed", error=f"{json_path.name} lacks a headline figure: {exc!r}")
+        read_figures(name, json_path, entry)
     return entry
+
+
+def read_figures(name: str, json_path: Path, entry: dict) -> None:
+    """Set ``entry``'s figures from a finished run's JSON, and its status: ok, or failed if they cannot be read."""
+    try:
+        entry["figures"] = figures(name, json.loads(json_path.read_text()))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        entry.update(status="failed", error=f"{json_path.name} lacks a headline figure: {exc!r}", figures=None)
+    else:
+        entry.update(status="ok", error=None)
 
 
 def refigure(summary: dict, out: Path, names: list[str] | None) -> list[str]:
@@ -229,17 +236,16 @@ def refigure(summary: dict, out: Path, names: list[str] | None) -> list[str]:
         if entry.get("returncode") != 0 or not json_path.is_file():
             skipped.append(f"{name}: its run did not finish with a JSON result; run it again with --only {name}")
             continue
-        try:
-            entry["figures"] = figures(name, json.loads(json_path.read_text()))
-        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-            entry.update(status="failed", error=f"{json_path.name} lacks a headline figure: {exc!r}", figures=None)
-        else:
-            entry.update(status="ok", error=None)
+        read_figures(name, json_path, entry)
     return skipped
 
 
 def load_summary(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
 
 
 def print_summary(summary: dict, out: Path) -> None:
@@ -270,18 +276,16 @@ def print_summary(summary: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     summary_path = args.out / "summary.json"
+    if (args.table or args.refigure) and not summary_path.is_file():
+        sys.exit(f"{summary_path} does not exist; run `python -m bench` first")
     if args.table:
-        if not summary_path.is_file():
-            sys.exit(f"{summary_path} does not exist; run `python -m bench` first")
         sys.stdout.write(render_table(load_summary(summary_path)))
         return 0
     if args.refigure:
-        if not summary_path.is_file():
-            sys.exit(f"{summary_path} does not exist; run `python -m bench` first")
         summary = load_summary(summary_path)
         for line in refigure(summary, args.out, args.only):
             print(line, file=sys.stderr)
-        summary_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        write_summary(summary_path, summary)
         print(f"recomputed the figures in {summary_path}")
         return 0 if all(e["status"] == "ok" for e in summary["benchmarks"].values()) else 1
 
@@ -308,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         kept[name] = entry
         print(f"=== {name}: {entry['status']} in {entry['wall_s']:.0f} s", flush=True)
     summary["benchmarks"] = {name: kept[name] for name in BENCHMARKS if name in kept}
-    summary_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_summary(summary_path, summary)
     print()
     print_summary(summary, args.out)
     table_command = "python -m bench --table" + ("" if args.out == DEFAULT_OUT else f" --out {args.out}")
