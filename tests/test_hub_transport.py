@@ -107,3 +107,21 @@ def test_sandbox_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_pa
     assert not os.path.exists(dead) and os.path.isdir(live) and os.path.isdir(young)  # young: maybe not locked yet
     remove_folder(live)
     assert not os.path.exists(live)
+
+
+def test_the_interpreters_own_site_packages_is_bound_when_there_is_no_virtualenv(tmp_path, monkeypatch):
+    """Without a virtualenv, rlhub's dependencies (yaml...) live under sys.base_prefix; a sandbox without them
+    failed to load any package ("No module named 'yaml'") when the README's test command ran on a system Python."""
+    import importlib.metadata
+    import os
+    import sys
+
+    from rlhub.hub.sandbox import _site_dirs
+
+    site = tmp_path / "lib" / "python3" / "site-packages"
+    (site / "pyyaml-6.0.dist-info").mkdir(parents=True)
+    stdlib = tmp_path / "lib" / "python3"  # holds no distributions: not bound
+    monkeypatch.setattr(sys, "base_prefix", str(tmp_path))
+    monkeypatch.setattr(sys, "path", [str(stdlib), str(site)])
+    found = _site_dirs(importlib.metadata.distribution("PyYAML"))
+    assert os.path.realpath(site) in found and os.path.realpath(stdlib) not in found

@@ -60,13 +60,14 @@ class CapabilityViolation(RLHubError):
 
 def _site_dirs(distribution: importlib.metadata.Distribution) -> list[str]:
     """The folders on ``sys.path`` holding installed distributions, and the package's own; never the trainer's
-    working directory, its home, or a folder above either."""
+    working directory, its home, or a folder above either. The interpreter's own ``site-packages`` counts too:
+    without a virtualenv, that is where rlhub's dependencies are installed (the standard library folders hold no
+    distributions, so they are not bound)."""
     private = [os.path.realpath(p) for p in (os.getcwd(), os.path.expanduser("~"))]
-    base = os.path.realpath(sys.base_prefix)
     found = []
     for entry in [*sys.path, str(distribution.locate_file(""))]:
         path = os.path.realpath(entry or ".")
-        if path in found or not os.path.isdir(path) or path == base or path.startswith(base + os.sep):
+        if path in found or not os.path.isdir(path):
             continue
         if any(p == path or p.startswith(path.rstrip(os.sep) + os.sep) for p in private):
             continue
