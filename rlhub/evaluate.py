@@ -606,25 +606,61 @@ def compare(before_dir: str | Path, after_dir: str | Path) -> list[Comparison]:
         a, b = _per_example(before_dir, entry), _per_example(after_dir, other)
         if a.keys() != b.keys():
             raise RLHubError(f"{env_id}: the two evals scored different example ids; re-run both with the same -n")
-        diffs = [b[example] - a[example] for example in a]
-        n = len(diffs)
-        mean_diff = sum(diffs) / n
-        sd = math.sqrt(sum((d - mean_diff) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("inf")
-        half = Z_95 * sd / math.sqrt(n)
-        gained, lost = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-        k = first["sampler"].get("k", 1)
-        out.append(
-            Comparison(
-                env_id=env_id,
-                examples=n,
-                before=sum(a.values()) / n,
-                after=sum(b.values()) / n,
-                difference=mean_diff,
-                low=mean_diff - half,
-                high=mean_diff + half,
-                gained=gained,
-                lost=lost,
-                p_value=mcnemar_p(gained, lost) if k == 1 else None,
-            )
-        )
+        out.append(_paired(env_id, a, b, first["sampler"].get("k", 1)))
     return out
+
+
+def _paired(env_id: str, before: dict[str, float], after: dict[str, float], k: int) -> Comparison:
+    """The paired statistics of per-example pass@1 before and after (the same example ids in both)."""
+    diffs = [after[example] - before[example] for example in before]
+    n = len(diffs)
+    mean_diff = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean_diff) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("inf")
+    half = Z_95 * sd / math.sqrt(n)
+    gained, lost = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return Comparison(
+        env_id=env_id,
+        examples=n,
+        before=sum(before.values()) / n,
+        after=sum(after.values()) / n,
+        difference=mean_diff,
+        low=mean_diff - half,
+        high=mean_diff + half,
+        gained=gained,
+        lost=lost,
+        p_value=mcnemar_p(gained, lost) if k == 1 else None,
+    )
+
+
+def compare_pooled(pairs: list[tuple[str | Path, str | Path]]) -> list[Comparison]:
+    """Pool several before/after eval pairs into one paired comparison per env (e.g. one pair per difficulty level).
+
+    Each pair is checked as :func:`compare` checks it; the examples of all pairs are then paired as one sample, so
+    the interval is that of the mean difference over every example (an example counts once per pair it is in).
+
+    Args:
+        pairs: ``(before_dir, after_dir)`` folders, each pair on the same examples; the pairs may differ in config.
+
+    Returns:
+        One :class:`Comparison` per env, over the examples of every pair that evaluated it.
+
+    Raises:
+        RLHubError: As :func:`compare`, or the pairs sampled differently (greedy in one, k = 4 in another).
+    """
+    pooled: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    samplers = set()
+    for i, (before_dir, after_dir) in enumerate(pairs):
+        compare(before_dir, after_dir)  # the checks: same examples, same sampling
+        (manifest, before_envs), (_, after_envs) = _eval_folder(Path(before_dir)), _eval_folder(Path(after_dir))
+        samplers.add((manifest["sampler"].get("k", 1), manifest["sampler"].get("temperature")))
+        for env_id, entry in before_envs.items():
+            a, b = _per_example(Path(before_dir), entry), _per_example(Path(after_dir), after_envs[env_id])
+            before, after = pooled.setdefault(env_id, ({}, {}))
+            before.update({f"{i}/{example}": value for example, value in a.items()})
+            after.update({f"{i}/{example}": value for example, value in b.items()})
+    if len(samplers) > 1:
+        raise RLHubError(
+            f"the pairs sampled differently ((k, temperature): {sorted(samplers, key=str)}); pool evals of one sampler"
+        )
+    [(k, _)] = samplers
+    return [_paired(env_id, a, b, k) for env_id, (a, b) in pooled.items()]

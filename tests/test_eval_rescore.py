@@ -119,6 +119,47 @@ def test_compare_pairs_two_evals_example_by_example(stored_eval, tmp_path):
     assert json.loads(result.output)[0]["excludes_zero"] is True
 
 
+def test_compare_pools_pairs_into_one_paired_sample(stored_eval, tmp_path):
+    """One pair per level, say: every pair's examples enter one paired sample, each pair checked as compare does."""
+    from rlhub.errors import RLHubError
+    from rlhub.evaluate import compare_pooled
+
+    _, out = stored_eval
+    pairs = [
+        (_with_passed(out, tmp_path / "b1", [False] * 8), _with_passed(out, tmp_path / "a1", [True] * 6 + [False] * 2)),
+        (_with_passed(out, tmp_path / "b2", [True] * 8), _with_passed(out, tmp_path / "a2", [True] * 7 + [False])),
+    ]
+    [row] = compare_pooled(pairs)
+    # 16 examples: before 8 of 16, after 13 of 16; differences six +1, one -1, nine 0
+    assert (row.examples, row.before, row.after, row.gained, row.lost) == (16, 0.5, 13 / 16, 6, 1)
+    mean = 5 / 16
+    sd = ((6 * (1 - mean) ** 2 + (-1 - mean) ** 2 + 9 * mean**2) / 15) ** 0.5
+    half = 1.959963984540054 * sd / 16**0.5
+    assert row.difference == pytest.approx(mean) and row.low == pytest.approx(mean - half)
+    assert row.high == pytest.approx(mean + half) and row.p_value == pytest.approx(2 * (1 + 7) / 2**7)
+
+    args = ["eval", "--json"] + [a for before, after in pairs for a in ("--compare", str(before), str(after))]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["examples"] for r in rows] == [8, 8, 16] and rows[-1]["pair"] == "pooled over the 2 pairs"
+    assert rows[0]["difference"] == 0.75 and rows[1]["difference"] == -0.125 and rows[2]["difference"] == mean
+
+    # A pair on other examples is refused as compare refuses it; so are pairs that sampled differently.
+    manifest = json.loads((pairs[1][1] / "manifest.json").read_text())
+    manifest["envs"][0]["data_hash"] = "0" * 16
+    (pairs[1][1] / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RLHubError, match="different examples"):
+        compare_pooled(pairs)
+    sampled = [_with_passed(out, tmp_path / name, [True] * 8) for name in ("s1", "s2")]
+    for folder in sampled:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["sampler"].update(k=4, temperature=1.0)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RLHubError, match="the pairs sampled differently"):
+        compare_pooled([pairs[0], tuple(sampled)])
+
+
 def test_compare_refuses_evals_of_other_examples_or_sampling(stored_eval, tmp_path):
     from rlhub.errors import RLHubError
     from rlhub.evaluate import compare

@@ -299,7 +299,45 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     assert "first 5 steps **0.200**, over the last 5 **0.680**" in text
     assert "| 1-5 | 0.200 | 0.100 |" in text and "| 6-10 | 0.600 | 0.300 |" in text and "| 11-12 | 0.750 |" in text
     assert "tripped during the run: `format_only`, `repeated_completion`." in text
+    assert "Held-out pass@1" not in text  # recorded without --heldout
     assert "None recorded" in "\n\n".join(card_sections("countdown-v0", 2, data))
+
+
+def _fake_eval(folder: Path, env_id: str, passed: list[bool], level: int) -> Path:
+    """An ``rlhub eval --out`` folder of ``env_id`` at ``level`` whose examples pass as ``passed`` says."""
+    folder.mkdir()
+    sampler = {"n": len(passed), "k": 1, "temperature": 0.0, "max_new_tokens": 96, "seed": 0}
+    entry = {"env_id": env_id, "file": "eval.json", "data_hash": f"h{level}", "config": {"difficulty": level}}
+    (folder / "manifest.json").write_text(json.dumps({"sampler": sampler, "envs": [entry]}))
+    records = [{"id": f"test/{i}", "passed": flag} for i, flag in enumerate(passed)]
+    (folder / "eval.json").write_text(json.dumps({"records": records}))
+    return folder
+
+
+def test_record_run_with_heldout_evals_pools_them_and_the_card_shows_the_paired_gain(tmp_path):
+    out = tmp_path / "m.json"
+    out.write_text(json.dumps({"models": {}, "envs": {}}))
+    run_dir = _fake_run(tmp_path / "run", 10, [0.1] * 5 + [0.5] * 5)
+    pairs = [
+        (
+            _fake_eval(tmp_path / f"base{lv}", "sql-v1", [i < 2 * lv - 1 for i in range(40)], lv),
+            _fake_eval(tmp_path / f"after{lv}", "sql-v1", [i < 2 * lv + 9 for i in range(40)], lv),
+        )
+        for lv in (1, 2)
+    ]
+    run = record_run(run_dir, "recipes/sql-quickstart.yaml", out=out, heldout=pairs).to_dict()
+    held = run["heldout"]
+    assert (held["examples"], held["gained"], held["lost"]) == (80, 20, 0)
+    assert held["before"] == pytest.approx(4 / 80) and held["after"] == pytest.approx(24 / 80) and held["low"] > 0
+    text = "\n\n".join(card_sections("sql-v1", 2, load_measurements(out)))
+    assert "Held-out pass@1 (80 test examples, pooled over 2 evals, greedy, 96 tokens): **0.050** before" in text
+    assert "**0.300** after; difference +0.250" in text and "20 gained, 0 lost" in text
+    # Evals of another env are not this run's held-out measurement.
+    other = [
+        (_fake_eval(tmp_path / "b", "sql-v2", [False] * 40, 1), _fake_eval(tmp_path / "a", "sql-v2", [True] * 40, 1))
+    ]
+    with pytest.raises(rlhub.RLHubError, match="do not evaluate sql-v1"):
+        record_run(run_dir, "recipes/sql-quickstart.yaml", out=out, heldout=other)
 
 
 @pytest.mark.parametrize("env_id", ["sql-v2", "ifeval-v1"])

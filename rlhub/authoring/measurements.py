@@ -333,6 +333,17 @@ def training_section(env_id: str, h: str, data: dict[str, Any]) -> list[str]:
         for i, (r, a) in enumerate(zip(_windows(run["reward"], w), _windows(run["accuracy"], w)))
     ]
     out.append(table(["steps", "mean reward", f"full `{run['main_reward']}`"], rows))
+    held = run.get("heldout")
+    if held:  # python -m tools.leaderboard record-run ... --heldout BEFORE AFTER
+        sampler = "greedy" if not held["temperature"] else f"temperature {held['temperature']}, k={held['k']}"
+        pairs = len(held["pairs"])
+        spread = f", pooled over {pairs} evals" if pairs > 1 else ""
+        out.append(
+            f"Held-out pass@1 ({held['examples']} test examples{spread}, {sampler}, {held['max_new_tokens']} tokens): "
+            f"**{held['before']:.3f}** before training, **{held['after']:.3f}** after; difference "
+            f"{held['difference']:+.3f}, 95% interval [{held['low']:+.3f}, {held['high']:+.3f}] (paired by example; "
+            f"{held['gained']} gained, {held['lost']} lost)."
+        )
     watch = run.get("hack_watch")
     if watch is not None:  # the run's summary.json: the hack watch's signals that tripped (trainers/monitor.py)
         said = ", ".join(f"`{name}`" for name in watch) if watch else "none"

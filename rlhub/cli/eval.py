@@ -50,9 +50,11 @@ console = Console()
 @click.option(
     "--compare",
     nargs=2,
+    multiple=True,
     type=click.Path(file_okay=False, exists=True),
     metavar="BEFORE AFTER",
-    help="Pair two --out folders example by example: pass@1 before and after, the difference and its 95% interval.",
+    help="Pair two --out folders example by example: pass@1 before and after, the difference and its 95% interval; "
+    "given again (one pair per level, say), each pair's rows and then all of them pooled.",
 )
 @click.option(
     "--leaderboard",
@@ -92,6 +94,7 @@ def eval_cmd(
     rlhub eval calculator-v1 --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --k 4
     rlhub eval --rescore evals/
     rlhub eval --compare evals/base evals/trained
+    rlhub eval --compare evals/base-level1 evals/trained-level1 --compare evals/base-level2 evals/trained-level2
     rlhub eval --leaderboard
     """
     import os
@@ -109,7 +112,7 @@ def eval_cmd(
     if compare:
         if env_ids or rescore:
             raise click.UsageError("--compare reads two stored evals: pass the two folders alone")
-        _compare(*compare, as_json)
+        _compare(list(compare), as_json)
         return
     if rescore:
         if env_ids:
@@ -236,26 +239,33 @@ def _leaderboard(env_ids: list[str], model: str | None, base_url: str | None) ->
     return 0
 
 
-def _compare(before: str, after: str, as_json: bool) -> None:
-    """``rlhub eval --compare``: one row per env, pass@1 before and after with the paired interval."""
+def _compare(pairs: list[tuple[str, str]], as_json: bool) -> None:
+    """``rlhub eval --compare``: one row per env, pass@1 before and after with the paired interval (and pooled)."""
     from dataclasses import asdict
 
-    from rlhub.evaluate import compare
+    from rlhub.evaluate import compare, compare_pooled
 
-    rows = compare(before, after)
+    sections = [(f"{before} -> {after}", compare(before, after)) for before, after in pairs]
+    if len(pairs) > 1:
+        sections.append((f"pooled over the {len(pairs)} pairs", compare_pooled(pairs)))
     if as_json:
-        click.echo(json.dumps([{**asdict(r), "excludes_zero": r.excludes_zero} for r in rows], indent=2))
+        rows = [{**asdict(r), "excludes_zero": r.excludes_zero} for _, rs in sections for r in rs]
+        if len(pairs) > 1:  # which pair each row is from ("pooled" for the last env rows)
+            names = [name for name, rs in sections for _ in rs]
+            rows = [{**row, "pair": name} for row, name in zip(rows, names)]
+        click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"pass@1: {before} -> {after} (paired by example)")
-    for column in ("env", "examples", "before", "after", "difference [95% interval]", "gained / lost", "McNemar p"):
-        table.add_column(column)
-    for r in rows:
-        p = "-" if r.p_value is None else f"{r.p_value:.3g}"
-        interval = f"{r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
-        counts = f"{r.gained} / {r.lost}"
-        table.add_row(r.env_id, str(r.examples), f"{r.before:.3f}", f"{r.after:.3f}", interval, counts, p)
-    console.print(table)
-    if any(r.examples < 30 for r in rows):
+    for name, rows in sections:
+        table = Table(title=f"pass@1: {name} (paired by example)")
+        for column in ("env", "examples", "before", "after", "difference [95% interval]", "gained / lost", "McNemar p"):
+            table.add_column(column)
+        for r in rows:
+            p = "-" if r.p_value is None else f"{r.p_value:.3g}"
+            interval = f"{r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
+            counts = f"{r.gained} / {r.lost}"
+            table.add_row(r.env_id, str(r.examples), f"{r.before:.3f}", f"{r.after:.3f}", interval, counts, p)
+        console.print(table)
+    if any(r.examples < 30 for _, rows in sections[-1:] for r in rows):
         console.print("fewer than 30 examples: the normal interval is rough; evaluate more (-n)", highlight=False)
 
 

@@ -35,6 +35,14 @@ def parser() -> argparse.ArgumentParser:
         "--recipe", required=True, help="The recipe the card should name, e.g. recipes/sql-quickstart.yaml."
     )
     record.add_argument("--window", type=int, default=5, help="Steps averaged at each end (default 5).")
+    record.add_argument(
+        "--heldout",
+        nargs=2,
+        action="append",
+        metavar=("BEFORE", "AFTER"),
+        help="`rlhub eval --out` folders of the base model and the run's adapter on the same examples; again for "
+        "each level: the card shows held-out pass@1 before and after, pooled and paired by example.",
+    )
     record.add_argument("--out", help="The JSON file (default: docs/measurements.json).")
     return parser
 
@@ -43,8 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     cli = parser()
     args = cli.parse_args(argv)
     if args.command == "record-run":
-        run = record_run(args.run_dir, args.recipe, window=args.window, out=args.out)
+        run = record_run(args.run_dir, args.recipe, window=args.window, out=args.out, heldout=args.heldout)
         print(f"recorded: reward {run.first.reward:.3f} (first {run.window}) -> {run.last.reward:.3f}")
+        if run.heldout:
+            h = run.heldout
+            print(
+                f"held-out pass@1 {h['before']:.3f} -> {h['after']:.3f} on {h['examples']} examples, "
+                f"{h['difference']:+.3f} [{h['low']:+.3f}, {h['high']:+.3f}]"
+            )
     elif args.command == "measure":
         models = models_to_measure(args.model or [], base_url=args.base_url, embedded=not args.no_embedded)
         if not models:

@@ -120,13 +120,17 @@ def measure(
     return data
 
 
-def training_run(run_dir: str | Path, recipe: str, *, window: int = 5) -> tuple[str, TrainingRun]:
+def training_run(
+    run_dir: str | Path, recipe: str, *, window: int = 5, heldout: list[tuple[str, str]] | None = None
+) -> tuple[str, TrainingRun]:
     """A finished training run's per-step reward, read from its folder.
 
     Args:
         run_dir: The run's folder (``metrics.jsonl`` and ``recipe.json``; ``summary.json`` if it watched hacks).
         recipe: The recipe path to name in the card (as a user would type it).
         window: Steps averaged at each end ("first 5 vs last 5").
+        heldout: ``(before, after)`` pairs of ``rlhub eval --out`` folders (the base model, then the run's
+            adapter; one pair per level, say), pooled into one paired comparison on the run's env.
 
     Returns:
         The env id the run trained on, and the run's record.
@@ -169,11 +173,39 @@ def training_run(run_dir: str | Path, recipe: str, *, window: int = 5) -> tuple[
         commit=commit_of(ROOT),
         date=_today(),
         rlhub_version=rlhub.__version__,
+        heldout=_heldout(config["env"]["id"], heldout) if heldout else None,
     )
     return config["env"]["id"], run
 
 
-def record_run(run_dir: str | Path, recipe: str, *, window: int = 5, out: str | Path | None = None) -> TrainingRun:
+def _heldout(env_id: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The pooled paired comparison of ``pairs`` on ``env_id``, as the card shows it."""
+    from rlhub.evaluate import compare_pooled
+
+    rows = {row.env_id: row for row in compare_pooled(pairs)}
+    if env_id not in rows:
+        raise RLHubError(
+            f"the held-out evals do not evaluate {env_id} (they hold {', '.join(rows)}); evaluate the run's env"
+        )
+    manifest = json.loads((Path(pairs[0][0]) / "manifest.json").read_text(encoding="utf-8"))
+    row = rows[env_id]
+    return {
+        **dataclasses.asdict(row),
+        "pairs": [[str(before), str(after)] for before, after in pairs],
+        "temperature": manifest["sampler"].get("temperature"),
+        "k": manifest["sampler"].get("k", 1),
+        "max_new_tokens": manifest["sampler"].get("max_new_tokens"),
+    }
+
+
+def record_run(
+    run_dir: str | Path,
+    recipe: str,
+    *,
+    window: int = 5,
+    out: str | Path | None = None,
+    heldout: list[tuple[str, str]] | None = None,
+) -> TrainingRun:
     """Store a finished training run's per-step reward in the measurements, under its env id.
 
     Args:
@@ -181,11 +213,12 @@ def record_run(run_dir: str | Path, recipe: str, *, window: int = 5, out: str | 
         recipe: The recipe path to name in the card.
         window: Steps averaged at each end.
         out: The JSON file (default: ``docs/measurements.json``).
+        heldout: Before/after eval folder pairs (see :func:`training_run`).
 
     Returns:
         The stored record.
     """
-    env_id, run = training_run(run_dir, recipe, window=window)
+    env_id, run = training_run(run_dir, recipe, window=window, heldout=heldout)
     path = Path(out) if out else MEASUREMENTS
     data = load_measurements(path)
     data.setdefault("training", {})[env_id] = run.to_dict()

@@ -215,6 +215,9 @@ class TrainingRun:
     commit: str
     date: str
     rlhub_version: str
+    heldout: dict[str, Any] | None = None
+    """Held-out pass@1 before and after training, paired by example (``rlhub eval --compare``, pooled over the
+    pairs given): examples, before, after, difference, low, high, gained, lost, the pairs' folders and sampler."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
