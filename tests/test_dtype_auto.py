@@ -176,6 +176,11 @@ def test_auto_resolved_to_float32_trains_step_for_step_as_float32(
     assert (precision["requested"], precision["dtype"], precision["reason"]) == ("auto", "float32", "cached")
     assert precision["probe"]["step_s"] == {"float32": 1.0, "bfloat16": 2.0}
     assert json.loads((tmp_path / "auto" / "recipe.json").read_text())["model"]["dtype"] == "float32"
+    from pathlib import Path
+
+    from rlhub.provenance import read_commit  # the summary also names the code that trained (env cards cite it)
+
+    assert summary["commit"] == read_commit(Path(__file__).parent).label and len(summary["commit"]) >= 12
     explicit = json.loads((tmp_path / "float32" / "summary.json").read_text())["precision"]
     assert (explicit["dtype"], explicit["reason"], explicit["probe"]) == ("float32", "explicit", None)
     lines = [line for line in capsys.readouterr().err.splitlines() if "model.dtype auto ->" in line]

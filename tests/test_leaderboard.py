@@ -281,7 +281,8 @@ def _fake_run(folder: Path, steps: int, rewards: list[float]) -> Path:
     (folder / "recipe.json").write_text(json.dumps(recipe))
     rows = [{"step": i + 1, "reward": r, "accuracy": r / 2, "charts/step_time": 60.0} for i, r in enumerate(rewards)]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "summary.json").write_text(json.dumps({"hack_watch": "format_only, repeated_completion"}))
+    summary = {"hack_watch": "format_only, repeated_completion", "commit": "0123456789ab"}
+    (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
 
@@ -297,6 +298,7 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     text = "\n\n".join(card_sections("sql-v1", 2, data))
     assert "`rlhub train recipes/sql-quickstart.yaml` (GRPO + LoRA on" in text and "12 steps of 4 prompts x 8" in text
     assert "first 5 steps **0.200**, over the last 5 **0.680**" in text
+    assert "at commit `0123456789ab`" in text  # the run's code, not the recording checkout's
     assert "| 1-5 | 0.200 | 0.100 |" in text and "| 6-10 | 0.600 | 0.300 |" in text and "| 11-12 | 0.750 |" in text
     assert "tripped during the run: `format_only`, `repeated_completion`." in text
     assert "Held-out pass@1" not in text  # recorded without --heldout

@@ -43,7 +43,7 @@ from rlhub.trainers.metrics import (
 from rlhub.trainers.model import build_policy, with_concrete_dtype
 from rlhub.trainers.monitor import HackWatch
 from rlhub.trainers.recipe import Recipe
-from rlhub.trainers.tracking import Tracker, git_commit
+from rlhub.trainers.tracking import Tracker, git_commit, git_label
 
 log = logging.getLogger(__name__)
 
@@ -578,6 +578,7 @@ def finish(run: Run, evals: dict[int, dict[str, float]], wall_time: float) -> Ru
         "window": k,
         "checkpoint": str(final),
         "precision": run.precision,
+        "commit": git_label(),  # the code that trained, "+dirty" if edited (a card names it: record-run)
     }
     if run.watch.warned:
         summary["hack_watch"] = ", ".join(sorted(run.watch.warned))

@@ -20,6 +20,12 @@ def git_commit() -> str | None:
     return commit.sha if commit else None
 
 
+def git_label() -> str | None:
+    """The checkout's commit as the cards name it (12 characters, ``+dirty`` when tracked files differ), or None."""
+    commit = read_commit(Path(__file__).parent)
+    return commit.label if commit else None
+
+
 class Tracker:
     """Writes metrics on the main process only; other processes get a no-op tracker."""
 

@@ -143,9 +143,10 @@ def training_run(
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     except FileNotFoundError as exc:
         raise RLHubError(f"{run_dir} is not a run folder ({exc.filename} is missing); give the output_dir of a run")
-    summary = run_dir / "summary.json"
-    watched = summary.is_file() and config.get("monitor", {}).get("enabled", False)
-    tripped = json.loads(summary.read_text(encoding="utf-8")).get("hack_watch", "") if watched else None
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+    watched = summary_file.is_file() and config.get("monitor", {}).get("enabled", False)
+    tripped = summary.get("hack_watch", "") if watched else None
     rows = [r for r in rows if "reward" in r and "step" in r]
     steps = config["training"]["max_steps"]
     if [r["step"] for r in rows] != list(range(1, steps + 1)):
@@ -170,7 +171,7 @@ def training_run(
         last=Window(statistics.fmean(reward[-window:]), statistics.fmean(accuracy[-window:])),
         wall_s=sum(r.get("charts/step_time", 0.0) for r in rows),
         hack_watch=None if tripped is None else [name for name in tripped.split(", ") if name],
-        commit=commit_of(ROOT),
+        commit=summary.get("commit") or commit_of(ROOT),  # the run's own (runs before it was recorded: the checkout's)
         date=_today(),
         rlhub_version=rlhub.__version__,
         heldout=_heldout(config["env"]["id"], heldout) if heldout else None,
