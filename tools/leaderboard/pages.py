@@ -192,7 +192,7 @@ def _heldout(env_id: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     row = rows[env_id]
     return {
         **dataclasses.asdict(row),
-        "pairs": [[str(before), str(after)] for before, after in pairs],
+        "pairs": [[Path(before).name, Path(after).name] for before, after in pairs],  # the folders' names
         "temperature": manifest["sampler"].get("temperature"),
         "k": manifest["sampler"].get("k", 1),
         "max_new_tokens": manifest["sampler"].get("max_new_tokens"),
