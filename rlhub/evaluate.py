@@ -645,14 +645,16 @@ def compare_pooled(pairs: list[tuple[str | Path, str | Path]]) -> list[Compariso
         One :class:`Comparison` per env, over the examples of every pair that evaluated it.
 
     Raises:
-        RLHubError: As :func:`compare`, or the pairs sampled differently (greedy in one, k = 4 in another).
+        RLHubError: As :func:`compare`, or the pairs sampled differently (greedy in one, k = 4 in another; other
+            token budgets).
     """
     pooled: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     samplers = set()
     for i, (before_dir, after_dir) in enumerate(pairs):
         compare(before_dir, after_dir)  # the checks: same examples, same sampling
         (manifest, before_envs), (_, after_envs) = _eval_folder(Path(before_dir)), _eval_folder(Path(after_dir))
-        samplers.add((manifest["sampler"].get("k", 1), manifest["sampler"].get("temperature")))
+        sampler = manifest["sampler"]
+        samplers.add((sampler.get("k", 1), sampler.get("temperature"), sampler.get("max_new_tokens")))
         for env_id, entry in before_envs.items():
             a, b = _per_example(Path(before_dir), entry), _per_example(Path(after_dir), after_envs[env_id])
             before, after = pooled.setdefault(env_id, ({}, {}))
@@ -660,7 +662,8 @@ def compare_pooled(pairs: list[tuple[str | Path, str | Path]]) -> list[Compariso
             after.update({f"{i}/{example}": value for example, value in b.items()})
     if len(samplers) > 1:
         raise RLHubError(
-            f"the pairs sampled differently ((k, temperature): {sorted(samplers, key=str)}); pool evals of one sampler"
+            f"the pairs sampled differently ((k, temperature, max_new_tokens): {sorted(samplers, key=str)}); pool "
+            "evals of one sampler"
         )
-    [(k, _)] = samplers
+    [(k, _, _)] = samplers
     return [_paired(env_id, a, b, k) for env_id, (a, b) in pooled.items()]

@@ -158,6 +158,13 @@ def test_compare_pools_pairs_into_one_paired_sample(stored_eval, tmp_path):
         (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RLHubError, match="the pairs sampled differently"):
         compare_pooled([pairs[0], tuple(sampled)])
+    budget = [_with_passed(out, tmp_path / name, [True] * 8) for name in ("t1", "t2")]
+    for folder in budget:  # greedy as the first pair, with another token budget
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["sampler"]["max_new_tokens"] += 10
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RLHubError, match="max_new_tokens"):
+        compare_pooled([pairs[0], tuple(budget)])
 
 
 def test_compare_refuses_evals_of_other_examples_or_sampling(stored_eval, tmp_path):

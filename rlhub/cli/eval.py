@@ -250,7 +250,7 @@ def _compare(pairs: list[tuple[str, str]], as_json: bool) -> None:
         sections.append((f"pooled over the {len(pairs)} pairs", compare_pooled(pairs)))
     if as_json:
         rows = [{**asdict(r), "excludes_zero": r.excludes_zero} for _, rs in sections for r in rs]
-        if len(pairs) > 1:  # which pair each row is from ("pooled" for the last env rows)
+        if len(pairs) > 1:  # which pair each row is from ("pooled over the N pairs" for the last rows)
             names = [name for name, rs in sections for _ in rs]
             rows = [{**row, "pair": name} for row, name in zip(rows, names)]
         click.echo(json.dumps(rows, indent=2))
