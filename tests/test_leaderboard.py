@@ -305,12 +305,20 @@ def test_record_run_stores_first_and_last_steps_and_the_card_shows_them(tmp_path
     assert "None recorded" in "\n\n".join(card_sections("countdown-v0", 2, data))
 
 
-def _fake_eval(folder: Path, env_id: str, passed: list[bool], level: int) -> Path:
-    """An ``rlhub eval --out`` folder of ``env_id`` at ``level`` whose examples pass as ``passed`` says."""
+def _fake_eval(folder: Path, env_id: str, passed: list[bool], level: int, adapter: Path | None = None) -> Path:
+    """An ``rlhub eval --out`` folder of ``env_id`` at ``level`` whose examples pass as ``passed`` says, of the base
+    model or of ``adapter``."""
+    from rlhub.evaluate import folder_hash
+
     folder.mkdir()
     sampler = {"n": len(passed), "k": 1, "temperature": 0.0, "max_new_tokens": 96, "seed": 0}
     entry = {"env_id": env_id, "file": "eval.json", "data_hash": f"h{level}", "config": {"difficulty": level}}
-    (folder / "manifest.json").write_text(json.dumps({"sampler": sampler, "envs": [entry]}))
+    model = (
+        {"name": EMBEDDED, "hash": "b"}
+        if adapter is None
+        else {"name": str(adapter), "adapter_hash": folder_hash(adapter)}
+    )
+    (folder / "manifest.json").write_text(json.dumps({"model": model, "sampler": sampler, "envs": [entry]}))
     records = [{"id": f"test/{i}", "passed": flag} for i, flag in enumerate(passed)]
     (folder / "eval.json").write_text(json.dumps({"records": records}))
     return folder
@@ -320,10 +328,13 @@ def test_record_run_with_heldout_evals_pools_them_and_the_card_shows_the_paired_
     out = tmp_path / "m.json"
     out.write_text(json.dumps({"models": {}, "envs": {}}))
     run_dir = _fake_run(tmp_path / "run", 10, [0.1] * 5 + [0.5] * 5)
+    adapter = run_dir / "checkpoints" / "step-000010" / "adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text('{"r": 16}')
     pairs = [
         (
             _fake_eval(tmp_path / f"base{lv}", "sql-v1", [i < 2 * lv - 1 for i in range(40)], lv),
-            _fake_eval(tmp_path / f"after{lv}", "sql-v1", [i < 2 * lv + 9 for i in range(40)], lv),
+            _fake_eval(tmp_path / f"after{lv}", "sql-v1", [i < 2 * lv + 9 for i in range(40)], lv, adapter),
         )
         for lv in (1, 2)
     ]
@@ -336,10 +347,23 @@ def test_record_run_with_heldout_evals_pools_them_and_the_card_shows_the_paired_
     assert "**0.300** after; difference +0.250" in text and "20 gained, 0 lost" in text
     # Evals of another env are not this run's held-out measurement.
     other = [
-        (_fake_eval(tmp_path / "b", "sql-v2", [False] * 40, 1), _fake_eval(tmp_path / "a", "sql-v2", [True] * 40, 1))
+        (
+            _fake_eval(tmp_path / "b", "sql-v2", [False] * 40, 1),
+            _fake_eval(tmp_path / "a", "sql-v2", [True] * 40, 1, adapter),
+        )
     ]
     with pytest.raises(rlhub.RLHubError, match="do not evaluate sql-v1"):
         record_run(run_dir, "recipes/sql-quickstart.yaml", out=out, heldout=other)
+    # The "after" evals must be of this run's last adapter, the "before" ones of the base model.
+    elsewhere = tmp_path / "other-adapter"
+    elsewhere.mkdir()
+    (elsewhere / "adapter_config.json").write_text('{"r": 8}')
+    wrong = [(pairs[0][0], _fake_eval(tmp_path / "a2", "sql-v1", [True] * 40, 1, elsewhere))]
+    with pytest.raises(rlhub.RLHubError, match="did not evaluate this run's last adapter"):
+        record_run(run_dir, "recipes/sql-quickstart.yaml", out=out, heldout=wrong)
+    swapped = [(pairs[0][1], pairs[0][1])]
+    with pytest.raises(rlhub.RLHubError, match="the 'before' eval is the base model's"):
+        record_run(run_dir, "recipes/sql-quickstart.yaml", out=out, heldout=swapped)
 
 
 @pytest.mark.parametrize("env_id", ["sql-v2", "ifeval-v1"])
@@ -417,3 +441,15 @@ def test_cards_say_not_measured_where_no_measurements_are_stored(monkeypatch, tm
     assert load_measurements() == {"models": {}, "envs": {}}
     card = "\n\n".join(card_sections("countdown-v0"))
     assert card.count("_Not measured yet;") == 2 and "_None recorded;" in card  # Baseline, Trust; Training run
+
+
+def test_record_run_command_refuses_bad_input_in_one_line(tmp_path):
+    """`python -m tools.leaderboard record-run` on a folder that is not a run: one line naming it, exit 1."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "tools.leaderboard", "record-run", str(tmp_path), "--recipe", "recipes/x.yaml"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path} is not a run folder") and line.endswith("give the output_dir of a run")

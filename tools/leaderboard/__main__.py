@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 
 from rlhub.authoring.measurements import EMBEDDED, load_measurements
+from rlhub.errors import RLHubError
 from tools.leaderboard.measure import Settings, models_to_measure
 from tools.leaderboard.pages import MEASUREMENTS, measure, record_run, write_pages
 
@@ -73,4 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RLHubError as exc:  # bad input (a folder that is not a run, evals of another model): one line, exit 1
+        sys.exit(f"error: {exc}")

@@ -174,15 +174,32 @@ def training_run(
         commit=summary.get("commit") or commit_of(ROOT),  # the run's own (runs before it was recorded: the checkout's)
         date=_today(),
         rlhub_version=rlhub.__version__,
-        heldout=_heldout(config["env"]["id"], heldout) if heldout else None,
+        heldout=_heldout(config["env"]["id"], heldout, run_dir / "checkpoints" / f"step-{steps:06d}" / "adapter")
+        if heldout
+        else None,
     )
     return config["env"]["id"], run
 
 
-def _heldout(env_id: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """The pooled paired comparison of ``pairs`` on ``env_id``, as the card shows it."""
-    from rlhub.evaluate import compare_pooled
+def _heldout(env_id: str, pairs: list[tuple[str, str]], adapter: Path) -> dict[str, Any]:
+    """The pooled paired comparison of ``pairs`` on ``env_id``, as the card shows it.
 
+    Each pair must be the base model (no adapter) and then ``adapter``, the run's last one, by the hash of its files.
+    """
+    from rlhub.evaluate import compare_pooled, folder_hash
+
+    expected = folder_hash(adapter) if adapter.is_dir() else None
+    for before, after in pairs:
+        models = [json.loads((Path(f) / "manifest.json").read_text(encoding="utf-8"))["model"] for f in (before, after)]
+        if "adapter_hash" in models[0]:
+            raise RLHubError(
+                f"{before} evaluated an adapter ({models[0]['name']}); the 'before' eval is the base model's"
+            )
+        if expected is None or models[1].get("adapter_hash") != expected:
+            raise RLHubError(
+                f"{after} did not evaluate this run's last adapter ({adapter}, by the hash of its files); "
+                f"evaluate it with `rlhub eval ... --model {adapter}`"
+            )
     rows = {row.env_id: row for row in compare_pooled(pairs)}
     if env_id not in rows:
         raise RLHubError(

@@ -217,7 +217,8 @@ class TrainingRun:
     rlhub_version: str
     heldout: dict[str, Any] | None = None
     """Held-out pass@1 before and after training, paired by example (``rlhub eval --compare``, pooled over the
-    pairs given): examples, before, after, difference, low, high, gained, lost, the pairs' folder names and the sampler."""
+    pairs given): examples, before, after, difference, low, high, gained, lost, the pairs' folder names and the
+    sampler."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
