@@ -582,6 +582,18 @@ def compare(before_dir: str | Path, after_dir: str | Path) -> list[Comparison]:
     Raises:
         RLHubError: A folder is not an eval folder, or the two evals did not run on the same examples.
     """
+    sampler, pairs = _checked_pair(Path(before_dir), Path(after_dir))
+    return [_paired(env_id, a, b, sampler.get("k", 1)) for env_id, (a, b) in pairs.items()]
+
+
+def _checked_pair(
+    before_dir: Path, after_dir: Path
+) -> tuple[dict[str, Any], dict[str, tuple[dict[str, float], dict[str, float]]]]:
+    """The sampler of two evals on the same examples and, per env, pass@1 by example id before and after.
+
+    Raises:
+        RLHubError: As :func:`compare`.
+    """
     before_dir, after_dir = Path(before_dir), Path(after_dir)
     (first, before_envs), (second, after_envs) = _eval_folder(before_dir), _eval_folder(after_dir)
     for key in ("n", "k", "temperature", "max_new_tokens", "seed"):
@@ -591,7 +603,7 @@ def compare(before_dir: str | Path, after_dir: str | Path) -> list[Comparison]:
                 f"{second['sampler'].get(key)} in {after_dir}); run both with the same -n, --k, --temperature and "
                 "--max-new-tokens"
             )
-    out = []
+    out = {}
     for env_id, entry in before_envs.items():
         other = after_envs.get(env_id)
         if other is None:
@@ -606,8 +618,8 @@ def compare(before_dir: str | Path, after_dir: str | Path) -> list[Comparison]:
         a, b = _per_example(before_dir, entry), _per_example(after_dir, other)
         if a.keys() != b.keys():
             raise RLHubError(f"{env_id}: the two evals scored different example ids; re-run both with the same -n")
-        out.append(_paired(env_id, a, b, first["sampler"].get("k", 1)))
-    return out
+        out[env_id] = (a, b)
+    return first["sampler"], out
 
 
 def _paired(env_id: str, before: dict[str, float], after: dict[str, float], k: int) -> Comparison:
@@ -651,12 +663,9 @@ def compare_pooled(pairs: list[tuple[str | Path, str | Path]]) -> list[Compariso
     pooled: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     samplers = set()
     for i, (before_dir, after_dir) in enumerate(pairs):
-        compare(before_dir, after_dir)  # the checks: same examples, same sampling
-        (manifest, before_envs), (_, after_envs) = _eval_folder(Path(before_dir)), _eval_folder(Path(after_dir))
-        sampler = manifest["sampler"]
+        sampler, by_env = _checked_pair(Path(before_dir), Path(after_dir))  # same examples, same sampling
         samplers.add((sampler.get("k", 1), sampler.get("temperature"), sampler.get("max_new_tokens")))
-        for env_id, entry in before_envs.items():
-            a, b = _per_example(Path(before_dir), entry), _per_example(Path(after_dir), after_envs[env_id])
+        for env_id, (a, b) in by_env.items():
             before, after = pooled.setdefault(env_id, ({}, {}))
             before.update({f"{i}/{example}": value for example, value in a.items()})
             after.update({f"{i}/{example}": value for example, value in b.items()})
